@@ -1,0 +1,112 @@
+import Ajv, { type ErrorObject } from 'ajv';
+import { argsSchema, OPTION_NAMES, type ModuleArgs } from './schema';
+import { BadInput } from '../errors';
+
+/** What Ansible itself passes besides the user's options (only the ones we honour). */
+export interface AnsibleFlags {
+  checkMode: boolean;
+  diff: boolean;
+  verbosity: number;
+}
+
+export interface ParsedInput {
+  args: ModuleArgs;
+  ansible: AnsibleFlags;
+}
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true });
+ajv.addKeyword({ keyword: 'secret', schemaType: 'boolean' });
+const validateSchema = ajv.compile<ModuleArgs>(argsSchema);
+
+/**
+ * Validates raw module input (already JSON-parsed). Strips and interprets `_ansible_*` keys,
+ * applies defaults, and enforces the selector rules the schema cannot say clearly.
+ */
+export function parseModuleInput(raw: unknown): ParsedInput {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new BadInput('module arguments must be a JSON object');
+  }
+  const user: Record<string, unknown> = {};
+  const internal: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(raw)) {
+    if (key.startsWith('_ansible_')) internal[key] = value;
+    // Ansible sends unset options as null; treat them as absent so defaults apply.
+    else if (value !== null) user[key] = value;
+  }
+
+  const unknown = Object.keys(user).filter((k) => !OPTION_NAMES.includes(k));
+  if (unknown.length > 0) {
+    throw new BadInput(
+      `Unsupported parameters for (osops.nova.bdm) module: ${unknown.sort().join(', ')}. ` +
+        `Supported parameters include: ${OPTION_NAMES.join(', ')}.`,
+    );
+  }
+  if (!validateSchema(user)) {
+    throw new BadInput(describeSchemaErrors(validateSchema.errors ?? []));
+  }
+  const args = user as ModuleArgs;
+  checkSelectors(args);
+  return {
+    args,
+    ansible: {
+      checkMode: internal._ansible_check_mode === true,
+      diff: internal._ansible_diff === true,
+      verbosity: typeof internal._ansible_verbosity === 'number' ? internal._ansible_verbosity : 0,
+    },
+  };
+}
+
+function checkSelectors(args: ModuleArgs): void {
+  const selectors = 'one of bdm_uuid, or instance_uuid (with an optional volume_id)';
+  if (args.bdm_uuid !== undefined && args.instance_uuid !== undefined) {
+    throw new BadInput(`bdm_uuid and instance_uuid are mutually exclusive: give ${selectors}`);
+  }
+  if (args.bdm_uuid !== undefined && args.volume_id !== undefined) {
+    throw new BadInput(`volume_id goes with instance_uuid, not with bdm_uuid: give ${selectors}`);
+  }
+  if (args.volume_id !== undefined && args.instance_uuid === undefined) {
+    throw new BadInput(`volume_id needs instance_uuid: give ${selectors}`);
+  }
+  if (args.bdm_uuid === undefined && args.instance_uuid === undefined) {
+    throw new BadInput(`no BDM selected: give ${selectors}`);
+  }
+}
+
+/** One line naming the option, the problem and the valid choices. */
+function describeSchemaErrors(errors: ErrorObject[]): string {
+  // anyOf (config_file) reports each branch; the top-level anyOf error alone is clearer.
+  const wanted = errors.filter(
+    (e) => !errors.some((o) => o !== e && o.keyword === 'anyOf' && e.instancePath.startsWith(o.instancePath) && e.schemaPath.includes('/anyOf/')),
+  );
+  const seen = new Set<string>();
+  const parts: string[] = [];
+  for (const e of wanted) {
+    const line = describeSchemaError(e);
+    if (!seen.has(line)) {
+      seen.add(line);
+      parts.push(line);
+    }
+  }
+  return parts.join('; ');
+}
+
+function describeSchemaError(e: ErrorObject): string {
+  const option = e.instancePath.replace(/^\//, '').split('/')[0] || 'arguments';
+  switch (e.keyword) {
+    case 'enum':
+      return `value of ${option} must be one of: ${(e.params.allowedValues as unknown[]).join(', ')}`;
+    case 'pattern':
+      return `${option} is not a valid UUID (expected the form 8-4-4-4-12 hex digits)`;
+    case 'type':
+      return `${option} must be of type ${String(e.params.type)}`;
+    case 'anyOf':
+      return `${option} must be a path or a non-empty list of paths`;
+    case 'exclusiveMinimum':
+    case 'maximum':
+      return `${option} must be ${e.message ?? 'in range'}`;
+    case 'minLength':
+      return `${option} must not be empty`;
+    default:
+      return `${option}: ${e.message ?? 'invalid'}`;
+  }
+}

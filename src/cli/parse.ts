@@ -1,0 +1,93 @@
+// The human command line. It mirrors the surfaces operators know (nova-manage
+// `volume_attachment show` and the blueprint's `bdm show`) and builds the same module
+// arguments Ansible would send, so every way in shares one core.
+
+export const USAGE = `usage: nova-bdm [--config-file PATH]... COMMAND ...
+
+Show the block device mappings (BDMs) Nova keeps for Cinder volumes.
+
+commands:
+  bdm show BDM_UUID                               one BDM, found in whichever cell holds it
+  volume_attachment show INSTANCE_UUID VOLUME_ID  the BDM of a volume attached to an instance
+                                                  (as nova-manage volume_attachment show)
+
+options:
+  --config-file PATH   nova.conf to read; repeat for more (later files override).
+                       Default: /etc/nova/nova.conf
+  --json               print JSON instead of a table
+  --connection_info    print only the connection_info
+  --reveal-secrets     print passwords and keyrings inside connection_info unmasked
+  --connect-timeout S  seconds to wait for each database connection (default 10)
+  -h, --help           show this help
+
+As an Ansible module: bdm.cjs ARGS_FILE (Ansible's calling convention), or
+bdm.cjs - to read the same JSON arguments from stdin.
+
+exit codes: 0 ok, 1 unexpected error, 2 instance not found, 3 volume not attached
+(no such BDM), 64 wrong usage.`;
+
+export interface CliRender {
+  json: boolean;
+  connectionInfoOnly: boolean;
+}
+
+export type CliCommand =
+  | { kind: 'help' }
+  | { kind: 'usage-error'; message: string }
+  | { kind: 'run'; moduleArgs: Record<string, unknown>; render: CliRender };
+
+export function parseCli(argv: readonly string[]): CliCommand {
+  const positional: string[] = [];
+  const configFiles: string[] = [];
+  const render: CliRender = { json: false, connectionInfoOnly: false };
+  const moduleArgs: Record<string, unknown> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const word = argv[i]!;
+    const [flag, inlineValue] = word.startsWith('--') && word.includes('=') ? [word.slice(0, word.indexOf('=')), word.slice(word.indexOf('=') + 1)] : [word, undefined];
+    const value = (): string | undefined => inlineValue ?? argv[++i];
+    switch (flag) {
+      case '-h':
+      case '--help':
+        return { kind: 'help' };
+      case '--json':
+        render.json = true;
+        break;
+      case '--connection_info':
+      case '--connection-info':
+        render.connectionInfoOnly = true;
+        break;
+      case '--reveal-secrets':
+        moduleArgs.reveal_secrets = true;
+        break;
+      case '--config-file':
+      case '--config_file': {
+        const v = value();
+        if (!v) return { kind: 'usage-error', message: '--config-file needs a path' };
+        configFiles.push(v);
+        break;
+      }
+      case '--connect-timeout': {
+        const v = Number(value());
+        if (!Number.isFinite(v)) return { kind: 'usage-error', message: '--connect-timeout needs a number of seconds' };
+        moduleArgs.connect_timeout = v;
+        break;
+      }
+      default:
+        if (word.startsWith('-')) return { kind: 'usage-error', message: `unknown option ${word}` };
+        positional.push(word);
+    }
+  }
+  if (configFiles.length > 0) moduleArgs.config_file = configFiles;
+
+  const [category, action, ...rest] = positional;
+  if (category === 'bdm' && action === 'show') {
+    if (rest.length !== 1) return { kind: 'usage-error', message: 'bdm show takes exactly one BDM_UUID' };
+    return { kind: 'run', moduleArgs: { ...moduleArgs, action: 'show', bdm_uuid: rest[0] }, render };
+  }
+  if (category === 'volume_attachment' && action === 'show') {
+    if (rest.length !== 2) return { kind: 'usage-error', message: 'volume_attachment show takes INSTANCE_UUID VOLUME_ID' };
+    return { kind: 'run', moduleArgs: { ...moduleArgs, action: 'show', instance_uuid: rest[0], volume_id: rest[1] }, render };
+  }
+  if (category === undefined) return { kind: 'usage-error', message: 'no command given' };
+  return { kind: 'usage-error', message: `unknown command: ${positional.slice(0, 2).join(' ')}` };
+}

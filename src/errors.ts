@@ -1,0 +1,31 @@
+// Errors the tool expects and explains. Anything else is "unexpected" (CLI exit code 1).
+// Messages are one line, written for an operator, and never carry a secret.
+
+export class NovaBdmError extends Error {
+  override name = 'NovaBdmError';
+}
+
+/** Arguments, config file or connector input the user must fix. */
+export class BadInput extends NovaBdmError {
+  override name = 'BadInput';
+}
+
+/** The instance has no cell mapping, or no live row in its cell (nova-manage exit code 2). */
+export class InstanceNotFound extends NovaBdmError {
+  override name = 'InstanceNotFound';
+}
+
+/** No live volume BDM matches the selector (nova-manage exit code 3). */
+export class BdmNotFound extends NovaBdmError {
+  override name = 'BdmNotFound';
+}
+
+/** A database could not be reached or refused us. */
+export class DatabaseUnavailable extends NovaBdmError {
+  override name = 'DatabaseUnavailable';
+}
+
+/** The data in Nova's databases contradicts itself (e.g. one BDM uuid live in two cells). */
+export class InconsistentData extends NovaBdmError {
+  override name = 'InconsistentData';
+}

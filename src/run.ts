@@ -1,0 +1,76 @@
+import { parseModuleInput } from './args/validate';
+import type { ModuleArgs } from './args/schema';
+import { configSecrets, resolveDatabaseSettings, urlPasswords } from './config/connections';
+import { loadNovaConf } from './config/nova-conf';
+import { NovaBdmError } from './errors';
+import { TextScrubber } from './output/scrub-text';
+
+export type ModuleResult = Record<string, unknown> & { changed: boolean; failed?: boolean; msg?: string };
+
+/** The result plus the error behind a failure, so the CLI can pick nova-manage's exit code. */
+export interface Outcome {
+  result: ModuleResult;
+  error?: Error;
+}
+
+/**
+ * The one core behind every way in (Ansible args file, stdin, CLI): validate, read nova.conf,
+ * run the action, and turn any failure into `failed: true` with a one-line, secret-free `msg`.
+ */
+export async function execute(raw: unknown): Promise<Outcome> {
+  const scrubber = new TextScrubber();
+  let verbosity = 0;
+  try {
+    const { args, ansible } = parseModuleInput(raw);
+    verbosity = ansible.verbosity;
+    for (const url of [args.api_database_connection, args.database_connection]) {
+      for (const p of url ? urlPasswords(url) : []) scrubber.add(p);
+    }
+    const conf = loadNovaConf(typeof args.config_file === 'string' ? [args.config_file] : args.config_file);
+    for (const s of configSecrets(conf)) scrubber.add(s);
+    const result = await runAction(args, conf);
+    return { result: scrubResult(result, scrubber) };
+  } catch (err) {
+    const error = err instanceof Error ? err : new Error(String(err));
+    return { result: failure(error, verbosity, scrubber), error };
+  }
+}
+
+async function runAction(args: ModuleArgs, conf: ReturnType<typeof loadNovaConf>): Promise<ModuleResult> {
+  // Loaded on demand so `--help` and argument errors never pay for the database stack.
+  const { NovaTopology } = await import('./nova-db/cells');
+  const settings = resolveDatabaseSettings(conf, args);
+  const topology = new NovaTopology({ ...settings, connectTimeoutSeconds: args.connect_timeout });
+  try {
+    switch (args.action) {
+      case 'show': {
+        const { showBdm } = await import('./actions/show');
+        const selector = args.bdm_uuid !== undefined
+          ? { bdmUuid: args.bdm_uuid.toLowerCase() }
+          : { instanceUuid: args.instance_uuid!.toLowerCase(), volumeId: args.volume_id?.toLowerCase() };
+        return await showBdm(topology, selector, { revealSecrets: args.reveal_secrets });
+      }
+    }
+  } finally {
+    await topology.close();
+  }
+}
+
+function failure(error: Error, verbosity: number, scrubber: TextScrubber): ModuleResult {
+  const expected = error instanceof NovaBdmError;
+  const firstLine = (error.message || error.name).split('\n')[0]!.trim();
+  const result: ModuleResult = {
+    changed: false,
+    failed: true,
+    msg: scrubber.scrub(expected ? firstLine : `unexpected error: ${firstLine}`),
+  };
+  if (verbosity >= 3 && error.stack) result.exception = scrubber.scrub(error.stack);
+  return result;
+}
+
+/** Warnings are free text built from data: give them the same scrub as messages. */
+function scrubResult(result: ModuleResult, scrubber: TextScrubber): ModuleResult {
+  const warnings = result.warnings;
+  if (!Array.isArray(warnings)) return result;
+  return { ...result, warnings: warnings.map((w) => scrubber.scrub(String(w))) };
+}
