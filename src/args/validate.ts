@@ -103,7 +103,7 @@ function describeSchemaError(e: ErrorObject): string {
       return `${option} must be a path or a non-empty list of paths`;
     case 'exclusiveMinimum':
     case 'maximum':
-      return `${option} must be ${e.message ?? 'in range'}`;
+      return `${option} ${e.message ?? 'is out of range'} (seconds)`;
     case 'minLength':
       return `${option} must not be empty`;
     default:

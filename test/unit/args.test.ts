@@ -1,0 +1,48 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseModuleInput } from '../../src/args/validate';
+
+const U = '5b7e1c0a-3f2d-4e8b-9a6c-1d2e3f4a5b6c';
+
+function failsWith(raw: unknown, pattern: RegExp): void {
+  assert.throws(() => parseModuleInput(raw), (err: Error) => {
+    assert.equal(err.name, 'BadInput');
+    assert.match(err.message, pattern);
+    assert.ok(!err.message.includes('\n'), 'one line');
+    return true;
+  });
+}
+
+test('defaults are applied and Ansible internals honoured, other _ansible keys ignored', () => {
+  const { args, ansible } = parseModuleInput({
+    bdm_uuid: U,
+    _ansible_check_mode: true,
+    _ansible_diff: true,
+    _ansible_verbosity: 3,
+    _ansible_module_name: 'osops.nova.bdm',
+    _ansible_tmpdir: '/tmp/x',
+    volume_id: null,
+  });
+  assert.deepEqual(args, { bdm_uuid: U, action: 'show', config_file: '/etc/nova/nova.conf', reveal_secrets: false, connect_timeout: 10 });
+  assert.deepEqual(ansible, { checkMode: true, diff: true, verbosity: 3 });
+});
+
+test('each bad argument gets a clear one-line message', () => {
+  failsWith({ bdm_uuid: U, colour: 'red', zzz: 1 }, /Unsupported parameters for \(osops\.nova\.bdm\) module: colour, zzz\. Supported parameters include: action, .*volume_id\./);
+  failsWith({ bdm_uuid: 'not-a-uuid' }, /^bdm_uuid is not a valid UUID/);
+  failsWith({ instance_uuid: U, volume_id: '1234' }, /^volume_id is not a valid UUID/);
+  failsWith({}, /^no BDM selected: give one of bdm_uuid, or instance_uuid/);
+  failsWith({ bdm_uuid: U, instance_uuid: U }, /^bdm_uuid and instance_uuid are mutually exclusive/);
+  failsWith({ volume_id: U }, /^volume_id needs instance_uuid/);
+  failsWith({ bdm_uuid: U, volume_id: U }, /^volume_id goes with instance_uuid, not with bdm_uuid/);
+  failsWith({ bdm_uuid: U, action: 'destroy' }, /^value of action must be one of: show/);
+  failsWith({ bdm_uuid: U, reveal_secrets: 'yes' }, /^reveal_secrets must be of type boolean/);
+  failsWith({ bdm_uuid: U, config_file: [] }, /^config_file must be a path or a non-empty list of paths/);
+  failsWith({ bdm_uuid: U, connect_timeout: 0 }, /^connect_timeout must be > 0 \(seconds\)/);
+  failsWith([U], /^module arguments must be a JSON object/);
+});
+
+test('a list of config files is accepted', () => {
+  const { args } = parseModuleInput({ instance_uuid: U, config_file: ['/a.conf', '/b.conf'] });
+  assert.deepEqual(args.config_file, ['/a.conf', '/b.conf']);
+});
