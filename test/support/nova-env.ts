@@ -3,7 +3,7 @@ import { join } from 'node:path';
 
 // Where the throw-away Nova databases of this test run live (written by prepare-nova-schema).
 
-export const STATE_DIR = join(__dirname, '..', '..', '..', 'test', '.state');
+export const STATE_DIR = process.env.NOVA_BDM_STATE_DIR ?? join(__dirname, '..', '..', '..', 'test', '.state');
 export const ENV_FILE = join(STATE_DIR, 'nova-env.json');
 export const BUNDLE = join(__dirname, '..', '..', '..', 'ansible', 'plugins', 'modules', 'bdm.cjs');
 

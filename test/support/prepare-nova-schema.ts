@@ -12,12 +12,14 @@ const DB_USER = `${PREFIX}user`;
 // Needs percent-encoding in a URL: proves the SQLAlchemy URL decoding end to end.
 const DB_PASSWORD = 'p@ss/w:rd%nbt';
 
-function ensureNovaInstalled(): void {
-  if (spawnSync('/usr/bin/python3', ['-c', 'import nova.cmd.manage'], { stdio: 'ignore' }).status === 0) return;
-  console.log('[prepare] installing python3-nova (Debian) ...');
+function ensureDebianPackages(): void {
+  const haveNova = spawnSync('/usr/bin/python3', ['-c', 'import nova.cmd.manage'], { stdio: 'ignore' }).status === 0;
+  const haveAnsible = spawnSync('sh', ['-c', 'command -v ansible'], { stdio: 'ignore' }).status === 0;
+  if (haveNova && haveAnsible) return;
+  console.log('[prepare] installing python3-nova and ansible-core (Debian) ...');
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   execFileSync('apt-get', ['update', '-q'], { stdio: 'inherit', env });
-  execFileSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', 'python3-nova', 'python3-pymysql'], { stdio: 'inherit', env });
+  execFileSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', 'python3-nova', 'python3-pymysql', 'ansible-core'], { stdio: 'inherit', env });
 }
 
 function novaManage(conf: string, ...args: string[]): void {
@@ -30,7 +32,7 @@ function novaManage(conf: string, ...args: string[]): void {
 }
 
 async function main(): Promise<void> {
-  ensureNovaInstalled();
+  ensureDebianPackages();
   mkdirSync(STATE_DIR, { recursive: true });
   const databases = { api: `${PREFIX}api`, cell0: `${PREFIX}cell0`, cell1: `${PREFIX}cell1`, cell2: `${PREFIX}cell2` };
   const root = await createConnection({ host: '127.0.0.1', port: 3306, user: 'root', password: '' });
