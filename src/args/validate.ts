@@ -1,5 +1,6 @@
-import Ajv, { type ErrorObject } from 'ajv';
-import { argsSchema, OPTION_NAMES, type ModuleArgs } from './schema';
+import type { ErrorObject } from 'ajv';
+import { OPTION_NAMES, type ModuleArgs } from './schema';
+import validateSchema from './schema-validator';
 import { BadInput } from '../errors';
 
 /** What Ansible itself passes besides the user's options (only the ones we honour). */
@@ -13,10 +14,6 @@ export interface ParsedInput {
   args: ModuleArgs;
   ansible: AnsibleFlags;
 }
-
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true });
-ajv.addKeyword({ keyword: 'secret', schemaType: 'boolean' });
-const validateSchema = ajv.compile<ModuleArgs>(argsSchema);
 
 /**
  * Validates raw module input (already JSON-parsed). Strips and interprets `_ansible_*` keys,
