@@ -3,7 +3,6 @@
 import { build } from 'esbuild';
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -14,18 +13,18 @@ const require = createRequire(import.meta.url);
 
 /** The args validator, precompiled by Ajv's standalone generator from the same schema and options. */
 async function standaloneArgsValidator() {
-  const tmp = mkdtempSync(join(tmpdir(), 'nova-bdm-build-'));
+  const tmp = mkdtempSync(join(root, 'node_modules', '.nova-bdm-build-'));
   const load = async (source) => {
     const file = join(tmp, source.replace(/\W/g, '_') + '.cjs');
-    await build({ entryPoints: [join(root, source)], outfile: file, bundle: true, platform: 'node', format: 'cjs', logLevel: 'warning' });
+    // ajv stays external: the generator must see the same ajv classes that compiled the schemas.
+    await build({ entryPoints: [join(root, source)], outfile: file, bundle: true, packages: 'external', platform: 'node', format: 'cjs', logLevel: 'warning' });
     return require(file);
   };
   try {
-    const { createAjv } = await load('src/args/schema-validator.ts');
-    const { argsSchema } = await load('src/args/schema.ts');
+    const { createAjv, VALIDATORS } = await load('src/args/schema-validator.ts');
     const ajv = createAjv({ code: { source: true } });
     const standaloneCode = require('ajv/dist/standalone').default;
-    return standaloneCode(ajv, ajv.compile(argsSchema));
+    return standaloneCode(ajv, VALIDATORS);
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

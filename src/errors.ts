@@ -29,3 +29,35 @@ export class DatabaseUnavailable extends NovaBdmError {
 export class InconsistentData extends NovaBdmError {
   override name = 'InconsistentData';
 }
+
+/** The instance is not in a state refresh accepts (nova-manage exit code 5). */
+export class InstanceStateInvalid extends NovaBdmError {
+  override name = 'InstanceStateInvalid';
+}
+
+/** connector_path does not exist (nova-manage exit code 2). */
+export class ConnectorMissing extends NovaBdmError {
+  override name = 'ConnectorMissing';
+}
+
+/** connector_path cannot be read or is not a valid connector (nova-manage exit code 3). */
+export class ConnectorUnreadable extends NovaBdmError {
+  override name = 'ConnectorUnreadable';
+}
+
+/** Something outside the instance blocks a refresh: the compute is down, not libvirt, not listening. */
+export class PreconditionFailed extends NovaBdmError {
+  override name = 'PreconditionFailed';
+}
+
+/** A refresh failed after it began writing; `details` says what ran, what was undone, what remains. */
+export class RefreshFailed extends NovaBdmError {
+  override name = 'RefreshFailed';
+  constructor(
+    message: string,
+    readonly details: Record<string, unknown>,
+    readonly causeError?: Error,
+  ) {
+    super(message);
+  }
+}

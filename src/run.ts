@@ -1,8 +1,8 @@
-import { parseModuleInput } from './args/validate';
+import { parseModuleInput, type AnsibleFlags } from './args/validate';
 import type { ModuleArgs } from './args/schema';
 import { configSecrets, resolveDatabaseSettings, urlPasswords } from './config/connections';
 import { loadNovaConf } from './config/nova-conf';
-import { NovaBdmError } from './errors';
+import { NovaBdmError, RefreshFailed } from './errors';
 import { TextScrubber } from './output/scrub-text';
 
 export type ModuleResult = Record<string, unknown> & { changed: boolean; failed?: boolean; msg?: string };
@@ -28,7 +28,7 @@ export async function execute(raw: unknown): Promise<Outcome> {
     }
     const conf = loadNovaConf(typeof args.config_file === 'string' ? [args.config_file] : args.config_file);
     for (const s of configSecrets(conf)) scrubber.add(s);
-    const result = await runAction(args, conf);
+    const result = await runAction(args, conf, ansible, scrubber);
     return { result: scrubResult(result, scrubber) };
   } catch (err) {
     const error = err instanceof Error ? err : new Error(String(err));
@@ -36,7 +36,12 @@ export async function execute(raw: unknown): Promise<Outcome> {
   }
 }
 
-async function runAction(args: ModuleArgs, conf: ReturnType<typeof loadNovaConf>): Promise<ModuleResult> {
+async function runAction(
+  args: ModuleArgs,
+  conf: ReturnType<typeof loadNovaConf>,
+  ansible: AnsibleFlags,
+  scrubber: TextScrubber,
+): Promise<ModuleResult> {
   // Loaded on demand so `--help` and argument errors never pay for the database stack.
   const { NovaTopology } = await import('./nova-db/cells');
   const settings = resolveDatabaseSettings(conf, args);
@@ -49,6 +54,10 @@ async function runAction(args: ModuleArgs, conf: ReturnType<typeof loadNovaConf>
           ? { bdmUuid: args.bdm_uuid.toLowerCase() }
           : { instanceUuid: args.instance_uuid!.toLowerCase(), volumeId: args.volume_id?.toLowerCase() };
         return await showBdm(topology, selector, { revealSecrets: args.reveal_secrets });
+      }
+      case 'refresh': {
+        const { runRefresh } = await import('./run-refresh');
+        return await runRefresh(args, conf, ansible, topology, scrubber);
       }
     }
   } finally {
@@ -64,7 +73,10 @@ function failure(error: Error, verbosity: number, scrubber: TextScrubber): Modul
     failed: true,
     msg: scrubber.scrub(expected ? firstLine : `unexpected error: ${firstLine}`),
   };
-  if (verbosity >= 3 && error.stack) result.exception = scrubber.scrub(error.stack);
+  // A failed refresh says which steps ran, what was undone and what remains.
+  if (error instanceof RefreshFailed) Object.assign(result, JSON.parse(scrubber.scrub(JSON.stringify(error.details))));
+  const stack = error instanceof RefreshFailed && error.causeError?.stack ? `${error.stack}\nCaused by: ${error.causeError.stack}` : error.stack;
+  if (verbosity >= 3 && stack) result.exception = scrubber.scrub(stack);
   return result;
 }
 

@@ -1,10 +1,11 @@
-import { BdmNotFound, InconsistentData, type NovaBdmError } from '../errors';
+import { BdmNotFound } from '../errors';
 import type { Cell, NovaTopology } from '../nova-db/cells';
-import { findBdmByInstanceAndVolume, findBdmsByUuid, findInstanceSummary, listVolumeBdmsOfInstance } from '../nova-db/queries';
+import { findInstanceSummary, listVolumeBdmsOfInstance } from '../nova-db/queries';
+import { locateOneBdm, type BdmSelector } from './locate-bdm';
 import type { BdmRecord, InstanceSummary } from '../nova-db/records';
 import { maskSecrets } from '../output/mask-secrets';
 
-export type BdmSelector = { bdmUuid: string } | { instanceUuid: string; volumeId?: string };
+export type { BdmSelector };
 
 /** A BDM as shown: every column as stored, connection_info parsed (and masked by default). */
 export type BdmView = Omit<BdmRecord, 'connection_info'> & { connection_info: unknown };
@@ -26,9 +27,13 @@ export async function showBdm(topology: NovaTopology, selector: BdmSelector, opt
   const warnings: string[] = [];
   const view = (bdm: BdmRecord) => toView(bdm, options.revealSecrets, warnings);
 
-  if ('bdmUuid' in selector) {
-    const { cell, bdm } = await findBdmInAllCells(topology, selector.bdmUuid, warnings);
-    if (bdm.destination_type !== 'volume') {
+  if ('bdmUuid' in selector || selector.volumeId !== undefined) {
+    const { cell, bdm } = await locateOneBdm(
+      topology,
+      'bdmUuid' in selector ? selector : { instanceUuid: selector.instanceUuid, volumeId: selector.volumeId! },
+      warnings,
+    );
+    if ('bdmUuid' in selector && bdm.destination_type !== 'volume') {
       throw new BdmNotFound(
         `BDM ${selector.bdmUuid} is not a volume BDM (source_type ${bdm.source_type}, destination_type ${bdm.destination_type}).`,
       );
@@ -39,48 +44,11 @@ export async function showBdm(topology: NovaTopology, selector: BdmSelector, opt
 
   const cell = await topology.cellOfInstance(selector.instanceUuid);
   const db = topology.cellDatabase(cell);
-  if (selector.volumeId !== undefined) {
-    const [bdm, instance] = await Promise.all([
-      findBdmByInstanceAndVolume(db, selector.instanceUuid, selector.volumeId),
-      instanceOf(topology, cell, selector.instanceUuid, warnings),
-    ]);
-    if (!bdm) throw new BdmNotFound(`No volume Block Device Mapping with id ${selector.volumeId}.`);
-    return single(cell, instance, view(bdm), warnings);
-  }
   const [bdms, instance] = await Promise.all([
     listVolumeBdmsOfInstance(db, selector.instanceUuid),
     instanceOf(topology, cell, selector.instanceUuid, warnings),
   ]);
   return withWarnings({ changed: false, cell: cellRef(cell), instance, bdms: bdms.map(view) }, warnings);
-}
-
-/** A BDM uuid is only in a cell DB: ask every cell at once and expect exactly one live row. */
-async function findBdmInAllCells(topology: NovaTopology, bdmUuid: string, warnings: string[]): Promise<{ cell: Cell; bdm: BdmRecord }> {
-  const cells = await topology.listCells();
-  const answers = await Promise.all(
-    cells.map(async (cell) => {
-      try {
-        return { cell, bdms: await findBdmsByUuid(topology.cellDatabase(cell), bdmUuid) };
-      } catch (err) {
-        return { cell, error: err as NovaBdmError };
-      }
-    }),
-  );
-  const hits = answers.flatMap((a) => (a.bdms ?? []).map((bdm) => ({ cell: a.cell, bdm })));
-  const failed = answers.filter((a) => a.error);
-  if (hits.length > 1) {
-    throw new InconsistentData(
-      `BDM ${bdmUuid} is live more than once (cells: ${hits.map((h) => h.cell.name ?? h.cell.uuid).join(', ')}); fix the database first.`,
-    );
-  }
-  const [hit] = hits;
-  if (!hit) {
-    // Not found in the cells that answered: if a cell did not answer, that is the real news.
-    if (failed[0]?.error) throw failed[0].error;
-    throw new BdmNotFound(`No block device mapping with uuid ${bdmUuid} in any cell.`);
-  }
-  for (const f of failed) warnings.push(`${f.cell.name ?? f.cell.uuid} was not searched: ${f.error?.message}`);
-  return hit;
 }
 
 async function instanceOf(topology: NovaTopology, cell: Cell, instanceUuid: string | null, warnings: string[]): Promise<InstanceSummary | null> {

@@ -4,9 +4,10 @@ import type { FromSchema } from 'json-schema-to-ts';
 // (later) the Ansible sidecar documentation are all derived from or checked against it.
 const uuidPattern = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
 
-export const ACTIONS = ['show'] as const;
+export const ACTIONS = ['show', 'refresh'] as const;
 
 export const argsSchema = {
+  $id: 'nova-bdm-args',
   type: 'object',
   additionalProperties: false,
   properties: {
@@ -55,6 +56,55 @@ export const argsSchema = {
       type: 'boolean',
       default: false,
       description: 'Show passwords, keyrings and other secrets inside connection_info instead of masking them.',
+    },
+    connector: {
+      type: 'object',
+      description: "The compute host's connector (as `nova-manage volume_attachment get_connector --json` prints it); refresh only.",
+    },
+    connector_path: {
+      type: 'string',
+      minLength: 1,
+      description: 'Path of a JSON file holding the connector (like nova-manage); refresh only.',
+    },
+    require_libvirt: {
+      type: 'boolean',
+      default: true,
+      description: 'Refuse to refresh on computes whose hypervisor is not libvirt QEMU/KVM. Setting it false is at your own risk.',
+    },
+    rpc_timeout: {
+      type: 'number',
+      exclusiveMinimum: 0,
+      maximum: 3600,
+      description: 'Seconds to wait for the compute to answer remove_volume_connection; default [DEFAULT] rpc_response_timeout (60).',
+    },
+    cinder_auth: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        auth_type: { type: 'string' },
+        auth_url: { type: 'string' },
+        username: { type: 'string' },
+        user_id: { type: 'string' },
+        password: { type: 'string' },
+        user_domain_name: { type: 'string' },
+        user_domain_id: { type: 'string' },
+        project_name: { type: 'string' },
+        project_id: { type: 'string' },
+        project_domain_name: { type: 'string' },
+        project_domain_id: { type: 'string' },
+        system_scope: { type: 'string' },
+        application_credential_id: { type: 'string' },
+        application_credential_name: { type: 'string' },
+        application_credential_secret: { type: 'string' },
+        region_name: { type: 'string' },
+        catalog_info: { type: 'string' },
+        endpoint_template: { type: 'string' },
+        cafile: { type: 'string' },
+        insecure: { type: 'boolean' },
+        timeout: { type: 'number', exclusiveMinimum: 0 },
+      },
+      description: 'Keystone credentials and Cinder endpoint options that override [cinder] (same names as in nova.conf).',
+      secret: true,
     },
     connect_timeout: {
       type: 'number',

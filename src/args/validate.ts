@@ -1,6 +1,6 @@
 import type { ErrorObject } from 'ajv';
 import { OPTION_NAMES, type ModuleArgs } from './schema';
-import validateSchema from './schema-validator';
+import { validateArgs as validateSchema } from './schema-validator';
 import { BadInput } from '../errors';
 
 /** What Ansible itself passes besides the user's options (only the ones we honour). */
@@ -67,10 +67,22 @@ function checkSelectors(args: ModuleArgs): void {
   if (args.bdm_uuid === undefined && args.instance_uuid === undefined) {
     throw new BadInput(`no BDM selected: give ${selectors}`);
   }
+  if (args.action === 'refresh') {
+    if (args.instance_uuid !== undefined && args.volume_id === undefined) {
+      throw new BadInput('refresh works on one BDM: give bdm_uuid, or instance_uuid with volume_id');
+    }
+    if ((args.connector === undefined) === (args.connector_path === undefined)) {
+      throw new BadInput("refresh needs the compute host's connector: give exactly one of connector or connector_path");
+    }
+  } else {
+    for (const option of ['connector', 'connector_path', 'rpc_timeout', 'cinder_auth'] as const) {
+      if (args[option] !== undefined) throw new BadInput(`${option} is only used by action refresh`);
+    }
+  }
 }
 
 /** One line naming the option, the problem and the valid choices. */
-function describeSchemaErrors(errors: ErrorObject[]): string {
+export function describeSchemaErrors(errors: ErrorObject[]): string {
   // anyOf (config_file) reports each branch; the top-level anyOf error alone is clearer.
   const wanted = errors.filter(
     (e) => !errors.some((o) => o !== e && o.keyword === 'anyOf' && e.instancePath.startsWith(o.instancePath) && e.schemaPath.includes('/anyOf/')),

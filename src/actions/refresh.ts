@@ -1,0 +1,257 @@
+import type { Connector } from '../args/connector-schema';
+import type { Attachment, CinderClient } from '../cinder/cinder-client';
+import { BdmNotFound, InstanceNotFound, InstanceStateInvalid, NovaBdmError, PreconditionFailed, RefreshFailed } from '../errors';
+import type { Cell, NovaTopology } from '../nova-db/cells';
+import { findInstanceRow, infoCacheOf, systemMetadataOf } from '../nova-db/refresh-reads';
+import { finishRefreshAction, lockInstanceForRefresh, saveBdmAttachment, startRefreshAction, unlockInstanceAfterRefresh } from '../nova-db/refresh-writes';
+import type { BdmRecord } from '../nova-db/records';
+import { maskSecrets } from '../output/mask-secrets';
+import { instancePrimitive } from '../rpc/instance-primitive';
+import type { OsloRpcClient } from '../rpc/oslo-rpc-client';
+import { contextDict, newAdminContext, type AdminContext } from '../rpc/request-context';
+import { connectionInfoFromAttachment, parseConnectionInfo, pythonJsonDumps } from './connection-info';
+import { locateOneBdm } from './locate-bdm';
+import { checkCompute, checkInstanceState, chooseRpcVersion } from './refresh-preconditions';
+import { recoverInterruptedRefresh, type Recovery } from './refresh-recovery';
+import { StepLog } from './step-log';
+
+/** The outside systems refresh works with; tests hand it real ones pointed at local services. */
+export interface RefreshDeps {
+  topology: NovaTopology;
+  /** A Cinder client that sends this request id (one per phase, like nova's contexts). */
+  cinderFor(requestId: string): CinderClient;
+  /** An RPC client on the cell's broker (kept open by the caller, which closes it). */
+  rpcFor(cell: Cell): Promise<OsloRpcClient>;
+}
+
+export interface RefreshSettings {
+  connector: Connector;
+  requireLibvirt: boolean;
+  rpcTimeoutSeconds: number;
+  serviceDownTimeSeconds: number;
+  /** [upgrade_levels] compute. */
+  upgradeLevel: string | undefined;
+  /** [DEFAULT] host of this process: recorded on the api_lock/api_unlock events. */
+  localHost: string;
+  revealSecrets: boolean;
+  checkMode: boolean;
+  diff: boolean;
+}
+
+/** The text nova-manage puts in system_metadata.locked_reason; how a later run knows its own lock. */
+export function lockReasonFor(bdm: BdmRecord): string {
+  return `Refreshing connection_info for BDM ${bdm.uuid} associated with instance ${bdm.instance_uuid} and volume ${bdm.volume_id}.`;
+}
+
+export async function refreshBdm(
+  deps: RefreshDeps,
+  selector: { bdmUuid: string } | { instanceUuid: string; volumeId: string },
+  settings: RefreshSettings,
+): Promise<Record<string, unknown>> {
+  const steps = new StepLog();
+  const warnings: string[] = [];
+
+  // --- Read-only: find everything and check every precondition before writing anything.
+  let { cell, bdm } = await steps.run('locate', () => locateOneBdm(deps.topology, selector, warnings));
+  const db = deps.topology.cellDatabase(cell);
+  if (bdm.destination_type !== 'volume' || !bdm.volume_id) {
+    throw new BdmNotFound(`BDM ${bdm.uuid} is not an attached volume BDM (destination_type ${bdm.destination_type}).`);
+  }
+  const instanceUuid = bdm.instance_uuid!;
+  const volumeId = bdm.volume_id;
+  const reason = lockReasonFor(bdm);
+  let instance = await findInstanceRow(db, instanceUuid);
+  if (!instance) throw new InstanceNotFound(`Instance ${instanceUuid} could not be found.`);
+
+  let recovery: Recovery | undefined;
+  const sysmeta = await systemMetadataOf(db, instanceUuid);
+  if (instance.locked && sysmeta.locked_reason === reason) {
+    // A refresh of this BDM was interrupted (killed, or lost the DB): finish or undo it first.
+    if (settings.checkMode) {
+      throw new InstanceStateInvalid(`Instance ${instanceUuid} is locked by an interrupted refresh of BDM ${bdm.uuid}; a real run recovers it first.`);
+    }
+    recovery = await steps.run('recover', () =>
+      recoverInterruptedRefresh({ db, cinder: deps.cinderFor(newAdminContext().requestId), bdm, reason, localHost: settings.localHost }),
+    );
+    ({ cell, bdm } = await locateOneBdm(deps.topology, selector, warnings));
+    instance = (await findInstanceRow(db, instanceUuid))!;
+  }
+
+  checkInstanceState(instance);
+  const host = instance.host!;
+  await steps.run('check_compute', () => checkCompute(deps.topology, cell, host, settings));
+  const rpcVersion = await steps.run('choose_rpc_version', () => chooseRpcVersion(deps.topology, settings.upgradeLevel));
+  const rpc = await steps.run('connect_rabbitmq', () => deps.rpcFor(cell));
+  const consumers = await steps.run('check_compute_queue', () => rpc.consumersOf(`compute.${host}`));
+  if (consumers === 0) {
+    throw new PreconditionFailed(`nova-compute on ${host} is not consuming its queue compute.${host} on ${rpc.where} (is it running and connected?)`);
+  }
+  const ctxRefresh = newAdminContext();
+  const cinder = deps.cinderFor(ctxRefresh.requestId);
+  const oldInfo = parseConnectionInfo(bdm.connection_info);
+  if (bdm.attachment_id) {
+    // Also proves Keystone and Cinder answer before we lock anything.
+    const old = await steps.run('cinder_get_old_attachment', () => cinder.getAttachment(bdm.attachment_id!));
+    if (!old) warnings.push(`the BDM's attachment ${bdm.attachment_id} no longer exists in Cinder`);
+  } else {
+    await steps.run('cinder_list_attachments', () => cinder.listAttachments(volumeId, instanceUuid));
+  }
+
+  const summary = { bdm_uuid: bdm.uuid, instance_uuid: instanceUuid, volume_id: volumeId, host, cell: { uuid: cell.uuid, name: cell.name } };
+  const mask = (v: unknown) => (settings.revealSecrets ? v : maskSecrets(v));
+  if (settings.checkMode) {
+    return {
+      changed: true,
+      msg: `would refresh the connection_info of BDM ${bdm.uuid}`,
+      ...summary,
+      old_attachment_id: bdm.attachment_id,
+      connection_info: mask(oldInfo),
+      rpc_version: rpcVersion,
+      steps: steps.entries,
+      ...(warnings.length ? { warnings } : {}),
+    };
+  }
+
+  // --- Lock: one conditional UPDATE; exactly one of two racing controllers gets the row.
+  const ctxLock = newAdminContext();
+  const locked = await steps.run('lock', () => lockInstanceForRefresh(db, instanceUuid, reason, ctxLock, settings.localHost));
+  if (!locked) {
+    const now = await findInstanceRow(db, instanceUuid);
+    throw new InstanceStateInvalid(
+      `Instance ${instanceUuid} changed while it was being checked (now vm_state ${now?.vm_state ?? 'gone'}, task_state ${now?.task_state ?? 'None'}, locked ${Boolean(now?.locked)}): another refresh or operation got there first; nothing was changed.`,
+    );
+  }
+
+  const state: { actionId?: number; newAttachment?: Attachment; rpcDone: boolean; oldRemoved: string[]; bdmSaved: boolean; newInfo?: Record<string, unknown> } = {
+    rpcDone: false,
+    oldRemoved: [],
+    bdmSaved: false,
+  };
+  let failure: Error | undefined;
+  const undone: string[] = [];
+  let remains = 'the BDM and its attachment are unchanged';
+  try {
+    state.actionId = await steps.run('start_action', () => startRefreshAction(db, instanceUuid, ctxRefresh));
+    state.newAttachment = await steps.run('cinder_reserve', () => cinder.reserveAttachment(volumeId, instanceUuid));
+    const primitive = instancePrimitive(
+      { ...instance, locked: 1, locked_by: 'admin' }, // what nova sends: the lock saved, updated_at as read before it
+      { ...sysmeta, locked_reason: reason },
+      await infoCacheOf(db, instanceUuid),
+    );
+    await steps.run('rpc_remove_volume_connection', () =>
+      rpc.call(
+        `compute.${host}`,
+        { method: 'remove_volume_connection', args: { instance: primitive, volume_id: volumeId }, version: rpcVersion },
+        contextDict(ctxRefresh),
+        { timeoutSeconds: settings.rpcTimeoutSeconds, callMonitorSeconds: settings.rpcTimeoutSeconds > 60 ? 60 : null },
+      ),
+    );
+    state.rpcDone = true;
+    await steps.run('cinder_delete_old', () => removeOldAttachments(cinder, bdm, state.newAttachment!.id, state.oldRemoved));
+    const connector = { ...settings.connector };
+    if (connector.mountpoint === undefined && bdm.device_name) connector.mountpoint = bdm.device_name;
+    const updated = await steps.run('cinder_update', () => cinder.updateAttachment(state.newAttachment!.id, connector));
+    state.newInfo = connectionInfoFromAttachment(updated, volumeId, oldInfo);
+    const saved = await steps.run('save_bdm', () => saveBdmAttachment(db, bdm.id, bdm.attachment_id, state.newAttachment!.id, pythonJsonDumps(state.newInfo)));
+    if (!saved) throw new NovaBdmError(`BDM ${bdm.uuid} changed under us (its attachment_id is no longer ${bdm.attachment_id})`);
+    state.bdmSaved = true;
+    await steps.run('cinder_complete', () => cinder.completeAttachment(state.newAttachment!.id));
+  } catch (err) {
+    failure = err instanceof Error ? err : new Error(String(err));
+    remains = await undoAfterFailure(db, cinder, bdm, state, undone).catch((e: Error) => `clean-up failed too (${e.message}); run refresh again to recover`);
+  } finally {
+    if (state.actionId !== undefined) {
+      await steps.run('finish_action', () => finishRefreshAction(db, state.actionId!, settings.localHost, failure?.message)).catch((e: Error) => {
+        warnings.push(`could not finish instance action: ${e.message}`);
+      });
+    }
+    const ctxUnlock = newAdminContext();
+    await steps.run('unlock', () => unlockInstanceAfterRefresh(db, instanceUuid, reason, ctxUnlock, settings.localHost)).catch((e: Error) => {
+      warnings.push(`could not unlock instance ${instanceUuid} (${e.message}); the next refresh of this BDM unlocks it`);
+    });
+  }
+
+  const requestIds = { lock: ctxLock.requestId, refresh: ctxRefresh.requestId };
+  if (failure) {
+    throw new RefreshFailed(
+      `refresh of BDM ${bdm.uuid} failed at ${steps.failedStep ?? 'an unknown step'}: ${failure.message.split('\n')[0]}; ${remains}`,
+      { ...summary, steps: steps.entries, undone, remains, request_ids: requestIds, ...(warnings.length ? { warnings } : {}) },
+      failure,
+    );
+  }
+  const result: Record<string, unknown> = {
+    changed: true,
+    msg: `refreshed the connection_info of BDM ${bdm.uuid}`,
+    ...summary,
+    old_attachment_id: bdm.attachment_id,
+    new_attachment_id: state.newAttachment!.id,
+    attachment_id: state.newAttachment!.id,
+    connection_info: mask(state.newInfo),
+    rpc_version: rpcVersion,
+    steps: steps.entries,
+    request_ids: requestIds,
+  };
+  if (recovery) result.recovered = recovery;
+  if (settings.diff) result.diff = connectionInfoDiff(bdm, instanceUuid, volumeId, mask(oldInfo), mask(state.newInfo));
+  if (warnings.length) result.warnings = warnings;
+  return result;
+}
+
+/** v3: delete the BDM's old attachment. Legacy (cinder v2): the compute ended the connection; remove the record Cinder still keeps. */
+async function removeOldAttachments(cinder: CinderClient, bdm: BdmRecord, newId: string, removed: string[]): Promise<void> {
+  if (bdm.attachment_id) {
+    await cinder.deleteAttachment(bdm.attachment_id);
+    removed.push(bdm.attachment_id);
+    return;
+  }
+  for (const a of await cinder.listAttachments(bdm.volume_id!, bdm.instance_uuid!)) {
+    if (a.id === newId) continue;
+    await cinder.deleteAttachment(a.id);
+    removed.push(a.id);
+  }
+}
+
+/**
+ * Leave a consistent cloud after a failure: the BDM always points at an attachment that exists
+ * and no stray attachment stays in Cinder. Returns what state remains, in words.
+ */
+async function undoAfterFailure(
+  db: ReturnType<NovaTopology['cellDatabase']>,
+  cinder: CinderClient,
+  bdm: BdmRecord,
+  state: { newAttachment?: Attachment; oldRemoved: string[]; bdmSaved: boolean },
+  undone: string[],
+): Promise<string> {
+  if (state.bdmSaved) {
+    return `the BDM holds the new attachment ${state.newAttachment!.id} and its connection_info, but Cinder did not mark it complete; run refresh again`;
+  }
+  const oldStillThere = bdm.attachment_id ? !state.oldRemoved.includes(bdm.attachment_id) : state.oldRemoved.length === 0;
+  if (oldStillThere) {
+    if (state.newAttachment) {
+      await cinder.deleteAttachment(state.newAttachment.id);
+      undone.push(`deleted the reserved attachment ${state.newAttachment.id}`);
+    }
+    return 'the BDM and its attachment are unchanged';
+  }
+  // The old attachment is gone: keep the BDM pointing at one that exists (nova's last resort).
+  let keep = state.newAttachment;
+  if (!keep) {
+    keep = await cinder.reserveAttachment(bdm.volume_id!, bdm.instance_uuid!);
+    undone.push(`reserved attachment ${keep.id} to keep the volume attached`);
+  }
+  await saveBdmAttachment(db, bdm.id, bdm.attachment_id, keep.id, null);
+  undone.push(`pointed the BDM at attachment ${keep.id} with connection_info cleared`);
+  return `the old attachment was removed; the BDM now holds the reserved attachment ${keep.id} with no connection_info: run refresh again before starting the instance`;
+}
+
+function connectionInfoDiff(bdm: BdmRecord, instanceUuid: string, volumeId: string, before: unknown, after: unknown) {
+  const name = `BDM ${bdm.uuid} (instance ${instanceUuid}, volume ${volumeId}) connection_info`;
+  return {
+    before_header: `${name} (before)`,
+    after_header: `${name} (after)`,
+    before: `${JSON.stringify(before, null, 2)}\n`,
+    after: `${JSON.stringify(after, null, 2)}\n`,
+  };
+}
+
+export type { AdminContext };

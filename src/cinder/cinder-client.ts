@@ -1,0 +1,189 @@
+import { BadInput } from '../errors';
+import { faultMessage, OpenStackHttpError, type OpenStackHttp } from './http';
+import { authenticate, type CatalogEntry, type KeystoneCredentials, type KeystoneToken } from './keystone';
+
+// The Cinder v3 attachments API as nova 26 calls it (reference cinder-keystone.md §5), with
+// microversion 3.44, the request id of the refresh, and a service token when configured
+// (Cinder refuses to delete an in-use attachment without one).
+
+export const ATTACHMENT_MICROVERSION = '3.44';
+
+export interface CinderSettings {
+  auth: KeystoneCredentials;
+  /** [service_user] credentials when send_service_user_token is true. */
+  serviceAuth?: KeystoneCredentials;
+  /** <service_type>:<service_name>:<interface>, default volumev3::publicURL. */
+  catalogInfo: string;
+  regionName?: string;
+  /** [cinder] endpoint_template: %(project_id)s etc. from the (admin) context. */
+  endpointTemplate?: string;
+}
+
+/** Cinder's attachment view (detail). */
+export interface Attachment {
+  id: string;
+  status: string;
+  instance: string | null;
+  volume_id: string;
+  attached_at: string;
+  detached_at: string;
+  attach_mode: string;
+  connection_info: Record<string, unknown> | null;
+  /** Not in the detail view of every release: the host Cinder recorded, when shown. */
+  [key: string]: unknown;
+}
+
+/** Keystone tokens and the Cinder endpoint, obtained once per run and shared by every client. */
+export class CinderSession {
+  private auth?: Promise<{ token: string; serviceToken?: string; endpoint: string }>;
+  versionChecked = false;
+
+  constructor(
+    readonly http: OpenStackHttp,
+    readonly settings: CinderSettings,
+  ) {}
+
+  get(): Promise<{ token: string; serviceToken?: string; endpoint: string }> {
+    this.auth ??= this.authenticate();
+    this.auth.catch(() => {
+      this.auth = undefined; // a failed login may be retried by a later call
+    });
+    return this.auth;
+  }
+
+  private async authenticate() {
+    const [user, service] = await Promise.all([
+      authenticate(this.http, this.settings.auth, '[cinder]'),
+      this.settings.serviceAuth ? authenticate(this.http, this.settings.serviceAuth, '[service_user]') : Promise.resolve(undefined),
+    ]);
+    return { token: user.token, serviceToken: service?.token, endpoint: this.endpoint(user) };
+  }
+
+  private endpoint(token: KeystoneToken): string {
+    if (this.settings.endpointTemplate) {
+      // nova formats it with the (admin) context dict: project_id is None there.
+      return this.settings.endpointTemplate.replace(/%\((\w+)\)s/g, () => 'None').replace(/\/+$/, '');
+    }
+    const [serviceType, serviceName, iface] = this.settings.catalogInfo.split(':');
+    const wantedInterface = (iface ?? 'publicURL').replace(/URL$/, '');
+    const types = serviceType === 'volumev3' ? ['volumev3', 'block-storage'] : [serviceType!, 'block-storage', 'volumev3'];
+    let url: string | undefined;
+    for (const type of types) {
+      const entries = token.catalog.filter((e: CatalogEntry) => e.type === type && (!serviceName || e.name === serviceName));
+      for (const entry of entries) {
+        const ep = entry.endpoints.find(
+          (e) => e.interface === wantedInterface && e.url && (!this.settings.regionName || e.region_id === this.settings.regionName || e.region === this.settings.regionName),
+        );
+        if (ep) {
+          url = ep.url;
+          break;
+        }
+      }
+      if (url) break;
+    }
+    if (!url) {
+      throw new BadInput(
+        `no ${serviceType} ${wantedInterface} endpoint${this.settings.regionName ? ` in region ${this.settings.regionName}` : ''} in the Keystone catalog ([cinder] catalog_info = ${this.settings.catalogInfo})`,
+      );
+    }
+    if (!/\/v3(\/|$)/.test(url)) throw new BadInput(`the Cinder endpoint ${url} is not a v3 API (nova needs /v3/)`);
+    return url.replace(/\/+$/, '');
+  }
+}
+
+export class CinderClient {
+  private readonly http: OpenStackHttp;
+  private readonly settings: CinderSettings;
+
+  constructor(
+    private readonly session: CinderSession,
+    /** X-OpenStack-Request-ID: the phase's request id, as nova sends context.global_id. */
+    private readonly requestId: string,
+  ) {
+    this.http = session.http;
+    this.settings = session.settings;
+  }
+
+  /** POST /attachments with no connector: reserves the volume for the instance. */
+  async reserveAttachment(volumeId: string, instanceUuid: string): Promise<Attachment> {
+    await this.checkMicroversion();
+    const res = await this.call('POST', '/attachments', { attachment: { volume_uuid: volumeId, connector: null, instance_uuid: instanceUuid } });
+    return (res.data as { attachment: Attachment }).attachment;
+  }
+
+  /** DELETE; 404 means already gone; 500/504 retried up to 5 attempts, like nova. */
+  async deleteAttachment(attachmentId: string): Promise<'deleted' | 'not_found'> {
+    for (let attempt = 1; ; attempt++) {
+      const res = await this.call('DELETE', `/attachments/${attachmentId}`, undefined, [404, 500, 504]);
+      if (res.status === 404) return 'not_found';
+      if (res.status < 300) return 'deleted';
+      if (attempt >= 5) throw this.error('DELETE', `/attachments/${attachmentId}`, res);
+    }
+  }
+
+  /** PUT the host connector: Cinder exports the volume and returns its connection_info. */
+  async updateAttachment(attachmentId: string, connector: Record<string, unknown>): Promise<Attachment> {
+    const res = await this.call('PUT', `/attachments/${attachmentId}`, { attachment: { connector } });
+    return (res.data as { attachment: Attachment }).attachment;
+  }
+
+  /** os-complete: the attachment becomes `attached`, the volume `in-use`. */
+  async completeAttachment(attachmentId: string): Promise<void> {
+    await this.call('POST', `/attachments/${attachmentId}/action`, { 'os-complete': null });
+  }
+
+  async getAttachment(attachmentId: string): Promise<Attachment | null> {
+    const res = await this.call('GET', `/attachments/${attachmentId}`, undefined, [404]);
+    return res.status === 404 ? null : (res.data as { attachment: Attachment }).attachment;
+  }
+
+  /** Every attachment of a volume for an instance (all projects: we act as an admin). */
+  async listAttachments(volumeId: string, instanceUuid: string): Promise<Attachment[]> {
+    const q = new URLSearchParams({ volume_id: volumeId, instance_id: instanceUuid, all_tenants: '1' });
+    const res = await this.call('GET', `/attachments/detail?${q}`);
+    return (res.data as { attachments?: Attachment[] }).attachments ?? [];
+  }
+
+  private async call(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, allowed: number[] = []) {
+    const session = await this.ensureSession();
+    const headers: Record<string, string> = {
+      Accept: 'application/json',
+      'User-Agent': 'nova-bdm',
+      'X-Auth-Token': session.token,
+      'X-OpenStack-Request-ID': this.requestId,
+      'OpenStack-API-Version': `volume ${ATTACHMENT_MICROVERSION}`,
+    };
+    if (session.serviceToken) headers['X-Service-Token'] = session.serviceToken;
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    const res = await this.http.request(method, `${session.endpoint}${path}`, headers, body);
+    if (res.status >= 300 && !allowed.includes(res.status)) throw this.error(method, path, res);
+    return res;
+  }
+
+  private error(method: string, path: string, res: { status: number } & Parameters<typeof faultMessage>[0]): OpenStackHttpError {
+    const hint =
+      res.status === 409 && method === 'DELETE' && !this.settings.serviceAuth
+        ? ' (Cinder wants a service token: set [service_user] send_service_user_token = true)'
+        : '';
+    return new OpenStackHttpError(`Cinder ${method} ${path.split('?')[0]} failed: ${faultMessage(res)} (HTTP ${res.status})${hint}`, res.status);
+  }
+
+  private ensureSession() {
+    return this.session.get();
+  }
+
+  /** nova checks the server supports 3.44 before its first attachment_create. */
+  private async checkMicroversion(): Promise<void> {
+    if (this.session.versionChecked) return;
+    const session = await this.ensureSession();
+    const root = session.endpoint.replace(/\/v3(\/.*)?$/, '/');
+    const res = await this.http.request('GET', root, { Accept: '*/*', 'X-Auth-Token': session.token });
+    const versions = (res.data as { versions?: Array<{ version?: string }> })?.versions ?? [];
+    const v3 = versions.find((v) => String(v.version ?? '').includes('3.'));
+    const [maj, min] = String(v3?.version ?? '0.0').split('.').map(Number);
+    if (!v3 || maj !== 3 || (min ?? 0) < 44) {
+      throw new OpenStackHttpError(`Cinder at ${root} does not support API version 3.44 (needed for attachments)`, res.status);
+    }
+    this.session.versionChecked = true;
+  }
+}

@@ -1,0 +1,95 @@
+import { BadInput } from '../errors';
+import { faultMessage, OpenStackHttpError, type OpenStackHttp } from './http';
+
+// Keystone v3 token auth the way keystoneauth does it for nova's [cinder] and [service_user]
+// sections: password or application credential; the generic plugins discover the v3 URL first.
+
+export interface KeystoneCredentials {
+  authType: string;
+  authUrl: string;
+  username?: string;
+  userId?: string;
+  password?: string;
+  userDomainName?: string;
+  userDomainId?: string;
+  projectName?: string;
+  projectId?: string;
+  projectDomainName?: string;
+  projectDomainId?: string;
+  systemScope?: string;
+  applicationCredentialId?: string;
+  applicationCredentialName?: string;
+  applicationCredentialSecret?: string;
+}
+
+export interface CatalogEntry {
+  type: string;
+  name?: string;
+  endpoints: Array<{ interface: string; region_id?: string; region?: string; url: string }>;
+}
+
+export interface KeystoneToken {
+  token: string;
+  catalog: CatalogEntry[];
+  projectId?: string;
+}
+
+const PASSWORD_TYPES = new Set(['password', 'v3password']);
+const APP_CREDENTIAL_TYPES = new Set(['applicationcredential', 'v3applicationcredential', 'v3_application_credential']);
+
+export async function authenticate(http: OpenStackHttp, c: KeystoneCredentials, what: string): Promise<KeystoneToken> {
+  const authType = c.authType.toLowerCase();
+  if (!PASSWORD_TYPES.has(authType) && !APP_CREDENTIAL_TYPES.has(authType)) {
+    throw new BadInput(`${what} auth_type ${c.authType} is not supported (password, v3password, v3applicationcredential)`);
+  }
+  const v3 = authType.startsWith('v3') ? c.authUrl.replace(/\/+$/, '') : await discoverV3(http, c.authUrl, what);
+  const res = await http.request('POST', `${v3}/auth/tokens`, { 'Content-Type': 'application/json', Accept: 'application/json' }, { auth: authBody(c, authType, what) });
+  if (res.status !== 201 && res.status !== 200) {
+    const why = res.status === 401 ? 'the credentials were refused' : faultMessage(res);
+    throw new OpenStackHttpError(`Keystone authentication with ${what} failed: ${why} (HTTP ${res.status})`, res.status);
+  }
+  const token = res.headers['x-subject-token'];
+  if (typeof token !== 'string' || token === '') throw new OpenStackHttpError(`Keystone answered ${what} without X-Subject-Token`, res.status);
+  const body = res.data as { token?: { catalog?: CatalogEntry[]; project?: { id?: string } } };
+  return { token, catalog: body.token?.catalog ?? [], projectId: body.token?.project?.id };
+}
+
+async function discoverV3(http: OpenStackHttp, authUrl: string, what: string): Promise<string> {
+  const base = authUrl.replace(/\/+$/, '');
+  if (/\/v3$/.test(base)) return base;
+  const res = await http.request('GET', base, { Accept: 'application/json' });
+  const body = res.data as { versions?: { values?: Array<{ id?: string; status?: string; links?: Array<{ rel?: string; href?: string }> }> }; version?: { id?: string; links?: Array<{ rel?: string; href?: string }> } };
+  const candidates = body?.versions?.values ?? (body?.version ? [body.version] : []);
+  const v3 = candidates.find((v) => String(v.id ?? '').startsWith('v3'));
+  const href = v3?.links?.find((l) => l.rel === 'self')?.href;
+  if (!href) throw new OpenStackHttpError(`Keystone at ${authUrl} (${what}) offers no v3 API (HTTP ${res.status})`, res.status);
+  return href.replace(/\/+$/, '');
+}
+
+function authBody(c: KeystoneCredentials, authType: string, what: string): Record<string, unknown> {
+  if (APP_CREDENTIAL_TYPES.has(authType)) {
+    if (!c.applicationCredentialSecret || (!c.applicationCredentialId && !c.applicationCredentialName)) {
+      throw new BadInput(`${what} needs application_credential_id (or _name) and application_credential_secret`);
+    }
+    const credential: Record<string, unknown> = { secret: c.applicationCredentialSecret };
+    if (c.applicationCredentialId) credential.id = c.applicationCredentialId;
+    else credential.name = c.applicationCredentialName;
+    if (!c.applicationCredentialId) credential.user = user(c);
+    return { identity: { methods: ['application_credential'], application_credential: credential } };
+  }
+  if (c.password === undefined || (!c.username && !c.userId)) throw new BadInput(`${what} needs username (or user_id) and password`);
+  const auth: Record<string, unknown> = {
+    identity: { methods: ['password'], password: { user: { ...user(c), password: c.password } } },
+  };
+  if (c.systemScope) auth.scope = { system: { all: true } };
+  else if (c.projectId) auth.scope = { project: { id: c.projectId } };
+  else if (c.projectName) {
+    auth.scope = { project: { name: c.projectName, domain: c.projectDomainId ? { id: c.projectDomainId } : { name: c.projectDomainName ?? 'Default' } } };
+  }
+  return auth;
+}
+
+function user(c: KeystoneCredentials): Record<string, unknown> {
+  if (c.userId) return { id: c.userId };
+  return { name: c.username, domain: c.userDomainId ? { id: c.userDomainId } : { name: c.userDomainName ?? 'Default' } };
+}

@@ -1,0 +1,203 @@
+import type { Kysely, Transaction } from 'kysely';
+import type { NovaDatabase } from './connect';
+import type { CellDatabase } from './schema';
+
+// Every row refresh writes, as nova-manage 26 writes it (reference nova-db.md §8): the lock and
+// unlock actions with their api_lock/api_unlock events, the refresh action, the BDM update.
+// Nova sets no server-side defaults, so created_at/updated_at/deleted are filled here (UTC).
+
+type CellDb = NovaDatabase<CellDatabase>;
+type Tx = Transaction<CellDatabase> | Kysely<CellDatabase>;
+
+export interface PhaseContext {
+  requestId: string;
+  timestamp: Date;
+}
+
+/** Insert an instance action and one finished event (what compute_api.lock/unlock record). */
+async function recordApiAction(tx: Tx, instanceUuid: string, ctx: PhaseContext, action: string, event: string, host: string): Promise<void> {
+  const now = new Date();
+  const inserted = await tx
+    .insertInto('instance_actions')
+    .values({
+      created_at: now,
+      updated_at: now,
+      deleted: 0,
+      action,
+      instance_uuid: instanceUuid,
+      request_id: ctx.requestId,
+      user_id: null,
+      project_id: null,
+      start_time: ctx.timestamp,
+      finish_time: null,
+      message: null,
+    })
+    .executeTakeFirstOrThrow();
+  await tx
+    .insertInto('instance_actions_events')
+    .values({
+      created_at: now,
+      updated_at: now,
+      deleted: 0,
+      event,
+      action_id: Number(inserted.insertId),
+      start_time: now,
+      finish_time: now,
+      result: 'Success',
+      traceback: null,
+      host,
+      details: null,
+    })
+    .execute();
+}
+
+/**
+ * Lock the instance for the refresh, atomically: one conditional UPDATE that only matches a
+ * live, stopped, unlocked instance with no task. Returns false (and writes nothing) when it
+ * matched no row, i.e. someone else got there first or the state changed.
+ */
+export async function lockInstanceForRefresh(db: CellDb, instanceUuid: string, reason: string, ctx: PhaseContext, host: string): Promise<boolean> {
+  return db.run((k) =>
+    k.transaction().execute(async (tx) => {
+      const updated = await tx
+        .updateTable('instances')
+        .set({ locked: 1, locked_by: 'admin', updated_at: new Date() })
+        .where('uuid', '=', instanceUuid)
+        .where('deleted', '=', 0)
+        .where('vm_state', '=', 'stopped')
+        .where('task_state', 'is', null)
+        .where((eb) => eb.or([eb('locked', 'is', null), eb('locked', '=', 0)]))
+        .executeTakeFirst();
+      if (Number(updated.numUpdatedRows) !== 1) return false;
+      const existing = await tx
+        .selectFrom('instance_system_metadata')
+        .select('id')
+        .where('instance_uuid', '=', instanceUuid)
+        .where('key', '=', 'locked_reason')
+        .where('deleted', '=', 0)
+        .executeTakeFirst();
+      if (existing) {
+        await tx.updateTable('instance_system_metadata').set({ value: reason, updated_at: new Date() }).where('id', '=', existing.id).execute();
+      } else {
+        await tx
+          .insertInto('instance_system_metadata')
+          .values({ created_at: new Date(), updated_at: null, deleted: 0, instance_uuid: instanceUuid, key: 'locked_reason', value: reason })
+          .execute();
+      }
+      await recordApiAction(tx, instanceUuid, ctx, 'lock', 'api_lock', host);
+      return true;
+    }),
+  );
+}
+
+/**
+ * Unlock what we locked: only an admin lock carrying our reason is lifted, and only our
+ * locked_reason row is removed (hard delete, as nova does for system metadata).
+ */
+export async function unlockInstanceAfterRefresh(db: CellDb, instanceUuid: string, reason: string, ctx: PhaseContext, host: string): Promise<boolean> {
+  return db.run((k) =>
+    k.transaction().execute(async (tx) => {
+      const ours = await tx
+        .selectFrom('instance_system_metadata')
+        .select('id')
+        .where('instance_uuid', '=', instanceUuid)
+        .where('key', '=', 'locked_reason')
+        .where('value', '=', reason)
+        .where('deleted', '=', 0)
+        .executeTakeFirst();
+      if (!ours) return false;
+      await recordApiAction(tx, instanceUuid, ctx, 'unlock', 'api_unlock', host);
+      await tx
+        .updateTable('instances')
+        .set({ locked: 0, locked_by: null, updated_at: new Date() })
+        .where('uuid', '=', instanceUuid)
+        .where('deleted', '=', 0)
+        .execute();
+      await tx.deleteFrom('instance_system_metadata').where('id', '=', ours.id).execute();
+      return true;
+    }),
+  );
+}
+
+export async function startRefreshAction(db: CellDb, instanceUuid: string, ctx: PhaseContext): Promise<number> {
+  const inserted = await db.run((k) =>
+    k
+      .insertInto('instance_actions')
+      .values({
+        created_at: new Date(),
+        updated_at: ctx.timestamp,
+        deleted: 0,
+        action: 'refresh_volume_attachment',
+        instance_uuid: instanceUuid,
+        request_id: ctx.requestId,
+        user_id: null,
+        project_id: null,
+        start_time: ctx.timestamp,
+        finish_time: null,
+        message: null,
+      })
+      .executeTakeFirstOrThrow(),
+  );
+  return Number(inserted.insertId);
+}
+
+/**
+ * Finish the refresh action. On failure, go further than nova (which leaves no trace): mark it
+ * 'Error' and record an event with the (secret-free) reason, so `server event list` tells why.
+ */
+export async function finishRefreshAction(db: CellDb, actionId: number, host: string, error?: string): Promise<void> {
+  await db.run((k) =>
+    k.transaction().execute(async (tx) => {
+      const now = new Date();
+      await tx
+        .updateTable('instance_actions')
+        .set({ updated_at: now, finish_time: now, ...(error ? { message: 'Error' } : {}) })
+        .where('id', '=', actionId)
+        .execute();
+      if (error) {
+        await tx
+          .insertInto('instance_actions_events')
+          .values({
+            created_at: now, updated_at: now, deleted: 0, event: 'nova_bdm_refresh', action_id: actionId, start_time: now,
+            finish_time: now, result: 'Error', traceback: null, host, details: error.slice(0, 65000),
+          })
+          .execute();
+      }
+    }),
+  );
+}
+
+/** Unfinished refresh actions of an instance (left by a run that was killed). */
+export async function unfinishedRefreshActions(db: CellDb, instanceUuid: string): Promise<number[]> {
+  const rows = await db.run((k) =>
+    k
+      .selectFrom('instance_actions')
+      .select('id')
+      .where('instance_uuid', '=', instanceUuid)
+      .where('action', '=', 'refresh_volume_attachment')
+      .where('finish_time', 'is', null)
+      .where('deleted', '=', 0)
+      .execute(),
+  );
+  return rows.map((r) => r.id);
+}
+
+/** Point the BDM at an attachment; guarded by the attachment it pointed at before. */
+export async function saveBdmAttachment(
+  db: CellDb,
+  bdmId: number,
+  expectedAttachmentId: string | null,
+  attachmentId: string,
+  connectionInfo: string | null,
+): Promise<boolean> {
+  const res = await db.run((k) =>
+    k
+      .updateTable('block_device_mapping')
+      .set({ updated_at: new Date(), connection_info: connectionInfo, attachment_id: attachmentId })
+      .where('id', '=', bdmId)
+      .where('deleted', '=', 0)
+      .where((eb) => (expectedAttachmentId === null ? eb('attachment_id', 'is', null) : eb('attachment_id', '=', expectedAttachmentId)))
+      .executeTakeFirst(),
+  );
+  return Number(res.numUpdatedRows) === 1;
+}

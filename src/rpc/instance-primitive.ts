@@ -1,0 +1,49 @@
+import type { Selectable } from 'kysely';
+import type { InstanceInfoCachesTable, InstancesTable } from '../nova-db/schema';
+
+// The Instance 2.7 object primitive nova-manage sends in remove_volume_connection
+// (reference nova-objects.md §2): every column field, plus info_cache, security_groups and
+// system_metadata.
+
+export type InstanceRow = Selectable<InstancesTable>;
+
+const BOOLEAN_FIELDS = new Set(['locked', 'auto_disk_config', 'shutdown_terminate', 'disable_terminate', 'hidden']);
+const DATETIME_FIELDS = new Set(['created_at', 'updated_at', 'deleted_at', 'launched_at', 'terminated_at']);
+
+/** DateTimeField: "YYYY-MM-DDTHH:MM:SSZ", no fraction. */
+function primitiveTime(v: string | null): string | null {
+  return v === null ? null : `${v.replace(' ', 'T').replace(/\.\d+$/, '')}Z`;
+}
+
+function novaObject(name: string, version: string, data: Record<string, unknown>) {
+  return { 'nova_object.name': name, 'nova_object.namespace': 'nova', 'nova_object.version': version, 'nova_object.data': data };
+}
+
+export function instancePrimitive(
+  row: InstanceRow,
+  systemMetadata: Record<string, string | null>,
+  infoCache: Selectable<InstanceInfoCachesTable> | undefined,
+): Record<string, unknown> {
+  const data: Record<string, unknown> = {};
+  for (const [column, value] of Object.entries(row)) {
+    if (column === 'internal_id') continue; // not a field: nova never reads it
+    if (column === 'deleted') data.deleted = value !== 0 && value === row.id;
+    else if (column === 'cleaned') data.cleaned = value === 1;
+    else if (BOOLEAN_FIELDS.has(column)) data[column] = Boolean(value);
+    else if (DATETIME_FIELDS.has(column)) data[column] = primitiveTime(value as string | null);
+    else data[column] = value;
+  }
+  data.system_metadata = systemMetadata;
+  data.info_cache = infoCache
+    ? novaObject('InstanceInfoCache', '1.5', {
+        instance_uuid: infoCache.instance_uuid,
+        network_info: infoCache.network_info,
+        created_at: primitiveTime(infoCache.created_at),
+        updated_at: primitiveTime(infoCache.updated_at),
+        deleted_at: primitiveTime(infoCache.deleted_at),
+        deleted: infoCache.deleted !== 0 && infoCache.deleted === infoCache.id,
+      })
+    : null;
+  data.security_groups = novaObject('SecurityGroupList', '1.1', { objects: [] });
+  return novaObject('Instance', '2.7', data);
+}
