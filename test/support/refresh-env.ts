@@ -1,0 +1,114 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execute } from '../../src/run';
+import { FakeCompute } from './fake-compute';
+import { FakeOpenStack } from './fake-openstack';
+import { Fixtures, RBD_CONNECTION_INFO } from './fixtures';
+
+// Everything a refresh test needs: the real Nova schema (cell1, templated transport URL on the
+// real RabbitMQ), a stand-in compute on its own host name, and the stand-in Keystone + Cinder.
+
+export const CONNECTOR = {
+  do_local_attach: false,
+  host: 'HOST',
+  initiator: 'iqn.2004-10.com.ubuntu:01:nbt0001',
+  ip: '192.0.2.10',
+  multipath: false,
+  nvme_native_multipath: false,
+  os_type: 'linux',
+  platform: 'x86_64',
+  'system uuid': '4c4c4544-0042-3010-8051-b4c04f333132',
+  uuid: '1b2c3d4e-aaaa-bbbb-cccc-0123456789ab',
+};
+
+export const OLD_MONITORS = ['192.0.2.11', '192.0.2.12', '192.0.2.13'];
+export const NEW_MONITORS = ['198.51.100.21', '198.51.100.22', '198.51.100.23'];
+export const CONTROLLER_HOST = 'nbt-controller';
+
+export class RefreshEnv {
+  readonly fx = new Fixtures();
+  readonly host = `nbt-cmp-${randomUUID().slice(0, 8)}`;
+  compute!: FakeCompute;
+  cloud!: FakeOpenStack;
+  extraConf = '';
+  readonly dir = mkdtempSync(join(tmpdir(), 'nbt-refresh-'));
+
+  static async start(): Promise<RefreshEnv> {
+    const env = new RefreshEnv();
+    env.cloud = await FakeOpenStack.start();
+    env.compute = await FakeCompute.start(env.host);
+    env.extraConf = join(env.dir, 'cinder.conf');
+    writeFileSync(env.extraConf, `[DEFAULT]\nhost = ${CONTROLLER_HOST}\n${env.cloud.nova_conf_sections()}`);
+    await env.seedComputeService();
+    return env;
+  }
+
+  get connector() {
+    return { ...CONNECTOR, host: this.host };
+  }
+
+  async seedComputeService(overrides: { updated_at?: Date; forced_down?: number; hypervisor_type?: string } = {}): Promise<void> {
+    const db = this.fx.cell('cell1');
+    await db.deleteFrom('services').where('host', '=', this.host).execute();
+    await db.deleteFrom('compute_nodes').where('host', '=', this.host).execute();
+    const service = await db
+      .insertInto('services')
+      .values({
+        created_at: new Date(), updated_at: overrides.updated_at ?? new Date(), host: this.host, binary: 'nova-compute', topic: 'compute',
+        report_count: 1, disabled: 0, deleted: 0, forced_down: overrides.forced_down ?? 0, version: 64, uuid: randomUUID(),
+      })
+      .executeTakeFirstOrThrow();
+    await db
+      .insertInto('compute_nodes')
+      .values({
+        created_at: new Date(), service_id: Number(service.insertId), vcpus: 4, memory_mb: 8192, local_gb: 100, vcpus_used: 0,
+        memory_mb_used: 0, local_gb_used: 0, hypervisor_type: overrides.hypervisor_type ?? 'QEMU', hypervisor_version: 7002000,
+        cpu_info: '{}', hypervisor_hostname: `${this.host}.example.org`, host: this.host, deleted: 0, uuid: randomUUID(),
+      })
+      .execute();
+  }
+
+  /** A stopped instance on this host with one attached rbd volume (on the old monitors). */
+  async seed(options: { legacy?: boolean; instance?: Record<string, unknown>; oldInfo?: Record<string, unknown> } = {}) {
+    const instanceUuid = await this.fx.seedInstance('cell1', { host: this.host, node: `${this.host}.example.org`, ...options.instance });
+    const volumeId = randomUUID();
+    const oldInfo = options.oldInfo ?? JSON.parse(JSON.stringify(RBD_CONNECTION_INFO).replaceAll('"X"', JSON.stringify(volumeId)));
+    const { data, ...top } = oldInfo as { data: Record<string, unknown>; driver_volume_type?: unknown };
+    const cinderOld = this.cloud.addAttachedVolume(volumeId, instanceUuid, { ...data, driver_volume_type: top.driver_volume_type }, options.legacy);
+    const bdm = await this.fx.seedBdm('cell1', instanceUuid, {
+      volume_id: volumeId,
+      attachment_id: options.legacy ? null : cinderOld.id,
+      connection_info_object: oldInfo,
+    });
+    this.cloud.backends.set(volumeId, {
+      driver_volume_type: 'rbd',
+      data: { ...(oldInfo.data as object), hosts: NEW_MONITORS, ports: ['6789', '6789', '6789'], keyring: 'AQBnewkeyringsecret==' },
+    });
+    return { instanceUuid, volumeId, bdm, oldAttachmentId: cinderOld.id, oldInfo };
+  }
+
+  async refresh(args: Record<string, unknown>) {
+    return (await execute({ action: 'refresh', config_file: [this.fx.env.confPath, this.extraConf], connector: this.connector, ...args })).result;
+  }
+
+  /** Every row refresh may touch for this instance, for before/after comparisons. */
+  async dumpRows(instanceUuid: string) {
+    const db = this.fx.cell('cell1');
+    const actions = await db.selectFrom('instance_actions').selectAll().where('instance_uuid', '=', instanceUuid).orderBy('id').execute();
+    return {
+      instance: await db.selectFrom('instances').selectAll().where('uuid', '=', instanceUuid).executeTakeFirst(),
+      sysmeta: await db.selectFrom('instance_system_metadata').selectAll().where('instance_uuid', '=', instanceUuid).orderBy('id').execute(),
+      bdms: await db.selectFrom('block_device_mapping').selectAll().where('instance_uuid', '=', instanceUuid).orderBy('id').execute(),
+      actions,
+      events: actions.length
+        ? await db.selectFrom('instance_actions_events').selectAll().where('action_id', 'in', actions.map((a) => a.id)).orderBy('id').execute()
+        : [],
+    };
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([this.compute.destroy(), this.cloud.stop(), this.fx.close()]);
+  }
+}
