@@ -11,6 +11,7 @@ import type { OsloRpcClient } from '../rpc/oslo-rpc-client';
 import { contextDict, newAdminContext, type AdminContext } from '../rpc/request-context';
 import { connectionInfoFromAttachment, parseConnectionInfo, pythonJsonDumps } from './connection-info';
 import { locateOneBdm } from './locate-bdm';
+import { lockReasonFor } from './lock-reason';
 import { checkCompute, checkInstanceState, chooseRpcVersion } from './refresh-preconditions';
 import { recoverInterruptedRefresh, type Recovery } from './refresh-recovery';
 import { StepLog } from './step-log';
@@ -36,11 +37,6 @@ export interface RefreshSettings {
   revealSecrets: boolean;
   checkMode: boolean;
   diff: boolean;
-}
-
-/** The text nova-manage puts in system_metadata.locked_reason; how a later run knows its own lock. */
-export function lockReasonFor(bdm: BdmRecord): string {
-  return `Refreshing connection_info for BDM ${bdm.uuid} associated with instance ${bdm.instance_uuid} and volume ${bdm.volume_id}.`;
 }
 
 export async function refreshBdm(

@@ -2,6 +2,8 @@ import { BdmNotFound } from '../errors';
 import type { Cell, NovaTopology } from '../nova-db/cells';
 import { findInstanceSummary, listVolumeBdmsOfInstance } from '../nova-db/queries';
 import { locateOneBdm, type BdmSelector } from './locate-bdm';
+import { lockReasonFor } from './lock-reason';
+import { systemMetadataOf } from '../nova-db/refresh-reads';
 import type { BdmRecord, InstanceSummary } from '../nova-db/records';
 import { maskSecrets } from '../output/mask-secrets';
 
@@ -20,6 +22,8 @@ export type ShowResult = {
   connection_info?: unknown;
   /** Every volume BDM of the instance (instance_uuid alone). */
   bdms?: BdmView[];
+  /** The instance is still locked by a refresh of this BDM that was interrupted. */
+  interrupted_refresh?: boolean;
   warnings?: string[];
 };
 
@@ -39,7 +43,15 @@ export async function showBdm(topology: NovaTopology, selector: BdmSelector, opt
       );
     }
     const instance = await instanceOf(topology, cell, bdm.instance_uuid, warnings);
-    return single(cell, instance, view(bdm), warnings);
+    const result = single(cell, instance, view(bdm), warnings);
+    if (instance?.locked && (await systemMetadataOf(topology.cellDatabase(cell), instance.uuid)).locked_reason === lockReasonFor(bdm)) {
+      result.interrupted_refresh = true;
+      result.warnings = [
+        ...(result.warnings ?? []),
+        `an interrupted refresh of this BDM left instance ${instance.uuid} locked; the next refresh of this BDM recovers it first`,
+      ];
+    }
+    return result;
   }
 
   const cell = await topology.cellOfInstance(selector.instanceUuid);

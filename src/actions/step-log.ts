@@ -10,6 +10,8 @@ export class StepLog {
   failedStep?: string;
 
   async run<T>(step: string, work: () => Promise<T>): Promise<T> {
+    // Crash-safety tests kill the process right before a chosen step (a "failpoint").
+    if (process.env.NOVA_BDM_KILL_BEFORE_STEP === step) process.kill(process.pid, 'SIGKILL');
     const started = performance.now();
     try {
       const value = await work();

@@ -28,7 +28,7 @@ export function parseModuleInput(raw: unknown): ParsedInput {
   for (const [key, value] of Object.entries(raw)) {
     if (key.startsWith('_ansible_')) internal[key] = value;
     // Ansible sends unset options as null; treat them as absent so defaults apply.
-    else if (value !== null) user[key] = value;
+    else if (value !== null && value !== undefined) user[key] = value;
   }
 
   const unknown = Object.keys(user).filter((k) => !OPTION_NAMES.includes(k));
@@ -113,6 +113,8 @@ function describeSchemaError(e: ErrorObject): string {
     case 'exclusiveMinimum':
     case 'maximum':
       return `${option} ${e.message ?? 'is out of range'} (seconds)`;
+    case 'additionalProperties':
+      return `${option} has an unsupported key: ${String(e.params.additionalProperty)}`;
     case 'minLength':
       return `${option} must not be empty`;
     default:

@@ -49,14 +49,14 @@ export class RefreshEnv {
     return { ...CONNECTOR, host: this.host };
   }
 
-  async seedComputeService(overrides: { updated_at?: Date; forced_down?: number; hypervisor_type?: string } = {}): Promise<void> {
+  async seedComputeService(overrides: { updated_at?: Date; forced_down?: number; hypervisor_type?: string } = {}, host = this.host): Promise<void> {
     const db = this.fx.cell('cell1');
-    await db.deleteFrom('services').where('host', '=', this.host).execute();
-    await db.deleteFrom('compute_nodes').where('host', '=', this.host).execute();
+    await db.deleteFrom('services').where('host', '=', host).execute();
+    await db.deleteFrom('compute_nodes').where('host', '=', host).execute();
     const service = await db
       .insertInto('services')
       .values({
-        created_at: new Date(), updated_at: overrides.updated_at ?? new Date(), host: this.host, binary: 'nova-compute', topic: 'compute',
+        created_at: new Date(), updated_at: overrides.updated_at ?? new Date(), host, binary: 'nova-compute', topic: 'compute',
         report_count: 1, disabled: 0, deleted: 0, forced_down: overrides.forced_down ?? 0, version: 64, uuid: randomUUID(),
       })
       .executeTakeFirstOrThrow();
@@ -65,7 +65,7 @@ export class RefreshEnv {
       .values({
         created_at: new Date(), service_id: Number(service.insertId), vcpus: 4, memory_mb: 8192, local_gb: 100, vcpus_used: 0,
         memory_mb_used: 0, local_gb_used: 0, hypervisor_type: overrides.hypervisor_type ?? 'QEMU', hypervisor_version: 7002000,
-        cpu_info: '{}', hypervisor_hostname: `${this.host}.example.org`, host: this.host, deleted: 0, uuid: randomUUID(),
+        cpu_info: '{}', hypervisor_hostname: `${host}.example.org`, host, deleted: 0, uuid: randomUUID(),
       })
       .execute();
   }

@@ -23,7 +23,7 @@ test('defaults are applied and Ansible internals honoured, other _ansible keys i
     _ansible_tmpdir: '/tmp/x',
     volume_id: null,
   });
-  assert.deepEqual(args, { bdm_uuid: U, action: 'show', config_file: '/etc/nova/nova.conf', reveal_secrets: false, connect_timeout: 10 });
+  assert.deepEqual(args, { bdm_uuid: U, action: 'show', config_file: '/etc/nova/nova.conf', reveal_secrets: false, connect_timeout: 10, require_libvirt: true });
   assert.deepEqual(ansible, { checkMode: true, diff: true, verbosity: 3 });
 });
 
@@ -35,7 +35,12 @@ test('each bad argument gets a clear one-line message', () => {
   failsWith({ bdm_uuid: U, instance_uuid: U }, /^bdm_uuid and instance_uuid are mutually exclusive/);
   failsWith({ volume_id: U }, /^volume_id needs instance_uuid/);
   failsWith({ bdm_uuid: U, volume_id: U }, /^volume_id goes with instance_uuid, not with bdm_uuid/);
-  failsWith({ bdm_uuid: U, action: 'destroy' }, /^value of action must be one of: show/);
+  failsWith({ bdm_uuid: U, action: 'destroy' }, /^value of action must be one of: show, refresh/);
+  failsWith({ action: 'refresh', instance_uuid: U, connector: {} }, /^refresh works on one BDM: give bdm_uuid, or instance_uuid with volume_id/);
+  failsWith({ action: 'refresh', bdm_uuid: U }, /^refresh needs the compute host's connector: give exactly one of connector or connector_path/);
+  failsWith({ action: 'refresh', bdm_uuid: U, connector: {}, connector_path: '/c.json' }, /exactly one of connector or connector_path/);
+  failsWith({ bdm_uuid: U, connector_path: '/c.json' }, /^connector_path is only used by action refresh/);
+  failsWith({ action: 'refresh', bdm_uuid: U, connector: {}, cinder_auth: { passwd: 'x' } }, /^cinder_auth has an unsupported key: passwd$/);
   failsWith({ bdm_uuid: U, reveal_secrets: 'yes' }, /^reveal_secrets must be of type boolean/);
   failsWith({ bdm_uuid: U, config_file: [] }, /^config_file must be a path or a non-empty list of paths/);
   failsWith({ bdm_uuid: U, connect_timeout: 0 }, /^connect_timeout must be > 0 \(seconds\)/);

@@ -1,0 +1,102 @@
+# Settings shared by up.sh, down.sh and env.sh (sourced, never executed).
+#
+# Inputs (environment).  Unset ones fall back to what $OPENSTACK_LAB_DIR/lab.env
+# recorded at the last up.sh (settings are sticky per state dir), then to the default:
+#   OPENSTACK_LAB_DIR            state dir: configs, keys, pids, logs, locks  (/var/tmp/nova-bdm-interop)
+#   OPENSTACK_LAB_DB_PREFIX      prefix of the 6 database names               (nbi_ -> nbi_keystone, nbi_nova, ...)
+#   OPENSTACK_LAB_VHOST          RabbitMQ vhost                               (nbi)
+#   OPENSTACK_LAB_DB_USER        MariaDB user created for the services        (lab)
+#   OPENSTACK_LAB_DB_PASSWORD                                                 (lab)
+#   OPENSTACK_LAB_KEYSTONE_PORT / _CINDER_PORT / _PLACEMENT_PORT              (5000 / 8776 / 8778)
+# Everything listens on 127.0.0.1 only.
+
+LAB_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+LAB_PY=/usr/bin/python3          # Debian's python: nova/cinder/keystone live there (not a pyenv one)
+export PYTHONDONTWRITEBYTECODE=1  # the script folder is read-only
+
+OPENSTACK_LAB_DIR=${OPENSTACK_LAB_DIR:-/var/tmp/nova-bdm-interop}
+[[ $OPENSTACK_LAB_DIR == /* ]] || OPENSTACK_LAB_DIR=$PWD/$OPENSTACK_LAB_DIR
+OPENSTACK_LAB_DIR=${OPENSTACK_LAB_DIR%/}
+export OPENSTACK_LAB_DIR
+
+declare -A _lab_saved=()
+if [[ -f $OPENSTACK_LAB_DIR/lab.env ]]; then
+  while IFS='=' read -r _k _v; do
+    _k=${_k#export }; _v=${_v#\'}; _v=${_v%\'}
+    [[ $_k == OPENSTACK_LAB_* ]] && _lab_saved[$_k]=$_v
+  done <"$OPENSTACK_LAB_DIR/lab.env"
+fi
+_lab_set() {   # _lab_set NAME DEFAULT REGEX
+  local n=$1
+  if [[ -z ${!n+x} ]]; then
+    if [[ -n ${_lab_saved[$n]+x} ]]; then printf -v "$n" '%s' "${_lab_saved[$n]}"; else printf -v "$n" '%s' "$2"; fi
+  fi
+  if ! [[ ${!n} =~ $3 ]]; then echo "openstack-lab: invalid $n='${!n}' (must match $3)" >&2; return 1; fi
+  export "$n"
+}
+_lab_set OPENSTACK_LAB_DB_PREFIX   'nbi_' '^[A-Za-z0-9_]{0,40}$'           || exit 2
+_lab_set OPENSTACK_LAB_VHOST       'nbi' '^(/|[A-Za-z0-9_.-]{1,100})$'    || exit 2
+_lab_set OPENSTACK_LAB_DB_USER     'lab' '^[A-Za-z0-9_]{1,32}$'           || exit 2
+_lab_set OPENSTACK_LAB_DB_PASSWORD 'lab' '^[A-Za-z0-9_.-]{1,64}$'         || exit 2
+_lab_set OPENSTACK_LAB_KEYSTONE_PORT  5000 '^[0-9]{2,5}$' || exit 2
+_lab_set OPENSTACK_LAB_CINDER_PORT    8776 '^[0-9]{2,5}$' || exit 2
+_lab_set OPENSTACK_LAB_PLACEMENT_PORT 8778 '^[0-9]{2,5}$' || exit 2
+unset _k _v
+
+LAB_ETC=$OPENSTACK_LAB_DIR/etc LAB_RUN=$OPENSTACK_LAB_DIR/run
+LAB_LOG=$OPENSTACK_LAB_DIR/log LAB_STATE=$OPENSTACK_LAB_DIR/state
+_p=$OPENSTACK_LAB_DB_PREFIX
+export OPENSTACK_LAB_SRC=$LAB_SRC
+export OPENSTACK_LAB_ETC_DIR=$LAB_ETC OPENSTACK_LAB_RUN_DIR=$LAB_RUN
+export OPENSTACK_LAB_LOG_DIR=$LAB_LOG OPENSTACK_LAB_STATE_DIR=$LAB_STATE
+export OPENSTACK_LAB_NOVA_CONF=$LAB_ETC/nova.conf OPENSTACK_LAB_CINDER_CONF=$LAB_ETC/cinder.conf
+export OPENSTACK_LAB_KEYSTONE_CONF=$LAB_ETC/keystone.conf OPENSTACK_LAB_PLACEMENT_CONF=$LAB_ETC/placement/placement.conf
+export OPENSTACK_LAB_NOVA_MANAGE=$LAB_SRC/nova-manage OPENSTACK_LAB_SEED=$LAB_SRC/seed.py OPENSTACK_LAB_PYTHON=$LAB_PY
+export OPENSTACK_LAB_DB_KEYSTONE=${_p}keystone OPENSTACK_LAB_DB_CINDER=${_p}cinder
+export OPENSTACK_LAB_DB_NOVA_API=${_p}nova_api OPENSTACK_LAB_DB_NOVA=${_p}nova
+export OPENSTACK_LAB_DB_NOVA_CELL0=${_p}nova_cell0 OPENSTACK_LAB_DB_PLACEMENT=${_p}placement
+export OPENSTACK_LAB_DB_URL="mysql+pymysql://$OPENSTACK_LAB_DB_USER:$OPENSTACK_LAB_DB_PASSWORD@127.0.0.1"
+export OPENSTACK_LAB_NOVA_DB_URL="$OPENSTACK_LAB_DB_URL/$OPENSTACK_LAB_DB_NOVA?charset=utf8"
+export OPENSTACK_LAB_NOVA_API_DB_URL="$OPENSTACK_LAB_DB_URL/$OPENSTACK_LAB_DB_NOVA_API?charset=utf8"
+export OPENSTACK_LAB_CINDER_DB_URL="$OPENSTACK_LAB_DB_URL/$OPENSTACK_LAB_DB_CINDER?charset=utf8"
+if [[ $OPENSTACK_LAB_VHOST == / ]]; then _vh=''; else _vh=$OPENSTACK_LAB_VHOST; fi
+export OPENSTACK_LAB_TRANSPORT_URL="rabbit://guest:guest@127.0.0.1:5672/$_vh"
+export OPENSTACK_LAB_KEYSTONE_URL="http://127.0.0.1:$OPENSTACK_LAB_KEYSTONE_PORT/v3"
+export OPENSTACK_LAB_CINDER_URL="http://127.0.0.1:$OPENSTACK_LAB_CINDER_PORT/v3"
+export OPENSTACK_LAB_PLACEMENT_URL="http://127.0.0.1:$OPENSTACK_LAB_PLACEMENT_PORT"
+unset _p _vh
+
+# Names printed by env.sh / recorded in lab.env, in this order.
+LAB_ENV_NAMES="OPENSTACK_LAB_DIR OPENSTACK_LAB_DB_PREFIX OPENSTACK_LAB_VHOST OPENSTACK_LAB_DB_USER
+ OPENSTACK_LAB_DB_PASSWORD OPENSTACK_LAB_KEYSTONE_PORT OPENSTACK_LAB_CINDER_PORT OPENSTACK_LAB_PLACEMENT_PORT
+ OPENSTACK_LAB_SRC OPENSTACK_LAB_ETC_DIR OPENSTACK_LAB_RUN_DIR OPENSTACK_LAB_LOG_DIR OPENSTACK_LAB_STATE_DIR
+ OPENSTACK_LAB_NOVA_CONF OPENSTACK_LAB_CINDER_CONF OPENSTACK_LAB_KEYSTONE_CONF OPENSTACK_LAB_PLACEMENT_CONF
+ OPENSTACK_LAB_NOVA_MANAGE OPENSTACK_LAB_SEED OPENSTACK_LAB_PYTHON
+ OPENSTACK_LAB_DB_KEYSTONE OPENSTACK_LAB_DB_CINDER OPENSTACK_LAB_DB_NOVA_API OPENSTACK_LAB_DB_NOVA
+ OPENSTACK_LAB_DB_NOVA_CELL0 OPENSTACK_LAB_DB_PLACEMENT OPENSTACK_LAB_DB_URL OPENSTACK_LAB_NOVA_DB_URL
+ OPENSTACK_LAB_NOVA_API_DB_URL OPENSTACK_LAB_CINDER_DB_URL OPENSTACK_LAB_TRANSPORT_URL
+ OPENSTACK_LAB_KEYSTONE_URL OPENSTACK_LAB_CINDER_URL OPENSTACK_LAB_PLACEMENT_URL"
+# Plain OpenStack client variables (admin/admin in project admin).
+lab_os_vars() {
+  export OS_AUTH_URL=$OPENSTACK_LAB_KEYSTONE_URL OS_IDENTITY_API_VERSION=3 OS_REGION_NAME=RegionOne
+  export OS_USERNAME=admin OS_PASSWORD=admin OS_PROJECT_NAME=admin
+  export OS_USER_DOMAIN_ID=default OS_PROJECT_DOMAIN_ID=default OS_INTERFACE=public
+}
+LAB_OS_NAMES="OS_AUTH_URL OS_IDENTITY_API_VERSION OS_REGION_NAME OS_USERNAME OS_PASSWORD OS_PROJECT_NAME
+ OS_USER_DOMAIN_ID OS_PROJECT_DOMAIN_ID OS_INTERFACE"
+
+lab_env_lines() {   # "export NAME='value'" for every setting (values never contain a quote)
+  local n
+  for n in $LAB_ENV_NAMES; do printf "export %s='%s'\n" "$n" "${!n}"; done
+}
+
+# The services up.sh starts, in stop order.
+LAB_SERVICES="nova-compute nova-conductor cinder-volume cinder-scheduler cinder-api placement keystone"
+
+# True if the pid is alive AND its command line names this state dir's etc/ (guards
+# against stale pid files after a reboot and against another state dir's processes).
+lab_pid_ours() {
+  [[ $1 =~ ^[0-9]+$ ]] && kill -0 "$1" 2>/dev/null &&
+    tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF "$LAB_ETC/"
+}
+lab_running() { [[ -f $LAB_RUN/$1.pid ]] && lab_pid_ours "$(cat "$LAB_RUN/$1.pid")"; }
