@@ -25,10 +25,10 @@ async function main(argv: string[]): Promise<number> {
   if (result.failed) {
     process.stderr.write(`${result.msg}\n`);
     const { exitCodeFor } = await import('./cli/exit-codes');
-    return exitCodeFor(error);
+    return exitCodeFor(error, String(command.moduleArgs.action));
   }
-  const { renderShow } = await import('./cli/render');
-  process.stdout.write(`${renderShow(result, command.render)}\n`);
+  const { renderResult } = await import('./cli/render');
+  process.stdout.write(`${renderResult(result, command.render)}\n`);
   for (const w of (result.warnings as string[] | undefined) ?? []) process.stderr.write(`warning: ${w}\n`);
   return 0;
 }

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import axios, { type AxiosInstance, type AxiosResponse, type Method } from 'axios';
 import { BadInput, NovaBdmError } from '../errors';
@@ -48,7 +49,9 @@ export class OpenStackHttp {
     }
     this.axios = axios.create({
       timeout: Math.round(settings.timeoutSeconds * 1000),
-      httpsAgent: new HttpsAgent({ ca, rejectUnauthorized: !settings.insecure, keepAlive: true }),
+      // No keep-alive: a run makes a handful of calls, and idle sockets would keep the process alive.
+      httpsAgent: new HttpsAgent({ ca, rejectUnauthorized: !settings.insecure, keepAlive: false }),
+      httpAgent: new HttpAgent({ keepAlive: false }),
       validateStatus: () => true,
       maxRedirects: 0,
       transitional: { clarifyTimeoutError: true },

@@ -10,6 +10,10 @@ commands:
   bdm show BDM_UUID                               one BDM, found in whichever cell holds it
   volume_attachment show INSTANCE_UUID VOLUME_ID  the BDM of a volume attached to an instance
                                                   (as nova-manage volume_attachment show)
+  bdm refresh BDM_UUID --connector-path FILE      refresh the BDM's connection_info: new Cinder
+                                                  attachment, old one removed, BDM updated
+  volume_attachment refresh INSTANCE_UUID VOLUME_ID CONNECTOR_PATH
+                                                  the same, as nova-manage volume_attachment refresh
 
 options:
   --config-file PATH   nova.conf to read; repeat for more (later files override).
@@ -18,13 +22,21 @@ options:
   --connection_info    print only the connection_info
   --reveal-secrets     print passwords and keyrings inside connection_info unmasked
   --connect-timeout S  seconds to wait for each database connection (default 10)
+  --connector-path F   (refresh) JSON connector of the instance's compute host
+                       (from 'nova-manage volume_attachment get_connector --json' there)
+  --rpc-timeout S      (refresh) seconds to wait for the compute (default
+                       [DEFAULT] rpc_response_timeout, 60)
+  --no-require-libvirt (refresh) also refresh on non-libvirt computes, at your own risk
+  --check              (refresh) check every precondition and say what would change; write nothing
   -h, --help           show this help
 
 As an Ansible module: bdm.cjs ARGS_FILE (Ansible's calling convention), or
 bdm.cjs - to read the same JSON arguments from stdin.
 
-exit codes: 0 ok, 1 unexpected error, 2 instance not found, 3 volume not attached
-(no such BDM), 64 wrong usage.`;
+exit codes (as nova-manage): show: 0 ok, 1 unexpected error, 2 instance not found,
+3 volume not attached. refresh: 0 ok, 1 unexpected error, 2 connector path missing,
+3 connector unreadable, 4 instance not found, 5 instance state invalid, 6 volume not
+attached. 64 wrong usage.`;
 
 export interface CliRender {
   json: boolean;
@@ -66,6 +78,25 @@ export function parseCli(argv: readonly string[]): CliCommand {
         configFiles.push(v);
         break;
       }
+      case '--connector-path':
+      case '--connector_path': {
+        const v = value();
+        if (!v) return { kind: 'usage-error', message: '--connector-path needs a path' };
+        moduleArgs.connector_path = v;
+        break;
+      }
+      case '--rpc-timeout': {
+        const v = Number(value());
+        if (!Number.isFinite(v)) return { kind: 'usage-error', message: '--rpc-timeout needs a number of seconds' };
+        moduleArgs.rpc_timeout = v;
+        break;
+      }
+      case '--no-require-libvirt':
+        moduleArgs.require_libvirt = false;
+        break;
+      case '--check':
+        moduleArgs._ansible_check_mode = true;
+        break;
       case '--connect-timeout': {
         const v = Number(value());
         if (!Number.isFinite(v)) return { kind: 'usage-error', message: '--connect-timeout needs a number of seconds' };
@@ -87,6 +118,17 @@ export function parseCli(argv: readonly string[]): CliCommand {
   if (category === 'volume_attachment' && action === 'show') {
     if (rest.length !== 2) return { kind: 'usage-error', message: 'volume_attachment show takes INSTANCE_UUID VOLUME_ID' };
     return { kind: 'run', moduleArgs: { ...moduleArgs, action: 'show', instance_uuid: rest[0], volume_id: rest[1] }, render };
+  }
+  if (category === 'bdm' && action === 'refresh') {
+    if (rest.length !== 1) return { kind: 'usage-error', message: 'bdm refresh takes exactly one BDM_UUID' };
+    return { kind: 'run', moduleArgs: { ...moduleArgs, action: 'refresh', bdm_uuid: rest[0] }, render };
+  }
+  if (category === 'volume_attachment' && action === 'refresh') {
+    if (rest.length !== 3 && !(rest.length === 2 && moduleArgs.connector_path)) {
+      return { kind: 'usage-error', message: 'volume_attachment refresh takes INSTANCE_UUID VOLUME_ID CONNECTOR_PATH' };
+    }
+    const connectorPath = rest[2] ?? moduleArgs.connector_path;
+    return { kind: 'run', moduleArgs: { ...moduleArgs, action: 'refresh', instance_uuid: rest[0], volume_id: rest[1], connector_path: connectorPath }, render };
   }
   if (category === undefined) return { kind: 'usage-error', message: 'no command given' };
   return { kind: 'usage-error', message: `unknown command: ${positional.slice(0, 2).join(' ')}` };

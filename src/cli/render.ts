@@ -2,7 +2,25 @@ import type { CliRender } from './parse';
 
 // Human output: nova-manage's two-column "Property | Value" table, rows sorted by key.
 
-export function renderShow(result: Record<string, unknown>, render: CliRender): string {
+export function renderResult(result: Record<string, unknown>, render: CliRender): string {
+  if (result.bdm === undefined && result.bdms === undefined) return renderRefresh(result, render);
+  return renderShow(result, render);
+}
+
+/** refresh: what changed, then where the time went. */
+function renderRefresh(result: Record<string, unknown>, render: CliRender): string {
+  if (render.json) return JSON.stringify(result, null, 2);
+  if (render.connectionInfoOnly) return JSON.stringify(result.connection_info, null, 2);
+  const summary: Record<string, unknown> = {};
+  for (const key of ['msg', 'bdm_uuid', 'instance_uuid', 'volume_id', 'host', 'old_attachment_id', 'new_attachment_id', 'rpc_version']) {
+    if (result[key] !== undefined) summary[key] = result[key];
+  }
+  const steps = (result.steps as Array<{ step: string; ms: number }> | undefined) ?? [];
+  const timings = steps.map((s) => `  ${s.step.padEnd(30)} ${String(s.ms).padStart(6)} ms`).join('\n');
+  return `${table(summary)}\nsteps:\n${timings}`;
+}
+
+function renderShow(result: Record<string, unknown>, render: CliRender): string {
   const bdms = Array.isArray(result.bdms) ? (result.bdms as Array<Record<string, unknown>>) : [result.bdm as Record<string, unknown>];
   if (render.connectionInfoOnly) {
     const infos = bdms.map((b) => b.connection_info);

@@ -34,6 +34,7 @@ export class RefreshEnv {
   cloud!: FakeOpenStack;
   extraConf = '';
   readonly dir = mkdtempSync(join(tmpdir(), 'nbt-refresh-'));
+  private heartbeat?: NodeJS.Timeout;
 
   static async start(): Promise<RefreshEnv> {
     const env = new RefreshEnv();
@@ -42,6 +43,10 @@ export class RefreshEnv {
     env.extraConf = join(env.dir, 'cinder.conf');
     writeFileSync(env.extraConf, `[DEFAULT]\nhost = ${CONTROLLER_HOST}\n${env.cloud.nova_conf_sections()}`);
     await env.seedComputeService();
+    // Like nova-compute's report_state: keep the service row fresh.
+    env.heartbeat = setInterval(() => {
+      void env.fx.cell('cell1').updateTable('services').set({ updated_at: new Date() }).where('host', '=', env.host).where('forced_down', '=', 0).where('updated_at', '>', new Date(Date.now() - 120_000).toISOString().slice(0, 19).replace('T', ' ')).execute();
+    }, 10_000);
     return env;
   }
 
@@ -109,6 +114,7 @@ export class RefreshEnv {
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.heartbeat);
     await Promise.all([this.compute.destroy(), this.cloud.stop(), this.fx.close()]);
   }
 }
