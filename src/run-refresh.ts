@@ -54,6 +54,8 @@ export async function runRefresh(
         revealSecrets: args.reveal_secrets,
         checkMode: ansible.checkMode,
         diff: ansible.diff,
+        force: args.force,
+        expect: args.expect as Record<string, unknown> | undefined,
       },
     )) as Record<string, unknown> & { changed: boolean };
   } finally {

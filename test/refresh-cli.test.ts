@@ -36,7 +36,7 @@ function cli(...args: string[]) {
 
 test('volume_attachment refresh INSTANCE VOLUME CONNECTOR_PATH: a table of what changed and the step timings', async () => {
   const s = await env.seed();
-  const r = await cli('volume_attachment', 'refresh', s.instanceUuid, s.volumeId, connectorPath);
+  const r = await cli('volume_attachment', 'refresh', s.instanceUuid, s.volumeId, connectorPath, '--expect-json', JSON.stringify(RefreshEnv.EXPECT_NEW_MONITORS));
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, new RegExp(`\\| old_attachment_id +\\| ${s.oldAttachmentId} +\\|`));
   assert.match(r.stdout, /\| new_attachment_id +\| [0-9a-f-]{36} +\|/);
@@ -48,7 +48,7 @@ test('bdm refresh BDM_UUID --connector-path F --check: says what would change, w
   const before = await env.dumpRows(s.instanceUuid);
   const mutations = env.cloud.mutations().length;
   const calls = env.compute.calls.length;
-  const r = await cli('bdm', 'refresh', s.bdm.uuid, '--connector-path', connectorPath, '--check', '--json');
+  const r = await cli('bdm', 'refresh', s.bdm.uuid, '--connector-path', connectorPath, '--check', '--json', '--force');
   assert.equal(r.status, 0, r.stderr);
   const out = JSON.parse(r.stdout);
   assert.equal(out.changed, true);
@@ -78,7 +78,7 @@ test("nova-manage's refresh exit codes", async () => {
   assert.equal(r.status, 6);
   env.compute.behaviour = { kind: 'fail', cls: 'VolumeDriverException', module: 'nova.exception', message: 'boom' };
   try {
-    r = await cli('volume_attachment', 'refresh', s.instanceUuid, s.volumeId, connectorPath);
+    r = await cli('volume_attachment', 'refresh', s.instanceUuid, s.volumeId, connectorPath, '--force');
     assert.equal(r.status, 1);
     assert.match(r.stderr, /failed at rpc_remove_volume_connection: VolumeDriverException: boom; the BDM and its attachment are unchanged$/);
   } finally {
@@ -93,12 +93,12 @@ test('[upgrade_levels] compute: auto follows the oldest compute (53 -> 5.0), a r
   try {
     const auto = join(env.dir, 'auto.conf');
     writeFileSync(auto, '[upgrade_levels]\ncompute = auto\n');
-    let r = await cli('--config-file', auto, 'bdm', 'refresh', s.bdm.uuid, '--connector-path', connectorPath, '--json');
+    let r = await cli('--config-file', auto, 'bdm', 'refresh', s.bdm.uuid, '--connector-path', connectorPath, '--force', '--json');
     assert.equal(JSON.parse(r.stdout).rpc_version, '5.0', r.stderr);
     assert.equal((env.compute.calls.at(-1)!.inner as any).version, '5.0');
     const pinned = join(env.dir, 'pinned.conf');
     writeFileSync(pinned, '[upgrade_levels]\ncompute = xena\n');
-    r = await cli('--config-file', pinned, 'bdm', 'refresh', s.bdm.uuid, '--connector-path', connectorPath, '--json');
+    r = await cli('--config-file', pinned, 'bdm', 'refresh', s.bdm.uuid, '--connector-path', connectorPath, '--force', '--json');
     assert.equal(JSON.parse(r.stdout).rpc_version, '6.0', r.stderr);
   } finally {
     await db.updateTable('services').set({ version: 64 }).where('host', '=', env.host).execute();

@@ -139,7 +139,7 @@ describe('the happy path', () => {
       oldInfo: { driver_volume_type: 'iscsi', data: { target_portal: '192.0.2.5:3260', multipath_id: 'mpath-42', access_mode: 'rw' }, multiattach: true, serial: 'x' },
     });
     env.cloud.backends.set(s.volumeId, { driver_volume_type: 'iscsi', data: { target_portal: '192.0.2.6:3260', target_lun: 3, access_mode: 'rw' } });
-    const r = await env.refresh({ instance_uuid: s.instanceUuid, volume_id: s.volumeId, reveal_secrets: true });
+    const r = await env.refresh({ instance_uuid: s.instanceUuid, volume_id: s.volumeId, reveal_secrets: true, expect: undefined, force: true });
     assert.equal(r.failed, undefined, String(r.msg));
     const stored = JSON.parse((await env.dumpRows(s.instanceUuid)).bdms[0]!.connection_info!);
     assert.equal(stored.multiattach, true);

@@ -13,6 +13,7 @@ import { connectionInfoFromAttachment, parseConnectionInfo, pythonJsonDumps } fr
 import { locateOneBdm } from './locate-bdm';
 import { lockReasonFor } from './lock-reason';
 import { checkCompute, checkInstanceState, chooseRpcVersion } from './refresh-preconditions';
+import { applyExpectation, cinderStaleReasons, dbStaleReasons, expectationMismatch } from './staleness';
 import { recoverInterruptedRefresh, type Recovery } from './refresh-recovery';
 import { StepLog } from './step-log';
 
@@ -37,6 +38,10 @@ export interface RefreshSettings {
   revealSecrets: boolean;
   checkMode: boolean;
   diff: boolean;
+  /** Refresh even when the BDM is not stale. */
+  force: boolean;
+  /** The operator's partial connection_info ("the monitors are now these"). */
+  expect?: Record<string, unknown>;
 }
 
 export async function refreshBdm(
@@ -73,6 +78,41 @@ export async function refreshBdm(
     instance = (await findInstanceRow(db, instanceUuid))!;
   }
 
+  const summary = { bdm_uuid: bdm.uuid, instance_uuid: instanceUuid, volume_id: volumeId, host: instance.host, cell: { uuid: cell.uuid, name: cell.name } };
+  const mask = (v: unknown) => (settings.revealSecrets ? v : maskSecrets(v));
+  const oldInfo = parseConnectionInfo(bdm.connection_info);
+
+  // --- Is it stale? DB rules, then Cinder's view of the attachment (also proves Keystone and
+  // Cinder answer before anything is locked).
+  const ctxRefresh = newAdminContext();
+  const cinder = deps.cinderFor(ctxRefresh.requestId);
+  const reasons = dbStaleReasons(bdm, settings.expect);
+  let cinderView: Attachment | null = null;
+  if (bdm.attachment_id) {
+    const attachmentId = bdm.attachment_id;
+    const [attachment, attachedHost] = await steps.run('cinder_get_attachment', () =>
+      Promise.all([cinder.getAttachment(attachmentId), cinder.attachedHost(volumeId, attachmentId)]),
+    );
+    cinderView = attachment;
+    reasons.push(...cinderStaleReasons({ ...bdm, volume_id: volumeId, instance_uuid: instanceUuid }, attachment, attachedHost, instance.host));
+  }
+  const stale = reasons.length > 0;
+  const staleness = { stale, stale_reasons: reasons };
+  if (!stale && !settings.force) {
+    return {
+      changed: false,
+      msg: `BDM ${bdm.uuid} is not stale; nothing to do (force: true refreshes anyway)`,
+      ...summary,
+      ...staleness,
+      attachment_id: bdm.attachment_id,
+      connection_info: mask(oldInfo),
+      steps: steps.entries,
+      ...(recovery ? { changed: true, recovered: recovery } : {}),
+      ...(warnings.length ? { warnings } : {}),
+    };
+  }
+
+  // --- Would it work? Every precondition, still without writing.
   checkInstanceState(instance);
   const host = instance.host!;
   await steps.run('check_compute', () => checkCompute(deps.topology, cell, host, settings));
@@ -82,28 +122,22 @@ export async function refreshBdm(
   if (consumers === 0) {
     throw new PreconditionFailed(`nova-compute on ${host} is not consuming its queue compute.${host} on ${rpc.where} (is it running and connected?)`);
   }
-  const ctxRefresh = newAdminContext();
-  const cinder = deps.cinderFor(ctxRefresh.requestId);
-  const oldInfo = parseConnectionInfo(bdm.connection_info);
-  if (bdm.attachment_id) {
-    // Also proves Keystone and Cinder answer before we lock anything.
-    const old = await steps.run('cinder_get_old_attachment', () => cinder.getAttachment(bdm.attachment_id!));
-    if (!old) warnings.push(`the BDM's attachment ${bdm.attachment_id} no longer exists in Cinder`);
-  } else {
-    await steps.run('cinder_list_attachments', () => cinder.listAttachments(volumeId, instanceUuid));
-  }
 
-  const summary = { bdm_uuid: bdm.uuid, instance_uuid: instanceUuid, volume_id: volumeId, host, cell: { uuid: cell.uuid, name: cell.name } };
-  const mask = (v: unknown) => (settings.revealSecrets ? v : maskSecrets(v));
   if (settings.checkMode) {
+    // Predicted after: Cinder's view when it differs, else the expectation applied.
+    const predicted = cinderView && reasons.some((r) => r.code === 'connection_info_differs')
+      ? connectionInfoFromAttachment(cinderView, volumeId, oldInfo)
+      : settings.expect ? applyExpectation(oldInfo, settings.expect) : oldInfo;
     return {
       changed: true,
-      msg: `would refresh the connection_info of BDM ${bdm.uuid}`,
+      msg: `would refresh the connection_info of BDM ${bdm.uuid}${stale ? ` (${reasons.map((r) => r.code).join(', ')})` : ' (forced)'}`,
       ...summary,
+      ...staleness,
       old_attachment_id: bdm.attachment_id,
       connection_info: mask(oldInfo),
       rpc_version: rpcVersion,
       steps: steps.entries,
+      ...(settings.diff ? { diff: connectionInfoDiff(bdm, instanceUuid, volumeId, mask(oldInfo), mask(predicted)) } : {}),
       ...(warnings.length ? { warnings } : {}),
     };
   }
@@ -179,6 +213,7 @@ export async function refreshBdm(
     changed: true,
     msg: `refreshed the connection_info of BDM ${bdm.uuid}`,
     ...summary,
+    ...staleness,
     old_attachment_id: bdm.attachment_id,
     new_attachment_id: state.newAttachment!.id,
     attachment_id: state.newAttachment!.id,
@@ -190,6 +225,15 @@ export async function refreshBdm(
   if (recovery) result.recovered = recovery;
   if (settings.diff) result.diff = connectionInfoDiff(bdm, instanceUuid, volumeId, mask(oldInfo), mask(state.newInfo));
   if (warnings.length) result.warnings = warnings;
+  const stillWrong = settings.expect && expectationMismatch(state.newInfo, settings.expect);
+  if (stillWrong) {
+    // Consistent and changed, but not what the operator said it must be.
+    result.failed = true;
+    result.msg =
+      `refreshed BDM ${bdm.uuid}, but Cinder still hands out connection_info that does not match expect (${stillWrong}); ` +
+      "most likely cinder-volume's own configuration was not updated. Cinder handed out: " +
+      JSON.stringify(maskSecrets(state.newInfo));
+  }
   return result;
 }
 

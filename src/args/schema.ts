@@ -66,6 +66,16 @@ export const argsSchema = {
       minLength: 1,
       description: 'Path of a JSON file holding the connector (like nova-manage); refresh only.',
     },
+    force: {
+      type: 'boolean',
+      default: false,
+      description: 'Refresh even when the BDM is not stale.',
+    },
+    expect: {
+      type: 'object',
+      description:
+        'Partial connection_info the BDM must match, e.g. {driver_volume_type: rbd, data: {hosts: [...], ports: [...]}}; lists compare as sets, Ceph hosts paired with ports.',
+    },
     require_libvirt: {
       type: 'boolean',
       default: true,

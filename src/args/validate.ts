@@ -75,7 +75,7 @@ function checkSelectors(args: ModuleArgs): void {
       throw new BadInput("refresh needs the compute host's connector: give exactly one of connector or connector_path");
     }
   } else {
-    for (const option of ['connector', 'connector_path', 'rpc_timeout', 'cinder_auth'] as const) {
+    for (const option of ['connector', 'connector_path', 'rpc_timeout', 'cinder_auth', 'expect'] as const) {
       if (args[option] !== undefined) throw new BadInput(`${option} is only used by action refresh`);
     }
   }

@@ -137,6 +137,18 @@ export class CinderClient {
     return res.status === 404 ? null : (res.data as { attachment: Attachment }).attachment;
   }
 
+  /**
+   * The host Cinder recorded for an attachment: the attachments summary of the volume carries
+   * it as host_name (the attachment view itself does not). undefined when Cinder does not say.
+   */
+  async attachedHost(volumeId: string, attachmentId: string): Promise<string | null | undefined> {
+    const res = await this.call('GET', `/volumes/${volumeId}`, undefined, [404]);
+    if (res.status === 404) return undefined;
+    const attachments = (res.data as { volume?: { attachments?: Array<{ attachment_id?: string; host_name?: string | null }> } }).volume?.attachments ?? [];
+    const entry = attachments.find((a) => a.attachment_id === attachmentId);
+    return entry ? (entry.host_name ?? null) : undefined;
+  }
+
   /** Every attachment of a volume for an instance (all projects: we act as an admin). */
   async listAttachments(volumeId: string, instanceUuid: string): Promise<Attachment[]> {
     const q = new URLSearchParams({ volume_id: volumeId, instance_id: instanceUuid, all_tenants: '1' });

@@ -27,6 +27,9 @@ options:
   --rpc-timeout S      (refresh) seconds to wait for the compute (default
                        [DEFAULT] rpc_response_timeout, 60)
   --no-require-libvirt (refresh) also refresh on non-libvirt computes, at your own risk
+  --expect-json JSON   (refresh, audit) partial connection_info the BDM must match, e.g.
+                       '{"driver_volume_type": "rbd", "data": {"hosts": [...], "ports": [...]}}'
+  --force              (refresh) refresh even when the BDM is not stale
   --check              (refresh) check every precondition and say what would change; write nothing
   -h, --help           show this help
 
@@ -89,6 +92,18 @@ export function parseCli(argv: readonly string[]): CliCommand {
         const v = Number(value());
         if (!Number.isFinite(v)) return { kind: 'usage-error', message: '--rpc-timeout needs a number of seconds' };
         moduleArgs.rpc_timeout = v;
+        break;
+      }
+      case '--force':
+        moduleArgs.force = true;
+        break;
+      case '--expect-json': {
+        const v = value();
+        try {
+          moduleArgs.expect = JSON.parse(v ?? '');
+        } catch {
+          return { kind: 'usage-error', message: '--expect-json needs a JSON object, e.g. \'{"data": {"hosts": ["10.0.0.1"]}}\'' };
+        }
         break;
       }
       case '--no-require-libvirt':

@@ -74,7 +74,10 @@ function ourArgs(lab: LabEnv, twin: Seeded, connectorPath: string) {
     volume_id: twin.volume_id,
     connector_path: connectorPath,
     config_file: lab.novaConf,
+    // The lab's compute runs nova's fake driver, not libvirt.
     require_libvirt: false,
+    // nova-manage refreshes unconditionally; so do we here, to compare what each leaves.
+    force: true,
   };
 }
 
@@ -178,10 +181,13 @@ describe('refresh: ours against the real nova-manage 26 (lab)', { skip: SKIP, ti
     const sansMode = (list: CinderAttachment[]) => list.map((a) => ({ ...a, attach_mode: '<checked below>' }));
     assert.deepEqual(comparable(mine, m, sansMode(m.attachments)), comparable(theirs, t, sansMode(t.attachments.filter((a) => a.id === bdmT))));
 
-    // Our only attachment must be read-write. Known to fail with Cinder 21.3.1 (README.md,
-    // finding a): attachment_create forces 'ro' whenever the volume's admin metadata has
-    // `readonly` at all (the legacy os-attach stored the string 'False'), even when asked for
-    // mode=rw at 3.54; no Cinder API removes that key.
-    assert.equal(only.attach_mode, 'rw', "our only attachment is read-write (Cinder 21 marks every attachment created after a legacy attach 'ro')");
+    // The guest gets read-write: access_mode in the stored connection_info comes from the
+    // volume's attached_mode ('rw'). Cinder's own attach_mode is what Cinder assigns (it forces
+    // 'ro' after a legacy attach: cinder/volume/api.py attachment_create tests the string
+    // readonly='False' for truth; no API can change it while the volume is in use), the same
+    // for ours and nova-manage's: the real component wins (README.md, finding a).
+    assert.equal(only.attach_mode, newTheirs.attach_mode, "Cinder's attach_mode, as it assigns it to nova-manage's attachment");
+    const stored = JSON.parse(String(m.nova.block_device_mapping[0]!.connection_info));
+    assert.equal(stored.data.access_mode, 'rw', 'the guest is attached read-write');
   });
 });

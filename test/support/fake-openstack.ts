@@ -75,10 +75,10 @@ export class FakeOpenStack {
   }
 
   /** An attachment as the attach flow leaves it (v3, or legacy with `legacy: true`). */
-  addAttachedVolume(volumeId: string, instanceUuid: string, connectionInfo: Record<string, unknown>, legacy = false): FakeAttachment {
+  addAttachedVolume(volumeId: string, instanceUuid: string, connectionInfo: Record<string, unknown>, legacy = false, host = 'old-host'): FakeAttachment {
     const a: FakeAttachment = {
       id: randomUUID(), status: 'attached', instance: instanceUuid, volume_id: volumeId, attached_at: now(), detached_at: '',
-      attach_mode: 'rw', connection_info: connectionInfo, connector: { host: 'old-host' }, legacy,
+      attach_mode: 'rw', connection_info: connectionInfo, connector: { host }, legacy,
     };
     this.attachments.set(a.id, a);
     return a;
@@ -211,6 +211,19 @@ project_domain_name = Default
       // Legacy flow: ends the connection; the attachment record stays (that is the catch).
       for (const a of this.attachmentsOf(legacyAction[1]!)) if (a.legacy) a.connection_info = null;
       send(202);
+      return;
+    }
+    const volume = /^\/volumes\/([^/]+)$/.exec(rest);
+    if (volume && method === 'GET') {
+      const atts = this.attachmentsOf(volume[1]!);
+      send(200, {
+        volume: {
+          id: volume[1], status: atts.length ? 'in-use' : 'available',
+          attachments: atts.filter((a) => a.status === 'attached').map((a) => ({
+            id: a.volume_id, attachment_id: a.id, volume_id: a.volume_id, server_id: a.instance, host_name: a.connector?.host ?? null, device: '/dev/vdb', attached_at: a.attached_at,
+          })),
+        },
+      });
       return;
     }
     if (req.headers['openstack-api-version'] !== 'volume 3.44') {

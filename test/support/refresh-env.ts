@@ -81,7 +81,7 @@ export class RefreshEnv {
     const volumeId = randomUUID();
     const oldInfo = options.oldInfo ?? JSON.parse(JSON.stringify(RBD_CONNECTION_INFO).replaceAll('"X"', JSON.stringify(volumeId)));
     const { data, ...top } = oldInfo as { data: Record<string, unknown>; driver_volume_type?: unknown };
-    const cinderOld = this.cloud.addAttachedVolume(volumeId, instanceUuid, { ...data, driver_volume_type: top.driver_volume_type }, options.legacy);
+    const cinderOld = this.cloud.addAttachedVolume(volumeId, instanceUuid, { ...data, driver_volume_type: top.driver_volume_type }, options.legacy, String(options.instance?.host ?? this.host));
     const bdm = await this.fx.seedBdm('cell1', instanceUuid, {
       volume_id: volumeId,
       attachment_id: options.legacy ? null : cinderOld.id,
@@ -94,8 +94,12 @@ export class RefreshEnv {
     return { instanceUuid, volumeId, bdm, oldAttachmentId: cinderOld.id, oldInfo };
   }
 
+  /** The operator's statement after the Ceph monitor move: what every refresh test passes unless it says otherwise. */
+  static readonly EXPECT_NEW_MONITORS = { driver_volume_type: 'rbd', data: { hosts: NEW_MONITORS, ports: ['6789', '6789', '6789'] } };
+
   async refresh(args: Record<string, unknown>) {
-    return (await execute({ action: 'refresh', config_file: [this.fx.env.confPath, this.extraConf], connector: this.connector, ...args })).result;
+    const defaults = args.action === 'show' ? {} : { connector: this.connector, expect: RefreshEnv.EXPECT_NEW_MONITORS };
+    return (await execute({ action: 'refresh', config_file: [this.fx.env.confPath, this.extraConf], ...defaults, ...args })).result;
   }
 
   /** Every row refresh may touch for this instance, for before/after comparisons. */

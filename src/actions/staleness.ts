@@ -1,0 +1,141 @@
+import type { Attachment } from '../cinder/cinder-client';
+import { connectionInfoFromAttachment, parseConnectionInfo, type ConnectionInfo } from './connection-info';
+
+// Why a BDM's connection_info is stale, as stable reason codes with a one-line detail.
+// DB-only rules need nothing but the BDM row; the Cinder rules need the attachment.
+
+export type StaleCode =
+  | 'legacy_attachment'
+  | 'connection_info_missing'
+  | 'attachment_missing'
+  | 'attachment_not_attached'
+  | 'attachment_host_mismatch'
+  | 'connection_info_differs'
+  | 'expectation_mismatch';
+
+export interface StaleReason {
+  code: StaleCode;
+  detail: string;
+}
+
+/** Keys Nova adds to data itself: never a sign of staleness. */
+const NOVA_ADDED_DATA_KEYS = new Set(['multipath_id', 'device_path']);
+
+export interface BdmFacts {
+  attachment_id: string | null;
+  connection_info: string | null;
+}
+
+/** Rules that need only the BDM row (what the fleet audit runs by default). */
+export function dbStaleReasons(bdm: BdmFacts, expect: Record<string, unknown> | undefined): StaleReason[] {
+  const reasons: StaleReason[] = [];
+  if (bdm.attachment_id === null) {
+    reasons.push({ code: 'legacy_attachment', detail: 'no attachment_id: a legacy cinder v2 attachment (a refresh migrates it to a v3 attachment)' });
+  }
+  const info = parseConnectionInfo(bdm.connection_info);
+  if (!info || Object.keys(info).length === 0 || !info.driver_volume_type) {
+    const what = bdm.connection_info === null || bdm.connection_info === '' ? 'NULL' : info ? 'empty' : 'not valid JSON';
+    reasons.push({ code: 'connection_info_missing', detail: `connection_info is ${what}` });
+  } else if (expect) {
+    const mismatch = expectationMismatch(info, expect);
+    if (mismatch) reasons.push({ code: 'expectation_mismatch', detail: mismatch });
+  }
+  return reasons;
+}
+
+/** Rules that compare with Cinder: the attachment exists, is attached, on the right host, and holds what Nova stores. */
+export function cinderStaleReasons(
+  bdm: BdmFacts & { volume_id: string; instance_uuid: string },
+  attachment: Attachment | null,
+  attachedHost: string | null | undefined,
+  instanceHost: string | null,
+): StaleReason[] {
+  if (bdm.attachment_id === null) return [];
+  if (!attachment) return [{ code: 'attachment_missing', detail: `Cinder has no attachment ${bdm.attachment_id}` }];
+  if (attachment.volume_id !== bdm.volume_id || (attachment.instance !== null && attachment.instance !== bdm.instance_uuid)) {
+    return [{ code: 'attachment_missing', detail: `attachment ${attachment.id} belongs to volume ${attachment.volume_id} / instance ${attachment.instance}, not this BDM` }];
+  }
+  const reasons: StaleReason[] = [];
+  if (attachment.status !== 'attached') {
+    reasons.push({ code: 'attachment_not_attached', detail: `Cinder's attachment ${attachment.id} is ${attachment.status}, not attached` });
+  }
+  if (attachedHost && instanceHost && attachedHost !== instanceHost) {
+    reasons.push({ code: 'attachment_host_mismatch', detail: `Cinder recorded host ${attachedHost} for the attachment, but the instance is on ${instanceHost}` });
+  }
+  const stored = parseConnectionInfo(bdm.connection_info);
+  if (stored && attachment.connection_info && Object.keys(attachment.connection_info).length > 0) {
+    const rebuilt = connectionInfoFromAttachment(attachment, bdm.volume_id, stored);
+    const diff = firstDifference(comparable(stored), comparable(rebuilt));
+    if (diff) reasons.push({ code: 'connection_info_differs', detail: `Nova's connection_info differs from Cinder's attachment at ${diff}` });
+  }
+  return reasons;
+}
+
+/** driver_volume_type + data, without the keys Nova adds itself. */
+function comparable(info: ConnectionInfo): Record<string, unknown> {
+  const data = { ...(info.data ?? {}) };
+  for (const k of NOVA_ADDED_DATA_KEYS) delete data[k];
+  return { driver_volume_type: info.driver_volume_type, data };
+}
+
+function firstDifference(a: unknown, b: unknown, path = ''): string | undefined {
+  if (a === b) return undefined;
+  if (a && b && typeof a === 'object' && typeof b === 'object' && !Array.isArray(a) && !Array.isArray(b)) {
+    const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+    for (const k of [...keys].sort()) {
+      const d = firstDifference((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], path ? `${path}.${k}` : k);
+      if (d) return d;
+    }
+    return undefined;
+  }
+  return JSON.stringify(a) === JSON.stringify(b) ? undefined : path || '(root)';
+}
+
+/**
+ * Does the stored connection_info match the operator's partial expectation? Lists are sets
+ * (order carries no meaning); Ceph monitors are compared as host:port pairs. Numbers and their
+ * string forms are equal (ports are strings in rbd data). Returns the first mismatch, in words.
+ */
+export function expectationMismatch(stored: unknown, expect: unknown, path = ''): string | undefined {
+  const where = path || 'connection_info';
+  if (expect !== null && typeof expect === 'object' && !Array.isArray(expect)) {
+    if (stored === null || typeof stored !== 'object' || Array.isArray(stored)) return `${where} is not an object`;
+    const e = expect as Record<string, unknown>;
+    const s = stored as Record<string, unknown>;
+    if (Array.isArray(e.hosts) && Array.isArray(e.ports)) {
+      const want = pairs(e.hosts, e.ports);
+      const have = Array.isArray(s.hosts) && Array.isArray(s.ports) ? pairs(s.hosts, s.ports) : [];
+      if (JSON.stringify(want) !== JSON.stringify(have)) {
+        return `${path ? `${path}.` : ''}hosts/ports are ${have.join(', ') || 'unset'}, expected ${want.join(', ')}`;
+      }
+    }
+    for (const [k, v] of Object.entries(e)) {
+      if ((k === 'hosts' || k === 'ports') && Array.isArray(e.hosts) && Array.isArray(e.ports)) continue;
+      const d = expectationMismatch(s[k], v, path ? `${path}.${k}` : k);
+      if (d) return d;
+    }
+    return undefined;
+  }
+  if (Array.isArray(expect)) {
+    const want = expect.map(canonical).sort();
+    const have = Array.isArray(stored) ? stored.map(canonical).sort() : null;
+    return have && JSON.stringify(want) === JSON.stringify(have) ? undefined : `${where} is ${JSON.stringify(stored) ?? 'unset'}, expected ${JSON.stringify(expect)}`;
+  }
+  return canonical(stored) === canonical(expect) ? undefined : `${where} is ${JSON.stringify(stored) ?? 'unset'}, expected ${JSON.stringify(expect)}`;
+}
+
+function canonical(v: unknown): string {
+  return typeof v === 'number' || typeof v === 'string' ? String(v) : JSON.stringify(v);
+}
+
+function pairs(hosts: unknown[], ports: unknown[]): string[] {
+  return hosts.map((h, i) => `${String(h)}:${String(ports[i] ?? '')}`).sort();
+}
+
+/** What the connection_info would be with the expectation applied (for a check-mode diff). */
+export function applyExpectation(stored: unknown, expect: unknown): unknown {
+  if (expect === null || typeof expect !== 'object' || Array.isArray(expect)) return expect;
+  const base = stored && typeof stored === 'object' && !Array.isArray(stored) ? { ...(stored as Record<string, unknown>) } : {};
+  for (const [k, v] of Object.entries(expect)) base[k] = applyExpectation(base[k], v);
+  return base;
+}
