@@ -30,6 +30,8 @@ async function main(argv: string[]): Promise<number> {
   const { renderResult } = await import('./cli/render');
   process.stdout.write(`${renderResult(result, command.render)}\n`);
   for (const w of (result.warnings as string[] | undefined) ?? []) process.stderr.write(`warning: ${w}\n`);
+  // A CI gate can fail on stale BDMs by exit code alone.
+  if (command.moduleArgs.action === 'audit' && Array.isArray(result.stale) && result.stale.length > 0) return 4;
   return 0;
 }
 

@@ -59,6 +59,10 @@ async function runAction(
         const { runRefresh } = await import('./run-refresh');
         return await runRefresh(args, conf, ansible, topology, scrubber);
       }
+      case 'audit': {
+        const { runAudit } = await import('./run-audit');
+        return await runAudit(args, conf, topology, scrubber);
+      }
     }
   } finally {
     await topology.close();

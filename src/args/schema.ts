@@ -4,7 +4,7 @@ import type { FromSchema } from 'json-schema-to-ts';
 // (later) the Ansible sidecar documentation are all derived from or checked against it.
 const uuidPattern = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
 
-export const ACTIONS = ['show', 'refresh'] as const;
+export const ACTIONS = ['show', 'refresh', 'audit'] as const;
 
 export const argsSchema = {
   $id: 'nova-bdm-args',
@@ -31,6 +31,48 @@ export const argsSchema = {
       type: 'string',
       pattern: uuidPattern,
       description: 'Cinder volume id; needs instance_uuid.',
+    },
+    hosts: {
+      type: 'array',
+      items: { type: 'string', minLength: 1 },
+      description: 'audit: only instances on these compute hosts.',
+    },
+    instance_uuids: {
+      type: 'array',
+      items: { type: 'string', pattern: uuidPattern },
+      description: 'audit: only these instances.',
+    },
+    volume_ids: {
+      type: 'array',
+      items: { type: 'string', pattern: uuidPattern },
+      description: 'audit: only these volumes.',
+    },
+    project_id: {
+      type: 'string',
+      minLength: 1,
+      description: "audit: only this project's instances.",
+    },
+    driver_volume_type: {
+      type: 'string',
+      minLength: 1,
+      description: 'audit: only BDMs whose connection_info has this driver_volume_type (rbd, iscsi, ...).',
+    },
+    check_cinder: {
+      type: 'boolean',
+      default: false,
+      description: "audit: also apply the Cinder rules (one GET per attachment); refresh always does.",
+    },
+    cinder_concurrency: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 64,
+      default: 8,
+      description: 'audit: Cinder requests in flight at once with check_cinder.',
+    },
+    report_path: {
+      type: 'string',
+      minLength: 1,
+      description: 'audit: also write the full JSON report to this file (mode 0600).',
     },
     config_file: {
       anyOf: [

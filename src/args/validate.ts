@@ -53,7 +53,20 @@ export function parseModuleInput(raw: unknown): ParsedInput {
   };
 }
 
+const AUDIT_ONLY = ['hosts', 'instance_uuids', 'volume_ids', 'project_id', 'driver_volume_type', 'report_path'] as const;
+
 function checkSelectors(args: ModuleArgs): void {
+  if (args.action === 'audit') {
+    for (const option of ['bdm_uuid', 'instance_uuid', 'volume_id', 'connector', 'connector_path', 'force'] as const) {
+      if (args[option] !== undefined && !(option === 'force' && args.force === false)) {
+        throw new BadInput(`${option} does not apply to action audit (filter with hosts, instance_uuids, volume_ids, project_id, driver_volume_type)`);
+      }
+    }
+    return;
+  }
+  for (const option of AUDIT_ONLY) {
+    if (args[option] !== undefined) throw new BadInput(`${option} is only used by action audit`);
+  }
   const selectors = 'one of bdm_uuid, or instance_uuid (with an optional volume_id)';
   if (args.bdm_uuid !== undefined && args.instance_uuid !== undefined) {
     throw new BadInput(`bdm_uuid and instance_uuid are mutually exclusive: give ${selectors}`);

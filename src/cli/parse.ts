@@ -14,6 +14,8 @@ commands:
                                                   attachment, old one removed, BDM updated
   volume_attachment refresh INSTANCE_UUID VOLUME_ID CONNECTOR_PATH
                                                   the same, as nova-manage volume_attachment refresh
+  bdm audit                                       every attached volume BDM in every cell: which
+                                                  are stale and why (writes nothing)
 
 options:
   --config-file PATH   nova.conf to read; repeat for more (later files override).
@@ -30,11 +32,19 @@ options:
   --expect-json JSON   (refresh, audit) partial connection_info the BDM must match, e.g.
                        '{"driver_volume_type": "rbd", "data": {"hosts": [...], "ports": [...]}}'
   --force              (refresh) refresh even when the BDM is not stale
+  --check-cinder       (audit) also ask Cinder about every attachment
+  --host HOST          (audit) only instances on this compute host; repeatable
+  --project ID         (audit) only this project's instances
+  --driver-volume-type T (audit) only BDMs of this type (rbd, iscsi, ...)
+  --report-path FILE   (audit) also write the full JSON report there (mode 0600)
   --check              (refresh) check every precondition and say what would change; write nothing
   -h, --help           show this help
 
 As an Ansible module: bdm.cjs ARGS_FILE (Ansible's calling convention), or
 bdm.cjs - to read the same JSON arguments from stdin.
+
+audit exits 0 when nothing is stale, 4 when stale BDMs were found, 1 when a cell
+could not be audited.
 
 exit codes (as nova-manage): show: 0 ok, 1 unexpected error, 2 instance not found,
 3 volume not attached. refresh: 0 ok, 1 unexpected error, 2 connector path missing,
@@ -106,6 +116,23 @@ export function parseCli(argv: readonly string[]): CliCommand {
         }
         break;
       }
+      case '--check-cinder':
+        moduleArgs.check_cinder = true;
+        break;
+      case '--host': {
+        const v = value();
+        if (!v) return { kind: 'usage-error', message: '--host needs a host name' };
+        moduleArgs.hosts = [...((moduleArgs.hosts as string[] | undefined) ?? []), v];
+        break;
+      }
+      case '--project':
+      case '--driver-volume-type':
+      case '--report-path': {
+        const v = value();
+        if (!v) return { kind: 'usage-error', message: `${flag} needs a value` };
+        moduleArgs[{ '--project': 'project_id', '--driver-volume-type': 'driver_volume_type', '--report-path': 'report_path' }[flag]] = v;
+        break;
+      }
       case '--no-require-libvirt':
         moduleArgs.require_libvirt = false;
         break;
@@ -133,6 +160,10 @@ export function parseCli(argv: readonly string[]): CliCommand {
   if (category === 'volume_attachment' && action === 'show') {
     if (rest.length !== 2) return { kind: 'usage-error', message: 'volume_attachment show takes INSTANCE_UUID VOLUME_ID' };
     return { kind: 'run', moduleArgs: { ...moduleArgs, action: 'show', instance_uuid: rest[0], volume_id: rest[1] }, render };
+  }
+  if (category === 'bdm' && action === 'audit') {
+    if (rest.length !== 0) return { kind: 'usage-error', message: 'bdm audit takes no arguments (filter with --host, --project, --driver-volume-type)' };
+    return { kind: 'run', moduleArgs: { ...moduleArgs, action: 'audit' }, render };
   }
   if (category === 'bdm' && action === 'refresh') {
     if (rest.length !== 1) return { kind: 'usage-error', message: 'bdm refresh takes exactly one BDM_UUID' };

@@ -3,6 +3,7 @@ import type { CliRender } from './parse';
 // Human output: nova-manage's two-column "Property | Value" table, rows sorted by key.
 
 export function renderResult(result: Record<string, unknown>, render: CliRender): string {
+  if (result.totals !== undefined) return renderAudit(result, render);
   if (result.bdm === undefined && result.bdms === undefined) return renderRefresh(result, render);
   return renderShow(result, render);
 }
@@ -18,6 +19,26 @@ function renderRefresh(result: Record<string, unknown>, render: CliRender): stri
   const steps = (result.steps as Array<{ step: string; ms: number }> | undefined) ?? [];
   const timings = steps.map((s) => `  ${s.step.padEnd(30)} ${String(s.ms).padStart(6)} ms`).join('\n');
   return `${table(summary)}\nsteps:\n${timings}`;
+}
+
+/** audit: totals per cell and per reason, then one line per stale BDM. */
+function renderAudit(result: Record<string, unknown>, render: CliRender): string {
+  if (render.json) return JSON.stringify(result, null, 2);
+  const totals = result.totals as { scanned: number; stale: number; by_reason: Record<string, number>; cells: Array<{ name: string | null; uuid: string; scanned: number; stale: number; error?: string }> };
+  const lines = [`${totals.scanned} volume BDMs scanned, ${totals.stale} stale`];
+  for (const c of totals.cells) lines.push(`  cell ${c.name ?? c.uuid}: ${c.scanned} scanned, ${c.stale} stale${c.error ? `, ERROR: ${c.error}` : ''}`);
+  for (const [code, n] of Object.entries(totals.by_reason)) lines.push(`  ${code}: ${n}`);
+  const stale = result.stale as Array<Record<string, unknown>>;
+  if (stale.length > 0) {
+    const rows = stale.map((s) => [
+      String(s.bdm_uuid), String(s.instance_uuid), String(s.host ?? '-'), String(s.cell), (s.reasons as string[]).join(','), s.refreshable ? 'yes' : `no: ${s.blocked_by}`,
+    ]);
+    const head = ['BDM', 'instance', 'host', 'cell', 'reasons', 'refreshable'];
+    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+    const fmt = (r: string[]) => r.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
+    lines.push('', fmt(head), ...rows.map(fmt));
+  }
+  return lines.join('\n');
 }
 
 function renderShow(result: Record<string, unknown>, render: CliRender): string {

@@ -187,7 +187,7 @@ describe('refresh: ours against the real nova-manage 26 (lab)', { skip: SKIP, ti
     // readonly='False' for truth; no API can change it while the volume is in use), the same
     // for ours and nova-manage's: the real component wins (README.md, finding a).
     assert.equal(only.attach_mode, newTheirs.attach_mode, "Cinder's attach_mode, as it assigns it to nova-manage's attachment");
-    const stored = JSON.parse(String(m.nova.block_device_mapping[0]!.connection_info));
+    const stored = m.nova.block_device_mapping[0]!.connection_info as { data: Record<string, unknown> };
     assert.equal(stored.data.access_mode, 'rw', 'the guest is attached read-write');
   });
 });

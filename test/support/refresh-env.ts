@@ -79,7 +79,7 @@ export class RefreshEnv {
   async seed(options: { legacy?: boolean; instance?: Record<string, unknown>; oldInfo?: Record<string, unknown> } = {}) {
     const instanceUuid = await this.fx.seedInstance('cell1', { host: this.host, node: `${this.host}.example.org`, ...options.instance });
     const volumeId = randomUUID();
-    const oldInfo = options.oldInfo ?? JSON.parse(JSON.stringify(RBD_CONNECTION_INFO).replaceAll('"X"', JSON.stringify(volumeId)));
+    const oldInfo = options.oldInfo ?? JSON.parse(JSON.stringify(RBD_CONNECTION_INFO).replaceAll('"X"', JSON.stringify(volumeId)).replaceAll('volume-X', `volume-${volumeId}`));
     const { data, ...top } = oldInfo as { data: Record<string, unknown>; driver_volume_type?: unknown };
     const cinderOld = this.cloud.addAttachedVolume(volumeId, instanceUuid, { ...data, driver_volume_type: top.driver_volume_type }, options.legacy, String(options.instance?.host ?? this.host));
     const bdm = await this.fx.seedBdm('cell1', instanceUuid, {

@@ -1,0 +1,45 @@
+import type { NovaDatabase } from './connect';
+import type { CellDatabase } from './schema';
+
+// The fleet audit's one query per cell: every live, attached volume BDM with the instance
+// fields that decide whether it could be refreshed, streamed row by row.
+
+export interface AuditFilters {
+  hosts?: string[];
+  instanceUuids?: string[];
+  projectId?: string;
+  volumeIds?: string[];
+  /** Matched in code: connection_info is JSON text. */
+  driverVolumeType?: string;
+}
+
+export interface AuditRow {
+  uuid: string | null;
+  instance_uuid: string | null;
+  volume_id: string;
+  attachment_id: string | null;
+  connection_info: string | null;
+  host: string | null;
+  vm_state: string | null;
+  task_state: string | null;
+  locked: number | null;
+}
+
+export async function* streamVolumeBdms(db: NovaDatabase<CellDatabase>, filters: AuditFilters): AsyncGenerator<AuditRow> {
+  let query = db.kysely
+    .selectFrom('block_device_mapping as b')
+    .leftJoin('instances as i', (join) => join.onRef('i.uuid', '=', 'b.instance_uuid').on('i.deleted', '=', 0))
+    .select(['b.uuid', 'b.instance_uuid', 'b.volume_id', 'b.attachment_id', 'b.connection_info', 'i.host', 'i.vm_state', 'i.task_state', 'i.locked'])
+    .where('b.deleted', '=', 0)
+    .where('b.destination_type', '=', 'volume')
+    .where('b.volume_id', 'is not', null);
+  if (filters.hosts?.length) query = query.where('i.host', 'in', filters.hosts);
+  if (filters.instanceUuids?.length) query = query.where('b.instance_uuid', 'in', filters.instanceUuids);
+  if (filters.volumeIds?.length) query = query.where('b.volume_id', 'in', filters.volumeIds);
+  if (filters.projectId !== undefined) query = query.where('i.project_id', '=', filters.projectId);
+  try {
+    for await (const row of query.stream(1000)) yield row as AuditRow;
+  } catch (err) {
+    throw db.explain(err);
+  }
+}

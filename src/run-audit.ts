@@ -1,0 +1,37 @@
+import type { ModuleArgs } from './args/schema';
+import { auditFleet } from './actions/audit';
+import { CinderClient, CinderSession } from './cinder/cinder-client';
+import { OpenStackHttp } from './cinder/http';
+import { cinderSecrets, cinderSettings } from './config/cinder-settings';
+import type { NovaConf } from './config/nova-conf';
+import type { NovaTopology } from './nova-db/cells';
+import type { TextScrubber } from './output/scrub-text';
+import { newAdminContext } from './rpc/request-context';
+
+// Wires the fleet audit: the cell databases always, Cinder only with check_cinder.
+
+export async function runAudit(args: ModuleArgs, conf: NovaConf, topology: NovaTopology, scrubber: TextScrubber): Promise<Record<string, unknown> & { changed: boolean }> {
+  let cinder: { client: CinderClient; concurrency: number } | undefined;
+  if (args.check_cinder) {
+    const settings = cinderSettings(conf, args.cinder_auth ?? {});
+    for (const s of cinderSecrets(settings.cinder)) scrubber.add(s);
+    cinder = { client: new CinderClient(new CinderSession(new OpenStackHttp(settings.http), settings.cinder), newAdminContext().requestId), concurrency: args.cinder_concurrency };
+  }
+  const interactive = process.stderr.isTTY === true;
+  const result = await auditFleet(topology, {
+    filters: {
+      hosts: args.hosts,
+      instanceUuids: args.instance_uuids?.map((u) => u.toLowerCase()),
+      volumeIds: args.volume_ids?.map((u) => u.toLowerCase()),
+      projectId: args.project_id,
+      driverVolumeType: args.driver_volume_type,
+    },
+    expect: args.expect as Record<string, unknown> | undefined,
+    cinder,
+    reportPath: args.report_path,
+    onProgress: interactive
+      ? (p) => process.stderr.write(`\r${p.cellsDone}/${p.cells} cells done, ${p.scanned} BDMs scanned, ${p.stale} stale so far${p.cellsDone === p.cells ? '\n' : ''}`)
+      : undefined,
+  });
+  return result as Record<string, unknown> & { changed: boolean };
+}
