@@ -42,6 +42,10 @@ async function runAction(
   ansible: AnsibleFlags,
   scrubber: TextScrubber,
 ): Promise<ModuleResult> {
+  if (args.action === 'get_connector') {
+    const { getConnector } = await import('./actions/get-connector');
+    return getConnector(conf, args.host_root);
+  }
   // Loaded on demand so `--help` and argument errors never pay for the database stack.
   const { NovaTopology } = await import('./nova-db/cells');
   const settings = resolveDatabaseSettings(conf, args);

@@ -4,7 +4,7 @@ import type { FromSchema } from 'json-schema-to-ts';
 // (later) the Ansible sidecar documentation are all derived from or checked against it.
 const uuidPattern = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
 
-export const ACTIONS = ['show', 'refresh', 'audit'] as const;
+export const ACTIONS = ['show', 'refresh', 'audit', 'get_connector'] as const;
 
 export const argsSchema = {
   $id: 'nova-bdm-args',
@@ -157,6 +157,12 @@ export const argsSchema = {
       },
       description: 'Keystone credentials and Cinder endpoint options that override [cinder] (same names as in nova.conf).',
       secret: true,
+    },
+    host_root: {
+      type: 'string',
+      minLength: 1,
+      default: '/',
+      description: 'get_connector: the root of the host file system to read (tests point it at a fake tree).',
     },
     connect_timeout: {
       type: 'number',

@@ -56,6 +56,13 @@ export function parseModuleInput(raw: unknown): ParsedInput {
 const AUDIT_ONLY = ['hosts', 'instance_uuids', 'volume_ids', 'project_id', 'driver_volume_type', 'report_path'] as const;
 
 function checkSelectors(args: ModuleArgs): void {
+  if (args.action === 'get_connector') {
+    for (const option of ['bdm_uuid', 'instance_uuid', 'volume_id', 'connector', 'connector_path'] as const) {
+      if (args[option] !== undefined) throw new BadInput(`${option} does not apply to action get_connector (it reads this host only)`);
+    }
+    return;
+  }
+  if (args.host_root !== '/') throw new BadInput('host_root is only used by action get_connector');
   if (args.action === 'audit') {
     for (const option of ['bdm_uuid', 'instance_uuid', 'volume_id', 'connector', 'connector_path', 'force'] as const) {
       if (args[option] !== undefined && !(option === 'force' && args.force === false)) {

@@ -14,6 +14,8 @@ commands:
                                                   attachment, old one removed, BDM updated
   volume_attachment refresh INSTANCE_UUID VOLUME_ID CONNECTOR_PATH
                                                   the same, as nova-manage volume_attachment refresh
+  get_connector                                   this compute host's connector, for refresh
+                                                  (as nova-manage volume_attachment get_connector)
   bdm audit                                       every attached volume BDM in every cell: which
                                                   are stale and why (writes nothing)
 
@@ -160,6 +162,9 @@ export function parseCli(argv: readonly string[]): CliCommand {
   if (category === 'volume_attachment' && action === 'show') {
     if (rest.length !== 2) return { kind: 'usage-error', message: 'volume_attachment show takes INSTANCE_UUID VOLUME_ID' };
     return { kind: 'run', moduleArgs: { ...moduleArgs, action: 'show', instance_uuid: rest[0], volume_id: rest[1] }, render };
+  }
+  if (category === 'get_connector' || (category === 'volume_attachment' && action === 'get_connector')) {
+    return { kind: 'run', moduleArgs: { ...moduleArgs, action: 'get_connector' }, render };
   }
   if (category === 'bdm' && action === 'audit') {
     if (rest.length !== 0) return { kind: 'usage-error', message: 'bdm audit takes no arguments (filter with --host, --project, --driver-volume-type)' };

@@ -4,6 +4,9 @@ import type { CliRender } from './parse';
 
 export function renderResult(result: Record<string, unknown>, render: CliRender): string {
   if (result.totals !== undefined) return renderAudit(result, render);
+  if (result.connector !== undefined) {
+    return render.json ? JSON.stringify(result.connector, null, 2) : table(result.connector as Record<string, unknown>);
+  }
   if (result.bdm === undefined && result.bdms === undefined) return renderRefresh(result, render);
   return renderShow(result, render);
 }

@@ -1,0 +1,17 @@
+import { hostConnector } from '../config/host-connector';
+import type { NovaConf } from '../config/nova-conf';
+import { PreconditionFailed } from '../errors';
+
+/**
+ * What this compute host's libvirt driver would hand Cinder, as `nova-manage volume_attachment
+ * get_connector` prints it. Read-only. Like os-brick with enforce_multipath, asking for
+ * multipath without multipathd running is an error, not a silent downgrade.
+ */
+export function getConnector(conf: NovaConf, root: string): { changed: false; connector: Record<string, unknown> } {
+  const connector = hostConnector(conf, root);
+  const wantMultipath = /^(1|true|yes|on)$/i.test(conf.get('libvirt', 'volume_use_multipath') ?? '');
+  if (wantMultipath && connector.multipath !== true) {
+    throw new PreconditionFailed('[libvirt] volume_use_multipath is true but multipathd is not running on this host');
+  }
+  return { changed: false, connector };
+}

@@ -1,0 +1,90 @@
+import { existsSync, readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
+import { hostname, machine, networkInterfaces, platform } from 'node:os';
+import { join } from 'node:path';
+import type { NovaConf } from './nova-conf';
+
+// The connector a compute host's libvirt driver hands Cinder, the way os-brick 6.1's
+// get_connector_properties builds it (reference cinder-keystone.md §6), read from the host's
+// files. `root` lets tests point it at a fake tree. A source that is missing is left out,
+// never guessed.
+
+const TRUE_WORDS = new Set(['1', 'true', 'yes', 'on']);
+
+function read(root: string, path: string): string | undefined {
+  try {
+    return readFileSync(join(root, path), 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+function list(root: string, path: string): string[] {
+  try {
+    return readdirSync(join(root, path)).sort();
+  } catch {
+    return [];
+  }
+}
+
+/** First non-internal IPv4 address: what nova's my_ip default finds on most hosts. */
+function defaultIp(): string | undefined {
+  for (const addrs of Object.values(networkInterfaces())) {
+    for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return undefined;
+}
+
+function multipathdRunning(root: string): boolean {
+  return list(root, 'proc').some((pid) => /^\d+$/.test(pid) && read(root, `proc/${pid}/comm`) === 'multipathd');
+}
+
+/** The UUID of the filesystem mounted at / (os-brick: findmnt + blkid), from /dev/disk/by-uuid. */
+function rootFilesystemUuid(root: string): string | undefined {
+  const mounts = read(root, 'proc/mounts');
+  const device = mounts?.split('\n').map((l) => l.split(' ')).find((f) => f[1] === '/' && f[0]?.startsWith('/dev/'))?.[0];
+  if (!device) return undefined;
+  let target: string;
+  try {
+    target = realpathSync(join(root, device));
+  } catch {
+    return undefined;
+  }
+  for (const uuid of list(root, 'dev/disk/by-uuid')) {
+    try {
+      const link = readlinkSync(join(root, 'dev/disk/by-uuid', uuid));
+      if (realpathSync(join(root, 'dev/disk/by-uuid', link.startsWith('/') ? join('..', '..', '..', link) : link)) === target) return uuid;
+    } catch {
+      // a dangling link: not ours
+    }
+  }
+  return undefined;
+}
+
+export function hostConnector(conf: NovaConf, root = '/'): Record<string, unknown> {
+  const connector: Record<string, unknown> = {
+    platform: machine(),
+    os_type: platform(),
+    ip: conf.get('DEFAULT', 'my_block_storage_ip') ?? conf.get('DEFAULT', 'my_ip') ?? defaultIp(),
+    host: conf.get('DEFAULT', 'host') ?? hostname(),
+  };
+  if (connector.ip === undefined) delete connector.ip;
+  const wantMultipath = TRUE_WORDS.has((conf.get('libvirt', 'volume_use_multipath') ?? 'false').toLowerCase());
+  connector.multipath = wantMultipath && multipathdRunning(root);
+  const initiator = read(root, 'etc/iscsi/initiatorname.iscsi')?.split('\n').find((l) => l.startsWith('InitiatorName='))?.slice('InitiatorName='.length).trim();
+  if (initiator) connector.initiator = initiator;
+  const fcHosts = list(root, 'sys/class/fc_host');
+  const fc = (file: string) => fcHosts.map((h) => read(root, `sys/class/fc_host/${h}/${file}`)?.replace(/^0x/, '')).filter((v): v is string => !!v);
+  if (fc('port_name').length) connector.wwpns = fc('port_name');
+  if (fc('node_name').length) connector.wwnns = fc('node_name');
+  const nqn = read(root, 'etc/nvme/hostnqn');
+  if (nqn) connector.nqn = nqn;
+  const fsUuid = rootFilesystemUuid(root);
+  if (fsUuid) connector.uuid = fsUuid;
+  const systemUuid = read(root, 'sys/class/dmi/id/product_uuid');
+  if (systemUuid) connector['system uuid'] = systemUuid.toLowerCase();
+  if (existsSync(join(root, 'sys/module/nvme_core'))) {
+    connector.nvme_native_multipath = read(root, 'sys/module/nvme_core/parameters/multipath') === 'Y';
+  }
+  connector.do_local_attach = false;
+  return connector;
+}

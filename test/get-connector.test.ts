@@ -1,0 +1,68 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { execute } from '../src/run';
+
+// get_connector reads the host's files like os-brick; here a fake host tree stands in for /.
+
+function tree(files: Record<string, string>): string {
+  const root = mkdtempSync(join(tmpdir(), 'nbt-host-'));
+  for (const [path, content] of Object.entries(files)) {
+    mkdirSync(dirname(join(root, path)), { recursive: true });
+    writeFileSync(join(root, path), content);
+  }
+  return root;
+}
+
+test('every source present: initiator, FC WWNs, NQN, root fs UUID, system UUID, multipath with multipathd', async () => {
+  const root = tree({
+    'etc/iscsi/initiatorname.iscsi': '## DO NOT EDIT\nInitiatorName=iqn.2004-10.com.ubuntu:01:abc123\n',
+    'sys/class/fc_host/host1/port_name': '0x21000024ff313d3a\n',
+    'sys/class/fc_host/host1/node_name': '0x20000024ff313d3a\n',
+    'sys/class/fc_host/host2/port_name': '0x21000024ff313d3b\n',
+    'sys/class/fc_host/host2/node_name': '0x20000024ff313d3b\n',
+    'etc/nvme/hostnqn': 'nqn.2014-08.org.nvmexpress:uuid:0f8e3a7c-1111-2222-3333-444455556666\n',
+    'sys/class/dmi/id/product_uuid': '4C4C4544-0042-3010-8051-B4C04F333132\n',
+    'sys/module/nvme_core/parameters/multipath': 'Y\n',
+    'proc/mounts': 'sysfs /sys sysfs rw 0 0\n/dev/vda1 / ext4 rw,relatime 0 0\n',
+    'dev/vda1': '',
+    'proc/4242/comm': 'multipathd\n',
+  });
+  mkdirSync(join(root, 'dev/disk/by-uuid'), { recursive: true });
+  symlinkSync('../../vda1', join(root, 'dev/disk/by-uuid/1b2c3d4e-aaaa-bbbb-cccc-0123456789ab'));
+  const conf = join(root, 'nova.conf');
+  writeFileSync(conf, '[DEFAULT]\nhost = compute7\nmy_ip = 192.0.2.7\nmy_block_storage_ip = 198.51.100.7\n[libvirt]\nvolume_use_multipath = true\n');
+  const { result } = await execute({ action: 'get_connector', config_file: conf, host_root: root });
+  assert.equal(result.failed, undefined, String(result.msg));
+  assert.equal(result.changed, false);
+  const c = result.connector as Record<string, unknown>;
+  assert.deepEqual(Object.keys(c).sort(), ['do_local_attach', 'host', 'initiator', 'ip', 'multipath', 'nqn', 'nvme_native_multipath', 'os_type', 'platform', 'system uuid', 'uuid', 'wwnns', 'wwpns']);
+  assert.equal(c.host, 'compute7');
+  assert.equal(c.ip, '198.51.100.7', 'my_block_storage_ip wins over my_ip');
+  assert.equal(c.initiator, 'iqn.2004-10.com.ubuntu:01:abc123');
+  assert.deepEqual(c.wwpns, ['21000024ff313d3a', '21000024ff313d3b']);
+  assert.deepEqual(c.wwnns, ['20000024ff313d3a', '20000024ff313d3b']);
+  assert.equal(c.nqn, 'nqn.2014-08.org.nvmexpress:uuid:0f8e3a7c-1111-2222-3333-444455556666');
+  assert.equal(c.uuid, '1b2c3d4e-aaaa-bbbb-cccc-0123456789ab');
+  assert.equal(c['system uuid'], '4c4c4544-0042-3010-8051-b4c04f333132');
+  assert.equal(c.multipath, true);
+  assert.equal(c.nvme_native_multipath, true);
+  assert.equal(c.do_local_attach, false);
+  assert.equal(c.os_type, 'linux');
+});
+
+test('missing sources are left out, not guessed; multipath wanted without multipathd is an error', async () => {
+  const root = tree({});
+  const conf = join(root, 'nova.conf');
+  writeFileSync(conf, '[DEFAULT]\nhost = compute8\nmy_ip = 192.0.2.8\n');
+  const { result } = await execute({ action: 'get_connector', config_file: conf, host_root: root });
+  assert.deepEqual(result.connector, { platform: (result.connector as any).platform, os_type: 'linux', ip: '192.0.2.8', host: 'compute8', multipath: false, do_local_attach: false });
+  writeFileSync(conf, '[DEFAULT]\nhost = compute8\n[libvirt]\nvolume_use_multipath = True\n');
+  const failed = (await execute({ action: 'get_connector', config_file: conf, host_root: root })).result;
+  assert.equal(failed.failed, true);
+  assert.equal(failed.msg, '[libvirt] volume_use_multipath is true but multipathd is not running on this host');
+  const bad = (await execute({ action: 'get_connector', config_file: conf, bdm_uuid: '5b7e1c0a-3f2d-4e8b-9a6c-1d2e3f4a5b6c' })).result;
+  assert.match(String(bad.msg), /bdm_uuid does not apply to action get_connector/);
+});
