@@ -259,7 +259,7 @@ async function undoAfterFailure(
   db: ReturnType<NovaTopology['cellDatabase']>,
   cinder: CinderClient,
   bdm: BdmRecord,
-  state: { newAttachment?: Attachment; oldRemoved: string[]; bdmSaved: boolean },
+  state: { newAttachment?: Attachment; rpcDone: boolean; oldRemoved: string[]; bdmSaved: boolean },
   undone: string[],
 ): Promise<string> {
   if (state.bdmSaved) {
@@ -271,7 +271,11 @@ async function undoAfterFailure(
       await cinder.deleteAttachment(state.newAttachment.id);
       undone.push(`deleted the reserved attachment ${state.newAttachment.id}`);
     }
-    return 'the BDM and its attachment are unchanged';
+    return state.rpcDone
+      ? 'the BDM and its attachment are unchanged, but the compute has already disconnected the volume from the host' +
+          (bdm.attachment_id ? '' : ' and ended its legacy connection in Cinder') +
+          ': run refresh again before starting the instance'
+      : 'the BDM and its attachment are unchanged';
   }
   // The old attachment is gone: keep the BDM pointing at one that exists (nova's last resort).
   let keep = state.newAttachment;
