@@ -72,7 +72,7 @@ test("nova-manage's refresh exit codes", async () => {
   assert.equal(r.status, 4);
   assert.equal(r.stderr, `Instance ${ghost} has no mapping to a cell.`);
   const active = await env.seed({ instance: { vm_state: 'active' } });
-  r = await cli('volume_attachment', 'refresh', active.instanceUuid, active.volumeId, connectorPath);
+  r = await cli('volume_attachment', 'refresh', active.instanceUuid, active.volumeId, connectorPath, '--force');
   assert.equal(r.status, 5);
   r = await cli('volume_attachment', 'refresh', s.instanceUuid, randomUUID(), connectorPath);
   assert.equal(r.status, 6);

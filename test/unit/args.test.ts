@@ -23,12 +23,15 @@ test('defaults are applied and Ansible internals honoured, other _ansible keys i
     _ansible_tmpdir: '/tmp/x',
     volume_id: null,
   });
-  assert.deepEqual(args, { bdm_uuid: U, action: 'show', config_file: '/etc/nova/nova.conf', reveal_secrets: false, connect_timeout: 10, require_libvirt: true });
+  assert.deepEqual(args, {
+    bdm_uuid: U, action: 'show', config_file: '/etc/nova/nova.conf', reveal_secrets: false, connect_timeout: 10, require_libvirt: true,
+    force: false, check_cinder: false, cinder_concurrency: 8, host_root: '/',
+  });
   assert.deepEqual(ansible, { checkMode: true, diff: true, verbosity: 3 });
 });
 
 test('each bad argument gets a clear one-line message', () => {
-  failsWith({ bdm_uuid: U, colour: 'red', zzz: 1 }, /Unsupported parameters for \(osops\.nova\.bdm\) module: colour, zzz\. Supported parameters include: action, .*volume_id\./);
+  failsWith({ bdm_uuid: U, colour: 'red', zzz: 1 }, /Unsupported parameters for \(osops\.nova\.bdm\) module: colour, zzz\. Supported parameters include: action, .*volume_id, volume_ids\./);
   failsWith({ bdm_uuid: 'not-a-uuid' }, /^bdm_uuid is not a valid UUID/);
   failsWith({ instance_uuid: U, volume_id: '1234' }, /^volume_id is not a valid UUID/);
   failsWith({}, /^no BDM selected: give one of bdm_uuid, or instance_uuid/);
