@@ -133,7 +133,12 @@ function env(): LabEnv {
  * component) when the lab does not come up.
  */
 export async function upLab(options: { fresh?: boolean } = {}): Promise<LabEnv> {
-  const r = await runAsync('bash', [join(LAB_SRC, 'up.sh'), ...(options.fresh ? ['--fresh'] : [])], { timeoutMs: 1_500_000 });
+  let r = await runAsync('bash', [join(LAB_SRC, 'up.sh'), ...(options.fresh ? ['--fresh'] : [])], { timeoutMs: 1_500_000 });
+  if (r.status !== 0 && /run down\.sh first/.test(r.stdout + r.stderr)) {
+    // A lab started from another checkout (other paths) is still running: restart it from this one.
+    downLab();
+    r = await runAsync('bash', [join(LAB_SRC, 'up.sh'), ...(options.fresh ? ['--fresh'] : [])], { timeoutMs: 1_500_000 });
+  }
   if (r.status !== 0) throw new Error(`test/interop/lab/up.sh failed (exit ${r.status}):\n${tail(`${r.stdout}\n${r.stderr}`)}`);
   labEnv = readLabEnv();
   return labEnv;
