@@ -1,50 +1,80 @@
-// npm run demo: a local sandbox Nova (real schema made by the real nova-manage, in the local
-// MariaDB), a few stopped instances with attached volumes, and nova-bdm's `show` run every way
-// an operator would run it. Safe to re-run: the sandbox databases are dropped and rebuilt.
-import { execFileSync, spawnSync } from 'node:child_process';
+// npm run demo: a local demo cloud on this machine and the Ceph-monitor-move runbook on it.
+//   - the real Nova 26 schema, made by the real nova-manage, in the local MariaDB (nbdemo_*)
+//   - the local RabbitMQ, with the test stand-in nova-compute on it (test/support/fake-compute.ts)
+//   - the test stand-in Keystone + Cinder (test/support/fake-openstack.ts)
+//   - stopped instances whose rbd volumes still carry the old Ceph monitors (and one running)
+// Then the real ansible-playbook runs the collection's audit (check mode), refresh and audit
+// playbooks by FQCN. It cleans up after itself and is safe to re-run.
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
-const bundle = join(root, 'ansible/plugins/modules/bdm.cjs');
+const stateDir = '/var/tmp/nova-bdm-demo';
 process.env.NOVA_BDM_TEST_DB_PREFIX = 'nbdemo_';
-process.env.NOVA_BDM_STATE_DIR = '/var/tmp/nova-bdm-demo';
-
-const say = (text) => console.log(`\n\x1b[1m== ${text}\x1b[0m`);
+process.env.NOVA_BDM_STATE_DIR = stateDir;
+const bold = (t) => (process.stdout.isTTY ? `\x1b[1m${t}\x1b[0m` : t);
+const say = (t) => console.log(`\n${bold(`== ${t}`)}`);
 
 say('local services (MariaDB, RabbitMQ)');
 execFileSync('bash', [join(root, 'build/ensure-services.sh')], { stdio: 'inherit' });
 
-say('a sandbox Nova: API DB, cell0, cell1 (templated URL), cell2, built by the real nova-manage');
+say('a demo Nova: API DB, cell0, cell1 (templated URL), cell2, built by the real nova-manage');
+rmSync(stateDir, { recursive: true, force: true });
 execFileSync(process.execPath, [join(root, 'dist/test/support/prepare-nova-schema.js')], { stdio: 'inherit' });
 
-const { Fixtures, ISCSI_CHAP_CONNECTION_INFO } = require(join(root, 'dist/test/support/fixtures.js'));
-const fx = new Fixtures();
-const ceph = await fx.seedInstance('cell1', { display_name: 'db-1', hostname: 'db-1' });
-const cephBdm = await fx.seedBdm('cell1', ceph);
-const iscsi = await fx.seedInstance('cell2', { display_name: 'web-1', hostname: 'web-1', host: 'compute2' });
-const iscsiBdm = await fx.seedBdm('cell2', iscsi, { connection_info_object: ISCSI_CHAP_CONNECTION_INFO });
-const legacyBdm = await fx.seedBdm('cell2', iscsi, { device_name: '/dev/vdc', attachment_id: null });
-await fx.close();
-const conf = fx.env.confPath;
-console.log(`seeded: instance ${ceph} (cell1, rbd volume), instance ${iscsi} (cell2, iSCSI/CHAP volume + a legacy cinder v2 attachment)`);
+const { RefreshEnv, NEW_MONITORS, OLD_MONITORS } = require(join(root, 'dist/test/support/refresh-env.js'));
+const env = await RefreshEnv.start('compute1');
+try {
+  say(`stand-ins up: nova-compute "compute1" on RabbitMQ, Keystone + Cinder at ${env.cloud.url}`);
+  const seeded = [];
+  for (let i = 0; i < 3; i++) seeded.push(await env.seed({ instance: { display_name: `db-${i}`, hostname: `db-${i}` } }));
+  const running = await env.seed({ instance: { display_name: 'web-0', hostname: 'web-0', vm_state: 'active', power_state: 1 } });
+  console.log(`seeded 3 stopped instances and 1 running one (${running.instanceUuid}), each with an rbd volume on the old monitors ${OLD_MONITORS.join(', ')}`);
+  console.log(`the Ceph monitors are now ${NEW_MONITORS.join(', ')} (Cinder already hands those out)`);
 
-function show(title, args, input) {
-  say(title);
-  console.log(`$ ${['nova-bdm', ...args].join(' ')}${input ? ` <<< '${input}'` : ''}`);
-  const r = spawnSync(bundle, args, { input, encoding: 'utf8' });
-  process.stdout.write(r.stdout);
-  process.stdout.write(r.stderr);
-  console.log(`(exit code ${r.status})`);
+  // The collection, by FQCN, straight from this checkout.
+  const collections = join(stateDir, 'collections');
+  mkdirSync(join(collections, 'ansible_collections', 'osops'), { recursive: true });
+  symlinkSync(join(root, 'ansible'), join(collections, 'ansible_collections', 'osops', 'nova'));
+  const vars = join(stateDir, 'demo-vars.json');
+  writeFileSync(
+    vars,
+    JSON.stringify({
+      nova_bdm_config_file: [env.fx.env.confPath, env.extraConf],
+      ceph_monitors: NEW_MONITORS,
+      nova_bdm_expect: RefreshEnv.EXPECT_NEW_MONITORS,
+      // The stand-in compute is not a host Ansible can log in to: give its connector directly.
+      nova_bdm_connectors: { compute1: env.connector },
+      nova_bdm_report_path: join(stateDir, 'audit.json'),
+      ansible_node_interpreter: process.execPath,
+    }),
+  );
+  const playbook = (title, args) =>
+    new Promise((resolve) => {
+      say(title);
+      console.log(`$ ansible-playbook ${args.join(' ')}`);
+      // Asynchronous: the stand-ins answer from this process while the playbook runs.
+      const child = spawn('ansible-playbook', [...args, '-e', `@${vars}`, '-i', 'localhost,', '-c', 'local'], {
+        stdio: 'inherit',
+        env: { ...process.env, ANSIBLE_COLLECTIONS_PATH: collections, ANSIBLE_NOCOLOR: process.stdout.isTTY ? '0' : '1', ANSIBLE_LOCALHOST_WARNING: 'false', ANSIBLE_RETRY_FILES_ENABLED: 'false' },
+      });
+      child.on('close', (code) => resolve(code));
+    });
+  await playbook('1. which BDMs are stale? (audit, check mode)', ['osops.nova.audit', '-C']);
+  await playbook('2. refresh them (diff mode shows the masked before/after)', ['osops.nova.refresh', '-D']);
+  await playbook('3. audit again: the stopped instances are clean; the running one still waits for a stop', ['osops.nova.audit', '-C']);
+  const rows = await env.dumpRows(seeded[0].instanceUuid);
+  say('what Nova now holds for db-0');
+  console.log(`attachment_id ${rows.bdms[0].attachment_id} (was ${seeded[0].oldAttachmentId}); instance locked: ${rows.instance.locked}`);
+  console.log(`instance actions: ${rows.actions.map((a) => a.action).join(', ')}`);
+} finally {
+  await env.stop();
+  say('clean-up: dropping the demo databases and state');
+  const dbs = ['api', 'cell0', 'cell1', 'cell2'].map((c) => `nbdemo_${c}`);
+  execFileSync('mysql', ['-uroot', '-e', dbs.map((d) => `DROP DATABASE IF EXISTS \`${d}\`;`).join(' ')]);
+  rmSync(stateDir, { recursive: true, force: true });
 }
-
-show('the blueprint command: one BDM by uuid, found in whichever cell holds it', ['--config-file', conf, 'bdm', 'show', cephBdm.uuid]);
-show("nova-manage's surface, as JSON (secrets masked)", ['--config-file', conf, 'volume_attachment', 'show', iscsi, iscsiBdm.volumeId, '--json', '--connection_info']);
-show('Ansible calling convention (arguments as JSON; here on stdin): every volume BDM of an instance', ['-'],
-  JSON.stringify({ action: 'show', instance_uuid: iscsi, config_file: conf }));
-show('a legacy (cinder v2) BDM has no attachment_id', ['-'], JSON.stringify({ bdm_uuid: legacyBdm.uuid, config_file: conf }));
-show('a volume that is not attached: exit code 3, as nova-manage', ['--config-file', conf, 'volume_attachment', 'show', ceph, iscsiBdm.volumeId]);
-show('bad input gets one clear line', ['-'], JSON.stringify({ bdm_uuid: 'not-a-uuid', config_file: conf }));
-say(`done. The sandbox stays in MariaDB (databases nbdemo_*) and ${process.env.NOVA_BDM_STATE_DIR}; the next run rebuilds it.`);

@@ -29,15 +29,16 @@ export const CONTROLLER_HOST = 'nbt-controller';
 
 export class RefreshEnv {
   readonly fx = new Fixtures();
-  readonly host = `nbt-cmp-${randomUUID().slice(0, 8)}`;
+  host = `nbt-cmp-${randomUUID().slice(0, 8)}`;
   compute!: FakeCompute;
   cloud!: FakeOpenStack;
   extraConf = '';
   readonly dir = mkdtempSync(join(tmpdir(), 'nbt-refresh-'));
   private heartbeat?: NodeJS.Timeout;
 
-  static async start(): Promise<RefreshEnv> {
+  static async start(host?: string): Promise<RefreshEnv> {
     const env = new RefreshEnv();
+    if (host) env.host = host;
     env.cloud = await FakeOpenStack.start();
     env.compute = await FakeCompute.start(env.host);
     env.extraConf = join(env.dir, 'cinder.conf');
