@@ -14,14 +14,13 @@ export interface PhaseContext {
   timestamp: Date;
 }
 
-/** Insert an instance action and one finished event (what compute_api.lock/unlock record). */
-async function recordApiAction(tx: Tx, instanceUuid: string, ctx: PhaseContext, action: string, event: string, host: string): Promise<void> {
-  const now = new Date();
+/** An instance_actions row as nova's admin context writes it: no user/project, started at the context's time. */
+async function insertAction(tx: Tx, instanceUuid: string, ctx: PhaseContext, action: string, updatedAt: Date): Promise<number> {
   const inserted = await tx
     .insertInto('instance_actions')
     .values({
-      created_at: now,
-      updated_at: now,
+      created_at: new Date(),
+      updated_at: updatedAt,
       deleted: 0,
       action,
       instance_uuid: instanceUuid,
@@ -33,6 +32,13 @@ async function recordApiAction(tx: Tx, instanceUuid: string, ctx: PhaseContext, 
       message: null,
     })
     .executeTakeFirstOrThrow();
+  return Number(inserted.insertId);
+}
+
+/** Insert an instance action and one finished event (what compute_api.lock/unlock record). */
+async function recordApiAction(tx: Tx, instanceUuid: string, ctx: PhaseContext, action: string, event: string, host: string): Promise<void> {
+  const now = new Date();
+  const actionId = await insertAction(tx, instanceUuid, ctx, action, now);
   await tx
     .insertInto('instance_actions_events')
     .values({
@@ -40,7 +46,7 @@ async function recordApiAction(tx: Tx, instanceUuid: string, ctx: PhaseContext, 
       updated_at: now,
       deleted: 0,
       event,
-      action_id: Number(inserted.insertId),
+      action_id: actionId,
       start_time: now,
       finish_time: now,
       result: 'Success',
@@ -120,25 +126,7 @@ export async function unlockInstanceAfterRefresh(db: CellDb, instanceUuid: strin
 }
 
 export async function startRefreshAction(db: CellDb, instanceUuid: string, ctx: PhaseContext): Promise<number> {
-  const inserted = await db.run((k) =>
-    k
-      .insertInto('instance_actions')
-      .values({
-        created_at: new Date(),
-        updated_at: ctx.timestamp,
-        deleted: 0,
-        action: 'refresh_volume_attachment',
-        instance_uuid: instanceUuid,
-        request_id: ctx.requestId,
-        user_id: null,
-        project_id: null,
-        start_time: ctx.timestamp,
-        finish_time: null,
-        message: null,
-      })
-      .executeTakeFirstOrThrow(),
-  );
-  return Number(inserted.insertId);
+  return db.run((k) => insertAction(k, instanceUuid, ctx, 'refresh_volume_attachment', ctx.timestamp));
 }
 
 /**
