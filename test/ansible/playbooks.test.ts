@@ -1,0 +1,332 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ISCSI_CHAP_CONNECTION_INFO } from '../support/fixtures';
+import { USERS } from '../support/fake-openstack';
+import { BUNDLE } from '../support/nova-env';
+import { NEW_MONITORS, OLD_MONITORS, RefreshEnv } from '../support/refresh-env';
+
+// The osops.nova collection as users run it: the tarball `ansible-galaxy collection build`
+// makes from ansible/, installed with `ansible-galaxy collection install`, every playbook run
+// by FQCN with the real ansible-playbook against the real Nova schema, the stand-in compute
+// (oslo RPC on the real RabbitMQ) and the stand-in Keystone + Cinder.
+//
+// RefreshEnv serves HTTP and AMQP from this process: ansible-playbook is always spawned
+// asynchronously, never with spawnSync, or the stand-ins could not answer.
+
+const ROOT = join(__dirname, '..', '..', '..');
+const SECRETS = [
+  'AQBkZ2RkAAAAABAAcephkeyringsecret==', // the old rbd keyring (fixtures)
+  'AQBnewkeyringsecret==', // the keyring Cinder hands out after the refresh
+  ISCSI_CHAP_CONNECTION_INFO.data.auth_password,
+  ISCSI_CHAP_CONNECTION_INFO.data.discovery_auth_password,
+  USERS.nova,
+  USERS['nova-service'],
+];
+const EXPECT = RefreshEnv.EXPECT_NEW_MONITORS;
+
+let env: RefreshEnv;
+let work: string;
+let tarball: string;
+let inventory: string;
+let collectionsPath: string;
+
+interface Run {
+  code: number | null;
+  out: string;
+  ms: number;
+}
+
+function run(command: string, args: string[], timeoutMs = 180_000): Promise<Run> {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, {
+      cwd: work,
+      env: {
+        ...process.env,
+        ANSIBLE_NOCOLOR: '1',
+        ANSIBLE_FORCE_COLOR: '0',
+        ANSIBLE_LOCALHOST_WARNING: 'false',
+        ANSIBLE_INVENTORY_UNPARSED_WARNING: 'false',
+        ANSIBLE_COLLECTIONS_PATH: collectionsPath,
+        ANSIBLE_HOME: join(work, 'ansible-home'),
+        ANSIBLE_LOCAL_TEMP: join(work, 'ansible-tmp'),
+        ANSIBLE_RETRY_FILES_ENABLED: 'false',
+        ANSIBLE_STDOUT_CALLBACK: 'default',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out, ms: Date.now() - started });
+    });
+  });
+}
+
+/** Extra vars as a JSON file (types survive, unlike -e key=value). */
+function extraVars(vars: Record<string, unknown>): string[] {
+  const file = join(work, `vars-${randomUUID()}.json`);
+  writeFileSync(file, JSON.stringify(vars));
+  return ['-e', `@${file}`];
+}
+
+function configFile(): string[] {
+  return [env.fx.env.confPath, env.extraConf];
+}
+
+function playbook(name: string, vars: Record<string, unknown>, flags: string[] = []): Promise<Run> {
+  return run('ansible-playbook', ['-i', inventory, name, ...extraVars({ nova_bdm_config_file: configFile(), ...vars }), ...flags]);
+}
+
+/** The refresh playbook, then the role's summary fact written to a file (whatever the outcome). */
+async function refreshPlaybook(vars: Record<string, unknown>, flags: string[] = []): Promise<{ run: Run; summary: any }> {
+  const summaryFile = join(work, `summary-${randomUUID()}.json`);
+  const wrapper = join(work, `refresh-${randomUUID()}.yml`);
+  writeFileSync(
+    wrapper,
+    `- ansible.builtin.import_playbook: osops.nova.refresh
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - ansible.builtin.copy:
+        content: "{{ nova_bdm_refresh_summary | to_json }}"
+        dest: ${summaryFile}
+      check_mode: false
+`,
+  );
+  const result = await playbook(wrapper, vars, flags);
+  return { run: result, summary: existsSync(summaryFile) ? JSON.parse(readFileSync(summaryFile, 'utf8')) : undefined };
+}
+
+function assertNoSecret(r: Run): void {
+  const pw = env.fx.env.dbPassword;
+  for (const secret of [...SECRETS, pw, encodeURIComponent(pw)]) assert.ok(!r.out.includes(secret), `output holds a secret (${secret.slice(0, 4)}...)`);
+}
+
+function assertOk(r: Run): void {
+  assert.equal(r.code, 0, r.out);
+  assert.match(r.out, /PLAY RECAP/);
+}
+
+/** Every row refresh may touch, and every Cinder request that changes something. */
+async function snapshot(...instances: string[]) {
+  return { rows: await Promise.all(instances.map((i) => env.dumpRows(i))), mutations: env.cloud.mutations().length, rpc: env.compute.calls.length };
+}
+
+before(async () => {
+  env = await RefreshEnv.start();
+  work = mkdtempSync(join(tmpdir(), 'nbt-ansible-'));
+  mkdirSync(join(work, 'ansible-tmp'));
+  collectionsPath = join(work, 'collections');
+  inventory = join(work, 'inventory.ini');
+  const node = `ansible_node_interpreter=${process.execPath} ansible_python_interpreter=/usr/bin/python3`;
+  writeFileSync(inventory, `localhost ansible_connection=local ${node}\ncompute-under-test ansible_connection=local ${node}\n`);
+  const built = await run('ansible-galaxy', ['collection', 'build', join(ROOT, 'ansible'), '--output-path', work, '--force']);
+  assert.equal(built.code, 0, built.out);
+  tarball = join(work, readdirSync(work).find((f) => /^osops-nova-.*\.tar\.gz$/.test(f))!);
+  const installed = await run('ansible-galaxy', ['collection', 'install', tarball, '-p', collectionsPath]);
+  assert.equal(installed.code, 0, installed.out);
+});
+
+after(async () => {
+  await env?.stop();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+describe('the collection tarball', () => {
+  test('holds the generated module, its sidecar docs, role and playbooks; no tests, no node_modules', async () => {
+    const listing = await run('tar', ['-tzf', tarball]);
+    const files = listing.out.split('\n').filter(Boolean);
+    for (const f of ['MANIFEST.json', 'FILES.json', 'README.md', 'meta/runtime.yml', 'plugins/modules/bdm.cjs', 'plugins/modules/bdm.yml',
+      'roles/refresh_connection_info/tasks/main.yml', 'roles/refresh_connection_info/meta/argument_specs.yml', 'roles/refresh_connection_info/README.md',
+      'playbooks/show.yml', 'playbooks/audit.yml', 'playbooks/refresh.yml', 'playbooks/ci_post_run.yml']) {
+      assert.ok(files.includes(f), `${f} in the tarball`);
+    }
+    assert.ok(!files.some((f) => f.startsWith('tests/') || f.includes('node_modules')), files.join('\n'));
+    const installed = join(collectionsPath, 'ansible_collections', 'osops', 'nova', 'plugins', 'modules', 'bdm.cjs');
+    assert.ok(readFileSync(installed).equals(readFileSync(BUNDLE)), 'the installed module is the built bundle');
+    assert.ok((statSync(installed).mode & 0o111) !== 0, 'and executable');
+  });
+
+  test('ansible-doc reads the sidecar of the installed module and the role argument spec', async () => {
+    const mod = await run('ansible-doc', ['osops.nova.bdm']);
+    assert.equal(mod.code, 0, mod.out);
+    for (const s of ['get_connector', 'cinder_auth', 'application_credential_secret', 'expect', 'RETURN VALUES', 'connection_info']) assert.ok(mod.out.includes(s), s);
+    const role = await run('ansible-doc', ['-t', 'role', 'osops.nova.refresh_connection_info']);
+    assert.equal(role.code, 0, role.out);
+    assert.match(role.out, /nova_bdm_connectors/);
+  });
+});
+
+describe('playbooks by FQCN', () => {
+  test('show: every volume BDM of an instance, masked; no secret even at -vvv', async () => {
+    const instance = await env.fx.seedInstance('cell1');
+    const chap = await env.fx.seedBdm('cell1', instance, { connection_info_object: ISCSI_CHAP_CONNECTION_INFO, device_name: '/dev/vdc' });
+    const rbd = await env.fx.seedBdm('cell1', instance, {});
+    const r = await playbook('osops.nova.show', { instance_uuid: instance }, ['-vvv']);
+    assertOk(r);
+    for (const s of [chap.uuid, rbd.uuid, chap.volumeId, rbd.volumeId, '"auth_password": "********"', '"keyring": "********"']) assert.ok(r.out.includes(s), s);
+    assertNoSecret(r);
+
+    // module_defaults through the action group: config_file set once for the group.
+    const play = join(work, 'group.yml');
+    writeFileSync(
+      play,
+      `- hosts: localhost
+  gather_facts: false
+  module_defaults:
+    group/osops.nova.nova:
+      config_file: ${JSON.stringify(configFile())}
+  tasks:
+    - osops.nova.bdm:
+        bdm_uuid: ${rbd.uuid}
+      register: shown
+    - ansible.builtin.assert:
+        that: shown.bdm.uuid == '${rbd.uuid}' and shown.cell.name == 'cell1'
+`,
+    );
+    assertOk(await run('ansible-playbook', ['-i', inventory, play]));
+  });
+
+  test('audit: check mode, a JSON report, a human summary; writes nothing to Nova or Cinder', async () => {
+    const stale = await env.seed();
+    const active = await env.seed({ instance: { vm_state: 'active', power_state: 1 } });
+    const reportPath = join(work, 'audit-report.json');
+    const before = await snapshot(stale.instanceUuid, active.instanceUuid);
+    const r = await playbook('osops.nova.audit', {
+      nova_bdm_audit: { hosts: [env.host], instance_uuids: [stale.instanceUuid, active.instanceUuid] },
+      nova_bdm_expect: EXPECT,
+      nova_bdm_check_cinder: true,
+      nova_bdm_report_path: reportPath,
+    });
+    assertOk(r);
+    assert.deepEqual(await snapshot(stale.instanceUuid, active.instanceUuid), before);
+    const report = JSON.parse(readFileSync(reportPath, 'utf8'));
+    assert.equal((statSync(reportPath).mode & 0o777).toString(8), '600');
+    assert.equal(report.totals.scanned, 2);
+    assert.deepEqual(report.stale.map((s: any) => s.bdm_uuid).sort(), [stale.bdm.uuid, active.bdm.uuid].sort());
+    assert.match(r.out, /2 volume BDMs audited in \d+ cells: 2 stale/);
+    assert.ok(r.out.includes(`stale: BDM ${stale.bdm.uuid} (instance ${stale.instanceUuid}, volume ${stale.volumeId}) on ${env.host} [cell1]: expectation_mismatch; refreshable`), r.out);
+    assert.ok(r.out.includes(`stale: BDM ${active.bdm.uuid}`) && r.out.includes('not refreshable: vm_state active (must be stopped)'), r.out);
+    assert.match(r.out, /expectation_mismatch: 2/);
+    assertNoSecret(r);
+  });
+
+  test('ci_post_run: fails the job listing the stale BDMs; passes when none is stale', async () => {
+    const stale = await env.seed();
+    const failing = await playbook('osops.nova.ci_post_run', { nova_bdm_audit: { instance_uuids: [stale.instanceUuid] }, nova_bdm_expect: EXPECT });
+    assert.equal(failing.code, 2, failing.out);
+    assert.match(failing.out, /1 volume BDMs audited in \d+ cells: 1 stale/);
+    assert.ok(failing.out.includes(`stale: BDM ${stale.bdm.uuid} (instance ${stale.instanceUuid}, volume ${stale.volumeId}) on ${env.host} [cell1]: data.hosts/ports are`), failing.out);
+    const passing = await playbook('osops.nova.ci_post_run', { nova_bdm_audit: { instance_uuids: [stale.instanceUuid] } });
+    assertOk(passing);
+    assert.match(passing.out, /1 volume BDMs audited in \d+ cells: 0 stale/);
+  });
+
+  test('refresh -C -D: reports what it would do with the masked diff, writes nothing', async () => {
+    const stale = await env.seed();
+    const active = await env.seed({ instance: { vm_state: 'active', power_state: 1 } });
+    const before = await snapshot(stale.instanceUuid, active.instanceUuid);
+    const { run: r, summary } = await refreshPlaybook(
+      { ceph_monitors: NEW_MONITORS, nova_bdm_audit: { hosts: [env.host], instance_uuids: [stale.instanceUuid, active.instanceUuid] }, nova_bdm_connectors: { [env.host]: env.connector } },
+      ['-C', '-D', '-v'],
+    );
+    assertOk(r);
+    assert.deepEqual(await snapshot(stale.instanceUuid, active.instanceUuid), before, 'check mode wrote nothing');
+    assert.equal(summary.check_mode, true);
+    assert.deepEqual(summary.counts, { refreshed: 1, skipped: 1, failed: 0 });
+    assert.equal(summary.refreshed[0].bdm_uuid, stale.bdm.uuid);
+    assert.deepEqual(summary.refreshed[0].reasons, ['expectation_mismatch']);
+    assert.equal(summary.skipped[0].bdm_uuid, active.bdm.uuid);
+    assert.match(summary.skipped[0].why, /not refreshable: vm_state active \(must be stopped\)/);
+    assert.match(r.out, /would refresh 1, skipped 1, failed 0 \(check mode: nothing was written\)/);
+    // The diff: old monitors out, new in, the keyring masked on both sides.
+    assert.ok(r.out.includes(`--- before: BDM ${stale.bdm.uuid} (instance ${stale.instanceUuid}, volume ${stale.volumeId}) connection_info (before)`), r.out);
+    assert.match(r.out, new RegExp(`^-\\s+"${OLD_MONITORS[0]!.replaceAll('.', '\\.')}",?$`, 'm'));
+    assert.match(r.out, new RegExp(`^\\+\\s+"${NEW_MONITORS[0]!.replaceAll('.', '\\.')}",?$`, 'm'));
+    assert.match(r.out, /"keyring": "\*{8}"/);
+    assertNoSecret(r);
+  });
+
+  test('refresh -D -vvv: refreshes, skips what it must with why, a second run changes nothing; secret options never shown', async () => {
+    const stale = await env.seed();
+    const active = await env.seed({ instance: { vm_state: 'active', power_state: 1 } });
+    const vars = {
+      ceph_monitors: NEW_MONITORS,
+      nova_bdm_audit: { hosts: [env.host], instance_uuids: [stale.instanceUuid, active.instanceUuid] },
+      nova_bdm_connectors: { [env.host]: env.connector },
+      // Secret options given as arguments too (no_log in the role's argument spec).
+      nova_bdm_api_database_connection: env.fx.env.apiUrl,
+      nova_bdm_database_connection: env.fx.env.cell1Url,
+      nova_bdm_cinder_auth: { password: USERS.nova },
+    };
+    const mutationsBefore = env.cloud.mutations().length;
+    const { run: r, summary } = await refreshPlaybook(vars, ['-D', '-vvv']);
+    assertOk(r);
+    assert.equal(summary.check_mode, false);
+    assert.deepEqual(summary.counts, { refreshed: 1, skipped: 1, failed: 0 });
+    const row = (await env.dumpRows(stale.instanceUuid)).bdms[0]!;
+    assert.equal(summary.refreshed[0].new_attachment_id, row.attachment_id);
+    assert.equal(summary.refreshed[0].old_attachment_id, stale.oldAttachmentId);
+    assert.notEqual(row.attachment_id, stale.oldAttachmentId);
+    assert.deepEqual(JSON.parse(row.connection_info!).data.hosts, NEW_MONITORS);
+    assert.equal((await env.dumpRows(stale.instanceUuid)).instance!.locked, 0);
+    assert.ok(env.cloud.mutations().length > mutationsBefore);
+    assert.match(r.out, /"refreshed 1, skipped 1, failed 0"/);
+    assert.ok(r.out.includes(`--- before: BDM ${stale.bdm.uuid}`), 'diff shown');
+    assertNoSecret(r);
+    for (const url of [env.fx.env.apiUrl, env.fx.env.cell1Url]) assert.ok(!r.out.includes(url), 'no database URL in the output');
+
+    const again = await refreshPlaybook(vars);
+    assertOk(again.run);
+    assert.deepEqual(again.summary.counts, { refreshed: 0, skipped: 1, failed: 0 });
+    assert.doesNotMatch(again.run.out, /^changed: \[localhost\] => \(item=BDM/m);
+    assert.match(again.run.out, /"refreshed 0, skipped 1, failed 0"/);
+  });
+
+  test('a failing refresh: one readable line per BDM, the play fails after the summary', async () => {
+    const stale = await env.seed();
+    env.compute.behaviour = { kind: 'fail', cls: 'VolumeDriverError', module: 'os_brick.exception', message: 'rbd unmap failed: device busy' };
+    try {
+      const before = (await env.dumpRows(stale.instanceUuid)).bdms;
+      const { run: r } = await refreshPlaybook({ nova_bdm_expect: EXPECT, nova_bdm_bdms: [{ bdm_uuid: stale.bdm.uuid }], nova_bdm_connectors: { [env.host]: env.connector } });
+      assert.equal(r.code, 2, r.out);
+      const line = r.out.split('\n').find((l) => l.includes('FAILED: BDM'));
+      assert.ok(line, r.out);
+      assert.match(line!, new RegExp(`FAILED: BDM ${stale.bdm.uuid} \\(instance ${stale.instanceUuid}, volume ${stale.volumeId}\\): refresh of BDM ${stale.bdm.uuid} failed at rpc_remove_volume_connection: .*device busy.*; the BDM and its attachment are unchanged`));
+      assert.match(r.out, /"refreshed 0, skipped 0, failed 1"/);
+      assert.match(r.out, /fatal: \[localhost\]: FAILED! => \{"changed": false, "msg": "1 BDM\(s\) could not be refreshed: refresh of BDM/);
+      assert.deepEqual((await env.dumpRows(stale.instanceUuid)).bdms, before, 'the BDM is unchanged');
+      assert.doesNotMatch(r.out, /Traceback|at async|\.ts:\d+/);
+    } finally {
+      env.compute.behaviour = { kind: 'ok' };
+    }
+  });
+
+  test('the role gets the connector from the compute host itself (delegate_to via nova_bdm_host_map)', async () => {
+    const stale = await env.seed();
+    const computeConf = join(work, 'compute-nova.conf');
+    writeFileSync(computeConf, `[DEFAULT]\nhost = ${env.host}\n`);
+    const { run: r, summary } = await refreshPlaybook({
+      ceph_monitors: NEW_MONITORS,
+      nova_bdm_bdms: [{ instance_uuid: stale.instanceUuid }],
+      nova_bdm_host_map: { [env.host]: 'compute-under-test' },
+      nova_bdm_compute_config_file: computeConf,
+    });
+    assertOk(r);
+    assert.match(r.out, new RegExp(`ok: \\[localhost -> compute-under-test\\] => \\(item=${env.host}\\)`));
+    assert.deepEqual(summary.counts, { refreshed: 1, skipped: 0, failed: 0 });
+    const row = (await env.dumpRows(stale.instanceUuid)).bdms[0]!;
+    const attachment = env.cloud.attachments.get(row.attachment_id!);
+    assert.equal(attachment?.connector?.host, env.host, "Cinder got the compute's own connector");
+  });
+});

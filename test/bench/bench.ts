@@ -1,0 +1,503 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { EXPECT, FleetSeeder } from './fleet-seed';
+import { expectStatus, ratio, summarize, timeChild, type Summary } from './measure';
+
+// `npm run bench`: cold start, show, refresh, audit at scale and Ansible check mode, each figure
+// the median of repeated runs (with min and max), every comparison measured side by side in the
+// same run (A B A B ...). Prints one table and writes the same figures to test/bench/results.json.
+// Uses its own throw-away Nova schema (nbb_* databases, made by the real nova-manage) and, for
+// refresh, the interop lab (test/interop/lab, nbi_*) through test/interop/harness.ts only.
+
+function findRoot(from: string): string {
+  let dir = from;
+  while (!(existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'test', 'bench')))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error(`bench: no repository root above ${from}`);
+    dir = up;
+  }
+  return dir;
+}
+
+const ROOT = findRoot(__dirname);
+const REPO_BUNDLE = join(ROOT, 'ansible', 'plugins', 'modules', 'bdm.cjs');
+const STATE_DIR_ = process.env.NOVA_BDM_BENCH_STATE_DIR ?? '/tmp/nbb-state';
+// A private copy of the bundle built by this run: another `npm run build` in the same tree
+// during the bench cannot change what is measured half-way.
+const MODULES_DIR = join(STATE_DIR_, 'modules');
+const BUNDLE = join(MODULES_DIR, 'bdm.cjs');
+const NODE = process.execPath;
+const STATE_DIR = STATE_DIR_;
+const PREFIX = 'nbb_';
+const RESULTS = join(ROOT, 'test', 'bench', 'results.json');
+const NOVA_MANAGE = ['/usr/bin/python3', '-c', 'import sys; from nova.cmd.manage import main; sys.exit(main())'];
+
+const int = (name: string, dflt: number) => {
+  const v = Number(process.env[name]);
+  return Number.isInteger(v) && v > 0 ? v : dflt;
+};
+const REPS = {
+  cold: int('BENCH_COLD_REPS', 21),
+  show: int('BENCH_SHOW_REPS', 11),
+  showNovaManage: int('BENCH_SHOW_NOVA_MANAGE_REPS', 5),
+  refreshPairs: int('BENCH_REFRESH_PAIRS', 3),
+  audit: int('BENCH_AUDIT_REPS', 5),
+  check: int('BENCH_CHECK_REPS', 5),
+};
+const SECTIONS = (process.env.BENCH_ONLY ?? 'cold,audit,check,show,refresh').split(',').map((s) => s.trim());
+const AUDIT_SIZES = (process.env.BENCH_AUDIT_SIZES ?? '1000,10000,100000').split(',').map(Number);
+
+// ------------------------------------------------------------------------------------ output
+
+type Unit = 'ms' | 'B' | 'MiB' | 'x' | '';
+
+interface Row {
+  section: string;
+  measure: string;
+  unit: Unit;
+  n?: number;
+  median?: number;
+  min?: number;
+  max?: number;
+  /** e.g. "target <= 1.5x: MISSED by 0.4x" */
+  verdict?: string;
+  note?: string;
+}
+
+const rows: Row[] = [];
+const sections: Record<string, unknown> = {};
+
+function log(msg: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+}
+
+function addSummary(section: string, measure: string, s: Summary, unit: Unit, extra: Partial<Row> = {}): void {
+  rows.push({ section, measure, unit, n: s.n, median: s.median, min: s.min, max: s.max, ...extra });
+}
+
+function addRatio(section: string, measure: string, r: ReturnType<typeof ratio>, target?: { op: '<=' | '>='; value: number }): boolean | undefined {
+  let verdict: string | undefined;
+  let met: boolean | undefined;
+  if (target) {
+    met = target.op === '<=' ? r.ratio <= target.value : r.ratio >= target.value;
+    const by = target.op === '<=' ? r.ratio / target.value : target.value / r.ratio;
+    verdict = `target ${target.op} ${target.value}x: ${met ? 'met' : `MISSED (${by.toFixed(2)}x off)`}`;
+  }
+  rows.push({
+    section,
+    measure,
+    unit: 'x',
+    median: r.ratio,
+    min: r.pairedMin,
+    max: r.pairedMax,
+    verdict,
+    note: r.pairedMin !== undefined ? 'ratio of medians; min/max = per-round pairs' : 'ratio of medians',
+  });
+  return met;
+}
+
+function fmt(v: number | undefined, unit: Unit): string {
+  if (v === undefined || Number.isNaN(v)) return '';
+  switch (unit) {
+    case 'ms':
+      return v >= 10_000 ? `${(v / 1000).toFixed(2)} s` : `${v.toFixed(1)} ms`;
+    case 'B':
+      return `${Math.round(v).toLocaleString('en-US')} B`;
+    case 'MiB':
+      return `${v.toFixed(1)} MiB`;
+    case 'x':
+      return `${v.toFixed(2)}x`;
+    default:
+      return String(v);
+  }
+}
+
+function table(): string {
+  const head = ['section', 'measure', 'n', 'median', 'min', 'max', 'target / note'];
+  const body = rows.map((r) => [r.section, r.measure, r.n?.toString() ?? '', fmt(r.median, r.unit), fmt(r.min, r.unit), fmt(r.max, r.unit), r.verdict ?? r.note ?? '']);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i >= 2 && i <= 5 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join(' | ').trimEnd();
+  return [line(head), widths.map((w) => '-'.repeat(w)).join('-|-'), ...body.map(line)].join('\n');
+}
+
+// ------------------------------------------------------------------------------------ facts
+
+function machineFacts(): Record<string, unknown> {
+  const cpuModel = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpus()[0]?.model;
+  const sh = (cmd: string, args: string[]) => {
+    const r = spawnSync(cmd, args, { encoding: 'utf8' });
+    return r.status === 0 ? r.stdout.trim() : undefined;
+  };
+  return {
+    nproc: availableParallelism(),
+    memory_mib: Math.round(totalmem() / 2 ** 20),
+    cpu_model: cpuModel,
+    node: process.version,
+    kernel: release(),
+    mariadb: sh('mysql', ['-uroot', '-N', '-e', 'SELECT VERSION()']),
+    python3_nova: sh('dpkg-query', ['-W', '-f=${Version}', 'python3-nova']),
+    ansible_core: sh('dpkg-query', ['-W', '-f=${Version}', 'ansible-core']),
+    git_commit: sh('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']),
+    git_dirty_files: sh('git', ['-C', ROOT, 'status', '--porcelain', 'src'])?.split('\n').filter(Boolean).length ?? null,
+    loadavg_at_start: loadavg().map((l) => Number(l.toFixed(2))),
+  };
+}
+
+// ------------------------------------------------------------------------------------ schema
+
+interface NbbEnv {
+  confPath: string;
+  databases: { api: string; cell0: string; cell1: string; cell2: string };
+}
+
+function ensureSchema(): NbbEnv {
+  const envFile = join(STATE_DIR, 'nova-env.json');
+  const dbExists = spawnSync('mysql', ['-uroot', '-N', '-e', `SHOW DATABASES LIKE '${PREFIX}cell2'`], { encoding: 'utf8' }).stdout.trim() !== '';
+  if (process.env.BENCH_FRESH_SCHEMA === '1' || !existsSync(envFile) || !dbExists) {
+    log(`making the ${PREFIX}* Nova schema with the real nova-manage (about a minute) ...`);
+    mkdirSync(STATE_DIR, { recursive: true });
+    execFileSync(NODE, [join(ROOT, 'dist', 'test', 'support', 'prepare-nova-schema.js')], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env: { ...process.env, NOVA_BDM_TEST_DB_PREFIX: PREFIX, NOVA_BDM_STATE_DIR: STATE_DIR },
+    });
+  }
+  const env = JSON.parse(readFileSync(envFile, 'utf8')) as NbbEnv;
+  if (!Object.values(env.databases).every((d) => d.startsWith(PREFIX))) throw new Error(`${envFile} names databases outside ${PREFIX}*`);
+  return env;
+}
+
+function argsFile(name: string, args: Record<string, unknown>, ansible: Record<string, unknown> = {}): string {
+  const path = join(STATE_DIR, `${name}.args.json`);
+  // What Ansible writes for a WANT_JSON module: the options plus its own _ansible_* keys.
+  writeFileSync(path, JSON.stringify({ ...args, _ansible_check_mode: false, _ansible_diff: false, _ansible_verbosity: 0, _ansible_module_name: 'bdm', _ansible_keep_remote_files: false, ...ansible }));
+  return path;
+}
+
+function parseJson(text: string, what: string): Record<string, unknown> {
+  try {
+    return JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    throw new Error(`${what} printed no JSON: ${text.slice(0, 500)}`);
+  }
+}
+
+// ------------------------------------------------------------------------------------ 1. cold start
+
+async function benchCold(): Promise<void> {
+  log(`cold start: node -e 0 vs bdm.cjs --help, ${REPS.cold} rounds`);
+  const floor: number[] = [];
+  const help: number[] = [];
+  for (let i = -2; i < REPS.cold; i++) {
+    const a = expectStatus(await timeChild(NODE, ['-e', '0']), 'node -e 0');
+    const b = expectStatus(await timeChild(NODE, [BUNDLE, '--help']), 'bdm.cjs --help');
+    if (!/usage/i.test(b.stdout)) throw new Error(`bdm.cjs --help printed no usage: ${b.stdout.slice(0, 200)}`);
+    if (i < 0) continue; // warm-up: page cache, not measured
+    floor.push(a.ms);
+    help.push(b.ms);
+  }
+  const f = summarize(floor);
+  const h = summarize(help);
+  const size = statSync(BUNDLE).size;
+  addSummary('1 cold', 'node -e 0 (floor)', f, 'ms');
+  addSummary('1 cold', 'node bdm.cjs --help', h, 'ms');
+  const r = ratio(h, f);
+  addRatio('1 cold', '--help / floor', r);
+  rows.push({ section: '1 cold', measure: 'bundle size (bdm.cjs)', unit: 'B', median: size });
+  sections.cold = { floor_ms: f, help_ms: h, ratio_help_over_floor: r, bundle_bytes: size };
+}
+
+// ------------------------------------------------------------------------------------ 4 + 5. audit scale, check mode
+
+async function benchAuditAndCheck(env: NbbEnv, seeder: FleetSeeder, doAudit: boolean, doCheck: boolean): Promise<void> {
+  const auditArgs = argsFile('audit', { action: 'audit', config_file: env.confPath, expect: EXPECT });
+  const audit: Record<string, unknown> = {};
+  for (const size of AUDIT_SIZES) {
+    let started = Date.now();
+    await seeder.growTo(size);
+    const seeded = seeder.seeded;
+    log(`audit: seeded ${seeded.volumeBdms} volume BDMs (+${seeded.imageBdms} image BDMs) on ${seeded.instances} instances in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    if (doAudit) {
+      const walls: number[] = [];
+      const rss: number[] = [];
+      let last: Record<string, unknown> = {};
+      for (let i = -1; i < REPS.audit; i++) {
+        const run = expectStatus(await timeChild(NODE, [BUNDLE, auditArgs], { rss: true, timeoutMs: 600_000 }), `audit of ${size}`);
+        last = parseJson(run.stdout, `audit of ${size}`);
+        const totals = last.totals as { scanned: number; stale: number };
+        if (last.failed || totals.scanned !== seeded.volumeBdms || totals.stale !== seeded.expectedStale) {
+          throw new Error(`audit of ${size}: scanned ${totals?.scanned} (want ${seeded.volumeBdms}), stale ${totals?.stale} (want ${seeded.expectedStale}): ${String(last.msg)}`);
+        }
+        if (i < 0) continue;
+        walls.push(run.ms);
+        rss.push((run.rssKiB ?? NaN) / 1024);
+      }
+      const w = summarize(walls);
+      const m = summarize(rss);
+      const label = size >= 1000 ? `${size / 1000}k` : String(size);
+      const target = size === 100_000;
+      addSummary('4 audit', `${label} volume BDMs: wall`, w, 'ms', target ? { verdict: `target < 5 s: ${w.median < 5000 ? 'met' : `MISSED by ${((w.median - 5000) / 1000).toFixed(2)} s`}` } : {});
+      addSummary('4 audit', `${label} volume BDMs: peak RSS`, m, 'MiB', target ? { verdict: `target < 200 MiB: ${m.median < 200 ? 'met' : `MISSED by ${(m.median - 200).toFixed(1)} MiB`}` } : {});
+      rows.push({ section: '4 audit', measure: `${label}: BDMs per second (median)`, unit: '', median: Math.round(size / (w.median / 1000)) });
+      audit[size] = { wall_ms: w, peak_rss_mib: m, seeded, stale_found: (last.totals as { stale: number }).stale, by_reason: (last.totals as { by_reason: unknown }).by_reason, output_bytes: JSON.stringify(last).length };
+    }
+    if (doCheck && size === 1000) await benchCheckMode(env, seeded.volumeBdms);
+    started = Date.now();
+  }
+  if (doAudit) sections.audit = { sizes: audit, args: { action: 'audit', config_file: '<nbb nova.conf>', expect: EXPECT } };
+}
+
+async function benchCheckMode(env: NbbEnv, bdms: number): Promise<void> {
+  const real = join(ROOT, 'ansible', 'playbooks', 'audit.yml');
+  const fallback = join(ROOT, 'test', 'bench', 'audit-check.yml');
+  const report = join(STATE_DIR, 'audit-report.json');
+  let usingReal = existsSync(real) && process.env.BENCH_CHECK_PLAYBOOK !== 'fallback';
+  let fallbackWhy = usingReal ? undefined : `${real} does not exist`;
+  // The real playbook calls osops.nova.bdm: give Ansible a collection tree holding the bench's
+  // copy of the bundle and the working tree's playbooks/meta (nothing is installed).
+  const collections = join(STATE_DIR, 'collections');
+  if (usingReal) {
+    const tree = join(collections, 'ansible_collections', 'osops', 'nova');
+    rmSync(collections, { recursive: true, force: true });
+    mkdirSync(join(tree, 'plugins', 'modules'), { recursive: true });
+    for (const part of ['galaxy.yml', 'meta', 'playbooks']) cpSync(join(ROOT, 'ansible', part), join(tree, part), { recursive: true });
+    copyFileSync(BUNDLE, join(tree, 'plugins', 'modules', 'bdm.cjs'));
+    chmodSync(join(tree, 'plugins', 'modules', 'bdm.cjs'), 0o755);
+  }
+  const extra = process.env.BENCH_CHECK_EXTRA_VARS ? (JSON.parse(process.env.BENCH_CHECK_EXTRA_VARS) as Record<string, unknown>) : {};
+  const varsFile = join(STATE_DIR, 'check-vars.json');
+  const writeVars = () =>
+    writeFileSync(
+      varsFile,
+      JSON.stringify(
+        usingReal
+          ? { nova_bdm_config_file: env.confPath, nova_bdm_expect: EXPECT, nova_bdm_report_path: report, ...extra }
+          : { nova_conf: env.confPath, expect: EXPECT, ...extra },
+      ),
+    );
+  writeVars();
+  const ansibleEnv = {
+    ...process.env,
+    ANSIBLE_LIBRARY: MODULES_DIR,
+    ANSIBLE_COLLECTIONS_PATH: collections,
+    ANSIBLE_COLLECTIONS_PATHS: collections,
+    ANSIBLE_NOCOLOR: '1',
+    ANSIBLE_RETRY_FILES_ENABLED: '0',
+    ANSIBLE_LOCALHOST_WARNING: '0',
+    ANSIBLE_INVENTORY_UNPARSED_WARNING: '0',
+  };
+  const cmdFor = (playbook: string) => ['-C', '-i', 'localhost,', '-c', 'local', playbook, '-e', `@${varsFile}`];
+  const playOk = (r: { status: number | null; stdout: string }) => r.status === 0 && /failed=0/.test(r.stdout) && /ok=[1-9]/.test(r.stdout);
+  const realPlaybook = join(collections, 'ansible_collections', 'osops', 'nova', 'playbooks', 'audit.yml');
+  if (usingReal) {
+    // Probe once: the real playbook is written concurrently and may want other variables.
+    const probe = await timeChild('ansible-playbook', cmdFor(realPlaybook), { env: ansibleEnv, cwd: ROOT, timeoutMs: 600_000 });
+    if (!playOk(probe)) {
+      usingReal = false;
+      fallbackWhy = `${real} did not run cleanly: ${`${probe.stdout}\n${probe.stderr}`.trim().split('\n').slice(-3).join(' / ').slice(0, 300)}`;
+      log(`check mode: ${fallbackWhy}; using the fallback playbook`);
+      writeVars();
+    }
+  }
+  const cmd = cmdFor(usingReal ? realPlaybook : fallback);
+  // The bundle alone gets what the playbook's task passes: check mode, and the report file
+  // when the real playbook writes one.
+  const direct = argsFile('check-direct', { action: 'audit', config_file: env.confPath, expect: EXPECT, ...(usingReal ? { report_path: report } : {}) }, { _ansible_check_mode: true });
+  log(`check mode: ansible-playbook ${cmd.join(' ')} vs the bundle alone, ${REPS.check} rounds over ${bdms} BDMs`);
+  const play: number[] = [];
+  const alone: number[] = [];
+  for (let i = -1; i < REPS.check; i++) {
+    const a = expectStatus(await timeChild('ansible-playbook', cmd, { env: ansibleEnv, cwd: ROOT, timeoutMs: 600_000 }), 'ansible-playbook -C');
+    if (!playOk(a)) throw new Error(`ansible-playbook -C did not run cleanly:\n${a.stdout.slice(-2000)}`);
+    if (!a.stdout.includes(`${bdms} volume BDMs audited`)) throw new Error(`ansible-playbook -C: no "${bdms} volume BDMs audited" in its output:\n${a.stdout.slice(-1500)}`);
+    const b = expectStatus(await timeChild(NODE, [BUNDLE, direct]), 'bundle audit');
+    if (i < 0) continue;
+    play.push(a.ms);
+    alone.push(b.ms);
+  }
+  const p = summarize(play);
+  const d = summarize(alone);
+  const name = usingReal ? 'ansible/playbooks/audit.yml' : 'test/bench/audit-check.yml (fallback)';
+  addSummary('5 check', `ansible-playbook -C ${name}, ${bdms} BDMs`, p, 'ms', fallbackWhy ? { note: `fallback: ${fallbackWhy.slice(0, 80)}` } : {});
+  addSummary('5 check', 'same audit, bundle alone (node bdm.cjs <argsfile>)', d, 'ms');
+  const r = ratio(p, d);
+  addRatio('5 check', 'ansible-playbook / bundle alone', r);
+  sections.check_mode = { playbook: name, fallback_because: fallbackWhy, bdms, ansible_playbook_ms: p, bundle_alone_ms: d, ratio: r };
+}
+
+// ------------------------------------------------------------------------------------ 2. show
+
+async function benchShow(env: NbbEnv, seeder: FleetSeeder): Promise<void> {
+  const target = await seeder.addShowTarget();
+  const ours = argsFile('show', { action: 'show', instance_uuid: target.instanceUuid, volume_id: target.volumeId, config_file: env.confPath });
+  const nm = [...NOVA_MANAGE.slice(1), '--config-file', env.confPath, 'volume_attachment', 'show', target.instanceUuid, target.volumeId, '--json'];
+  const inDb = seeder.seeded.volumeBdms;
+  log(`show: ${REPS.show} x (node -e 0, ours) with ${REPS.showNovaManage} x nova-manage interleaved; ${inDb} other volume BDMs in the cells`);
+  const floor: number[] = [];
+  const mine: number[] = [];
+  const theirs: number[] = [];
+  const every = Math.max(1, Math.floor(REPS.show / REPS.showNovaManage));
+  for (let i = -1; i < REPS.show; i++) {
+    const a = expectStatus(await timeChild(NODE, ['-e', '0']), 'node -e 0');
+    const b = expectStatus(await timeChild(NODE, [BUNDLE, ours]), 'our show');
+    const shown = parseJson(b.stdout, 'our show');
+    if (shown.failed || (shown.bdm as { volume_id?: string })?.volume_id !== target.volumeId) throw new Error(`our show: ${b.stdout.slice(0, 500)}`);
+    let c;
+    const nmRound = i < 0 || (i % every === every - 1 && theirs.length < REPS.showNovaManage);
+    if (nmRound) {
+      c = expectStatus(await timeChild(NOVA_MANAGE[0]!, nm, { timeoutMs: 120_000 }), 'nova-manage volume_attachment show');
+      if (!c.stdout.includes(target.volumeId)) throw new Error(`nova-manage show printed no volume id: ${c.stdout.slice(0, 500)}`);
+    }
+    if (i < 0) continue;
+    floor.push(a.ms);
+    mine.push(b.ms);
+    if (c) theirs.push(c.ms);
+  }
+  const f = summarize(floor);
+  const o = summarize(mine);
+  const t = summarize(theirs);
+  addSummary('2 show', 'node -e 0 (floor)', f, 'ms');
+  addSummary('2 show', 'ours: node bdm.cjs <argsfile>', o, 'ms');
+  addSummary('2 show', 'nova-manage volume_attachment show --json', t, 'ms');
+  const r1 = ratio(o, f);
+  const r2 = ratio(t, o);
+  addRatio('2 show', 'ours / floor', r1, { op: '<=', value: 1.5 });
+  addRatio('2 show', 'nova-manage / ours', r2, { op: '>=', value: 20 });
+  sections.show = { other_volume_bdms_in_cells: inDb, floor_ms: f, ours_ms: o, nova_manage_ms: t, ours_over_floor: r1, nova_manage_over_ours: r2 };
+}
+
+// ------------------------------------------------------------------------------------ 3. refresh
+
+type Harness = typeof import('../interop/harness');
+
+async function benchRefresh(harness: Harness): Promise<void> {
+  // Only through the harness: the lab's own scripts touch the nbi_* databases, never this file.
+  log('refresh: bringing up / checking the interop lab (up.sh is a no-op check when it runs) ...');
+  let started = Date.now();
+  const lab = await harness.upLab();
+  const upMs = Date.now() - started;
+  const connector = harness.getConnectorJson();
+  const pairs = REPS.refreshPairs;
+  started = Date.now();
+  const twins = await harness.seed({ count: 2 * pairs, vmState: 'stopped', stale: true });
+  log(`refresh: lab ready in ${(upMs / 1000).toFixed(1)} s; seeded ${twins.length} stale stopped instances in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  const ours: number[] = [];
+  const theirs: number[] = [];
+  const steps: Array<Array<{ step: string; ms: number; ok: boolean }>> = [];
+  for (let k = 0; k < pairs; k++) {
+    const mineTwin = twins[2 * k]!;
+    const theirTwin = twins[2 * k + 1]!;
+    const runMine = async () => {
+      // As harness.runOurs does it (node bdm.cjs -, the JSON arguments on stdin), but with the
+      // bench's copy of the bundle and timed from spawn to exit.
+      const args = {
+        action: 'refresh',
+        instance_uuid: mineTwin.instance_uuid,
+        volume_id: mineTwin.volume_id,
+        connector_path: connector,
+        config_file: lab.novaConf,
+        require_libvirt: false,
+        force: true,
+      };
+      const run = await timeChild(NODE, [BUNDLE, '-'], { input: JSON.stringify(args), timeoutMs: 240_000 });
+      const result = parseJson(run.stdout, 'our refresh');
+      if (run.status !== 0 || result.failed || result.changed !== true) throw new Error(`our refresh failed: ${run.stdout.slice(0, 2000)}\n${run.stderr}`);
+      ours.push(run.ms);
+      steps.push((result.steps as Array<{ step: string; ms: number; ok: boolean }>) ?? []);
+    };
+    const runTheirs = async () => {
+      const t0 = process.hrtime.bigint();
+      const r = harness.novaManage(['volume_attachment', 'refresh', theirTwin.instance_uuid, theirTwin.volume_id, connector]);
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      if (r.status !== 0) throw new Error(`nova-manage refresh failed (${r.status}): ${r.stderr.split('\n').slice(-10).join('\n')}`);
+      theirs.push(ms);
+    };
+    // A B, then B A: neither side always runs right after the other's RabbitMQ/Cinder work.
+    if (k % 2 === 0) {
+      await runMine();
+      await runTheirs();
+    } else {
+      await runTheirs();
+      await runMine();
+    }
+    log(`refresh pair ${k + 1}/${pairs}: ours ${ours.at(-1)!.toFixed(0)} ms, nova-manage ${theirs.at(-1)!.toFixed(0)} ms`);
+  }
+  const o = summarize(ours);
+  const t = summarize(theirs);
+  addSummary('3 refresh', 'ours (force, stdin), end to end', o, 'ms');
+  addSummary('3 refresh', 'nova-manage volume_attachment refresh', t, 'ms');
+  const r = ratio(t, o);
+  addRatio('3 refresh', 'nova-manage / ours', r, { op: '>=', value: 5 });
+  // Where our time goes: each step's median over the pairs, then what lies outside the steps.
+  const names = [...new Set(steps.flat().map((s) => s.step))];
+  const perStep: Record<string, Summary> = {};
+  for (const name of names) {
+    perStep[name] = summarize(steps.map((run) => run.filter((s) => s.step === name).reduce((a, s) => a + s.ms, 0)));
+    addSummary('3 refresh', `  step ${name}`, perStep[name]!, 'ms');
+  }
+  const outside = summarize(steps.map((run, i) => ours[i]! - run.reduce((a, s) => a + s.ms, 0)));
+  addSummary('3 refresh', '  outside the steps (node start, args, nova.conf, connect, exit)', outside, 'ms');
+  sections.refresh = { pairs, lab_up_ms: upMs, ours_ms: o, nova_manage_ms: t, nova_manage_over_ours: r, steps_ms: perStep, outside_steps_ms: outside, raw_steps: steps };
+}
+
+// ------------------------------------------------------------------------------------ main
+
+const want = (s: string) => SECTIONS.includes(s);
+
+async function main(): Promise<void> {
+  if (!existsSync(REPO_BUNDLE)) throw new Error(`${REPO_BUNDLE} is missing: run npm run build`);
+  mkdirSync(MODULES_DIR, { recursive: true });
+  copyFileSync(REPO_BUNDLE, BUNDLE);
+  chmodSync(BUNDLE, 0o755);
+  const started = new Date();
+  const facts = machineFacts();
+  facts.bundle_sha256 = createHash('sha256').update(readFileSync(BUNDLE)).digest('hex').slice(0, 16);
+  // Loaded now, while dist/ is surely there (another tier's pretest may wipe dist/ later).
+  const harness = want('refresh') ? ((await import('../interop/harness')) as typeof import('../interop/harness')) : undefined;
+  const errors: Record<string, string> = {};
+  const guarded = async (name: string, fn: () => Promise<void>) => {
+    try {
+      await fn();
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err);
+      errors[name] = msg;
+      rows.push({ section: name, measure: 'FAILED', unit: '', note: msg.split('\n')[0]!.slice(0, 160) });
+      log(`${name} FAILED: ${msg}`);
+    }
+  };
+
+  if (want('cold')) await guarded('1 cold', benchCold);
+  let env: NbbEnv | undefined;
+  let seeder: FleetSeeder | undefined;
+  if (want('audit') || want('check') || want('show')) {
+    env = ensureSchema();
+    seeder = await FleetSeeder.open(env.databases);
+    await seeder.wipe();
+  }
+  if (want('audit') || want('check')) await guarded('4 audit', () => benchAuditAndCheck(env!, seeder!, want('audit'), want('check')));
+  if (want('show')) await guarded('2 show', () => benchShow(env!, seeder!));
+  await seeder?.close();
+  if (harness) await guarded('3 refresh', () => benchRefresh(harness));
+
+  facts.loadavg_at_end = loadavg().map((l) => Number(l.toFixed(2)));
+  const order = ['1', '2', '3', '4', '5'];
+  rows.sort((a, b) => order.indexOf(a.section[0]!) - order.indexOf(b.section[0]!));
+  const header = [
+    `nova-bdm bench ${started.toISOString()}  (${Math.round((Date.now() - started.getTime()) / 1000)} s)`,
+    `machine: ${facts.nproc} CPUs (${facts.cpu_model}), ${facts.memory_mib} MiB RAM, node ${facts.node}, kernel ${facts.kernel}`,
+    `         MariaDB ${facts.mariadb}, python3-nova ${facts.python3_nova}, ansible-core ${facts.ansible_core}; load average ${JSON.stringify(facts.loadavg_at_start)} at start, ${JSON.stringify(facts.loadavg_at_end)} at end`,
+    `code:    ${facts.git_commit}${facts.git_dirty_files ? ` + ${facts.git_dirty_files} uncommitted file(s) in src/` : ''}; repetitions ${JSON.stringify(REPS)}`,
+  ].join('\n');
+  const output = `${header}\n\n${table()}\n`;
+  process.stdout.write(output);
+  writeFileSync(RESULTS, `${JSON.stringify({ started: started.toISOString(), machine: facts, repetitions: REPS, rows, sections, errors }, null, 2)}\n`);
+  log(`wrote ${RESULTS}`);
+  if (Object.keys(errors).length > 0) process.exitCode = 1;
+}
+
+main().catch((err) => {
+  log(`FAILED: ${err instanceof Error ? err.stack : err}`);
+  process.exit(1);
+});

@@ -1,0 +1,215 @@
+import { randomUUID } from 'node:crypto';
+import { createPool, type Pool } from 'mysql2/promise';
+
+// Bulk rows for the audit-scale benchmark, inserted as MariaDB root into the bench's own nbb_*
+// schema (made by the real nova-manage): instances spread over cell1 and cell2, each with one
+// image BDM (source image, destination local: the query must skip it) and FOUR volume BDMs with
+// an rbd connection_info of about 1 KB, shaped like what Nova stores after a Cinder v3 attach.
+// Mix (by BDM index): 5% still point at the old Ceph monitors (stale against `expect`), 1% are
+// legacy cinder v2 attachments (attachment_id NULL), 0.2% have a NULL connection_info.
+
+export const VOLUMES_PER_INSTANCE = 4;
+const BATCH = 1000;
+
+export const NEW_MONS = { hosts: ['2001:db8:10::11', '2001:db8:10::12', '2001:db8:10::13', '2001:db8:10::14', '2001:db8:10::15'], ports: ['6789', '6789', '6789', '6789', '6789'] };
+const OLD_MONS = { hosts: ['192.0.2.11', '192.0.2.12', '192.0.2.13'], ports: ['6789', '6789', '6789'] };
+
+/** The `expect` an operator would pass after moving the monitors. */
+export const EXPECT = { driver_volume_type: 'rbd', data: { hosts: NEW_MONS.hosts, ports: NEW_MONS.ports } };
+
+export interface FleetDatabases {
+  api: string;
+  cell1: string;
+  cell2: string;
+}
+
+export interface SeedStats {
+  instances: number;
+  volumeBdms: number;
+  imageBdms: number;
+  /** Expected audit findings for what is seeded so far (DB rules with EXPECT). */
+  expectedStale: number;
+  avgConnectionInfoBytes: number;
+}
+
+function connectionInfo(volumeId: string, attachmentId: string | null, instanceUuid: string, mons: typeof NEW_MONS): string {
+  const info = {
+    driver_volume_type: 'rbd',
+    data: {
+      name: `volumes/volume-${volumeId}`,
+      hosts: mons.hosts,
+      ports: mons.ports,
+      cluster_name: 'ceph',
+      auth_enabled: true,
+      auth_username: 'cinder',
+      secret_type: 'ceph',
+      secret_uuid: '457eb676-33da-42ec-9a8c-9293d545c337',
+      volume_id: volumeId,
+      discard: true,
+      qos_specs: { total_bytes_sec: '209715200', total_iops_sec: '4000', read_bytes_sec_max: '314572800' },
+      access_mode: 'rw',
+      encrypted: false,
+      cacheable: false,
+      driver_volume_type: 'rbd',
+      attachment_id: attachmentId,
+      enforce_multipath: false,
+    },
+    status: 'reserved',
+    instance: instanceUuid,
+    attached_at: '',
+    detached_at: '',
+    volume_id: volumeId,
+    serial: volumeId,
+  };
+  // Nova stores it with Python's json.dumps separators (", " and ": ").
+  return JSON.stringify(info).replace(/","/g, '", "').replace(/":/g, '": ').replace(/,"/g, ', "');
+}
+
+function stamp(i: number): string {
+  const d = new Date(Date.UTC(2025, 0, 1) + (i % 300) * 86_400_000 + (i % 86_400) * 1000);
+  return d.toISOString().slice(0, 19).replace('T', ' ');
+}
+
+export class FleetSeeder {
+  private stats: SeedStats = { instances: 0, volumeBdms: 0, imageBdms: 0, expectedStale: 0, avgConnectionInfoBytes: 0 };
+  private ciBytes = 0;
+  private ciCount = 0;
+
+  private constructor(
+    private readonly root: Pool,
+    private readonly dbs: FleetDatabases,
+    private readonly cellIds: { cell1: number; cell2: number },
+  ) {}
+
+  static async open(dbs: FleetDatabases): Promise<FleetSeeder> {
+    const root = createPool({ host: '127.0.0.1', port: 3306, user: 'root', password: '', connectionLimit: 3 });
+    const [rows] = await root.query(`SELECT id, name FROM \`${dbs.api}\`.cell_mappings`);
+    const byName = Object.fromEntries((rows as Array<{ id: number; name: string }>).map((r) => [r.name, r.id]));
+    if (byName.cell1 === undefined || byName.cell2 === undefined) throw new Error(`${dbs.api}.cell_mappings has no cell1/cell2`);
+    return new FleetSeeder(root, dbs, { cell1: byName.cell1, cell2: byName.cell2 });
+  }
+
+  get seeded(): SeedStats {
+    return { ...this.stats, avgConnectionInfoBytes: this.ciCount ? Math.round(this.ciBytes / this.ciCount) : 0 };
+  }
+
+  /** Empties the bench's own tables (nbb_* only): instances, BDMs, instance mappings. */
+  async wipe(): Promise<void> {
+    const c = await this.root.getConnection();
+    try {
+      await c.query('SET FOREIGN_KEY_CHECKS = 0');
+      for (const cell of [this.dbs.cell1, this.dbs.cell2]) {
+        for (const t of ['block_device_mapping', 'instance_system_metadata', 'instance_extra', 'instance_actions_events', 'instance_actions', 'instances']) {
+          await c.query(`TRUNCATE TABLE \`${cell}\`.\`${t}\``);
+        }
+      }
+      await c.query(`TRUNCATE TABLE \`${this.dbs.api}\`.instance_mappings`);
+      await c.query('SET FOREIGN_KEY_CHECKS = 1');
+    } finally {
+      c.release();
+    }
+    this.stats = { instances: 0, volumeBdms: 0, imageBdms: 0, expectedStale: 0, avgConnectionInfoBytes: 0 };
+    this.ciBytes = 0;
+    this.ciCount = 0;
+  }
+
+  /** Adds instances (alternating cell1/cell2) until `volumeBdms` volume BDMs exist in total. */
+  async growTo(volumeBdms: number): Promise<void> {
+    const instancesWanted = Math.ceil(volumeBdms / VOLUMES_PER_INSTANCE);
+    while (this.stats.instances < instancesWanted) {
+      const n = Math.min(BATCH / VOLUMES_PER_INSTANCE, instancesWanted - this.stats.instances);
+      await this.batch(n, volumeBdms);
+    }
+  }
+
+  private async batch(n: number, cap: number): Promise<void> {
+    const perCell: Record<'cell1' | 'cell2', { inst: unknown[][]; bdm: unknown[][] }> = { cell1: { inst: [], bdm: [] }, cell2: { inst: [], bdm: [] } };
+    const mappings: unknown[][] = [];
+    for (let k = 0; k < n; k++) {
+      const i = this.stats.instances++;
+      const cell = i % 2 === 0 ? 'cell1' : 'cell2';
+      const uuid = randomUUID();
+      const host = `compute-${String(i % 200).padStart(3, '0')}`;
+      const project = `project-${i % 40}`;
+      const vmState = i % 10 === 0 ? 'stopped' : 'active';
+      const created = stamp(i);
+      // created_at, updated_at, uuid, user_id, project_id, hostname, display_name, vm_state, power_state, task_state,
+      // host, node, launched_on, locked, memory_mb, vcpus, root_gb, deleted, cleaned, hidden
+      perCell[cell].inst.push([created, created, uuid, 'user-1', project, `vm-${i}`, `vm-${i}`, vmState, vmState === 'active' ? 1 : 4, null,
+        host, `${host}.example.org`, host, 0, 4096, 2, 20, 0, 0, 0]);
+      mappings.push([created, uuid, this.cellIds[cell], project, 0, 'user-1']);
+      // The boot disk: an image BDM (not a volume), as Nova makes for every image-booted instance.
+      perCell[cell].bdm.push([created, created, randomUUID(), uuid, 'image', 'local', 'disk', 'virtio', '/dev/vda', 1, null, null, null, null, 0, 0, randomUUID()]);
+      this.stats.imageBdms++;
+      for (let v = 0; v < VOLUMES_PER_INSTANCE && this.stats.volumeBdms < cap; v++) {
+        const b = this.stats.volumeBdms++;
+        const volumeId = randomUUID();
+        const legacy = b % 100 === 1;
+        const attachmentId = legacy ? null : randomUUID();
+        const nullInfo = b % 500 === 2;
+        const oldMons = b % 20 === 0;
+        const info = nullInfo ? null : connectionInfo(volumeId, attachmentId, uuid, oldMons ? OLD_MONS : NEW_MONS);
+        if (info) {
+          this.ciBytes += Buffer.byteLength(info);
+          this.ciCount++;
+        }
+        if (legacy || nullInfo || oldMons) this.stats.expectedStale++;
+        perCell[cell].bdm.push([created, created, randomUUID(), uuid, 'volume', 'volume', 'disk', 'virtio', `/dev/vd${'bcdefgh'[v]}`, 0, volumeId, 10, attachmentId, info, 0, null, null]);
+      }
+    }
+    await Promise.all([
+      this.insertAll(this.dbs.cell1, perCell.cell1),
+      this.insertAll(this.dbs.cell2, perCell.cell2),
+      mappings.length
+        ? this.root.query(
+            `INSERT INTO \`${this.dbs.api}\`.instance_mappings (created_at, instance_uuid, cell_id, project_id, queued_for_delete, user_id) VALUES ?`,
+            [mappings],
+          )
+        : undefined,
+    ]);
+  }
+
+  private async insertAll(db: string, rows: { inst: unknown[][]; bdm: unknown[][] }): Promise<void> {
+    if (rows.inst.length === 0) return;
+    // A pool of three: cell1, cell2 and the API DB insert in parallel (instances before their BDMs).
+    await this.root.query(
+      `INSERT INTO \`${db}\`.instances (created_at, updated_at, uuid, user_id, project_id, hostname, display_name, vm_state, power_state, task_state,
+        host, node, launched_on, locked, memory_mb, vcpus, root_gb, deleted, cleaned, hidden) VALUES ?`,
+      [rows.inst],
+    );
+    // image BDMs carry image_id in the last column; volume BDMs have NULL there.
+    await this.root.query(
+      `INSERT INTO \`${db}\`.block_device_mapping (created_at, updated_at, uuid, instance_uuid, source_type, destination_type, device_type, disk_bus,
+        device_name, delete_on_termination, volume_id, volume_size, attachment_id, connection_info, deleted, boot_index, image_id) VALUES ?`,
+      [rows.bdm],
+    );
+  }
+
+  /** One more instance in cell1 with one current rbd volume BDM: the row the show benchmark reads. */
+  async addShowTarget(): Promise<{ instanceUuid: string; volumeId: string; bdmUuid: string }> {
+    const instanceUuid = randomUUID();
+    const volumeId = randomUUID();
+    const bdmUuid = randomUUID();
+    const attachmentId = randomUUID();
+    const t = '2026-01-02 03:04:05';
+    await this.root.query(
+      `INSERT INTO \`${this.dbs.cell1}\`.instances (created_at, updated_at, uuid, user_id, project_id, hostname, display_name, vm_state, power_state, task_state,
+        host, node, launched_on, locked, memory_mb, vcpus, root_gb, deleted, cleaned, hidden) VALUES ?`,
+      [[[t, t, instanceUuid, 'user-1', 'project-show', 'vm-show', 'vm-show', 'active', 1, null, 'compute-000', 'compute-000.example.org', 'compute-000', 0, 4096, 2, 20, 0, 0, 0]]],
+    );
+    await this.root.query(
+      `INSERT INTO \`${this.dbs.api}\`.instance_mappings (created_at, instance_uuid, cell_id, project_id, queued_for_delete, user_id) VALUES (?, ?, ?, ?, 0, ?)`,
+      [t, instanceUuid, this.cellIds.cell1, 'project-show', 'user-1'],
+    );
+    await this.root.query(
+      `INSERT INTO \`${this.dbs.cell1}\`.block_device_mapping (created_at, updated_at, uuid, instance_uuid, source_type, destination_type, device_type, disk_bus,
+        device_name, delete_on_termination, volume_id, volume_size, attachment_id, connection_info, deleted) VALUES (?, ?, ?, ?, 'volume', 'volume', 'disk', 'virtio', '/dev/vdb', 0, ?, 10, ?, ?, 0)`,
+      [t, t, bdmUuid, instanceUuid, volumeId, attachmentId, connectionInfo(volumeId, attachmentId, instanceUuid, NEW_MONS)],
+    );
+    return { instanceUuid, volumeId, bdmUuid };
+  }
+
+  async close(): Promise<void> {
+    await this.root.end();
+  }
+}
