@@ -1,18 +1,22 @@
 import type { ModuleArgs } from './args/schema';
 import { auditFleet } from './actions/audit';
-import { CinderClient, CinderSession } from './cinder/cinder-client';
-import { OpenStackHttp } from './cinder/http';
-import { cinderSecrets, cinderSettings } from './config/cinder-settings';
+import type { CinderClient } from './cinder/cinder-client';
 import type { NovaConf } from './config/nova-conf';
 import type { NovaTopology } from './nova-db/cells';
 import type { TextScrubber } from './output/scrub-text';
-import { newAdminContext } from './rpc/request-context';
 
 // Wires the fleet audit: the cell databases always, Cinder only with check_cinder.
 
 export async function runAudit(args: ModuleArgs, conf: NovaConf, topology: NovaTopology, scrubber: TextScrubber): Promise<Record<string, unknown> & { changed: boolean }> {
   let cinder: { client: CinderClient; concurrency: number } | undefined;
   if (args.check_cinder) {
+    // Loaded only here: a DB-only audit never pays for the HTTP stack.
+    const [{ CinderClient, CinderSession }, { OpenStackHttp }, { cinderSecrets, cinderSettings }, { newAdminContext }] = await Promise.all([
+      import('./cinder/cinder-client'),
+      import('./cinder/http'),
+      import('./config/cinder-settings'),
+      import('./rpc/request-context'),
+    ]);
     const settings = cinderSettings(conf, args.cinder_auth ?? {});
     for (const s of cinderSecrets(settings.cinder)) scrubber.add(s);
     cinder = { client: new CinderClient(new CinderSession(new OpenStackHttp(settings.http), settings.cinder), newAdminContext().requestId), concurrency: args.cinder_concurrency };

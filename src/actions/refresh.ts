@@ -90,9 +90,9 @@ export async function refreshBdm(
   let cinderView: Attachment | null = null;
   if (bdm.attachment_id) {
     const attachmentId = bdm.attachment_id;
-    const [attachment, attachedHost] = await steps.run('cinder_get_attachment', () =>
-      Promise.all([cinder.getAttachment(attachmentId), cinder.attachedHost(volumeId, attachmentId)]),
-    );
+    // One after the other: the first call's token is then validated once, not twice at once.
+    const attachment = await steps.run('cinder_get_attachment', () => cinder.getAttachment(attachmentId));
+    const attachedHost = attachment ? await steps.run('cinder_get_volume', () => cinder.attachedHost(volumeId, attachmentId)) : undefined;
     cinderView = attachment;
     reasons.push(...cinderStaleReasons({ ...bdm, volume_id: volumeId, instance_uuid: instanceUuid }, attachment, attachedHost, instance.host));
   }

@@ -128,8 +128,16 @@ function canonical(v: unknown): string {
   return typeof v === 'number' || typeof v === 'string' ? String(v) : JSON.stringify(v);
 }
 
+/** The expected pairs are the same for every BDM of an audit: sort them once per list. */
+const pairCache = new WeakMap<unknown[], string[]>();
+
 function pairs(hosts: unknown[], ports: unknown[]): string[] {
-  return hosts.map((h, i) => `${String(h)}:${String(ports[i] ?? '')}`).sort();
+  const cached = pairCache.get(hosts);
+  if (cached && pairCache.get(ports) === cached) return cached;
+  const result = hosts.map((h, i) => `${String(h)}:${String(ports[i] ?? '')}`).sort();
+  pairCache.set(hosts, result);
+  pairCache.set(ports, result);
+  return result;
 }
 
 /** What the connection_info would be with the expectation applied (for a check-mode diff). */

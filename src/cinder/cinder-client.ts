@@ -35,7 +35,8 @@ export interface Attachment {
 
 /** Keystone tokens and the Cinder endpoint, obtained once per run and shared by every client. */
 export class CinderSession {
-  private auth?: Promise<{ token: string; serviceToken?: string; endpoint: string }>;
+  private auth?: Promise<{ token: string; endpoint: string }>;
+  private serviceAuth?: Promise<string>;
   versionChecked = false;
 
   constructor(
@@ -43,20 +44,27 @@ export class CinderSession {
     readonly settings: CinderSettings,
   ) {}
 
-  get(): Promise<{ token: string; serviceToken?: string; endpoint: string }> {
-    this.auth ??= this.authenticate();
+  get(): Promise<{ token: string; endpoint: string }> {
+    this.auth ??= authenticate(this.http, this.settings.auth, '[cinder]').then((user) => ({ token: user.token, endpoint: this.endpoint(user) }));
     this.auth.catch(() => {
       this.auth = undefined; // a failed login may be retried by a later call
     });
     return this.auth;
   }
 
-  private async authenticate() {
-    const [user, service] = await Promise.all([
-      authenticate(this.http, this.settings.auth, '[cinder]'),
-      this.settings.serviceAuth ? authenticate(this.http, this.settings.serviceAuth, '[service_user]') : Promise.resolve(undefined),
-    ]);
-    return { token: user.token, serviceToken: service?.token, endpoint: this.endpoint(user) };
+  /**
+   * The [service_user] token, fetched on first use. Only the calls Cinder checks for a service
+   * request (deleting an in-use attachment) carry it: every extra token costs Cinder a
+   * validation round trip to Keystone.
+   */
+  serviceToken(): Promise<string | undefined> {
+    const service = this.settings.serviceAuth;
+    if (!service) return Promise.resolve(undefined);
+    this.serviceAuth ??= authenticate(this.http, service, '[service_user]').then((t) => t.token);
+    this.serviceAuth.catch(() => {
+      this.serviceAuth = undefined;
+    });
+    return this.serviceAuth;
   }
 
   private endpoint(token: KeystoneToken): string {
@@ -165,7 +173,10 @@ export class CinderClient {
       'X-OpenStack-Request-ID': this.requestId,
       'OpenStack-API-Version': `volume ${ATTACHMENT_MICROVERSION}`,
     };
-    if (session.serviceToken) headers['X-Service-Token'] = session.serviceToken;
+    if (method === 'DELETE') {
+      const serviceToken = await this.session.serviceToken();
+      if (serviceToken) headers['X-Service-Token'] = serviceToken;
+    }
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     const res = await this.http.request(method, `${session.endpoint}${path}`, headers, body);
     if (res.status >= 300 && !allowed.includes(res.status)) throw this.error(method, path, res);
