@@ -71,6 +71,15 @@ try {
   say('what Nova now holds for db-0');
   console.log(`attachment_id ${rows.bdms[0].attachment_id} (was ${seeded[0].oldAttachmentId}); instance locked: ${rows.instance.locked}`);
   console.log(`instance actions: ${rows.actions.map((a) => a.action).join(', ')}`);
+  if (process.argv.includes('--keep')) {
+    // Keep the demo cloud up so the runbooks (docs/runbooks.md) can be followed by hand.
+    say('the demo cloud stays up until you press Ctrl-C; in another shell:');
+    console.log(`export ANSIBLE_COLLECTIONS_PATH=${collections}`);
+    console.log(`ansible-playbook osops.nova.audit -C -i localhost, -c local -e @${vars}`);
+    console.log(`node ${join(root, 'ansible/plugins/modules/bdm.cjs')} --config-file ${env.fx.env.confPath} --config-file ${env.extraConf} bdm audit --expect-json '${JSON.stringify(RefreshEnv.EXPECT_NEW_MONITORS)}'`);
+    console.log(`node ${join(root, 'ansible/plugins/modules/bdm.cjs')} --config-file ${env.fx.env.confPath} bdm show ${seeded[1].bdm.uuid}`);
+    await new Promise((resolve) => process.once('SIGINT', resolve));
+  }
 } finally {
   await env.stop();
   say('clean-up: dropping the demo databases and state');
