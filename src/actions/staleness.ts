@@ -1,4 +1,5 @@
 import type { Attachment } from '../cinder/cinder-client';
+import { isSecretKey } from '../output/mask-secrets';
 import { connectionInfoFromAttachment, parseConnectionInfo, type ConnectionInfo } from './connection-info';
 
 // Why a BDM's connection_info is stale, as stable reason codes with a one-line detail.
@@ -98,6 +99,11 @@ function firstDifference(a: unknown, b: unknown, path = ''): string | undefined 
  */
 export function expectationMismatch(stored: unknown, expect: unknown, path = ''): string | undefined {
   const where = path || 'connection_info';
+  const lastKey = path.split('.').pop() ?? '';
+  if (lastKey && isSecretKey(lastKey)) {
+    // Never echo a keyring or password, stored or expected.
+    return canonical(stored) === canonical(expect) ? undefined : `${where} differs from the expected value (secret, not shown)`;
+  }
   if (expect !== null && typeof expect === 'object' && !Array.isArray(expect)) {
     if (stored === null || typeof stored !== 'object' || Array.isArray(stored)) return `${where} is not an object`;
     const e = expect as Record<string, unknown>;
