@@ -1,7 +1,7 @@
 // WANT_JSON
 // nova-bdm: an Ansible module (Ansible passes the path of a JSON arguments file), a stdin
 // filter (`-`), and a human CLI, all over one core (run.ts).
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { parseCli, USAGE } from './cli/parse';
 
 const EXIT_USAGE = 64;
@@ -39,7 +39,7 @@ async function main(argv: string[]): Promise<number> {
 function isArgsFile(arg: string): boolean {
   if (['bdm', 'volume_attachment', 'get_connector'].includes(arg) || arg.startsWith('-')) return false;
   try {
-    return readFileSync(arg).length >= 0;
+    return statSync(arg).isFile(); // runAnsible reads it; here only whether it is there
   } catch {
     return false;
   }

@@ -66,3 +66,14 @@ test('missing sources are left out, not guessed; multipath wanted without multip
   const bad = (await execute({ action: 'get_connector', config_file: conf, bdm_uuid: '5b7e1c0a-3f2d-4e8b-9a6c-1d2e3f4a5b6c' })).result;
   assert.match(String(bad.msg), /bdm_uuid does not apply to action get_connector/);
 });
+
+test('an absolute /dev/disk/by-uuid link resolves inside the host tree', async () => {
+  const root = tree({ 'proc/mounts': '/dev/sda2 / xfs rw 0 0\n', 'dev/sda2': '', 'dev/sda1': '' });
+  mkdirSync(join(root, 'dev/disk/by-uuid'), { recursive: true });
+  symlinkSync('/dev/sda1', join(root, 'dev/disk/by-uuid/11111111-0000-0000-0000-000000000001'));
+  symlinkSync('/dev/sda2', join(root, 'dev/disk/by-uuid/22222222-0000-0000-0000-000000000002'));
+  const conf = join(root, 'nova.conf');
+  writeFileSync(conf, '[DEFAULT]\nhost = compute9\nmy_ip = 192.0.2.9\n');
+  const { result } = await execute({ action: 'get_connector', config_file: conf, host_root: root });
+  assert.equal((result.connector as Record<string, unknown>).uuid, '22222222-0000-0000-0000-000000000002');
+});

@@ -1,4 +1,4 @@
-import { hostConnector } from '../config/host-connector';
+import { hostConnector, wantsMultipath } from '../config/host-connector';
 import type { NovaConf } from '../config/nova-conf';
 import { PreconditionFailed } from '../errors';
 
@@ -9,8 +9,7 @@ import { PreconditionFailed } from '../errors';
  */
 export function getConnector(conf: NovaConf, root: string): { changed: false; connector: Record<string, unknown> } {
   const connector = hostConnector(conf, root);
-  const wantMultipath = /^(1|true|yes|on)$/i.test(conf.get('libvirt', 'volume_use_multipath') ?? '');
-  if (wantMultipath && connector.multipath !== true) {
+  if (wantsMultipath(conf) && connector.multipath !== true) {
     throw new PreconditionFailed('[libvirt] volume_use_multipath is true but multipathd is not running on this host');
   }
   return { changed: false, connector };

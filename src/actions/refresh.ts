@@ -8,7 +8,7 @@ import type { BdmRecord } from '../nova-db/records';
 import { maskSecrets } from '../output/mask-secrets';
 import { instancePrimitive } from '../rpc/instance-primitive';
 import type { OsloRpcClient } from '../rpc/oslo-rpc-client';
-import { contextDict, newAdminContext, type AdminContext } from '../rpc/request-context';
+import { contextDict, newAdminContext } from '../rpc/request-context';
 import { connectionInfoFromAttachment, parseConnectionInfo, pythonJsonDumps } from './connection-info';
 import { locateOneBdm } from './locate-bdm';
 import { lockReasonFor } from './lock-reason';
@@ -297,5 +297,3 @@ function connectionInfoDiff(bdm: BdmRecord, instanceUuid: string, volumeId: stri
     after: `${JSON.stringify(after, null, 2)}\n`,
   };
 }
-
-export type { AdminContext };

@@ -28,12 +28,16 @@ export interface BdmFacts {
 }
 
 /** Rules that need only the BDM row (what the fleet audit runs by default). */
-export function dbStaleReasons(bdm: BdmFacts, expect: Record<string, unknown> | undefined): StaleReason[] {
+export function dbStaleReasons(
+  bdm: BdmFacts,
+  expect: Record<string, unknown> | undefined,
+  /** The parsed connection_info, when the caller already has it (the audit's hot path). */
+  info: ConnectionInfo | null = parseConnectionInfo(bdm.connection_info),
+): StaleReason[] {
   const reasons: StaleReason[] = [];
   if (bdm.attachment_id === null) {
     reasons.push({ code: 'legacy_attachment', detail: 'no attachment_id: a legacy cinder v2 attachment (a refresh migrates it to a v3 attachment)' });
   }
-  const info = parseConnectionInfo(bdm.connection_info);
   if (!info || Object.keys(info).length === 0 || !info.driver_volume_type) {
     const what = bdm.connection_info === null || bdm.connection_info === '' ? 'NULL' : info ? 'empty' : 'not valid JSON';
     reasons.push({ code: 'connection_info_missing', detail: `connection_info is ${what}` });
@@ -109,7 +113,7 @@ export function expectationMismatch(stored: unknown, expect: unknown, path = '')
     const e = expect as Record<string, unknown>;
     const s = stored as Record<string, unknown>;
     if (Array.isArray(e.hosts) && Array.isArray(e.ports)) {
-      const want = pairs(e.hosts, e.ports);
+      const want = expectedPairs(e.hosts, e.ports);
       const have = Array.isArray(s.hosts) && Array.isArray(s.ports) ? pairs(s.hosts, s.ports) : [];
       if (JSON.stringify(want) !== JSON.stringify(have)) {
         return `${path ? `${path}.` : ''}hosts/ports are ${have.join(', ') || 'unset'}, expected ${want.join(', ')}`;
@@ -134,16 +138,20 @@ function canonical(v: unknown): string {
   return typeof v === 'number' || typeof v === 'string' ? String(v) : JSON.stringify(v);
 }
 
-/** The expected pairs are the same for every BDM of an audit: sort them once per list. */
-const pairCache = new WeakMap<unknown[], string[]>();
-
 function pairs(hosts: unknown[], ports: unknown[]): string[] {
-  const cached = pairCache.get(hosts);
-  if (cached && pairCache.get(ports) === cached) return cached;
-  const result = hosts.map((h, i) => `${String(h)}:${String(ports[i] ?? '')}`).sort();
-  pairCache.set(hosts, result);
-  pairCache.set(ports, result);
-  return result;
+  return hosts.map((h, i) => `${String(h)}:${String(ports[i] ?? '')}`).sort();
+}
+
+/** The expected pairs are the same for every BDM of an audit: sort them once per expectation. */
+const expectedPairsCache = new WeakMap<unknown[], string[]>();
+
+function expectedPairs(hosts: unknown[], ports: unknown[]): string[] {
+  let cached = expectedPairsCache.get(hosts);
+  if (!cached) {
+    cached = pairs(hosts, ports);
+    expectedPairsCache.set(hosts, cached);
+  }
+  return cached;
 }
 
 /** What the connection_info would be with the expectation applied (for a check-mode diff). */

@@ -100,17 +100,11 @@ export class CinderSession {
 }
 
 export class CinderClient {
-  private readonly http: OpenStackHttp;
-  private readonly settings: CinderSettings;
-
   constructor(
     private readonly session: CinderSession,
     /** X-OpenStack-Request-ID: the phase's request id, as nova sends context.global_id. */
     private readonly requestId: string,
-  ) {
-    this.http = session.http;
-    this.settings = session.settings;
-  }
+  ) {}
 
   /** POST /attachments with no connector: reserves the volume for the instance. */
   async reserveAttachment(volumeId: string, instanceUuid: string): Promise<Attachment> {
@@ -178,14 +172,14 @@ export class CinderClient {
       if (serviceToken) headers['X-Service-Token'] = serviceToken;
     }
     if (body !== undefined) headers['Content-Type'] = 'application/json';
-    const res = await this.http.request(method, `${session.endpoint}${path}`, headers, body);
+    const res = await this.session.http.request(method, `${session.endpoint}${path}`, headers, body);
     if (res.status >= 300 && !allowed.includes(res.status)) throw this.error(method, path, res);
     return res;
   }
 
   private error(method: string, path: string, res: { status: number } & Parameters<typeof faultMessage>[0]): OpenStackHttpError {
     const hint =
-      res.status === 409 && method === 'DELETE' && !this.settings.serviceAuth
+      res.status === 409 && method === 'DELETE' && !this.session.settings.serviceAuth
         ? ' (Cinder wants a service token: set [service_user] send_service_user_token = true)'
         : '';
     return new OpenStackHttpError(`Cinder ${method} ${path.split('?')[0]} failed: ${faultMessage(res)} (HTTP ${res.status})${hint}`, res.status);
@@ -200,7 +194,7 @@ export class CinderClient {
     if (this.session.versionChecked) return;
     const session = await this.ensureSession();
     const root = session.endpoint.replace(/\/v3(\/.*)?$/, '/');
-    const res = await this.http.request('GET', root, { Accept: '*/*', 'X-Auth-Token': session.token });
+    const res = await this.session.http.request('GET', root, { Accept: '*/*', 'X-Auth-Token': session.token });
     const versions = (res.data as { versions?: Array<{ version?: string }> })?.versions ?? [];
     const v3 = versions.find((v) => String(v.version ?? '').includes('3.'));
     const [maj, min] = String(v3?.version ?? '0.0').split('.').map(Number);

@@ -25,18 +25,9 @@ export interface HttpSettings {
   connectRetries: number;
 }
 
-export interface HttpExchange {
-  method: string;
-  url: string;
-  status: number | null;
-  ms: number;
-}
-
 /** One axios instance with explicit timeouts and TLS verification on by default. */
 export class OpenStackHttp {
   private readonly axios: AxiosInstance;
-  /** Every request made, for per-step timings (no headers or bodies: they hold secrets). */
-  readonly log: HttpExchange[] = [];
 
   constructor(private readonly settings: HttpSettings) {
     let ca: Buffer | undefined;
@@ -61,13 +52,9 @@ export class OpenStackHttp {
 
   async request(method: Method, url: string, headers: Record<string, string>, body?: unknown): Promise<AxiosResponse> {
     for (let attempt = 0; ; attempt++) {
-      const started = Date.now();
       try {
-        const res = await this.axios.request({ method, url, headers, data: body === undefined ? undefined : JSON.stringify(body) });
-        this.log.push({ method, url, status: res.status, ms: Date.now() - started });
-        return res;
+        return await this.axios.request({ method, url, headers, data: body === undefined ? undefined : JSON.stringify(body) });
       } catch (err) {
-        this.log.push({ method, url, status: null, ms: Date.now() - started });
         const code = (err as { code?: string }).code ?? '';
         const retriable = ['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'EAI_AGAIN'].includes(code);
         if (retriable && attempt < this.settings.connectRetries) {

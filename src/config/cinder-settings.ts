@@ -26,8 +26,6 @@ const CREDENTIAL_OPTIONS: Record<string, keyof KeystoneCredentials> = {
   application_credential_secret: 'applicationCredentialSecret',
 };
 
-export const CINDER_AUTH_KEYS = [...Object.keys(CREDENTIAL_OPTIONS), 'region_name', 'catalog_info', 'endpoint_template', 'cafile', 'insecure', 'timeout'];
-
 function credentials(get: (key: string) => string | undefined, section: string): KeystoneCredentials | undefined {
   const c: Partial<KeystoneCredentials> = {};
   for (const [option, field] of Object.entries(CREDENTIAL_OPTIONS)) {

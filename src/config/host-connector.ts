@@ -52,12 +52,18 @@ function rootFilesystemUuid(root: string): string | undefined {
   for (const uuid of list(root, 'dev/disk/by-uuid')) {
     try {
       const link = readlinkSync(join(root, 'dev/disk/by-uuid', uuid));
-      if (realpathSync(join(root, 'dev/disk/by-uuid', link.startsWith('/') ? join('..', '..', '..', link) : link)) === target) return uuid;
+      // An absolute link (/dev/vda1) is inside the host tree too.
+      if (realpathSync(link.startsWith('/') ? join(root, link) : join(root, 'dev/disk/by-uuid', link)) === target) return uuid;
     } catch {
       // a dangling link: not ours
     }
   }
   return undefined;
+}
+
+/** [libvirt] volume_use_multipath. */
+export function wantsMultipath(conf: NovaConf): boolean {
+  return TRUE_WORDS.has((conf.get('libvirt', 'volume_use_multipath') ?? 'false').toLowerCase());
 }
 
 export function hostConnector(conf: NovaConf, root = '/'): Record<string, unknown> {
@@ -68,8 +74,7 @@ export function hostConnector(conf: NovaConf, root = '/'): Record<string, unknow
     host: conf.get('DEFAULT', 'host') ?? hostname(),
   };
   if (connector.ip === undefined) delete connector.ip;
-  const wantMultipath = TRUE_WORDS.has((conf.get('libvirt', 'volume_use_multipath') ?? 'false').toLowerCase());
-  connector.multipath = wantMultipath && multipathdRunning(root);
+  connector.multipath = wantsMultipath(conf) && multipathdRunning(root);
   const initiator = read(root, 'etc/iscsi/initiatorname.iscsi')?.split('\n').find((l) => l.startsWith('InitiatorName='))?.slice('InitiatorName='.length).trim();
   if (initiator) connector.initiator = initiator;
   const fcHosts = list(root, 'sys/class/fc_host');

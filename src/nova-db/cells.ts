@@ -4,8 +4,6 @@ import { BadInput, InstanceNotFound } from '../errors';
 import { NovaDatabase } from './connect';
 import type { ApiDatabase, CellDatabase } from './schema';
 
-export const CELL0_UUID = '00000000-0000-0000-0000-000000000000';
-
 export interface Cell {
   id: number;
   uuid: string;
