@@ -1,6 +1,7 @@
 import type { AnsibleFlags } from './args/validate';
 import type { ModuleArgs } from './args/schema';
 import { refreshBdm } from './actions/refresh';
+import type { SingleRefreshResult } from './actions/refresh-result';
 import { CinderClient, CinderSession } from './cinder/cinder-client';
 import { OpenStackHttp } from './cinder/http';
 import { cinderSecrets, cinderSettings, localHost } from './config/cinder-settings';
@@ -22,7 +23,7 @@ export async function runRefresh(
   ansible: AnsibleFlags,
   topology: NovaTopology,
   scrubber: TextScrubber,
-): Promise<Record<string, unknown> & { changed: boolean }> {
+): Promise<SingleRefreshResult> {
   const connector = loadConnector(args.connector as Record<string, unknown> | undefined, args.connector_path);
   const { cinder, http } = cinderSettings(conf, args.cinder_auth ?? {});
   for (const s of cinderSecrets(cinder)) scrubber.add(s);
@@ -41,7 +42,7 @@ export async function runRefresh(
   };
   const rpcTimeout = args.rpc_timeout ?? Number(conf.get('DEFAULT', 'rpc_response_timeout') ?? 60);
   try {
-    return (await refreshBdm(
+    return await refreshBdm(
       { topology, cinderFor: (requestId) => new CinderClient(session, requestId), rpcFor },
       args.bdm_uuid !== undefined ? { bdmUuid: args.bdm_uuid.toLowerCase() } : { instanceUuid: args.instance_uuid!.toLowerCase(), volumeId: args.volume_id!.toLowerCase() },
       {
@@ -56,8 +57,9 @@ export async function runRefresh(
         diff: ansible.diff,
         force: args.force,
         expect: args.expect as Record<string, unknown> | undefined,
+        refuseLocked: args.refuse_locked,
       },
-    )) as Record<string, unknown> & { changed: boolean };
+    );
   } finally {
     await Promise.all([...rpcClients.values()].map((p) => p.then((c) => c.close()).catch(() => undefined)));
   }
