@@ -71,3 +71,14 @@ export class HostConflict extends NovaBdmError {
 export class LockedByAnotherRefresh extends InstanceStateInvalid {
   override name = 'LockedByAnotherRefresh';
 }
+
+/** The instance changed between the check and the lock; `why` says how (the refreshable rule's words). */
+export class InstanceChanged extends InstanceStateInvalid {
+  override name = 'InstanceChanged';
+  constructor(
+    message: string,
+    readonly why: string,
+  ) {
+    super(message);
+  }
+}

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Selectable } from 'kysely';
-import { InstanceStateInvalid, LockedByAnotherRefresh } from '../errors';
+import { InstanceChanged, LockedByAnotherRefresh } from '../errors';
 import type { NovaDatabase } from '../nova-db/connect';
 import { claimInstance, heartbeatClaim, readClaim, releaseClaim, type ClaimValue, type HeldClaim } from '../nova-db/refresh-claim';
 import type { CellDatabase, InstancesTable } from '../nova-db/schema';
@@ -114,9 +114,8 @@ export async function withInstanceLock<T>(req: LockRequest, work: (lock: HeldLoc
     if (outcome.kind === 'held') throw new LockedByAnotherRefresh(`Instance ${req.instanceUuid} is locked by another refresh: ${describeClaim(outcome.by)}; nothing was changed.`);
     const now = outcome.instance;
     const blocker = instanceBlocker(now && { ...now, locked_reason: null }, { refuseLocked: outcome.kind === 'locked' });
-    throw new InstanceStateInvalid(
-      `Instance ${req.instanceUuid} changed while it was being checked (${blocker?.why ?? 'gone'}): another operation got there first; nothing was changed.`,
-    );
+    const why = blocker?.why ?? 'the instance has no live row';
+    throw new InstanceChanged(`Instance ${req.instanceUuid} changed while it was being checked (${why}): another operation got there first; nothing was changed.`, why);
   }
   const claimed = outcome;
   const interrupted = claimed.tookOver

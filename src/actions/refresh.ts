@@ -1,6 +1,6 @@
 import type { Connector } from '../args/connector-schema';
 import type { CinderClient } from '../cinder/cinder-client';
-import { BdmNotFound, InstanceNotFound, RefreshFailed } from '../errors';
+import { BdmNotFound, ConnectorMissing, InstanceNotFound, NovaBdmError, RefreshFailed } from '../errors';
 import type { Cell, NovaTopology } from '../nova-db/cells';
 import { findInstanceRow, systemMetadataOf } from '../nova-db/refresh-reads';
 import type { OsloRpcClient } from '../rpc/oslo-rpc-client';
@@ -35,7 +35,7 @@ export interface RefreshSettings extends InspectSettings {
 export async function refreshBdm(
   deps: RefreshDeps,
   selector: { bdmUuid: string } | { instanceUuid: string; volumeId: string },
-  settings: RefreshSettings & { connector: Connector },
+  settings: RefreshSettings & { connector: Connector | ((host: string) => Connector | NovaBdmError) },
 ): Promise<SingleRefreshResult> {
   const steps = new StepLog();
   const warnings: string[] = [];
@@ -49,13 +49,20 @@ export async function refreshBdm(
   const db = deps.topology.cellDatabase(cell);
   const instance = await findInstanceRow(db, bdm.instance_uuid!);
   if (!instance) throw new InstanceNotFound(`Instance ${bdm.instance_uuid} could not be found.`);
+  let connector: Connector | undefined;
+  if (typeof settings.connector !== 'function') connector = settings.connector;
+  else if (instance.host) {
+    const found = settings.connector(instance.host);
+    if (found instanceof NovaBdmError) throw new ConnectorMissing(found.message);
+    connector = found;
+  }
   // A connector of another host is refused before anything else (nova's HostConflict).
-  const conflict = instance.host ? hostConflict(settings.connector, instance.host) : undefined;
+  const conflict = instance.host && connector ? hostConflict(connector, instance.host) : undefined;
   if (conflict) throw conflict;
 
   const ctxRead = newAdminContext();
   const cinder = deps.cinderFor(ctxRead.requestId);
-  const inspector = new Inspector(deps.topology, cinder, deps.rpcFor, settings, () => settings.connector);
+  const inspector = new Inspector(deps.topology, cinder, deps.rpcFor, settings, (host) => connector ?? new ConnectorMissing(`no connector for compute host ${host}`));
   const lockedReason = (await systemMetadataOf(db, instance.uuid)).locked_reason ?? null;
   const decision = await inspectBdm(inspector, { cell, bdm, instance, lockedReason }, steps);
   const summary = summaryOf(bdm, instance.host, cell);

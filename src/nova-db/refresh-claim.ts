@@ -6,7 +6,7 @@ import type { CellDatabase, InstancesTable } from './schema';
 // Mutual exclusion between refreshes of one instance, whether or not it is already locked.
 // The claim is one instance_system_metadata row with key `nova_bdm_refresh` that only refresh
 // writes. It is taken in one transaction that first locks the instance row (SELECT ... FOR
-// UPDATE on the unique uuid), so two controllers are serialised on it: the second one sees
+// UPDATE on the unique uuid, in READ COMMITTED), so two controllers are serialised on it: the second one sees
 // the first one's claim and backs off. In the same transaction an unlocked instance is locked
 // the way nova-manage locks it (locked, locked_by admin, locked_reason, lock action); an
 // already-locked one is left as it is. The holder refreshes the claim's updated_at while it
@@ -69,11 +69,11 @@ export interface ClaimRequest {
 
 /** Read the claim, if any (the plan uses this to skip instances another run holds). */
 export async function readClaim(db: CellDb, instanceUuid: string): Promise<HeldClaim | undefined> {
-  return db.run((k) => selectClaim(k, instanceUuid, false));
+  return db.run((k) => selectClaim(k, instanceUuid));
 }
 
-async function selectClaim(tx: Tx, instanceUuid: string, forUpdate: boolean): Promise<HeldClaim | undefined> {
-  let q = tx
+async function selectClaim(tx: Tx, instanceUuid: string): Promise<HeldClaim | undefined> {
+  const q = tx
     .selectFrom('instance_system_metadata')
     .select(['id', 'value', sql<number>`TIMESTAMPDIFF(SECOND, COALESCE(updated_at, created_at), UTC_TIMESTAMP())`.as('age')])
     .where('instance_uuid', '=', instanceUuid)
@@ -81,7 +81,6 @@ async function selectClaim(tx: Tx, instanceUuid: string, forUpdate: boolean): Pr
     .where('deleted', '=', 0)
     .orderBy('id')
     .limit(1);
-  if (forUpdate) q = q.forUpdate();
   const row = await q.executeTakeFirst();
   if (!row) return undefined;
   return { id: row.id, value: parseClaim(row.value), ageSeconds: Number(row.age ?? 0) };
@@ -97,9 +96,25 @@ function parseClaim(text: string | null): ClaimValue {
   return { token: 'unreadable', host: '', pid: 0, bdms: [], we_locked: false, since: '' };
 }
 
+/**
+ * READ COMMITTED: the instance row lock is what serialises claims; without gap locks on
+ * instance_system_metadata two claims of different instances cannot deadlock on its index.
+ * A deadlock or Galera certification failure is retried (nothing was written).
+ */
 export async function claimInstance(db: CellDb, req: ClaimRequest): Promise<ClaimOutcome> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await claimOnce(db, req);
+    } catch (err) {
+      if (attempt >= 5 || !/Deadlock found|Lock wait timeout/i.test(String((err as Error).message))) throw err;
+      await new Promise((r) => setTimeout(r, 20 * attempt + Math.random() * 50));
+    }
+  }
+}
+
+async function claimOnce(db: CellDb, req: ClaimRequest): Promise<ClaimOutcome> {
   return db.run((k) =>
-    k.transaction().execute(async (tx): Promise<ClaimOutcome> => {
+    k.transaction().setIsolationLevel('read committed').execute(async (tx): Promise<ClaimOutcome> => {
       const instance = await tx
         .selectFrom('instances')
         .selectAll()
@@ -108,7 +123,7 @@ export async function claimInstance(db: CellDb, req: ClaimRequest): Promise<Clai
         .forUpdate()
         .executeTakeFirst();
       if (!instance || instance.vm_state !== 'stopped' || instance.task_state !== null) return { kind: 'changed', instance };
-      const held = await selectClaim(tx, req.instanceUuid, true);
+      const held = await selectClaim(tx, req.instanceUuid);
       if (held && !req.isAbandoned(held)) return { kind: 'held', by: held };
       const reasonRow = await tx
         .selectFrom('instance_system_metadata')
@@ -116,7 +131,6 @@ export async function claimInstance(db: CellDb, req: ClaimRequest): Promise<Clai
         .where('instance_uuid', '=', req.instanceUuid)
         .where('key', '=', 'locked_reason')
         .where('deleted', '=', 0)
-        .forUpdate()
         .executeTakeFirst();
       const now = new Date();
       let weLocked: boolean;
@@ -187,8 +201,9 @@ export async function releaseClaim(
   input: { instanceUuid: string; claimId: number; value: ClaimValue; lockReason: string; ctx: PhaseContext; eventHost: string },
 ): Promise<boolean> {
   return db.run((k) =>
-    k.transaction().execute(async (tx) => {
-      const held = await selectClaim(tx, input.instanceUuid, true);
+    k.transaction().setIsolationLevel('read committed').execute(async (tx) => {
+      await tx.selectFrom('instances').select('id').where('uuid', '=', input.instanceUuid).where('deleted', '=', 0).forUpdate().execute();
+      const held = await selectClaim(tx, input.instanceUuid);
       if (!held || held.id !== input.claimId || held.value.token !== input.value.token) return false;
       if (input.value.we_locked) {
         const ours = await tx
