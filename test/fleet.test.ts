@@ -177,3 +177,101 @@ describe('a fleet of 200 BDMs on 100 instances, 2 cells, 4 hosts', () => {
     for (const b of [silent, at(h1, 24).bdms[1]!, ...cinderFails]) await assertRefreshed(b);
   });
 });
+
+describe('check mode is the plan and writes nothing', () => {
+  test('row dumps and the stand-in Cinder log unchanged; the real run then does what the plan said', async () => {
+    const [h1] = env.hostNames() as [string];
+    env.writeConnectors(env.hostNames());
+    const seeded = [
+      ...(await Promise.all([1, 2, 3, 4].map(() => env.seedInstance(h1, [false, false])))),
+      await env.seedInstance(h1, [true, true]),
+      await env.seedInstance(h1, [false, false], { vm_state: 'active', power_state: 1 }),
+    ];
+    const instances = seeded.map((s) => ({ instanceUuid: s.instanceUuid, cell: 'cell1' as const }));
+    const before = await env.dump(instances);
+    const cinderBefore = JSON.stringify(env.cloud.mutations());
+    const attachmentsBefore = JSON.stringify([...env.cloud.attachments.values()]);
+    const uuids = seeded.map((s) => s.instanceUuid);
+    const plan = await env.refresh({ instance_uuids: uuids, _ansible_check_mode: true, _ansible_diff: true });
+    assert.equal(plan.failed, undefined, plan.msg);
+    assert.equal(plan.changed, true);
+    assert.deepEqual(plan.counts, { refreshed: 8, skipped: 4, failed: 0 });
+    assert.equal(plan.msg, 'would refresh 8 of 12 selected BDMs; 4 skipped, 0 failed');
+    for (const e of plan.refreshed) assert.deepEqual([e.new_attachment_id, e.seconds, e.reasons], [null, 0, ['expectation_mismatch']]);
+    assert.deepEqual(plan.skipped.map((s: any) => s.why).sort(), ['not stale', 'not stale', 'vm_state active (must be stopped)', 'vm_state active (must be stopped)']);
+    assert.equal(plan.diff.length, 8);
+    assert.ok(plan.diff.every((d: any) => d.after.includes(NEW_MONITORS[0]) && d.before.includes('192.0.2.11') && !d.after.includes('AQB')));
+    assert.deepEqual(await env.dump(instances), before, 'no row written');
+    assert.equal(JSON.stringify(env.cloud.mutations()), cinderBefore, 'no Cinder mutation');
+    assert.equal(JSON.stringify([...env.cloud.attachments.values()]), attachmentsBefore);
+
+    const real = await env.refresh({ instance_uuids: uuids });
+    assert.deepEqual(real.counts, plan.counts);
+    assert.deepEqual(real.refreshed.map((e: any) => e.bdm_uuid).sort(), plan.refreshed.map((e: any) => e.bdm_uuid).sort());
+    assert.deepEqual(real.skipped.map((e: any) => [e.bdm_uuid, e.why]).sort(), plan.skipped.map((e: any) => [e.bdm_uuid, e.why]).sort());
+  });
+});
+
+describe('refuse_locked, and audit agreeing with the plan', () => {
+  test('the same rule in audit (refreshable / blocked_by) and the fleet plan, with and without refuse_locked', async () => {
+    const [, , h3] = env.hostNames() as [string, string, string];
+    env.writeConnectors(env.hostNames());
+    const seeded = [
+      await env.seedInstance(h3, [false], { locked: 1, locked_by: 'owner' }),
+      await env.seedInstance(h3, [false], { locked: 1, locked_by: 'admin' }),
+      await env.seedInstance(h3, [false, false]),
+      await env.seedInstance(h3, [false], { vm_state: 'error' }),
+      await env.seedInstance(h3, [false], { task_state: 'rebooting' }),
+    ];
+    const uuids = seeded.map((s) => s.instanceUuid);
+    for (const refuseLocked of [false, true]) {
+      const audit = (await (await import('../src/run')).execute({ action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], cells: ['cell2'], instance_uuids: uuids, expect: env.args({}).expect, check_cinder: true, refuse_locked: refuseLocked })).result as any;
+      const plan = await env.refresh({ cells: ['cell2'], instance_uuids: uuids, refuse_locked: refuseLocked, _ansible_check_mode: true });
+      assert.equal(audit.stale.length, 6);
+      for (const s of audit.stale) {
+        const inPlan = plan.refreshed.some((e: any) => e.bdm_uuid === s.bdm_uuid);
+        assert.equal(s.refreshable, inPlan, `refuse_locked ${refuseLocked}: ${s.bdm_uuid}`);
+        if (!s.refreshable) assert.equal(s.blocked_by, plan.skipped.find((e: any) => e.bdm_uuid === s.bdm_uuid).why);
+      }
+      const whys = plan.skipped.map((e: any) => e.why).sort();
+      assert.deepEqual(whys, [
+        ...(refuseLocked ? ['locked by someone else (by admin; refuse_locked)', 'locked by someone else (by owner; refuse_locked)'] : []),
+        'task_state rebooting (must have no task)',
+        'vm_state error (must be stopped)',
+      ]);
+      assert.equal(plan.counts.refreshed, refuseLocked ? 2 : 4);
+    }
+    const real = await env.refresh({ cells: ['cell2'], instance_uuids: uuids, refuse_locked: true });
+    assert.deepEqual(real.counts, { refreshed: 2, skipped: 4, failed: 0 });
+    const locked = await env.instanceRow({ instanceUuid: seeded[0]!.instanceUuid, cell: 'cell2' });
+    assert.deepEqual([locked.locked, locked.locked_by], [1, 'owner']);
+    assert.equal((await env.bdmRow(seeded[0]!.bdms[0]!)).attachment_id, seeded[0]!.bdms[0]!.oldAttachmentId);
+  });
+
+  test('an unknown cell is refused naming the cells there are', async () => {
+    const r = await env.refresh({ cells: ['cell9'] });
+    assert.equal(r.failed, true);
+    assert.match(r.msg, /^no such cell: cell9 \(cells: cell0, cell1, cell2\)$/);
+  });
+});
+
+describe('max_failures', () => {
+  test('stops starting new instances after that many failures; the rest is listed as not started', async () => {
+    const [h1] = env.hostNames() as [string];
+    env.writeConnectors(env.hostNames());
+    const seeded = await Promise.all([1, 2, 3, 4, 5].map(() => env.seedInstance(h1, [false])));
+    const volumes = new Set(seeded.map((s) => s.bdms[0]!.volumeId));
+    env.hosts.get(h1)!.compute.onCall = async (call) => {
+      if (volumes.has((call.inner as any).args.volume_id)) await new Promise(() => undefined);
+    };
+    try {
+      const r = await env.refresh({ instance_uuids: seeded.map((s) => s.instanceUuid), max_parallel: 1, max_failures: 2, rpc_timeout: 1 });
+      assert.deepEqual(r.counts, { refreshed: 0, skipped: 3, failed: 2 });
+      assert.deepEqual(r.skipped.map((s: any) => s.why), Array(3).fill('not started: max_failures reached'));
+      for (const f of r.failures) assert.match(f.msg, /timed out after 1 s/);
+      for (const s of seeded) await assertUntouched(s.bdms[0]!);
+    } finally {
+      env.hosts.get(h1)!.compute.onCall = undefined;
+    }
+  });
+});
