@@ -189,7 +189,8 @@ export class CinderClient {
       res.status !== 409 || method !== 'DELETE'
         ? ''
         : !this.session.settings.serviceAuth
-          ? ' (Cinder wants a service token: set [service_user] send_service_user_token = true)'
+          ? // Worded without "token: x" or "token = x": the secret scrubber would mask those.
+          ' (Cinder wants a service token; in nova.conf [service_user], send_service_user_token must be true)'
           : " (Cinder did not take it as a service request: the [service_user] user needs a role of Cinder's [keystone_authtoken] service_token_roles, by default service)";
     return new OpenStackHttpError(`Cinder ${method} ${path.split('?')[0]} failed: ${faultMessage(res)} (HTTP ${res.status})${hint}`, res.status);
   }

@@ -106,6 +106,8 @@ export class FakeOpenStack {
    * Default: Nova maps the volume to the attachment being deleted.
    */
   novaAttachmentId: (instanceUuid: string, volumeId: string, attachmentId: string) => Promise<string | undefined> | string | undefined = (_i, _v, a) => a;
+  /** Runs before every request is handled (e.g. to expire the tokens after the n-th call). */
+  onRequest?: (method: string, path: string) => void;
   private readonly faults: Fault[] = [];
   private readonly tokens = new Map<string, IssuedToken>();
   private server!: Server;
@@ -304,6 +306,7 @@ project_domain_name = Default
       res.writeHead(status, { 'Content-Type': 'application/json', 'x-openstack-request-id': `req-${randomUUID()}`, ...headers });
       res.end(payload === undefined ? '' : JSON.stringify(payload));
     };
+    this.onRequest?.(method, url.pathname);
     const fault = this.faults.find((f) => f.method === method && f.path.test(url.pathname) && f.times > 0);
     if (fault) {
       fault.times--;

@@ -107,10 +107,20 @@ export class RefreshEnv {
    * (attachment keys and serial, plus device_path for iSCSI, which os-brick adds); for legacy,
    * os-initialize_connection's answer with the connector. An explicit `oldInfo` is stored as is.
    */
-  async seed(options: { legacy?: boolean; instance?: Record<string, unknown>; oldInfo?: Record<string, unknown>; readonly?: boolean; multiattach?: boolean } = {}) {
+  async seed(
+    options: {
+      legacy?: boolean;
+      instance?: Record<string, unknown>;
+      oldInfo?: Record<string, unknown>;
+      /** The volume's driver info (X = the volume id) when not rbd; the BDM is derived from Cinder's answer. */
+      template?: Record<string, unknown>;
+      readonly?: boolean;
+      multiattach?: boolean;
+    } = {},
+  ) {
     const instanceUuid = await this.fx.seedInstance('cell1', { host: this.host, node: `${this.host}.example.org`, ...options.instance });
     const volumeId = randomUUID();
-    const template = options.oldInfo ?? RBD_CONNECTION_INFO;
+    const template = options.oldInfo ?? options.template ?? RBD_CONNECTION_INFO;
     const filled = JSON.parse(JSON.stringify(template).replaceAll('"X"', JSON.stringify(volumeId)).replaceAll('volume-X', `volume-${volumeId}`)) as { driver_volume_type: string; data: Record<string, unknown> };
     // What the volume driver itself returns: without the keys Cinder and Nova add.
     const driverData = { ...filled.data };
