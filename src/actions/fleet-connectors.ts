@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Connector } from '../args/connector-schema';
-import { loadConnector } from '../config/connector-file';
+import { loadConnector } from '../args/connector-file';
 import { BadInput, NovaBdmError } from '../errors';
 
 // The connector of each compute host of a fleet refresh: `connectors` (host -> connector),

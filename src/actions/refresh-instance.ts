@@ -129,6 +129,7 @@ export async function refreshInstance(input: InstanceRunInput): Promise<Instance
             instance: lock.instance,
             bdm: now,
             connector: decision.connector,
+            ...(pendingOf(decision.cinderView) ? { pendingAttachment: decision.cinderView!.id } : {}),
             warnings: input.warnings,
           });
           run.outcomes.push({
@@ -146,4 +147,8 @@ export async function refreshInstance(input: InstanceRunInput): Promise<Instance
       return run;
     },
   );
+}
+
+function pendingOf(a: { status: string; connection_info: Record<string, unknown> | null } | null): boolean {
+  return a !== null && a.status === 'attaching' && a.connection_info !== null && Object.keys(a.connection_info).length > 0;
 }

@@ -33,6 +33,8 @@ export interface WorkInput {
   instance: Selectable<InstancesTable>;
   bdm: BdmRecord;
   connector: Connector;
+  /** The BDM's attachment, connected but left `attaching` by an earlier run: completed first. */
+  pendingAttachment?: string;
   warnings: string[];
 }
 
@@ -50,6 +52,12 @@ export async function refreshAttachment(w: WorkInput): Promise<WorkDone> {
   let failure: Error | undefined;
   try {
     actionId = await steps.run('start_action', () => startRefreshAction(db, instanceUuid, w.ctx));
+    const pending = w.pendingAttachment;
+    if (pending) {
+      // A run whose os-complete failed left the volume `attaching`; Cinder reserves a new
+      // attachment only for an in-use or reserved volume (_attachment_reserve): complete it first.
+      await steps.run('cinder_complete_pending', () => cinder.completeAttachment(pending));
+    }
     state.newAttachment = await steps.run('cinder_reserve', () => cinder.reserveAttachment(volumeId, instanceUuid));
     // What nova sends: the instance as locked, updated_at as read before the lock; our claim row is ours alone.
     const { [CLAIM_KEY]: _claim, ...sysmeta } = await systemMetadataOf(db, instanceUuid);
@@ -97,7 +105,7 @@ export async function refreshAttachment(w: WorkInput): Promise<WorkDone> {
 /** Reconcile, then say in words what state is left. */
 async function afterFailure(w: WorkInput, state: { newAttachment?: Attachment; rpcDone: boolean; bdmSaved: boolean }): Promise<{ undone: string[]; remains: string }> {
   const reserved = state.newAttachment ? [state.newAttachment.id] : [];
-  const { bdm, done } = await reconcileBdm(w.db, w.cinder, w.bdm.id, reserved);
+  const { bdm, done } = await reconcileBdm(w.db, w.cinder, w.bdm.id, reserved, false);
   const undone = done.notes.filter((n) => !n.startsWith("the BDM's attachment"));
   if (state.bdmSaved && bdm.attachment_id === state.newAttachment?.id) {
     return { undone, remains: `the BDM holds the new attachment ${bdm.attachment_id} and its connection_info, but Cinder did not mark it complete; run refresh again` };

@@ -2,9 +2,9 @@ import type { Kysely, Transaction } from 'kysely';
 import type { NovaDatabase } from './connect';
 import type { CellDatabase } from './schema';
 
-// Rows refresh writes, as nova-manage writes them: the lock and unlock actions with their
-// api_lock/api_unlock events (refresh-claim.ts takes and gives back the lock), the refresh
-// action, the BDM update.
+// Rows refresh writes, as nova-manage writes them (openstack/nova nova/cmd/manage.py,
+// VolumeAttachmentCommands.refresh): the lock and unlock actions with their api_lock/api_unlock
+// events (refresh-claim.ts takes and gives back the lock), the refresh action, the BDM update.
 // Nova sets no server-side defaults, so created_at/updated_at/deleted are filled here (UTC).
 
 type CellDb = NovaDatabase<CellDatabase>;
