@@ -129,7 +129,7 @@ export async function refreshInstance(input: InstanceRunInput): Promise<Instance
             instance: lock.instance,
             bdm: now,
             connector: decision.connector,
-            ...(pendingOf(decision.cinderView) ? { pendingAttachment: decision.cinderView!.id } : {}),
+            cinderView: decision.cinderView,
             warnings: input.warnings,
           });
           run.outcomes.push({
@@ -147,8 +147,4 @@ export async function refreshInstance(input: InstanceRunInput): Promise<Instance
       return run;
     },
   );
-}
-
-function pendingOf(a: { status: string; connection_info: Record<string, unknown> | null } | null): boolean {
-  return a !== null && a.status === 'attaching' && a.connection_info !== null && Object.keys(a.connection_info).length > 0;
 }

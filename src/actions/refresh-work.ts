@@ -34,8 +34,8 @@ export interface WorkInput {
   instance: Selectable<InstancesTable>;
   bdm: BdmRecord;
   connector: Connector;
-  /** The BDM's attachment, connected but left `attaching` by an earlier run: completed first. */
-  pendingAttachment?: string;
+  /** Cinder's view of the BDM's attachment, read by the inspection (null: none or legacy). */
+  cinderView?: Attachment | null;
   warnings: string[];
 }
 
@@ -53,11 +53,12 @@ export async function refreshAttachment(w: WorkInput): Promise<WorkDone> {
   let failure: Error | undefined;
   try {
     actionId = await steps.run('start_action', () => startRefreshAction(db, instanceUuid, w.ctx));
-    const pending = w.pendingAttachment;
-    if (pending) {
+    const pending = w.cinderView;
+    if (pending?.id === bdm.attachment_id && pending.status === 'attaching' && pending.connection_info && Object.keys(pending.connection_info).length > 0) {
       // A run whose os-complete failed left the volume `attaching`; Cinder reserves a new
-      // attachment only for an in-use or reserved volume (_attachment_reserve): complete it first.
-      await steps.run('cinder_complete_pending', () => cinder.completeAttachment(pending));
+      // attachment only for an in-use or reserved volume (cinder/volume/api.py
+      // _attachment_reserve): complete it first.
+      await steps.run('cinder_complete_pending', () => cinder.completeAttachment(pending.id));
     }
     state.newAttachment = await steps.run('cinder_reserve', () => cinder.reserveAttachment(volumeId, instanceUuid));
     // What nova sends: the instance as locked, updated_at as read before the lock; our claim row is ours alone.

@@ -1,7 +1,7 @@
 import { sql, type Selectable } from 'kysely';
 import type { NovaDatabase } from './connect';
-import { toBdmRecord, type BdmRecord } from './records';
 import { naiveUtcToDate } from '../naive-utc';
+import { toBdmRecord, type BdmRecord } from './records';
 import type { CellDatabase, ComputeNodesTable, InstanceInfoCachesTable, InstancesTable, ServicesTable } from './schema';
 
 // What refresh reads from a cell DB besides the BDM: the whole instance (for the RPC
