@@ -311,6 +311,10 @@ project_domain_name = Default
     if (fault) {
       fault.times--;
       if (fault.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
+      if (fault.status === 401) {
+        send(401, UNAUTHORIZED, { 'WWW-Authenticate': `Keystone uri="${this.url}/identity"` });
+        return;
+      }
       if (fault.status > 0) {
         send(fault.status, { [fault.status === 404 ? 'itemNotFound' : fault.status === 409 ? 'conflictingRequest' : fault.status === 400 ? 'badRequest' : 'computeFault']: { code: fault.status, message: `injected ${fault.status}` } });
         return;
