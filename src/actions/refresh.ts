@@ -1,5 +1,6 @@
 import type { Connector } from '../args/connector-schema';
 import type { Attachment, CinderClient } from '../cinder/cinder-client';
+import { OpenStackHttpError } from '../cinder/http';
 import { BdmNotFound, InstanceNotFound, InstanceStateInvalid, NovaBdmError, PreconditionFailed, RefreshFailed } from '../errors';
 import type { Cell, NovaTopology } from '../nova-db/cells';
 import { findInstanceRow, infoCacheOf, systemMetadataOf } from '../nova-db/refresh-reads';
@@ -194,7 +195,9 @@ export async function refreshBdm(
     await steps.run('cinder_complete', () => cinder.completeAttachment(state.newAttachment!.id));
   } catch (err) {
     failure = err instanceof Error ? err : new Error(String(err));
-    remains = await undoAfterFailure(db, cinder, bdm, state, undone).catch((e: Error) => `clean-up failed too (${e.message}); run refresh again to recover`);
+    // No answer (timeout, reset) is no proof that Cinder did not do it: undo checks first.
+    const uncertain = failure instanceof OpenStackHttpError && failure.status === null;
+    remains = await undoAfterFailure(db, cinder, bdm, { ...state, uncertain: uncertain ? steps.failedStep : undefined }, undone).catch((e: Error) => `clean-up failed too (${e.message}); run refresh again to recover`);
   } finally {
     if (state.actionId !== undefined) {
       await steps.run('finish_action', () => finishRefreshAction(db, state.actionId!, settings.localHost, failure?.message)).catch((e: Error) => {
@@ -265,13 +268,27 @@ async function undoAfterFailure(
   db: ReturnType<NovaTopology['cellDatabase']>,
   cinder: CinderClient,
   bdm: BdmRecord,
-  state: { newAttachment?: Attachment; rpcDone: boolean; oldRemoved: string[]; bdmSaved: boolean },
+  state: { newAttachment?: Attachment; rpcDone: boolean; oldRemoved: string[]; bdmSaved: boolean; uncertain?: string },
   undone: string[],
 ): Promise<string> {
   if (state.bdmSaved) {
     return `the BDM holds the new attachment ${state.newAttachment!.id} and its connection_info, but Cinder did not mark it complete; run refresh again`;
   }
-  const oldStillThere = bdm.attachment_id ? !state.oldRemoved.includes(bdm.attachment_id) : state.oldRemoved.length === 0;
+  if (state.uncertain === 'cinder_reserve') {
+    // The reserve went unanswered: remove what it may have created, so no stray is left.
+    for (const a of await cinder.listAttachments(bdm.volume_id!, bdm.instance_uuid!)) {
+      if (a.status !== 'reserved' || a.id === bdm.attachment_id) continue;
+      await cinder.deleteAttachment(a.id);
+      undone.push(`deleted the attachment ${a.id} an unanswered reserve had made`);
+    }
+  }
+  let oldStillThere = bdm.attachment_id ? !state.oldRemoved.includes(bdm.attachment_id) : state.oldRemoved.length === 0;
+  if (oldStillThere && state.uncertain === 'cinder_delete_old') {
+    // An unanswered DELETE may have gone through: ask Cinder before keeping the BDM on it.
+    oldStillThere = bdm.attachment_id
+      ? (await cinder.getAttachment(bdm.attachment_id)) !== null
+      : (await cinder.listAttachments(bdm.volume_id!, bdm.instance_uuid!)).some((a) => a.id !== state.newAttachment?.id);
+  }
   if (oldStillThere) {
     if (state.newAttachment) {
       await cinder.deleteAttachment(state.newAttachment.id);
