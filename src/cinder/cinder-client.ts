@@ -2,7 +2,8 @@ import { BadInput } from '../errors';
 import { faultMessage, OpenStackHttpError, type OpenStackHttp } from './http';
 import { TokenSource, type CatalogEntry, type KeystoneCredentials, type KeystoneToken } from './keystone';
 
-// The Cinder v3 attachments API as nova 26 calls it (reference cinder-keystone.md §5), with
+// The Cinder v3 attachments API as nova 26 calls it (openstack/nova stable/zed
+// nova/volume/cinder.py), with
 // microversion 3.44, the request id of the refresh, and a service token when configured
 // (Cinder refuses to delete an in-use attachment without one).
 
