@@ -1,13 +1,16 @@
-import { writeFileSync, chmodSync } from 'node:fs';
 import type { CinderClient } from '../cinder/cinder-client';
-import { BadInput } from '../errors';
 import type { Cell, NovaTopology } from '../nova-db/cells';
-import { streamVolumeBdms, type AuditFilters, type AuditRow } from '../nova-db/audit-query';
+import { streamVolumeBdmBatches, type AuditFilters, type AuditRow } from '../nova-db/audit-query';
+import { AuditReportFile } from './audit-report';
 import { parseConnectionInfo } from './connection-info';
 import { cinderStaleReasons, dbStaleReasons, type StaleCode, type StaleReason } from './staleness';
 
-// Every attached volume BDM across all cells, judged by the staleness rules. Rows are streamed
-// per cell so memory stays flat however large the cloud; only stale BDMs are kept.
+// Every attached volume BDM across all cells, judged by the staleness rules. A few cells are read
+// side by side, each streamed in batches, so memory stays flat however large the cloud: only the
+// stale BDMs are kept (and, with report_path, written to the file as they are found).
+
+/** Cells read at once: enough to keep the database servers busy, few enough to bound memory and connections. */
+export const CELL_CONCURRENCY = 4;
 
 export interface AuditOptions {
   filters: AuditFilters;
@@ -39,7 +42,21 @@ interface CellTotals {
 }
 
 export async function auditFleet(topology: NovaTopology, options: AuditOptions): Promise<Record<string, unknown>> {
-  if (options.reportPath) checkWritable(options.reportPath);
+  const report = options.reportPath ? AuditReportFile.open(options.reportPath) : undefined;
+  try {
+    const result = await auditCells(topology, options, report);
+    if (report) {
+      result.report_path = options.reportPath;
+      await report.commit(result);
+    }
+    return result;
+  } catch (err) {
+    await report?.abort();
+    throw err;
+  }
+}
+
+async function auditCells(topology: NovaTopology, options: AuditOptions, report: AuditReportFile | undefined): Promise<Record<string, unknown>> {
   const cells = await topology.listCells();
   const stale: StaleBdm[] = [];
   const byReason: Record<string, number> = {};
@@ -47,28 +64,28 @@ export async function auditFleet(topology: NovaTopology, options: AuditOptions):
   let cellsDone = 0;
   const progress = () => options.onProgress?.({ cellsDone, cells: cells.length, scanned, stale: stale.length });
 
-  const perCell = await Promise.all(
-    cells.map(async (cell): Promise<CellTotals> => {
-      const totals: CellTotals = { uuid: cell.uuid, name: cell.name, scanned: 0, stale: 0 };
-      const record = (row: AuditRow, reasons: StaleReason[]) => {
-        totals.scanned++;
-        scanned++;
-        if (scanned % 5000 === 0) progress();
-        if (reasons.length === 0) return;
-        totals.stale++;
-        for (const r of reasons) byReason[r.code] = (byReason[r.code] ?? 0) + 1;
-        stale.push(staleEntry(row, cell, reasons));
-      };
-      try {
-        await auditCell(topology, cell, options, record);
-      } catch (err) {
-        totals.error = err instanceof Error ? err.message : String(err);
-      }
-      cellsDone++;
-      progress();
-      return totals;
-    }),
-  );
+  const perCell = await mapBounded(cells, CELL_CONCURRENCY, async (cell): Promise<CellTotals> => {
+    const totals: CellTotals = { uuid: cell.uuid, name: cell.name, scanned: 0, stale: 0 };
+    const record = (row: AuditRow, reasons: StaleReason[]) => {
+      totals.scanned++;
+      scanned++;
+      if (scanned % 5000 === 0) progress();
+      if (reasons.length === 0) return;
+      totals.stale++;
+      for (const r of reasons) byReason[r.code] = (byReason[r.code] ?? 0) + 1;
+      const entry = staleEntry(row, cell, reasons);
+      stale.push(entry);
+      report?.addStale(entry);
+    };
+    try {
+      await auditCell(topology, cell, options, record, report);
+    } catch (err) {
+      totals.error = err instanceof Error ? err.message : String(err);
+    }
+    cellsDone++;
+    progress();
+    return totals;
+  });
 
   const failedCells = perCell.filter((c) => c.error);
   const result: Record<string, unknown> = {
@@ -82,12 +99,21 @@ export async function auditFleet(topology: NovaTopology, options: AuditOptions):
   } else {
     result.msg = `${scanned} volume BDMs audited in ${cells.length} cells: ${stale.length} stale`;
   }
-  if (options.reportPath) {
-    writeFileSync(options.reportPath, `${JSON.stringify(result, null, 2)}\n`, { mode: 0o600 });
-    chmodSync(options.reportPath, 0o600); // also when the file already existed
-    result.report_path = options.reportPath;
-  }
   return result;
+}
+
+/** fn over every item, at most `limit` at once, results in the items' order. */
+async function mapBounded<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
 }
 
 async function auditCell(
@@ -95,27 +121,33 @@ async function auditCell(
   cell: Cell,
   options: AuditOptions,
   record: (row: AuditRow, reasons: StaleReason[]) => void,
+  report: AuditReportFile | undefined,
 ): Promise<void> {
   const db = topology.cellDatabase(cell);
   const inFlight = new Set<Promise<void>>();
-  for await (const row of streamVolumeBdms(db, options.filters)) {
-    const info = parseConnectionInfo(row.connection_info); // once per row: the hot path at 100k
-    if (options.filters.driverVolumeType !== undefined && info?.driver_volume_type !== options.filters.driverVolumeType) continue;
-    const reasons = dbStaleReasons(row, options.expect, info);
-    const cinder = options.cinder;
-    if (!cinder || row.attachment_id === null) {
-      record(row, reasons);
-      continue;
+  const wanted = options.filters.driverVolumeType;
+  for await (const rows of streamVolumeBdmBatches(db, options.filters)) {
+    for (const row of rows) {
+      const info = parseConnectionInfo(row.connection_info); // once per row: the hot path at a million
+      if (wanted !== undefined && info?.driver_volume_type !== wanted) continue;
+      const reasons = dbStaleReasons(row, options.expect, info);
+      const cinder = options.cinder;
+      if (!cinder || row.attachment_id === null) {
+        record(row, reasons);
+        continue;
+      }
+      // Bounded concurrency: wait for a slot, so a huge cell never floods Cinder.
+      while (inFlight.size >= cinder.concurrency) await Promise.race(inFlight);
+      const attachmentId = row.attachment_id;
+      const job = (async () => {
+        const [attachment, host] = await Promise.all([cinder.client.getAttachment(attachmentId), cinder.client.attachedHost(row.volume_id, attachmentId)]);
+        reasons.push(...cinderStaleReasons({ ...row, instance_uuid: row.instance_uuid ?? '' }, attachment, host, row.host));
+        record(row, reasons);
+      })().finally(() => inFlight.delete(job));
+      inFlight.add(job);
     }
-    // Bounded concurrency: wait for a slot, so a huge cell never floods Cinder.
-    while (inFlight.size >= cinder.concurrency) await Promise.race(inFlight);
-    const attachmentId = row.attachment_id;
-    const job = (async () => {
-      const [attachment, host] = await Promise.all([cinder.client.getAttachment(attachmentId), cinder.client.attachedHost(row.volume_id, attachmentId)]);
-      reasons.push(...cinderStaleReasons({ ...row, instance_uuid: row.instance_uuid ?? '' }, attachment, host, row.host));
-      record(row, reasons);
-    })().finally(() => inFlight.delete(job));
-    inFlight.add(job);
+    // Back pressure from the report file: the disk, not memory, absorbs a slow writer.
+    if (report) await report.written();
   }
   await Promise.all(inFlight);
 }
@@ -140,12 +172,3 @@ function staleEntry(row: AuditRow, cell: Cell, reasons: StaleReason[]): StaleBdm
     ...(blockedBy ? { blocked_by: blockedBy } : {}),
   };
 }
-
-function checkWritable(path: string): void {
-  try {
-    writeFileSync(path, '', { flag: 'a', mode: 0o600 });
-  } catch (err) {
-    throw new BadInput(`cannot write report_path ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`);
-  }
-}
-

@@ -2,7 +2,7 @@ import type { NovaDatabase } from './connect';
 import type { CellDatabase } from './schema';
 
 // The fleet audit's one query per cell: every live, attached volume BDM with the instance
-// fields that decide whether it could be refreshed, streamed row by row.
+// fields that decide whether it could be refreshed, streamed in batches (flat memory at any size).
 
 export interface AuditFilters {
   hosts?: string[];
@@ -25,7 +25,7 @@ export interface AuditRow {
   locked: number | null;
 }
 
-export async function* streamVolumeBdms(db: NovaDatabase<CellDatabase>, filters: AuditFilters): AsyncGenerator<AuditRow> {
+export async function* streamVolumeBdmBatches(db: NovaDatabase<CellDatabase>, filters: AuditFilters): AsyncGenerator<AuditRow[]> {
   let query = db.kysely
     .selectFrom('block_device_mapping as b')
     .leftJoin('instances as i', (join) => join.onRef('i.uuid', '=', 'b.instance_uuid').on('i.deleted', '=', 0))
@@ -38,7 +38,7 @@ export async function* streamVolumeBdms(db: NovaDatabase<CellDatabase>, filters:
   if (filters.volumeIds?.length) query = query.where('b.volume_id', 'in', filters.volumeIds);
   if (filters.projectId !== undefined) query = query.where('i.project_id', '=', filters.projectId);
   try {
-    for await (const row of query.stream(1000)) yield row as AuditRow;
+    yield* db.streamRowBatches<AuditRow>(query.compile(), 1000);
   } catch (err) {
     throw db.explain(err);
   }
