@@ -1,4 +1,4 @@
-import type { CinderClient } from '../cinder/cinder-client';
+import type { Attachment, AttachedHosts, CinderClient } from '../cinder/cinder-client';
 import type { Cell, NovaTopology } from '../nova-db/cells';
 import { streamVolumeBdmBatches, type AuditFilters, type AuditRow } from '../nova-db/audit-query';
 import { AuditReportFile } from './audit-report';
@@ -15,7 +15,7 @@ export const CELL_CONCURRENCY = 4;
 export interface AuditOptions {
   filters: AuditFilters;
   expect?: Record<string, unknown>;
-  /** Also ask Cinder about every attachment (slower; bounded concurrency). */
+  /** Also judge by Cinder: its attachment listing, per-attachment GETs (bounded) only for what it lacks. */
   cinder?: { client: CinderClient; concurrency: number };
   reportPath?: string;
   onProgress?: (p: { cellsDone: number; cells: number; scanned: number; stale: number }) => void;
@@ -56,8 +56,25 @@ export async function auditFleet(topology: NovaTopology, options: AuditOptions):
   }
 }
 
+/** What Cinder said in bulk, read once before the cells: attachments by id, and their hosts. */
+interface CinderIndex {
+  client: CinderClient;
+  concurrency: number;
+  attachments: Map<string, Attachment>;
+  hosts: AttachedHosts;
+}
+
+async function loadCinderIndex(cinder: NonNullable<AuditOptions['cinder']>): Promise<CinderIndex> {
+  const attachments = new Map<string, Attachment>();
+  const readAttachments = async () => {
+    for await (const page of cinder.client.listAllAttachments()) for (const a of page) attachments.set(a.id, a);
+  };
+  const [hosts] = await Promise.all([cinder.client.listAttachedHosts(), readAttachments()]);
+  return { ...cinder, attachments, hosts };
+}
+
 async function auditCells(topology: NovaTopology, options: AuditOptions, report: AuditReportFile | undefined): Promise<Record<string, unknown>> {
-  const cells = await topology.listCells();
+  const [cells, cinder] = await Promise.all([topology.listCells(), options.cinder ? loadCinderIndex(options.cinder) : undefined]);
   const stale: StaleBdm[] = [];
   const byReason: Record<string, number> = {};
   let scanned = 0;
@@ -78,7 +95,7 @@ async function auditCells(topology: NovaTopology, options: AuditOptions, report:
       report?.addStale(entry);
     };
     try {
-      await auditCell(topology, cell, options, record, report);
+      await auditCell(topology, cell, options, cinder, record, report);
     } catch (err) {
       totals.error = err instanceof Error ? err.message : String(err);
     }
@@ -90,7 +107,7 @@ async function auditCells(topology: NovaTopology, options: AuditOptions, report:
   const failedCells = perCell.filter((c) => c.error);
   const result: Record<string, unknown> = {
     changed: false,
-    totals: { scanned, stale: stale.length, by_reason: byReason, cells: perCell },
+    totals: { scanned, stale: stale.length, by_reason: byReason, cells: perCell, ...(cinder ? { cinder_requests: cinder.client.requestCount } : {}) },
     stale,
   };
   if (failedCells.length > 0) {
@@ -120,6 +137,7 @@ async function auditCell(
   topology: NovaTopology,
   cell: Cell,
   options: AuditOptions,
+  cinder: CinderIndex | undefined,
   record: (row: AuditRow, reasons: StaleReason[]) => void,
   report: AuditReportFile | undefined,
 ): Promise<void> {
@@ -131,17 +149,24 @@ async function auditCell(
       const info = parseConnectionInfo(row.connection_info); // once per row: the hot path at a million
       if (wanted !== undefined && info?.driver_volume_type !== wanted) continue;
       const reasons = dbStaleReasons(row, options.expect, info);
-      const cinder = options.cinder;
       if (!cinder || row.attachment_id === null) {
         record(row, reasons);
         continue;
       }
-      // Bounded concurrency: wait for a slot, so a huge cell never floods Cinder.
-      while (inFlight.size >= cinder.concurrency) await Promise.race(inFlight);
       const attachmentId = row.attachment_id;
+      const bdm = { ...row, instance_uuid: row.instance_uuid ?? '' };
+      const listed = cinder.attachments.get(attachmentId);
+      if (listed) {
+        reasons.push(...cinderStaleReasons(bdm, listed, cinder.hosts.get(attachmentId), row.host));
+        record(row, reasons);
+        continue;
+      }
+      // Not in the listing (made since, or gone): ask for it alone. Bounded, so a cell of
+      // missing attachments never floods Cinder.
+      while (inFlight.size >= cinder.concurrency) await Promise.race(inFlight);
       const job = (async () => {
         const [attachment, host] = await Promise.all([cinder.client.getAttachment(attachmentId), cinder.client.attachedHost(row.volume_id, attachmentId)]);
-        reasons.push(...cinderStaleReasons({ ...row, instance_uuid: row.instance_uuid ?? '' }, attachment, host, row.host));
+        reasons.push(...cinderStaleReasons(bdm, attachment, host, row.host));
         record(row, reasons);
       })().finally(() => inFlight.delete(job));
       inFlight.add(job);
