@@ -156,6 +156,8 @@ export class NovaDatabase<T> {
     if (this.closed) return;
     this.closed = true;
     await this.kysely.destroy().catch(() => undefined);
+    // Kysely ends the pool only when it ran a query itself; streamRowBatches may have used it alone.
+    await new Promise<void>((resolve) => this.pool.end(() => resolve()));
   }
 }
 
