@@ -38,7 +38,7 @@ export async function* streamVolumeBdmBatches(db: NovaDatabase<CellDatabase>, fi
   if (filters.volumeIds?.length) query = query.where('b.volume_id', 'in', filters.volumeIds);
   if (filters.projectId !== undefined) query = query.where('i.project_id', '=', filters.projectId);
   try {
-    yield* db.streamRowBatches<AuditRow>(query.compile(), 1000);
+    yield* db.streamRowBatches<AuditRow>(query.compile(), 100);
   } catch (err) {
     throw db.explain(err);
   }
