@@ -124,8 +124,10 @@ try {
   shown(`openstack server start ${web.instance_uuid}`);
   t0 = Date.now();
   r = power('start', web.instance_uuid);
-  console.log(`-> after ${secs(t0)}: ${r.vm_state}/${r.power_state}: ${r.error ? r.error.slice(0, 300) : 'it started (unexpected!)'}`);
   if (!r.error) throw new Error('the stale instance started: the scenario is broken');
+  const disk = /"server":\[\{"host":"([^"]+)","port":"(\d+)"/.exec(r.error);
+  console.log(`-> after ${secs(t0)}: ${r.vm_state}/${r.power_state}; QEMU could not reach the rbd disk's mon ${disk ? `${disk[1]}:${disk[2]}` : '(see below)'}`);
+  console.log(`   ${r.error.slice(0, 240)}...`);
 
   playbook('3. refresh them (get_connector on compute2, refresh on the controller; diff mode)', ['osops.nova.refresh', '-D']);
   playbook('4. audit again: nothing stale', ['osops.nova.audit', '-C']);
