@@ -103,6 +103,21 @@ async function auditCell(
 ): Promise<void> {
   const db = topology.cellDatabase(cell);
   const inFlight = new Set<Promise<void>>();
+  try {
+    await scanCell(db, options, record, inFlight);
+  } finally {
+    // The scan may break (cell DB lost) with Cinder calls still out: let them settle before the
+    // cell's totals are final, or they would keep changing a result already returned.
+    await Promise.allSettled(inFlight);
+  }
+}
+
+async function scanCell(
+  db: ReturnType<NovaTopology['cellDatabase']>,
+  options: AuditOptions,
+  record: (row: AuditRow, reasons: StaleReason[]) => void,
+  inFlight: Set<Promise<void>>,
+): Promise<void> {
   for await (const row of streamVolumeBdms(db, options.filters)) {
     const info = parseConnectionInfo(row.connection_info); // once per row: the hot path at 100k
     if (options.filters.driverVolumeType !== undefined && info?.driver_volume_type !== options.filters.driverVolumeType) continue;

@@ -34,9 +34,18 @@ export class NovaDatabase<T> {
       supportBigNumbers: true,
       ssl: target.tls ? tlsOptions(target.tls, label) : undefined,
     };
+    const pool = createPool(options);
+    // mysql2 reports a connection lost in the middle of a streamed query (no callback) to the
+    // connection only, so the stream would wait forever: hand the error to that query too.
+    pool.on('connection', (conn) => {
+      conn.on('error', (err: Error) => {
+        const command = (conn as unknown as { _command?: { onResult?: unknown; emit(event: string, e: Error): void } })._command;
+        if (command && !command.onResult) command.emit('error', err);
+      });
+    });
     this.kysely = new Kysely<T>({
       dialect: new MysqlDialect({
-        pool: createPool(options),
+        pool,
         // What oslo.db does on every new connection.
         onCreateConnection: async (conn) => {
           await conn.executeQuery(sql`SET SESSION sql_mode = 'TRADITIONAL', time_zone = '+00:00'`.compile(this.kysely));
