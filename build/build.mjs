@@ -7,7 +7,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const outfile = join(root, 'ansible/plugins/modules/bdm.cjs');
+// For profiling (--cpu-prof wants readable frames): NOVA_BDM_BUILD_READABLE=1 NOVA_BDM_BUILD_OUTFILE=/tmp/x.cjs
+const outfile = process.env.NOVA_BDM_BUILD_OUTFILE ?? join(root, 'ansible/plugins/modules/bdm.cjs');
+const minify = process.env.NOVA_BDM_BUILD_READABLE !== '1';
 const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const require = createRequire(import.meta.url);
 
@@ -73,8 +75,8 @@ await build({
   format: 'cjs',
   // Whitespace and syntax only: measured (2 cores, node 20) --help 204 -> 179 ms median; renaming
   // identifiers as well saved nothing more and would make -vvv tracebacks unreadable.
-  minifySyntax: true,
-  minifyWhitespace: true,
+  minifySyntax: minify,
+  minifyWhitespace: minify,
   legalComments: 'none',
   // Ansible reads the interpreter from the shebang's basename (ansible_node_interpreter);
   // "WANT_JSON" makes it pass a JSON arguments file.

@@ -395,6 +395,10 @@ project_domain_name = Default
       else send(202);
       return;
     }
+    if (rest === '/volumes/detail' && method === 'GET') {
+      this.listVolumes(url, auth.admin, send);
+      return;
+    }
     const volumeMatch = /^\/volumes\/([^/]+)$/.exec(rest);
     if (volumeMatch && method === 'GET') {
       const volume = this.volumes.get(volumeMatch[1]!);
@@ -586,5 +590,45 @@ project_domain_name = Default
     }
     list = list.slice(0, Math.min(limit, OSAPI_MAX_LIMIT));
     send(200, { attachments: list.map((a) => (detail ? this.view(a) : this.summary(a))) });
+  }
+
+  /**
+   * VolumeController.detail, only what the audit reads: project scoping (all_tenants for an
+   * admin), limit/marker (osapi_max_limit), sorted by id descending here, and the volumes_links
+   * next link when the page is full (api/common.py _get_collection_links). Each volume's
+   * `attachments` lists its attached attachments with host_name, as views/volumes.py does for an admin.
+   */
+  private listVolumes(url: URL, admin: boolean, send: (s: number, p?: unknown) => void): void {
+    const q = Object.fromEntries(url.searchParams.entries());
+    const limit = q.limit === undefined ? OSAPI_MAX_LIMIT : Number(q.limit);
+    if (!Number.isInteger(limit) || limit < 0) {
+      send(400, { badRequest: { code: 400, message: 'limit param must be an integer' } });
+      return;
+    }
+    let list = [...this.volumes.values()].filter((v) => (admin && 'all_tenants' in q) || v.project_id === PROJECT).sort((x, y) => (x.id < y.id ? 1 : -1));
+    if (q.marker !== undefined) {
+      if (!this.volumes.has(q.marker)) {
+        send(404, { itemNotFound: { code: 404, message: `Volume ${q.marker} could not be found.` } });
+        return;
+      }
+      list = list.filter((v) => v.id < q.marker!);
+    }
+    const pageLimit = Math.min(limit, OSAPI_MAX_LIMIT);
+    list = list.slice(0, pageLimit);
+    const attached = new Map<string, FakeAttachment[]>();
+    for (const a of this.attachments.values()) if (a.status === 'attached') attached.set(a.volume_id, [...(attached.get(a.volume_id) ?? []), a]);
+    const volumes = list.map((v) => ({
+      id: v.id, status: v.status, multiattach: v.multiattach,
+      attachments: (attached.get(v.id) ?? []).map((a) => ({
+        id: a.volume_id, attachment_id: a.id, volume_id: a.volume_id, server_id: a.instance, host_name: admin ? a.attached_host : null, device: a.connector?.mountpoint ?? null, attached_at: a.attached_at,
+      })),
+    }));
+    const body: Record<string, unknown> = { volumes };
+    if (list.length > 0 && list.length >= pageLimit) {
+      const next = new URLSearchParams(url.searchParams);
+      next.set('marker', list.at(-1)!.id);
+      body.volumes_links = [{ rel: 'next', href: `${this.url}/volume/v3/${PROJECT}/volumes/detail?${next}` }];
+    }
+    send(200, body);
   }
 }
