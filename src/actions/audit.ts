@@ -149,9 +149,8 @@ async function auditCell(
 ): Promise<void> {
   const db = topology.cellDatabase(cell);
   const inFlight = new Set<Promise<void>>();
-<<<<<<< HEAD
   try {
-    await scanCell(db, options, record, inFlight);
+    await scanCell(db, options, cinder, record, report, inFlight);
   } finally {
     // The scan may break (cell DB lost) with Cinder calls still out: let them settle before the
     // cell's totals are final, or they would keep changing a result already returned.
@@ -162,18 +161,11 @@ async function auditCell(
 async function scanCell(
   db: ReturnType<NovaTopology['cellDatabase']>,
   options: AuditOptions,
+  cinder: CinderIndex | undefined,
   record: (row: AuditRow, reasons: StaleReason[]) => void,
+  report: AuditReportFile | undefined,
   inFlight: Set<Promise<void>>,
 ): Promise<void> {
-  for await (const row of streamVolumeBdms(db, options.filters)) {
-    const info = parseConnectionInfo(row.connection_info); // once per row: the hot path at 100k
-    if (options.filters.driverVolumeType !== undefined && info?.driver_volume_type !== options.filters.driverVolumeType) continue;
-    const reasons = dbStaleReasons(row, options.expect, info);
-    const cinder = options.cinder;
-    if (!cinder || row.attachment_id === null) {
-      record(row, reasons);
-      continue;
-=======
   const wanted = options.filters.driverVolumeType;
   for await (const rows of streamVolumeBdmBatches(db, options.filters)) {
     for (const row of rows) {
@@ -201,7 +193,6 @@ async function scanCell(
         record(row, reasons);
       })().finally(() => inFlight.delete(job));
       inFlight.add(job);
->>>>>>> main
     }
     // Back pressure from the report file: the disk, not memory, absorbs a slow writer.
     if (report) await report.written();
