@@ -3,7 +3,8 @@ import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
-import { EXPECT, FleetSeeder } from './fleet-seed';
+import { FakeOpenStack } from '../support/fake-openstack';
+import { EXPECT, FleetSeeder, NEW_MONS } from './fleet-seed';
 import { expectStatus, ratio, summarize, timeChild, type Summary } from './measure';
 
 // `npm run bench`: cold start, show, refresh, audit at scale and Ansible check mode, each figure
@@ -276,9 +277,68 @@ async function benchAuditAndCheck(env: NbbEnv, seeder: FleetSeeder, doAudit: boo
       audit[size] = { wall_ms: w, peak_rss_mib: m, seeded, stale_found: (last.totals as { stale: number }).stale, by_reason: (last.totals as { by_reason: unknown }).by_reason, output_bytes: JSON.stringify(last).length };
     }
     if (doCheck && size === 1000) await benchCheckMode(env, seeded.volumeBdms);
+    if (doAudit && size === CINDER_SIZE) await benchAuditCinder(env, seeder, auditArgs);
     started = Date.now();
   }
   if (doAudit) sections.audit = { sizes: audit, args: { action: 'audit', config_file: '<nbb nova.conf>', expect: EXPECT } };
+}
+
+// ------------------------------------------------------------------------------------ 4c. audit with the Cinder rules
+
+const CINDER_SIZE = int('BENCH_CINDER_SIZE', 10_000);
+
+/**
+ * The same fleet audited with check_cinder against the stand-in Cinder (test/support/fake-openstack.ts,
+ * which pages its listings like Cinder: osapi_max_limit 1000), holding one attached v3 attachment per
+ * seeded v3 BDM on the instance's host, with the new monitors. Interleaved with the DB-only audit.
+ */
+async function benchAuditCinder(env: NbbEnv, seeder: FleetSeeder, dbOnlyArgs: string): Promise<void> {
+  const cloud = await FakeOpenStack.start();
+  try {
+    const bdms = await seeder.v3Attachments();
+    for (const r of bdms) {
+      const stored = r.connection_info ? (JSON.parse(r.connection_info) as { driver_volume_type: string; data: Record<string, unknown> }) : undefined;
+      cloud.addVolume(r.volume_id, { project_id: 'project-bench', status: 'in-use' });
+      const attachment = cloud.addAttachedVolume(r.volume_id, r.instance_uuid, { driver_volume_type: 'rbd', data: {} }, false, r.host);
+      // Cinder re-keyed to this BDM's attachment, holding the new monitors (what cinder-volume hands out after the move).
+      cloud.attachments.delete(attachment.id);
+      attachment.id = r.attachment_id;
+      attachment.connection_info = stored ? { ...stored.data, hosts: NEW_MONS.hosts, ports: NEW_MONS.ports, driver_volume_type: stored.driver_volume_type, attachment_id: r.attachment_id } : {};
+      cloud.attachments.set(attachment.id, attachment);
+    }
+    const cinderConf = join(STATE_DIR, 'bench-cinder.conf');
+    writeFileSync(cinderConf, cloud.nova_conf_sections());
+    const withCinder = argsFile('audit-cinder', { action: 'audit', config_file: [env.confPath, cinderConf], expect: EXPECT, check_cinder: true });
+    log(`audit with check_cinder: ${bdms.length} attachments in the stand-in Cinder, ${REPS.audit} rounds interleaved with the DB-only audit`);
+    const dbOnly: number[] = [];
+    const cinder: number[] = [];
+    let requests = 0;
+    let last: Record<string, unknown> = {};
+    for (let i = -1; i < REPS.audit; i++) {
+      const a = expectStatus(await timeChild(NODE, [BUNDLE, dbOnlyArgs], { timeoutMs: 600_000 }), 'DB-only audit');
+      const b = expectStatus(await timeChild(NODE, [BUNDLE, withCinder], { timeoutMs: 600_000 }), 'audit with check_cinder');
+      last = parseJson(b.stdout, 'audit with check_cinder');
+      const totals = last.totals as { scanned: number; stale: number; cinder_requests?: number };
+      if (last.failed || totals.scanned !== seeder.seeded.volumeBdms || totals.stale !== seeder.seeded.expectedStale) {
+        throw new Error(`audit with check_cinder: scanned ${totals?.scanned}, stale ${totals?.stale} (want ${seeder.seeded.volumeBdms}, ${seeder.seeded.expectedStale}): ${String(last.msg)}`);
+      }
+      requests = totals.cinder_requests ?? NaN;
+      if (i < 0) continue;
+      dbOnly.push(a.ms);
+      cinder.push(b.ms);
+    }
+    const d = summarize(dbOnly);
+    const c = summarize(cinder);
+    const label = `${CINDER_SIZE / 1000}k`;
+    addSummary('4 audit', `${label} DB-only (paired with the next line)`, d, 'ms');
+    addSummary('4 audit', `${label} with check_cinder (stand-in Cinder)`, c, 'ms');
+    const r = ratio(c, d);
+    addRatio('4 audit', `${label}: check_cinder / DB-only`, r, { op: '<=', value: 3 });
+    rows.push({ section: '4 audit', measure: `${label} with check_cinder: Cinder requests per audit`, unit: '', median: requests, note: `${bdms.length} attachments; listing pages of 1000 + per-attachment GETs` });
+    sections.audit_cinder = { bdms: seeder.seeded.volumeBdms, attachments: bdms.length, db_only_ms: d, check_cinder_ms: c, ratio: r, cinder_requests: requests };
+  } finally {
+    await cloud.stop();
+  }
 }
 
 async function benchCheckMode(env: NbbEnv, bdms: number): Promise<void> {

@@ -223,6 +223,19 @@ export class FleetSeeder {
     return { instanceUuid, volumeId, bdmUuid };
   }
 
+  /** Every seeded v3 volume BDM with its instance's host: what a stand-in Cinder must hold for them. */
+  async v3Attachments(): Promise<Array<{ attachment_id: string; volume_id: string; instance_uuid: string; host: string; connection_info: string | null }>> {
+    const all = [];
+    for (const { db } of this.dbs.cells) {
+      const [rows] = await this.root.query(
+        `SELECT b.attachment_id, b.volume_id, b.instance_uuid, i.host, b.connection_info FROM \`${db}\`.block_device_mapping b
+         JOIN \`${db}\`.instances i ON i.uuid = b.instance_uuid WHERE b.deleted = 0 AND b.destination_type = 'volume' AND b.attachment_id IS NOT NULL`,
+      );
+      all.push(...(rows as Array<{ attachment_id: string; volume_id: string; instance_uuid: string; host: string; connection_info: string | null }>));
+    }
+    return all;
+  }
+
   async close(): Promise<void> {
     await this.root.end();
   }
