@@ -23,7 +23,7 @@ export async function execute(raw: unknown): Promise<Outcome> {
   try {
     rememberArgumentSecrets(raw, scrubber);
     const { args, ansible } = parseModuleInput(raw);
-    scrubber.addSecretsOf(args); // converted: a cinder_auth given as k=v text is a dict now
+    rememberArgumentSecrets(args, scrubber); // converted: a cinder_auth given as k=v text is a dict now
     verbosity = ansible.verbosity;
     const conf = loadNovaConf(typeof args.config_file === 'string' ? [args.config_file] : args.config_file);
     for (const s of configSecrets(conf)) scrubber.add(s);
@@ -89,7 +89,9 @@ function rememberArgumentSecrets(raw: unknown, scrubber: TextScrubber): void {
       else if (!value.includes('://')) scrubber.add(value);
     }
   }
-  scrubber.addSecretsOf(args);
+  // Below the top level, the secret keys of connection_info's kind (a keyring in expect, a
+  // password in cinder_auth); option names themselves (reveal_secrets) are not secrets.
+  for (const value of Object.values(args)) if (value !== null && typeof value === 'object') scrubber.addSecretsOf(value);
 }
 
 function failure(error: Error, verbosity: number, scrubber: TextScrubber): ModuleResult {

@@ -2,7 +2,9 @@ import type { Attachment, AttachedHosts, CinderClient } from '../cinder/cinder-c
 import type { Cell, NovaTopology } from '../nova-db/cells';
 import { streamVolumeBdmBatches, type AuditFilters, type AuditRow } from '../nova-db/audit-query';
 import { AuditReportFile } from './audit-report';
+import { BadInput } from '../errors';
 import { parseConnectionInfo } from './connection-info';
+import { instanceBlocker } from './refreshable';
 import { cinderStaleReasons, dbStaleReasons, type StaleCode, type StaleReason } from './staleness';
 
 // Every attached volume BDM across all cells, judged by the staleness rules. A few cells are read
@@ -14,6 +16,10 @@ export const CELL_CONCURRENCY = 4;
 
 export interface AuditOptions {
   filters: AuditFilters;
+  /** Only these cells (names or uuids). */
+  cells?: string[];
+  /** The refuse_locked rule (refreshable.ts). */
+  refuseLocked?: boolean;
   expect?: Record<string, unknown>;
   /** Also judge by Cinder: its attachment listing, per-attachment GETs (bounded) only for what it lacks. */
   cinder?: { client: CinderClient; concurrency: number };
@@ -74,7 +80,7 @@ async function loadCinderIndex(cinder: NonNullable<AuditOptions['cinder']>): Pro
 }
 
 async function auditCells(topology: NovaTopology, options: AuditOptions, report: AuditReportFile | undefined): Promise<Record<string, unknown>> {
-  const [cells, cinder] = await Promise.all([topology.listCells(), options.cinder ? loadCinderIndex(options.cinder) : undefined]);
+  const [cells, cinder] = await Promise.all([topology.listCells().then((all) => selectCells(all, options.cells)), options.cinder ? loadCinderIndex(options.cinder) : undefined]);
   const stale: StaleBdm[] = [];
   const byReason: Record<string, number> = {};
   let scanned = 0;
@@ -90,12 +96,12 @@ async function auditCells(topology: NovaTopology, options: AuditOptions, report:
       if (reasons.length === 0) return;
       totals.stale++;
       for (const r of reasons) byReason[r.code] = (byReason[r.code] ?? 0) + 1;
-      const entry = staleEntry(row, cell, reasons);
+      const entry = staleEntry(row, cell, reasons, options.refuseLocked === true);
       stale.push(entry);
       report?.addStale(entry);
     };
     try {
-      await auditCell(topology, cell, options, cinder, record, report);
+      await auditCell(topology, cell, { ...options, filters: { ...options.filters, withLockedReason: options.refuseLocked === true } }, cinder, record, report);
     } catch (err) {
       totals.error = err instanceof Error ? err.message : String(err);
     }
@@ -177,14 +183,8 @@ async function auditCell(
   await Promise.all(inFlight);
 }
 
-function staleEntry(row: AuditRow, cell: Cell, reasons: StaleReason[]): StaleBdm {
-  const blockedBy =
-    row.vm_state === null ? 'the instance has no live row'
-    : row.vm_state !== 'stopped' ? `vm_state ${row.vm_state} (must be stopped)`
-    : row.task_state !== null ? `task_state ${row.task_state}`
-    : row.locked ? 'the instance is locked'
-    : !row.host ? 'the instance has no host'
-    : undefined;
+function staleEntry(row: AuditRow, cell: Cell, reasons: StaleReason[], refuseLocked: boolean): StaleBdm {
+  const blocker = instanceBlocker(row.vm_state === null ? undefined : { ...row, uuid: row.instance_uuid ?? '' }, { refuseLocked });
   return {
     bdm_uuid: row.uuid,
     instance_uuid: row.instance_uuid,
@@ -193,7 +193,17 @@ function staleEntry(row: AuditRow, cell: Cell, reasons: StaleReason[]): StaleBdm
     cell: cell.name ?? cell.uuid,
     reasons: reasons.map((r) => r.code),
     details: reasons.map((r) => r.detail),
-    refreshable: blockedBy === undefined,
-    ...(blockedBy ? { blocked_by: blockedBy } : {}),
+    refreshable: blocker === undefined,
+    ...(blocker ? { blocked_by: blocker.why } : {}),
   };
+}
+
+/** The cells named (by name or uuid), in the API database's order; an unknown name is an error. */
+export function selectCells(cells: Cell[], wanted: string[] | undefined): Cell[] {
+  if (!wanted?.length) return cells;
+  const unknown = wanted.filter((w) => !cells.some((c) => c.name === w || c.uuid === w.toLowerCase()));
+  if (unknown.length > 0) {
+    throw new BadInput(`no such cell: ${unknown.join(', ')} (cells: ${cells.map((c) => c.name ?? c.uuid).join(', ')})`);
+  }
+  return cells.filter((c) => wanted.some((w) => c.name === w || c.uuid === w.toLowerCase()));
 }

@@ -65,6 +65,8 @@ interface Fault {
   status: number;
   times: number;
   delayMs?: number;
+  /** Do the work first and answer late (the caller may give up on an answer to a done deed). */
+  answerLate?: boolean;
 }
 
 interface IssuedToken {
@@ -129,6 +131,11 @@ export class FakeOpenStack {
   /** Make the next `times` requests matching method+path answer `status` (after delayMs; status 0 = only the delay). */
   failNext(method: string, path: RegExp, status: number, times = 1, delayMs?: number): void {
     this.faults.push({ method, path, status, times, delayMs });
+  }
+
+  /** The next `times` matching requests are carried out at once but answered only after delayMs. */
+  answerLate(method: string, path: RegExp, delayMs: number, times = 1): void {
+    this.faults.push({ method, path, status: 0, times, delayMs, answerLate: true });
   }
 
   clearFaults(): void {
@@ -290,6 +297,7 @@ project_domain_name = Default
     }
     const url = new URL(req.url ?? '/', this.url);
     const method = req.method ?? 'GET';
+    let lateMs = 0;
     const send = (status: number, payload?: unknown, headers: Record<string, string> = {}) => {
       this.log.push({
         method,
@@ -303,14 +311,24 @@ project_domain_name = Default
           'x-openstack-request-id': req.headers['x-openstack-request-id'] as string | undefined,
         },
       });
-      res.writeHead(status, { 'Content-Type': 'application/json', 'x-openstack-request-id': `req-${randomUUID()}`, ...headers });
-      res.end(payload === undefined ? '' : JSON.stringify(payload));
+      const answer = () => {
+        if (res.destroyed) return;
+        res.writeHead(status, { 'Content-Type': 'application/json', 'x-openstack-request-id': `req-${randomUUID()}`, ...headers });
+        res.end(payload === undefined ? '' : JSON.stringify(payload));
+      };
+      if (lateMs) setTimeout(answer, lateMs);
+      else answer();
     };
     this.onRequest?.(method, url.pathname);
     const fault = this.faults.find((f) => f.method === method && f.path.test(url.pathname) && f.times > 0);
     if (fault) {
       fault.times--;
-      if (fault.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
+      if (fault.answerLate) lateMs = fault.delayMs ?? 0;
+      else if (fault.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
+      if (fault.status === 401) {
+        send(401, UNAUTHORIZED, { 'WWW-Authenticate': `Keystone uri="${this.url}/identity"` });
+        return;
+      }
       if (fault.status > 0) {
         send(fault.status, { [fault.status === 404 ? 'itemNotFound' : fault.status === 409 ? 'conflictingRequest' : fault.status === 400 ? 'badRequest' : 'computeFault']: { code: fault.status, message: `injected ${fault.status}` } });
         return;
