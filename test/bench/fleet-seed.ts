@@ -32,7 +32,8 @@ export interface SeedStats {
   avgConnectionInfoBytes: number;
 }
 
-function connectionInfo(volumeId: string, attachmentId: string | null, instanceUuid: string, mons: typeof NEW_MONS): string {
+/** What Nova stores: Cinder's connection_info re-nested, attachment_id and driver_volume_type taken out of data (nova/volume/cinder.py _translate_attachment_ref). */
+function connectionInfo(volumeId: string, _attachmentId: string | null, instanceUuid: string, mons: typeof NEW_MONS): string {
   const info = {
     driver_volume_type: 'rbd',
     data: {
@@ -50,8 +51,6 @@ function connectionInfo(volumeId: string, attachmentId: string | null, instanceU
       access_mode: 'rw',
       encrypted: false,
       cacheable: false,
-      driver_volume_type: 'rbd',
-      attachment_id: attachmentId,
       enforce_multipath: false,
     },
     status: 'reserved',
