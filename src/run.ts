@@ -73,9 +73,13 @@ async function runAction(
   }
 }
 
+const MAX_MSG = 2000;
+
 function failure(error: Error, verbosity: number, scrubber: TextScrubber): ModuleResult {
   const expected = error instanceof NovaBdmError;
-  const firstLine = (error.message || error.name).split('\n')[0]!.trim();
+  const line = (error.message || error.name).split('\n')[0]!.trim();
+  // Messages echo input (a path, a key): a hostile one must not make msg a megabyte long.
+  const firstLine = line.length > MAX_MSG ? `${line.slice(0, MAX_MSG)}... (${line.length} characters)` : line;
   const result: ModuleResult = {
     changed: false,
     failed: true,

@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { parseIni, type IniSections } from './ini';
+import { FileNotReadable, readRegularTextFile } from './read-file';
 import { BadInput } from '../errors';
 
 /** nova.conf as read from one or more files; later files override earlier ones (oslo.config). */
@@ -22,20 +22,23 @@ export class NovaConf {
   }
 }
 
+/** Far above any real nova.conf (a fully commented one is ~250 KB); a FIFO or a 1 GB file is refused. */
+const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
+
 export function loadNovaConf(paths: readonly string[]): NovaConf {
   const sections: IniSections = new Map();
   const files: Array<{ path: string; found: boolean }> = [];
   for (const path of paths) {
     let text: string;
     try {
-      text = readFileSync(path, 'utf8');
+      text = readRegularTextFile(path, MAX_CONFIG_BYTES);
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
+      const { code, reason } = err as FileNotReadable;
       if (code === 'ENOENT') {
         files.push({ path, found: false });
         continue;
       }
-      throw new BadInput(`cannot read config file ${path}: ${code ?? (err as Error).message}`);
+      throw new BadInput(`cannot read config file ${path}: ${reason}`);
     }
     parseIni(text, sections);
     files.push({ path, found: true });

@@ -13,12 +13,20 @@ export function isSecretKey(key: string): boolean {
   return SECRET_NAME.test(key) && !IDENTIFIER_NAME.test(key);
 }
 
+/** `password=...`, `"keyring": "..."` inside free text (a string where an object was expected). */
+const KEY_VALUE = /\b([\w-]*(?:password|secret|token|keyring|passphrase)[\w-]*)(["']?\s*[:=]\s*["']?)([^\s"',;}]+)/gi;
+
+export function maskKeyValues(text: string): string {
+  return text.replace(KEY_VALUE, (m, k: string, sep: string, v: string) => (IDENTIFIER_NAME.test(k) || v === MASK ? m : `${k}${sep}${MASK}`));
+}
+
 export function maskSecrets<T>(value: T): T {
+  if (typeof value === 'string') return maskKeyValues(value) as T;
   if (Array.isArray(value)) return value.map((v) => maskSecrets(v)) as T;
   if (value === null || typeof value !== 'object') return value;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) {
-    out[k] = isSecretKey(k) && v !== null && v !== undefined ? MASK : maskSecrets(v);
-  }
-  return out as T;
+  // fromEntries defines own properties: a "__proto__" key from JSON stays a (masked) key
+  // instead of becoming the prototype and vanishing from the output.
+  return Object.fromEntries(
+    Object.entries(value).map(([k, v]) => [k, isSecretKey(k) && v !== null && v !== undefined ? MASK : maskSecrets(v)]),
+  ) as T;
 }
