@@ -26,7 +26,9 @@ async function main(argv: string[]): Promise<number> {
   }
   const { execute } = await import('./run');
   const { result, error } = await execute(command.moduleArgs);
-  if (result.failed) {
+  // A fleet refresh that failed for some BDMs still prints what it did.
+  const partial = result.failed && result.counts !== undefined;
+  if (result.failed && !partial) {
     process.stderr.write(`${result.msg}\n`);
     const { exitCodeFor } = await import('./cli/exit-codes');
     return exitCodeFor(error, String(command.moduleArgs.action));
@@ -34,6 +36,10 @@ async function main(argv: string[]): Promise<number> {
   const { renderResult } = await import('./cli/render');
   process.stdout.write(`${renderResult(result, command.render)}\n`);
   for (const w of (result.warnings as string[] | undefined) ?? []) process.stderr.write(`warning: ${w}\n`);
+  if (partial) {
+    process.stderr.write(`${result.msg}\n`);
+    return 1;
+  }
   // A CI gate can fail on stale BDMs by exit code alone.
   if (command.moduleArgs.action === 'audit' && Array.isArray(result.stale) && result.stale.length > 0) return 4;
   return 0;

@@ -14,7 +14,7 @@ export async function runAudit(args: ModuleArgs, conf: NovaConf, topology: NovaT
     const [{ CinderClient, CinderSession }, { OpenStackHttp }, { cinderSecrets, cinderSettings }, { newAdminContext }] = await Promise.all([
       import('./cinder/cinder-client'),
       import('./cinder/http'),
-      import('./config/cinder-settings'),
+      import('./cinder/cinder-settings'),
       import('./rpc/request-context'),
     ]);
     const settings = cinderSettings(conf, args.cinder_auth ?? {});
@@ -27,9 +27,12 @@ export async function runAudit(args: ModuleArgs, conf: NovaConf, topology: NovaT
       hosts: args.hosts,
       instanceUuids: args.instance_uuids?.map((u) => u.toLowerCase()),
       volumeIds: args.volume_ids?.map((u) => u.toLowerCase()),
+      bdmUuids: args.bdm_uuids?.map((u) => u.toLowerCase()),
       projectId: args.project_id,
       driverVolumeType: args.driver_volume_type,
     },
+    cells: args.cells,
+    refuseLocked: args.refuse_locked,
     expect: args.expect as Record<string, unknown> | undefined,
     cinder,
     reportPath: args.report_path,

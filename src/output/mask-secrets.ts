@@ -13,15 +13,7 @@ export function isSecretKey(key: string): boolean {
   return SECRET_NAME.test(key) && !IDENTIFIER_NAME.test(key);
 }
 
-/** `password=...`, `"keyring": "..."` inside free text (a string where an object was expected). */
-const KEY_VALUE = /\b([\w-]*(?:password|secret|token|keyring|passphrase)[\w-]*)(["']?\s*[:=]\s*["']?)([^\s"',;}]+)/gi;
-
-export function maskKeyValues(text: string): string {
-  return text.replace(KEY_VALUE, (m, k: string, sep: string, v: string) => (IDENTIFIER_NAME.test(k) || v === MASK ? m : `${k}${sep}${MASK}`));
-}
-
 export function maskSecrets<T>(value: T): T {
-  if (typeof value === 'string') return maskKeyValues(value) as T;
   if (Array.isArray(value)) return value.map((v) => maskSecrets(v)) as T;
   if (value === null || typeof value !== 'object') return value;
   // fromEntries defines own properties: a "__proto__" key from JSON stays a (masked) key

@@ -48,7 +48,8 @@ const REPS = {
   check: int('BENCH_CHECK_REPS', 5),
 };
 const SECTIONS = (process.env.BENCH_ONLY ?? 'cold,audit,check,show,refresh').split(',').map((s) => s.trim());
-const AUDIT_SIZES = (process.env.BENCH_AUDIT_SIZES ?? '1000,10000,100000').split(',').map(Number);
+const AUDIT_SIZES = (process.env.BENCH_AUDIT_SIZES ?? '1000,10000,100000,300000,1000000').split(',').map(Number);
+const AUDIT_CELLS = int('BENCH_AUDIT_CELLS', 10);
 
 // ------------------------------------------------------------------------------------ output
 
@@ -167,6 +168,37 @@ function ensureSchema(): NbbEnv {
   const env = JSON.parse(readFileSync(envFile, 'utf8')) as NbbEnv;
   if (!Object.values(env.databases).every((d) => d.startsWith(PREFIX))) throw new Error(`${envFile} names databases outside ${PREFIX}*`);
   return env;
+}
+
+/**
+ * Cells 3..count beside the two that nova-manage made: each a copy of cell2's schema (mysqldump
+ * --no-data, foreign keys included), mapped in cell_mappings with cell2's literal URL pointing at
+ * its own database. Made once and reused. Returns the data cells' databases, cell1 first.
+ */
+function ensureCells(env: NbbEnv, count: number): string[] {
+  const mysql = (sqlText: string) => execFileSync('mysql', ['-uroot', '-N', '-e', sqlText], { encoding: 'utf8' }).trim();
+  const [cell2Url, cell2Transport] = mysql(`SELECT database_connection, transport_url FROM ${env.databases.api}.cell_mappings WHERE name = 'cell2'`).split('\t');
+  const user = /^[^:]+:\/\/([^:]+):/.exec(cell2Url!)?.[1];
+  if (!user) throw new Error(`cannot read the user of cell2's URL`);
+  const dbs = [env.databases.cell1, env.databases.cell2];
+  for (let k = 3; k <= count; k++) {
+    const db = `${PREFIX}cell${k}`;
+    dbs.push(db);
+    if (mysql(`SHOW DATABASES LIKE '${db}'`) === '') {
+      log(`making ${db} (schema of ${env.databases.cell2})`);
+      mysql(`CREATE DATABASE \`${db}\` CHARACTER SET utf8`);
+      execFileSync('sh', ['-c', `mysqldump -uroot --no-data ${env.databases.cell2} | mysql -uroot ${db}`]);
+      for (const host of ['%', 'localhost']) mysql(`GRANT ALL ON \`${db}\`.* TO '${decodeURIComponent(user)}'@'${host}'`);
+    }
+    if (mysql(`SELECT COUNT(*) FROM ${env.databases.api}.cell_mappings WHERE name = 'cell${k}'`) === '0') {
+      const url = cell2Url!.replace(`/${env.databases.cell2}?`, `/${db}?`);
+      const transport = cell2Transport!.replace(/cell2$/, `cell${k}`);
+      mysql(`INSERT INTO ${env.databases.api}.cell_mappings (created_at, uuid, name, transport_url, database_connection, disabled) VALUES (NOW(), UUID(), 'cell${k}', '${transport}', '${url}', 0)`);
+    }
+  }
+  // Fewer cells this run than the last: unmap the rest (their databases stay for the next run).
+  mysql(`DELETE FROM ${env.databases.api}.cell_mappings WHERE name REGEXP '^cell[0-9]+$' AND CAST(SUBSTRING(name, 5) AS UNSIGNED) > ${Math.max(count, 2)}`);
+  return dbs.slice(0, Math.max(count, 1));
 }
 
 function argsFile(name: string, args: Record<string, unknown>, ansible: Record<string, unknown> = {}): string {
@@ -473,7 +505,7 @@ async function main(): Promise<void> {
   let seeder: FleetSeeder | undefined;
   if (want('audit') || want('check') || want('show')) {
     env = ensureSchema();
-    seeder = await FleetSeeder.open(env.databases);
+    seeder = await FleetSeeder.open(env.databases.api, ensureCells(env, AUDIT_CELLS), PREFIX);
     await seeder.wipe();
   }
   if (want('audit') || want('check')) await guarded('4 audit', () => benchAuditAndCheck(env!, seeder!, want('audit'), want('check')));

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync, ftruncateSync, openSync, closeSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expectationMismatch } from '../../src/actions/staleness';
-import { loadConnector } from '../../src/config/connector-file';
+import { loadConnector } from '../../src/args/connector-file';
 import { loadNovaConf } from '../../src/config/nova-conf';
 import { maskSecrets, MASK } from '../../src/output/mask-secrets';
 import { TextScrubber } from '../../src/output/scrub-text';
@@ -54,9 +54,9 @@ test('an expectation mismatch never echoes a stored keyring, and keeps a 10 MB v
   assert.match(detail, /^data is \{"keyring":"\*{8}","name":"x+\.\.\. \(100000\d\d characters\), expected "x"$/);
 });
 
-test('masking keeps a "__proto__" key (masked) and hides key=value secrets inside strings', () => {
-  const masked = maskSecrets(JSON.parse('{"__proto__": {"keyring": "k1"}, "data": "auth_password=chap1 x", "name": "keyring: k2"}'));
-  assert.equal(JSON.stringify(masked), `{"__proto__":{"keyring":"${MASK}"},"data":"auth_password=${MASK} x","name":"keyring: ${MASK}"}`);
+test('masking keeps a "__proto__" key (masked) instead of making it the prototype', () => {
+  const masked = maskSecrets(JSON.parse('{"__proto__": {"keyring": "k1"}, "data": {"auth_password": "chap1"}}'));
+  assert.equal(JSON.stringify(masked), `{"__proto__":{"keyring":"${MASK}"},"data":{"auth_password":"${MASK}"}}`);
   assert.equal(Object.getPrototypeOf(masked), Object.prototype);
 });
 
@@ -64,6 +64,14 @@ test('a secret with continuation lines (oslo.config) is hidden line by line too'
   const s = new TextScrubber();
   s.add('first-part-pw\ncontinued-pw');
   assert.equal(s.scrub('db nova_api first-part-pw at x; continued-pw'), `db nova_api ${MASK} at x; ${MASK}`);
+});
+
+test('a secret value with a lone surrogate (no URL form) is still scrubbed, and execute still answers', async () => {
+  const s = new TextScrubber();
+  s.add('pw\ud800x');
+  assert.equal(s.scrub('a pw\ud800x b'), `a ${MASK} b`);
+  const { result } = await execute({ action: 'show', config_file: '/nonexistent', expect: { password: '\ud800' } });
+  assert.equal(result.failed, true);
 });
 
 test('msg stays one short line whatever the input echoes', async () => {

@@ -187,7 +187,7 @@ export function arbitraries(s: FuzzSandbox) {
         if (withGoodConf) args.config_file = s.confs.good;
         keys.forEach((k, i) => (args[k] = values[i]));
         for (const [k, v] of Object.entries(extra)) Object.defineProperty(args, k, { value: v, enumerable: true, writable: true, configurable: true });
-        return { ...args, ...flags };
+        return confineFleetRefresh(s, { ...args, ...flags });
       }),
     );
 
@@ -211,7 +211,7 @@ export function arbitraries(s: FuzzSandbox) {
 
   const word = fc.oneof(
     { weight: 4, arbitrary: fc.constantFrom('bdm', 'show', 'refresh', 'audit', 'volume_attachment', 'get_connector', '-', '--', '-h', '--json', '--connection_info', '--reveal-secrets', '--force', '--check', '--check-cinder', '--no-require-libvirt') },
-    { weight: 3, arbitrary: fc.constantFrom('--config-file', '--connector-path', '--rpc-timeout', '--expect-json', '--host', '--project', '--driver-volume-type', '--connect-timeout', '--config_file', '--connector_path') },
+    { weight: 3, arbitrary: fc.constantFrom('--config-file', '--connector-path', '--rpc-timeout', '--expect-json', '--host', '--project', '--driver-volume-type', '--connect-timeout', '--config_file', '--connector_path', '--cell', '--instance', '--volume', '--bdm', '--connector-dir', '--max-parallel', '--per-host-parallel', '--max-failures', '--refuse-locked') },
     { weight: 3, arbitrary: fc.oneof(bdm.map((b) => b.uuid), bdm.map((b) => b.instanceUuid), bdm.map((b) => b.volumeId), validUuid, badUuid) },
     { weight: 2, arbitrary: confPath },
     { weight: 2, arbitrary: pathTrick },
@@ -223,9 +223,25 @@ export function arbitraries(s: FuzzSandbox) {
   const command = fc.constantFrom(['bdm', 'show'], ['bdm', 'refresh'], ['bdm', 'audit'], ['volume_attachment', 'show'], ['volume_attachment', 'refresh'], ['get_connector'], []);
   const argv = fc
     .tuple(command, fc.array(word, { maxLength: 8 }), fc.boolean())
-    .map(([cmd, words, withGoodConf]) => [...(withGoodConf ? ['--config-file', s.confs.good!] : []), ...cmd, ...words]);
+    .map(([cmd, words, withGoodConf]) => {
+      const argv = [...(withGoodConf ? ['--config-file', s.confs.good!] : []), ...cmd, ...words];
+      // as confineFleetRefresh: a real fleet refresh only ever selects the sandbox's host
+      return argv.includes('refresh') && !argv.includes('--check') ? [...argv, '--host', s.host] : argv;
+    });
 
   return { moduleArgs, argsText, argv };
+}
+
+const FLEET_FILTERS = ['hosts', 'cells', 'instance_uuids', 'volume_ids', 'bdm_uuids', 'project_id', 'driver_volume_type'];
+
+/**
+ * A fleet refresh (refresh + filters) for real would refresh whatever the filters select in the
+ * shared test DBs, other tests' instances included: confined to the sandbox's hosts unless in
+ * check mode (which writes nothing anywhere, and the fuzz checks that too).
+ */
+export function confineFleetRefresh(s: FuzzSandbox, args: Record<string, unknown>): Record<string, unknown> {
+  if (args.action !== 'refresh' || args._ansible_check_mode === true || !FLEET_FILTERS.some((f) => args[f] !== undefined && args[f] !== null)) return args;
+  return { ...args, hosts: [s.host, s.heavyHost] };
 }
 
 /** JSON.stringify, but a value it cannot write (too deep) becomes a plain hostile string. */

@@ -167,18 +167,20 @@ export class FuzzSandbox {
       ['1,000 levels deep', `{"driver_volume_type":"rbd","data":${deep(1000)}}`],
       ['__proto__ keys', `{"driver_volume_type":"rbd","__proto__":{"keyring":"${keyring}","admin":true},"data":{"__proto__":{"auth_password":"${chap}"},"hosts":["h"],"ports":["1"]},"constructor":{"prototype":{"polluted":true}}}`],
       ['a JSON array', `[{"keyring":"${keyring}"}]`],
-      ['a JSON string', JSON.stringify(`keyring=${keyring}`)],
+      // Masking is by key (scrubbing free text by pattern was dropped on purpose: what follows
+      // "password" in a text is not necessarily a secret), so the text shapes hold no secret.
+      ['a JSON string', JSON.stringify('keyring=see the secret_uuid')],
       ['a number', '42'],
       ['the text null', 'null'],
       ['empty', ''],
       ['NULL', null],
       ['control characters and NUL', `{"driver_volume_type":"rbd\\u0000\\n","data":{"keyring":"${keyring}\\u0000","name":"\\u202e\\ud800"}}`],
-      ['wrong types', `{"driver_volume_type":{"keyring":"${keyring}"},"data":"auth_password=${chap}"}`],
+      ['wrong types', `{"driver_volume_type":{"keyring":"${keyring}"},"data":"auth_password=see above"}`],
       ['data an array', `{"driver_volume_type":"rbd","data":[{"keyring":"${keyring}"}]}`],
       ['hosts a string, ports null', `{"driver_volume_type":"rbd","data":{"hosts":"192.0.2.1","ports":null,"keyring":"${keyring}"}}`],
       ['100k monitors', JSON.stringify({ driver_volume_type: 'rbd', data: { hosts: Array.from({ length: 100_000 }, (_, i) => `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`), ports: ['6789'], keyring } })],
       ['iSCSI with CHAP', JSON.stringify({ driver_volume_type: 'iscsi', data: { target_portal: '192.0.2.50:3260', auth_method: 'CHAP', auth_username: 'u', auth_password: chap, discovery_auth_password: chap } })],
-      ['secret in a free-text field', JSON.stringify({ driver_volume_type: 'rbd', data: { name: `volumes/x password=${chap}`, hosts: ['h'], ports: ['1'] } })],
+      ['password words in a free-text field', JSON.stringify({ driver_volume_type: 'rbd', data: { name: 'volumes/x password=unset', hosts: ['h'], ports: ['1'], auth_password: chap } })],
     ];
     for (const [i, [what, text]] of rows.entries()) {
       const instanceUuid = i % 2 === 0 ? active : stopped;

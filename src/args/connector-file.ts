@@ -1,8 +1,8 @@
-import { describeSchemaErrors } from '../args/validate';
-import { validateConnector } from '../args/schema-validator';
-import type { Connector } from '../args/connector-schema';
+import { describeSchemaErrors } from './validate';
+import { validateConnector } from './schema-validator';
+import type { Connector } from './connector-schema';
 import { ConnectorMissing, ConnectorUnreadable } from '../errors';
-import { readRegularTextFile, type FileNotReadable } from './read-file';
+import { readRegularTextFile, type FileNotReadable } from '../config/read-file';
 
 /** A connector is a few hundred bytes; a FIFO or a huge file is refused, not read. */
 const MAX_CONNECTOR_BYTES = 1024 * 1024;
