@@ -1,5 +1,6 @@
 import type { Connector } from '../args/connector-schema';
 import type { Attachment, CinderClient } from '../cinder/cinder-client';
+import { OpenStackHttpError } from '../cinder/http';
 import { BdmNotFound, InstanceNotFound, InstanceStateInvalid, NovaBdmError, PreconditionFailed, RefreshFailed } from '../errors';
 import type { Cell, NovaTopology } from '../nova-db/cells';
 import { findInstanceRow, infoCacheOf, systemMetadataOf } from '../nova-db/refresh-reads';
@@ -44,10 +45,29 @@ export interface RefreshSettings {
   expect?: Record<string, unknown>;
 }
 
+/** What a refresh that failed before it wrote anything leaves: said in the result's `remains`. */
+export const NOTHING_CHANGED = 'nothing was changed (the instance was not locked)';
+
 export async function refreshBdm(
   deps: RefreshDeps,
   selector: { bdmUuid: string } | { instanceUuid: string; volumeId: string },
   settings: RefreshSettings,
+): Promise<Record<string, unknown>> {
+  const progress = { wrote: false };
+  try {
+    return await refreshBdmOnce(deps, selector, settings, progress);
+  } catch (err) {
+    // A failure after the first write is a RefreshFailed that says what remains; before it, nothing did.
+    if (err instanceof NovaBdmError && !(err instanceof RefreshFailed) && !progress.wrote) Object.assign(err, { remains: NOTHING_CHANGED });
+    throw err;
+  }
+}
+
+async function refreshBdmOnce(
+  deps: RefreshDeps,
+  selector: { bdmUuid: string } | { instanceUuid: string; volumeId: string },
+  settings: RefreshSettings,
+  progress: { wrote: boolean },
 ): Promise<Record<string, unknown>> {
   const steps = new StepLog();
   const warnings: string[] = [];
@@ -71,6 +91,7 @@ export async function refreshBdm(
     if (settings.checkMode) {
       throw new InstanceStateInvalid(`Instance ${instanceUuid} is locked by an interrupted refresh of BDM ${bdm.uuid}; a real run recovers it first.`);
     }
+    progress.wrote = true;
     recovery = await steps.run('recover', () =>
       recoverInterruptedRefresh({ db, cinder: deps.cinderFor(newAdminContext().requestId), bdm, reason, localHost: settings.localHost }),
     );
@@ -145,6 +166,7 @@ export async function refreshBdm(
   // --- Lock: one conditional UPDATE; exactly one of two racing controllers gets the row.
   const ctxLock = newAdminContext();
   const locked = await steps.run('lock', () => lockInstanceForRefresh(db, instanceUuid, reason, ctxLock, settings.localHost));
+  progress.wrote ||= locked;
   if (!locked) {
     const now = await findInstanceRow(db, instanceUuid);
     throw new InstanceStateInvalid(
@@ -160,6 +182,9 @@ export async function refreshBdm(
   let failure: Error | undefined;
   const undone: string[] = [];
   let remains = 'the BDM and its attachment are unchanged';
+  // Keep the lock when what is left is not known for sure: the next refresh of this BDM then
+  // recovers from Cinder's view (recoverInterruptedRefresh) instead of refreshing around strays.
+  let keepLocked: string | undefined;
   try {
     state.actionId = await steps.run('start_action', () => startRefreshAction(db, instanceUuid, ctxRefresh));
     state.newAttachment = await steps.run('cinder_reserve', () => cinder.reserveAttachment(volumeId, instanceUuid));
@@ -188,7 +213,16 @@ export async function refreshBdm(
     await steps.run('cinder_complete', () => cinder.completeAttachment(state.newAttachment!.id));
   } catch (err) {
     failure = err instanceof Error ? err : new Error(String(err));
-    remains = await undoAfterFailure(db, cinder, bdm, state, undone).catch((e: Error) => `clean-up failed too (${e.message}); run refresh again to recover`);
+    const step = steps.failedStep ?? '';
+    if (CINDER_WRITES.has(step) && failure instanceof OpenStackHttpError && failure.status === null) {
+      // No answer (timed out, connection lost): Cinder may still carry the call out.
+      keepLocked = `Cinder gave no answer to ${step}, so whether it happened is unknown`;
+    }
+    remains = await undoAfterFailure(db, cinder, bdm, state, undone, step === 'rpc_remove_volume_connection').catch((e: Error) => {
+      keepLocked ??= `clean-up failed too (${e.message.split('\n')[0]})`;
+      return 'the refresh is half done';
+    });
+    if (keepLocked) remains = `${keepLocked}; ${remains}; the instance stays locked: run refresh again to recover`;
   } finally {
     if (state.actionId !== undefined) {
       await steps.run('finish_action', () => finishRefreshAction(db, state.actionId!, settings.localHost, failure?.message)).catch((e: Error) => {
@@ -196,9 +230,12 @@ export async function refreshBdm(
       });
     }
     const ctxUnlock = newAdminContext();
-    await steps.run('unlock', () => unlockInstanceAfterRefresh(db, instanceUuid, reason, ctxUnlock, settings.localHost)).catch((e: Error) => {
-      warnings.push(`could not unlock instance ${instanceUuid} (${e.message}); the next refresh of this BDM unlocks it`);
-    });
+    if (!keepLocked) {
+      await steps.run('unlock', () => unlockInstanceAfterRefresh(db, instanceUuid, reason, ctxUnlock, settings.localHost)).catch((e: Error) => {
+        warnings.push(`could not unlock instance ${instanceUuid} (${e.message}); the next refresh of this BDM unlocks it`);
+        if (failure) remains += '; the instance is still locked: run refresh again to recover';
+      });
+    }
   }
 
   const requestIds = { lock: ctxLock.requestId, refresh: ctxRefresh.requestId };
@@ -237,6 +274,9 @@ export async function refreshBdm(
   return result;
 }
 
+/** The Cinder calls of a refresh that change something. */
+const CINDER_WRITES = new Set(['cinder_reserve', 'cinder_delete_old', 'cinder_update', 'cinder_complete']);
+
 /** v3: delete the BDM's old attachment. Legacy (cinder v2): the compute ended the connection; remove the record Cinder still keeps. */
 async function removeOldAttachments(cinder: CinderClient, bdm: BdmRecord, newId: string, removed: string[]): Promise<void> {
   if (bdm.attachment_id) {
@@ -261,6 +301,7 @@ async function undoAfterFailure(
   bdm: BdmRecord,
   state: { newAttachment?: Attachment; rpcDone: boolean; oldRemoved: string[]; bdmSaved: boolean },
   undone: string[],
+  rpcUnanswered: boolean,
 ): Promise<string> {
   if (state.bdmSaved) {
     return `the BDM holds the new attachment ${state.newAttachment!.id} and its connection_info, but Cinder did not mark it complete; run refresh again`;
@@ -275,7 +316,9 @@ async function undoAfterFailure(
       ? 'the BDM and its attachment are unchanged, but the compute has already disconnected the volume from the host' +
           (bdm.attachment_id ? '' : ' and ended its legacy connection in Cinder') +
           ': run refresh again before starting the instance'
-      : 'the BDM and its attachment are unchanged';
+      : rpcUnanswered
+        ? 'the BDM and its attachment are unchanged, but the compute may have disconnected the volume from the host (no reply): run refresh again before starting the instance'
+        : 'the BDM and its attachment are unchanged';
   }
   // The old attachment is gone: keep the BDM pointing at one that exists (nova's last resort).
   let keep = state.newAttachment;
