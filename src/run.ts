@@ -1,5 +1,5 @@
 import { parseModuleInput, type AnsibleFlags } from './args/validate';
-import type { ModuleArgs } from './args/schema';
+import { SECRET_OPTIONS, type ModuleArgs } from './args/schema';
 import { configSecrets, resolveDatabaseSettings, urlPasswords } from './config/connections';
 import { loadNovaConf } from './config/nova-conf';
 import { NovaBdmError, RefreshFailed } from './errors';
@@ -21,11 +21,10 @@ export async function execute(raw: unknown): Promise<Outcome> {
   const scrubber = new TextScrubber();
   let verbosity = 0;
   try {
+    rememberArgumentSecrets(raw, scrubber);
     const { args, ansible } = parseModuleInput(raw);
+    scrubber.addSecretsOf(args); // converted: a cinder_auth given as k=v text is a dict now
     verbosity = ansible.verbosity;
-    for (const url of [args.api_database_connection, args.database_connection]) {
-      for (const p of url ? urlPasswords(url) : []) scrubber.add(p);
-    }
     const conf = loadNovaConf(typeof args.config_file === 'string' ? [args.config_file] : args.config_file);
     for (const s of configSecrets(conf)) scrubber.add(s);
     const result = await runAction(args, conf, ansible, scrubber);
@@ -71,6 +70,26 @@ async function runAction(
   } finally {
     await topology.close();
   }
+}
+
+/**
+ * Every secret the arguments carry, known before they are even validated: the passwords of the
+ * database URLs, the whole value of any other secret option (cinder_auth's password, ...), and
+ * values under secret keys anywhere (a keyring in expect or connector).
+ */
+function rememberArgumentSecrets(raw: unknown, scrubber: TextScrubber): void {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return;
+  const args = raw as Record<string, unknown>;
+  for (const name of SECRET_OPTIONS) {
+    const value = args[name];
+    if (typeof value === 'string') {
+      const passwords = urlPasswords(value);
+      // A URL's password is its secret; a value that is not a URL is secret whole.
+      if (passwords.length > 0) passwords.forEach((p) => scrubber.add(p));
+      else if (!value.includes('://')) scrubber.add(value);
+    }
+  }
+  scrubber.addSecretsOf(args);
 }
 
 function failure(error: Error, verbosity: number, scrubber: TextScrubber): ModuleResult {

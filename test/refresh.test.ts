@@ -37,6 +37,7 @@ describe('the happy path', () => {
     // Cinder: exactly one attachment, the new one, attached rw, connected with our connector + mountpoint.
     const atts = env.cloud.attachmentsOf(s.volumeId);
     assert.deepEqual(atts.map((a) => [a.id, a.status, a.attach_mode]), [[newId, 'attached', 'rw']]);
+    assert.equal((r.connection_info as any).data.access_mode, 'rw', "the guest's mode");
     assert.deepEqual(atts[0]!.connector, { ...env.connector, mountpoint: '/dev/vdb' });
     const calls = env.cloud.mutations().filter((m) => m.path.includes(s.volumeId) || m.path.includes(newId) || m.path.includes(s.oldAttachmentId));
     assert.deepEqual(
@@ -113,25 +114,22 @@ describe('the happy path', () => {
     );
   });
 
-  test('a legacy (cinder v2) BDM is migrated to v3 and ends with exactly one rw attachment', async () => {
+  test('a legacy (cinder v2) BDM is migrated to v3: one attachment, ro by Cinder\'s readonly quirk, the guest still rw', async () => {
     const s = await env.seed({ legacy: true });
-    env.compute.onCall = async (call) => {
-      // What the real compute does for a BDM without attachment_id: os-terminate_connection.
-      const volumeId = (call.inner as any).args.volume_id;
-      for (const a of env.cloud.attachmentsOf(volumeId)) if (a.legacy) a.connection_info = null;
-    };
-    try {
-      const r = await env.refresh({ bdm_uuid: s.bdm.uuid });
-      assert.equal(r.failed, undefined, String(r.msg));
-      assert.equal(r.old_attachment_id, null);
-      const atts = env.cloud.attachmentsOf(s.volumeId);
-      assert.deepEqual(atts.map((a) => [a.id, a.status, a.attach_mode, a.legacy]), [[r.new_attachment_id, 'attached', 'rw', false]]);
-      const rows = await env.dumpRows(s.instanceUuid);
-      assert.equal(rows.bdms[0]!.attachment_id, r.new_attachment_id);
-      assert.equal(rows.instance!.locked, 0);
-    } finally {
-      env.compute.onCall = undefined;
-    }
+    assert.equal(env.cloud.attachmentsOf(s.volumeId)[0]!.connection_info, null, 'Cinder keeps no connection_info for a legacy attach');
+    const r = await env.refresh({ bdm_uuid: s.bdm.uuid });
+    assert.equal(r.failed, undefined, String(r.msg));
+    assert.equal(r.old_attachment_id, null);
+    // The legacy os-attach left admin metadata readonly='False', a truthy string: Cinder makes
+    // every later attachment 'ro', while data.access_mode (what the guest gets) stays rw.
+    const atts = env.cloud.attachmentsOf(s.volumeId);
+    assert.deepEqual(atts.map((a) => [a.id, a.status, a.attach_mode, a.legacy]), [[r.new_attachment_id, 'attached', 'ro', false]]);
+    const rows = await env.dumpRows(s.instanceUuid);
+    assert.equal(rows.bdms[0]!.attachment_id, r.new_attachment_id);
+    const stored = JSON.parse(rows.bdms[0]!.connection_info!);
+    assert.equal(stored.data.access_mode, 'rw');
+    assert.ok(!('connector' in stored), "the legacy connector key is gone, as after nova-manage's refresh");
+    assert.equal(rows.instance!.locked, 0);
   });
 
   test('multiattach flag and multipath_id of the old connection_info are kept, serial set', async () => {

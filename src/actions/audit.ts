@@ -1,8 +1,8 @@
-import { writeFileSync, chmodSync } from 'node:fs';
 import type { CinderClient } from '../cinder/cinder-client';
 import { BadInput } from '../errors';
 import type { Cell, NovaTopology } from '../nova-db/cells';
 import { streamVolumeBdms, type AuditFilters, type AuditRow } from '../nova-db/audit-query';
+import { checkPrivateFileTarget, writePrivateFile } from '../output/private-file';
 import { parseConnectionInfo } from './connection-info';
 import { cinderStaleReasons, dbStaleReasons, type StaleCode, type StaleReason } from './staleness';
 
@@ -83,8 +83,8 @@ export async function auditFleet(topology: NovaTopology, options: AuditOptions):
     result.msg = `${scanned} volume BDMs audited in ${cells.length} cells: ${stale.length} stale`;
   }
   if (options.reportPath) {
-    writeFileSync(options.reportPath, `${JSON.stringify(result, null, 2)}\n`, { mode: 0o600 });
-    chmodSync(options.reportPath, 0o600); // also when the file already existed
+    // Temp file + rename, 0600: a symlink planted at report_path is refused, never written through.
+    writePrivateFile(options.reportPath, `${JSON.stringify(result, null, 2)}\n`);
     result.report_path = options.reportPath;
   }
   return result;
@@ -143,9 +143,9 @@ function staleEntry(row: AuditRow, cell: Cell, reasons: StaleReason[]): StaleBdm
 
 function checkWritable(path: string): void {
   try {
-    writeFileSync(path, '', { flag: 'a', mode: 0o600 });
+    checkPrivateFileTarget(path);
   } catch (err) {
-    throw new BadInput(`cannot write report_path ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    throw new BadInput(`report_path: ${(err as Error).message}`);
   }
 }
 

@@ -3,6 +3,7 @@ import { InstanceStateInvalid, PreconditionFailed } from '../errors';
 import type { Cell, NovaTopology } from '../nova-db/cells';
 import { computeNodesOf, computeServiceOf, databaseNow, minimumComputeVersion } from '../nova-db/refresh-reads';
 import type { InstancesTable } from '../nova-db/schema';
+import { naiveUtcToDate } from '../naive-utc';
 import { capFromMinimumServiceVersion, capFromPin, removeVolumeConnectionVersion } from '../rpc/compute-rpc-version';
 
 // Everything refresh checks before it writes anything, each with its own message.
@@ -44,7 +45,7 @@ export async function checkCompute(
   if (!service) throw new PreconditionFailed(`no nova-compute service is registered for host ${host} in ${cell.name ?? cell.uuid}`);
   if (service.forced_down) throw new PreconditionFailed(`the nova-compute service on ${host} is forced down`);
   const lastSeen = service.last_seen_up ?? service.updated_at ?? service.created_at;
-  const ageSeconds = lastSeen ? (now.getTime() - Date.parse(`${lastSeen.replace(' ', 'T')}Z`)) / 1000 : Infinity;
+  const ageSeconds = lastSeen ? (now.getTime() - naiveUtcToDate(lastSeen).getTime()) / 1000 : Infinity;
   if (ageSeconds > options.serviceDownTimeSeconds) {
     throw new PreconditionFailed(
       `the nova-compute service on ${host} is down: last heartbeat ${lastSeen ? `${Math.round(ageSeconds)} s ago` : 'never'} (service_down_time ${options.serviceDownTimeSeconds} s)`,

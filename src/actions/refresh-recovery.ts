@@ -52,6 +52,12 @@ export async function recoverInterruptedRefresh(input: {
     recovery.kept_attachment_id = keep.id;
     recovery.notes.push(`pointed the BDM at attachment ${keep.id}${info ? '' : ' with connection_info cleared'}`);
   }
+  if (keep?.status === 'attaching' && keep.connection_info && Object.keys(keep.connection_info).length > 0) {
+    // Connected but never completed: the volume stays `attaching`, and Cinder reserves no new
+    // attachment for it until this one is complete (cinder/volume/api.py _attachment_reserve).
+    await cinder.completeAttachment(keep.id);
+    recovery.notes.push(`marked attachment ${keep.id} complete (the interrupted run had connected it)`);
+  }
   for (const a of attachments) {
     if (a.id === keep?.id) continue;
     if (!keep && !bdm.attachment_id && a.status === 'attached') continue; // the legacy one

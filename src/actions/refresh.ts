@@ -187,6 +187,12 @@ async function refreshBdmOnce(
   let keepLocked: string | undefined;
   try {
     state.actionId = await steps.run('start_action', () => startRefreshAction(db, instanceUuid, ctxRefresh));
+    if (cinderView?.status === 'attaching' && cinderView.connection_info && Object.keys(cinderView.connection_info).length > 0) {
+      // A run whose os-complete failed left the volume `attaching`; Cinder reserves a new
+      // attachment only for an in-use or reserved volume (_attachment_reserve): complete it first.
+      const pending = cinderView.id;
+      await steps.run('cinder_complete_pending', () => cinder.completeAttachment(pending));
+    }
     state.newAttachment = await steps.run('cinder_reserve', () => cinder.reserveAttachment(volumeId, instanceUuid));
     const primitive = instancePrimitive(
       { ...instance, locked: 1, locked_by: 'admin' }, // what nova sends: the lock saved, updated_at as read before it

@@ -19,8 +19,30 @@ export interface StaleReason {
   detail: string;
 }
 
-/** Keys Nova adds to data itself: never a sign of staleness. */
-const NOVA_ADDED_DATA_KEYS = new Set(['multipath_id', 'device_path']);
+/**
+ * Keys Cinder or Nova put into connection_info.data by themselves, with why. They say nothing
+ * about where the volume is, so comparing Nova's copy with Cinder's view ignores them: a Cinder
+ * upgrade that starts adding one must not mark the whole fleet stale. Keys Cinder has always
+ * added from the volume's settings (access_mode, encrypted, qos_specs, discard, cacheable,
+ * block sizes) are compared: a change there is a real change.
+ */
+export const SELF_ADDED_DATA_KEYS: ReadonlyMap<string, string> = new Map([
+  [
+    'enforce_multipath',
+    "Cinder 2025.1 (Epoxy) copies the connector's enforce_multipath into every new attachment's connection_info, false when absent " +
+      "(openstack/cinder commit 0c3c7b7bb, cinder/volume/manager.py _connection_create); BDMs attached before the upgrade lack it",
+  ],
+  [
+    'device_path',
+    "Nova's libvirt volume drivers record the local device os-brick connected (nova/virt/libvirt/volume/iscsi.py, fibrechannel.py, " +
+      'nvme.py, scaleio.py, ...); Cinder never has it',
+  ],
+  [
+    'multipath_id',
+    'Nova records it for multipath devices and carries it across refreshes (nova/virt/libvirt/volume/fibrechannel.py, ' +
+      'nova/virt/block_device.py _preserve_multipath_id); Cinder never has it',
+  ],
+]);
 
 export interface BdmFacts {
   attachment_id: string | null;
@@ -76,10 +98,10 @@ export function cinderStaleReasons(
   return reasons;
 }
 
-/** driver_volume_type + data, without the keys Nova adds itself. */
-function comparable(info: ConnectionInfo): Record<string, unknown> {
+/** driver_volume_type + data, without the keys Cinder or Nova add by themselves. */
+export function comparable(info: ConnectionInfo): Record<string, unknown> {
   const data = { ...(info.data ?? {}) };
-  for (const k of NOVA_ADDED_DATA_KEYS) delete data[k];
+  for (const k of SELF_ADDED_DATA_KEYS.keys()) delete data[k];
   return { driver_volume_type: info.driver_volume_type, data };
 }
 

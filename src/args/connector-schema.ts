@@ -1,8 +1,8 @@
 import type { FromSchema } from 'json-schema-to-ts';
 
 /**
- * The host connector os-brick's get_connector_properties reports on a compute (reference
- * cinder-keystone.md §6). Cinder's drivers need these; the rest depends on the host.
+ * The host connector os-brick's get_connector_properties reports on a compute (openstack/os-brick
+ * os_brick/initiator/connector.py). Cinder's drivers need these; the rest depends on the host.
  */
 export const connectorSchema = {
   $id: 'nova-bdm-connector',

@@ -1,5 +1,6 @@
 import type { ErrorObject } from 'ajv';
-import { OPTION_NAMES, type ModuleArgs } from './schema';
+import { argsSchema, OPTION_NAMES, type ModuleArgs } from './schema';
+import { coerceOptions, type CoercibleSchema } from './coerce';
 import { validateArgs as validateSchema } from './schema-validator';
 import { BadInput } from '../errors';
 
@@ -15,9 +16,15 @@ export interface ParsedInput {
   ansible: AnsibleFlags;
 }
 
+/** The options with their values converted to the schema's types, as AnsibleModule does (coerce.ts). */
+export function coerceModuleOptions(user: Record<string, unknown>): Record<string, unknown> {
+  return coerceOptions(user, argsSchema.properties as Readonly<Record<string, CoercibleSchema>>);
+}
+
 /**
  * Validates raw module input (already JSON-parsed). Strips and interprets `_ansible_*` keys,
- * applies defaults, and enforces the selector rules the schema cannot say clearly.
+ * converts string values to the schema's types, applies defaults, and enforces the selector
+ * rules the schema cannot say clearly.
  */
 export function parseModuleInput(raw: unknown): ParsedInput {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
@@ -38,10 +45,11 @@ export function parseModuleInput(raw: unknown): ParsedInput {
         `Supported parameters include: ${OPTION_NAMES.join(', ')}.`,
     );
   }
-  if (!validateSchema(user)) {
+  const converted = coerceModuleOptions(user);
+  if (!validateSchema(converted)) {
     throw new BadInput(describeSchemaErrors(validateSchema.errors ?? []));
   }
-  const args = user as ModuleArgs;
+  const args = converted as ModuleArgs;
   checkSelectors(args);
   return {
     args,

@@ -1,8 +1,9 @@
 import { BadInput } from '../errors';
 import { faultMessage, OpenStackHttpError, type OpenStackHttp } from './http';
-import { authenticate, type CatalogEntry, type KeystoneCredentials, type KeystoneToken } from './keystone';
+import { TokenSource, type CatalogEntry, type KeystoneCredentials, type KeystoneToken } from './keystone';
 
-// The Cinder v3 attachments API as nova 26 calls it (reference cinder-keystone.md §5), with
+// The Cinder v3 attachments API as nova 26 calls it (openstack/nova stable/zed
+// nova/volume/cinder.py), with
 // microversion 3.44, the request id of the refresh, and a service token when configured
 // (Cinder refuses to delete an in-use attachment without one).
 
@@ -33,23 +34,25 @@ export interface Attachment {
   [key: string]: unknown;
 }
 
-/** Keystone tokens and the Cinder endpoint, obtained once per run and shared by every client. */
+/** Keystone tokens (renewed before they expire, or after a 401) and the Cinder endpoint, shared by every client of a run. */
 export class CinderSession {
-  private auth?: Promise<{ token: string; endpoint: string }>;
-  private serviceAuth?: Promise<string>;
+  private readonly user: TokenSource;
+  private readonly service?: TokenSource;
+  private endpointOf?: { token: KeystoneToken; endpoint: string };
   versionChecked = false;
 
   constructor(
     readonly http: OpenStackHttp,
     readonly settings: CinderSettings,
-  ) {}
+  ) {
+    this.user = new TokenSource(http, settings.auth, '[cinder]');
+    if (settings.serviceAuth) this.service = new TokenSource(http, settings.serviceAuth, '[service_user]');
+  }
 
-  get(): Promise<{ token: string; endpoint: string }> {
-    this.auth ??= authenticate(this.http, this.settings.auth, '[cinder]').then((user) => ({ token: user.token, endpoint: this.endpoint(user) }));
-    this.auth.catch(() => {
-      this.auth = undefined; // a failed login may be retried by a later call
-    });
-    return this.auth;
+  async get(): Promise<{ token: string; endpoint: string }> {
+    const token = await this.user.get();
+    if (this.endpointOf?.token !== token) this.endpointOf = { token, endpoint: this.endpoint(token) };
+    return { token: token.token, endpoint: this.endpointOf.endpoint };
   }
 
   /**
@@ -57,14 +60,14 @@ export class CinderSession {
    * request (deleting an in-use attachment) carry it: every extra token costs Cinder a
    * validation round trip to Keystone.
    */
-  serviceToken(): Promise<string | undefined> {
-    const service = this.settings.serviceAuth;
-    if (!service) return Promise.resolve(undefined);
-    this.serviceAuth ??= authenticate(this.http, service, '[service_user]').then((t) => t.token);
-    this.serviceAuth.catch(() => {
-      this.serviceAuth = undefined;
-    });
-    return this.serviceAuth;
+  async serviceToken(): Promise<string | undefined> {
+    return this.service ? (await this.service.get()).token : undefined;
+  }
+
+  /** Cinder answered 401: drop the tokens that request carried (keystoneauth invalidates both). */
+  invalidate(userToken: string, serviceToken?: string): void {
+    this.user.invalidate(userToken);
+    if (serviceToken) this.service?.invalidate(serviceToken);
   }
 
   private endpoint(token: KeystoneToken): string {
@@ -159,29 +162,37 @@ export class CinderClient {
   }
 
   private async call(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, allowed: number[] = []) {
-    const session = await this.ensureSession();
-    const headers: Record<string, string> = {
-      Accept: 'application/json',
-      'User-Agent': 'nova-bdm',
-      'X-Auth-Token': session.token,
-      'X-OpenStack-Request-ID': this.requestId,
-      'OpenStack-API-Version': `volume ${ATTACHMENT_MICROVERSION}`,
-    };
-    if (method === 'DELETE') {
-      const serviceToken = await this.session.serviceToken();
+    for (let attempt = 1; ; attempt++) {
+      const session = await this.ensureSession();
+      const headers: Record<string, string> = {
+        Accept: 'application/json',
+        'User-Agent': 'nova-bdm',
+        'X-Auth-Token': session.token,
+        'X-OpenStack-Request-ID': this.requestId,
+        'OpenStack-API-Version': `volume ${ATTACHMENT_MICROVERSION}`,
+      };
+      const serviceToken = method === 'DELETE' ? await this.session.serviceToken() : undefined;
       if (serviceToken) headers['X-Service-Token'] = serviceToken;
+      if (body !== undefined) headers['Content-Type'] = 'application/json';
+      const res = await this.session.http.request(method, `${session.endpoint}${path}`, headers, body);
+      if (res.status === 401 && attempt === 1) {
+        // A token expired or was revoked before its time: authenticate again, once.
+        this.session.invalidate(session.token, serviceToken);
+        continue;
+      }
+      if (res.status >= 300 && !allowed.includes(res.status)) throw this.error(method, path, res);
+      return res;
     }
-    if (body !== undefined) headers['Content-Type'] = 'application/json';
-    const res = await this.session.http.request(method, `${session.endpoint}${path}`, headers, body);
-    if (res.status >= 300 && !allowed.includes(res.status)) throw this.error(method, path, res);
-    return res;
   }
 
   private error(method: string, path: string, res: { status: number } & Parameters<typeof faultMessage>[0]): OpenStackHttpError {
     const hint =
-      res.status === 409 && method === 'DELETE' && !this.session.settings.serviceAuth
-        ? ' (Cinder wants a service token: set [service_user] send_service_user_token = true)'
-        : '';
+      res.status !== 409 || method !== 'DELETE'
+        ? ''
+        : !this.session.settings.serviceAuth
+          ? // Worded without "token: x" or "token = x": the secret scrubber would mask those.
+          ' (Cinder wants a service token; in nova.conf [service_user], send_service_user_token must be true)'
+          : " (Cinder did not take it as a service request: the [service_user] user needs a role of Cinder's [keystone_authtoken] service_token_roles, by default service)";
     return new OpenStackHttpError(`Cinder ${method} ${path.split('?')[0]} failed: ${faultMessage(res)} (HTTP ${res.status})${hint}`, res.status);
   }
 
@@ -192,9 +203,14 @@ export class CinderClient {
   /** nova checks the server supports 3.44 before its first attachment_create. */
   private async checkMicroversion(): Promise<void> {
     if (this.session.versionChecked) return;
-    const session = await this.ensureSession();
+    let session = await this.ensureSession();
     const root = session.endpoint.replace(/\/v3(\/.*)?$/, '/');
-    const res = await this.session.http.request('GET', root, { Accept: '*/*', 'X-Auth-Token': session.token });
+    let res = await this.session.http.request('GET', root, { Accept: '*/*', 'X-Auth-Token': session.token });
+    if (res.status === 401) {
+      this.session.invalidate(session.token);
+      session = await this.ensureSession();
+      res = await this.session.http.request('GET', root, { Accept: '*/*', 'X-Auth-Token': session.token });
+    }
     const versions = (res.data as { versions?: Array<{ version?: string }> })?.versions ?? [];
     const v3 = versions.find((v) => String(v.version ?? '').includes('3.'));
     const [maj, min] = String(v3?.version ?? '0.0').split('.').map(Number);

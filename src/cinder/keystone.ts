@@ -32,6 +32,52 @@ export interface KeystoneToken {
   token: string;
   catalog: CatalogEntry[];
   projectId?: string;
+  /** expires_at in ms since the epoch; undefined when Keystone did not say. */
+  expiresAt?: number;
+}
+
+/** keystoneauth's MIN_TOKEN_LIFE_SECONDS: a token closer than this to expiry is renewed first. */
+export const MIN_TOKEN_LIFE_MS = 120_000;
+
+/**
+ * One set of credentials' token, the way a keystoneauth plugin keeps it: fetched on first use,
+ * shared by concurrent callers, renewed when it is about to expire, and dropped when a service
+ * answered 401 to it (the caller then asks again, once).
+ */
+export class TokenSource {
+  private pending?: Promise<KeystoneToken>;
+  private current?: KeystoneToken;
+
+  constructor(
+    private readonly http: OpenStackHttp,
+    private readonly credentials: KeystoneCredentials,
+    private readonly what: string,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  get(): Promise<KeystoneToken> {
+    const c = this.current;
+    if (c && (c.expiresAt === undefined || c.expiresAt - this.now() > MIN_TOKEN_LIFE_MS)) return Promise.resolve(c);
+    if (!this.pending) {
+      this.current = undefined;
+      const pending = authenticate(this.http, this.credentials, this.what);
+      this.pending = pending;
+      pending.then(
+        (t) => {
+          if (this.pending === pending) this.current = t;
+        },
+        () => undefined,
+      ).finally(() => {
+        if (this.pending === pending) this.pending = undefined;
+      });
+    }
+    return this.pending;
+  }
+
+  /** The service refused this token: the next get() authenticates again. */
+  invalidate(token: string): void {
+    if (this.current?.token === token) this.current = undefined;
+  }
 }
 
 const PASSWORD_TYPES = new Set(['password', 'v3password']);
@@ -50,8 +96,9 @@ export async function authenticate(http: OpenStackHttp, c: KeystoneCredentials, 
   }
   const token = res.headers['x-subject-token'];
   if (typeof token !== 'string' || token === '') throw new OpenStackHttpError(`Keystone answered ${what} without X-Subject-Token`, res.status);
-  const body = res.data as { token?: { catalog?: CatalogEntry[]; project?: { id?: string } } };
-  return { token, catalog: body.token?.catalog ?? [], projectId: body.token?.project?.id };
+  const body = res.data as { token?: { catalog?: CatalogEntry[]; project?: { id?: string }; expires_at?: string } };
+  const expiresAt = body.token?.expires_at ? Date.parse(body.token.expires_at) : NaN;
+  return { token, catalog: body.token?.catalog ?? [], projectId: body.token?.project?.id, expiresAt: Number.isNaN(expiresAt) ? undefined : expiresAt };
 }
 
 async function discoverV3(http: OpenStackHttp, authUrl: string, what: string): Promise<string> {

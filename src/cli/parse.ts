@@ -1,6 +1,11 @@
-// The human command line. It mirrors the surfaces operators know (nova-manage
-// `volume_attachment show` and the blueprint's `bdm show`) and builds the same module
-// arguments Ansible would send, so every way in shares one core.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { coerceModuleOptions } from '../args/validate';
+import { CoercionError } from '../args/coerce';
+
+// The human command line, on Node's util.parseArgs. It mirrors the surfaces operators know
+// (nova-manage `volume_attachment show` and the blueprint's `bdm show`) and builds the same
+// module arguments Ansible would send: values stay text and go through the module's own
+// conversion (args/coerce.ts), so every way in shares one core.
 
 export const USAGE = `usage: nova-bdm [--config-file PATH]... COMMAND ...
 
@@ -63,97 +68,99 @@ export type CliCommand =
   | { kind: 'usage-error'; message: string }
   | { kind: 'run'; moduleArgs: Record<string, unknown>; render: CliRender };
 
+/**
+ * One flag. `names` are its long spellings, the first one canonical (in --help and messages).
+ * `switch` takes no value and sets `set` (default true); `value` takes one (the last given
+ * wins); `list` is repeatable and collects its values in order into a list argument.
+ */
+interface Flag {
+  names: readonly string[];
+  short?: string;
+  kind: 'switch' | 'value' | 'list';
+  /** The module argument it sets, or a render setting, or help. */
+  to: { arg: string; set?: unknown } | { render: keyof CliRender } | 'help';
+}
+
+const FLAGS: readonly Flag[] = [
+  { names: ['help'], short: 'h', kind: 'switch', to: 'help' },
+  { names: ['json'], kind: 'switch', to: { render: 'json' } },
+  { names: ['connection_info', 'connection-info'], kind: 'switch', to: { render: 'connectionInfoOnly' } },
+  { names: ['config-file', 'config_file'], kind: 'list', to: { arg: 'config_file' } },
+  { names: ['reveal-secrets'], kind: 'switch', to: { arg: 'reveal_secrets' } },
+  { names: ['connect-timeout'], kind: 'value', to: { arg: 'connect_timeout' } },
+  { names: ['connector-path', 'connector_path'], kind: 'value', to: { arg: 'connector_path' } },
+  { names: ['rpc-timeout'], kind: 'value', to: { arg: 'rpc_timeout' } },
+  { names: ['no-require-libvirt'], kind: 'switch', to: { arg: 'require_libvirt', set: false } },
+  { names: ['expect-json'], kind: 'value', to: { arg: 'expect' } },
+  { names: ['force'], kind: 'switch', to: { arg: 'force' } },
+  { names: ['check-cinder'], kind: 'switch', to: { arg: 'check_cinder' } },
+  { names: ['host'], kind: 'list', to: { arg: 'hosts' } },
+  { names: ['project'], kind: 'value', to: { arg: 'project_id' } },
+  { names: ['driver-volume-type'], kind: 'value', to: { arg: 'driver_volume_type' } },
+  { names: ['report-path'], kind: 'value', to: { arg: 'report_path' } },
+  { names: ['check'], kind: 'switch', to: { arg: '_ansible_check_mode' } },
+];
+
+const FLAG_BY_NAME = new Map(FLAGS.flatMap((f) => [...f.names.map((n) => [n, f] as const), ...(f.short ? [[f.short, f] as const] : [])]));
+
+const PARSE_OPTIONS: ParseArgsConfig['options'] = Object.fromEntries(
+  FLAGS.flatMap((f) => f.names.map((n, i) => [n, { type: f.kind === 'switch' ? 'boolean' : 'string', ...(i === 0 && f.short ? { short: f.short } : {}) }] as const)),
+);
+
+/** The canonical --flag that sets a module argument, for messages. */
+function flagOf(arg: string): string {
+  const flag = FLAGS.find((f) => typeof f.to === 'object' && 'arg' in f.to && f.to.arg === arg);
+  return flag ? `--${flag.names[0]}` : arg;
+}
+
+/** Node's parseArgs messages, in our one-line style. */
+function usageMessage(err: Error & { code?: string }): string {
+  const flag = /'(-[^ ']+)/.exec(err.message)?.[1] ?? '';
+  if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return `unknown option ${flag}`;
+  if (/does not take an argument/.test(err.message)) return `${flag} takes no value`;
+  if (err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') return `${flag} needs a value`;
+  return err.message.split('\n')[0]!;
+}
+
 export function parseCli(argv: readonly string[]): CliCommand {
+  const terminator = argv.indexOf('--');
+  if ((terminator < 0 ? argv : argv.slice(0, terminator)).some((w) => w === '-h' || w === '--help')) return { kind: 'help' };
+  let tokens: NonNullable<ReturnType<typeof parseArgs>['tokens']>;
+  try {
+    tokens = parseArgs({ args: [...argv], options: PARSE_OPTIONS, allowPositionals: true, strict: true, tokens: true }).tokens!;
+  } catch (err) {
+    return { kind: 'usage-error', message: usageMessage(err as Error) };
+  }
   const positional: string[] = [];
-  const configFiles: string[] = [];
   const render: CliRender = { json: false, connectionInfoOnly: false };
   const moduleArgs: Record<string, unknown> = {};
-  for (let i = 0; i < argv.length; i++) {
-    const word = argv[i]!;
-    const [flag, inlineValue] = word.startsWith('--') && word.includes('=') ? [word.slice(0, word.indexOf('=')), word.slice(word.indexOf('=') + 1)] : [word, undefined];
-    const value = (): string | undefined => inlineValue ?? argv[++i];
-    switch (flag) {
-      case '-h':
-      case '--help':
-        return { kind: 'help' };
-      case '--json':
-        render.json = true;
-        break;
-      case '--connection_info':
-      case '--connection-info':
-        render.connectionInfoOnly = true;
-        break;
-      case '--reveal-secrets':
-        moduleArgs.reveal_secrets = true;
-        break;
-      case '--config-file':
-      case '--config_file': {
-        const v = value();
-        if (!v) return { kind: 'usage-error', message: '--config-file needs a path' };
-        configFiles.push(v);
-        break;
-      }
-      case '--connector-path':
-      case '--connector_path': {
-        const v = value();
-        if (!v) return { kind: 'usage-error', message: '--connector-path needs a path' };
-        moduleArgs.connector_path = v;
-        break;
-      }
-      case '--rpc-timeout': {
-        const v = Number(value());
-        if (!Number.isFinite(v)) return { kind: 'usage-error', message: '--rpc-timeout needs a number of seconds' };
-        moduleArgs.rpc_timeout = v;
-        break;
-      }
-      case '--force':
-        moduleArgs.force = true;
-        break;
-      case '--expect-json': {
-        const v = value();
-        try {
-          moduleArgs.expect = JSON.parse(v ?? '');
-        } catch {
-          return { kind: 'usage-error', message: '--expect-json needs a JSON object, e.g. \'{"data": {"hosts": ["10.0.0.1"]}}\'' };
-        }
-        break;
-      }
-      case '--check-cinder':
-        moduleArgs.check_cinder = true;
-        break;
-      case '--host': {
-        const v = value();
-        if (!v) return { kind: 'usage-error', message: '--host needs a host name' };
-        moduleArgs.hosts = [...((moduleArgs.hosts as string[] | undefined) ?? []), v];
-        break;
-      }
-      case '--project':
-      case '--driver-volume-type':
-      case '--report-path': {
-        const v = value();
-        if (!v) return { kind: 'usage-error', message: `${flag} needs a value` };
-        moduleArgs[{ '--project': 'project_id', '--driver-volume-type': 'driver_volume_type', '--report-path': 'report_path' }[flag]] = v;
-        break;
-      }
-      case '--no-require-libvirt':
-        moduleArgs.require_libvirt = false;
-        break;
-      case '--check':
-        moduleArgs._ansible_check_mode = true;
-        break;
-      case '--connect-timeout': {
-        const v = Number(value());
-        if (!Number.isFinite(v)) return { kind: 'usage-error', message: '--connect-timeout needs a number of seconds' };
-        moduleArgs.connect_timeout = v;
-        break;
-      }
-      default:
-        if (word.startsWith('-')) return { kind: 'usage-error', message: `unknown option ${word}` };
-        positional.push(word);
+  for (const token of tokens) {
+    if (token.kind === 'positional') positional.push(token.value);
+    if (token.kind !== 'option') continue;
+    const flag = FLAG_BY_NAME.get(token.name)!;
+    if (flag.kind !== 'switch' && !token.value) return { kind: 'usage-error', message: `--${flag.names[0]} needs a value` };
+    if (flag.to === 'help') return { kind: 'help' };
+    if ('render' in flag.to) {
+      render[flag.to.render] = true;
+    } else if (flag.kind === 'switch') {
+      moduleArgs[flag.to.arg] = flag.to.set ?? true;
+    } else if (flag.kind === 'list') {
+      moduleArgs[flag.to.arg] = [...((moduleArgs[flag.to.arg] as string[] | undefined) ?? []), token.value];
+    } else {
+      moduleArgs[flag.to.arg] = token.value;
     }
   }
-  if (configFiles.length > 0) moduleArgs.config_file = configFiles;
+  try {
+    // The module's own conversion: "--rpc-timeout 30" becomes 30 exactly as rpc_timeout=30 would.
+    Object.assign(moduleArgs, coerceModuleOptions(moduleArgs));
+  } catch (err) {
+    if (!(err instanceof CoercionError)) throw err;
+    return { kind: 'usage-error', message: `${flagOf(err.option.split(/[.[]/)[0]!)}: ${err.detail}` };
+  }
+  return command(positional, moduleArgs, render);
+}
 
+function command(positional: readonly string[], moduleArgs: Record<string, unknown>, render: CliRender): CliCommand {
   const [category, action, ...rest] = positional;
   if (category === 'bdm' && action === 'show') {
     if (rest.length !== 1) return { kind: 'usage-error', message: 'bdm show takes exactly one BDM_UUID' };

@@ -4,11 +4,9 @@ import { join } from 'node:path';
 import type { NovaConf } from './nova-conf';
 
 // The connector a compute host's libvirt driver hands Cinder, the way os-brick 6.1's
-// get_connector_properties builds it (reference cinder-keystone.md §6), read from the host's
-// files. `root` lets tests point it at a fake tree. A source that is missing is left out,
-// never guessed.
-
-const TRUE_WORDS = new Set(['1', 'true', 'yes', 'on']);
+// get_connector_properties builds it (openstack/os-brick os_brick/initiator/connector.py),
+// read from the host's files. `root` lets tests point it at a fake tree. A source that is
+// missing is left out, never guessed.
 
 function read(root: string, path: string): string | undefined {
   try {
@@ -63,7 +61,7 @@ function rootFilesystemUuid(root: string): string | undefined {
 
 /** [libvirt] volume_use_multipath. */
 export function wantsMultipath(conf: NovaConf): boolean {
-  return TRUE_WORDS.has((conf.get('libvirt', 'volume_use_multipath') ?? 'false').toLowerCase());
+  return conf.getBool('libvirt', 'volume_use_multipath', false);
 }
 
 export function hostConnector(conf: NovaConf, root = '/'): Record<string, unknown> {

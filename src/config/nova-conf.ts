@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { parseIni, type IniSections } from './ini';
 import { BadInput } from '../errors';
 
@@ -15,11 +16,52 @@ export class NovaConf {
     return value === undefined || value === '' ? undefined : value;
   }
 
+  /** An oslo.config BoolOpt: `fallback` when unset; a word oslo would reject is an error, not false. */
+  getBool(section: string, key: string, fallback: boolean): boolean {
+    const value = this.get(section, key);
+    if (value === undefined) return fallback;
+    const b = osloBool(value);
+    if (b === undefined) throw new BadInput(`[${section}] ${key} = ${value} is not a boolean (${this.describeFiles()})`);
+    return b;
+  }
+
+  /** An oslo.config IntOpt/FloatOpt: `fallback` when unset; text that is not a number is an error. */
+  getNumber(section: string, key: string, fallback: number): number {
+    const value = this.get(section, key);
+    if (value === undefined) return fallback;
+    const n = osloNumber(value);
+    if (n === undefined) throw new BadInput(`[${section}] ${key} = ${value} is not a number (${this.describeFiles()})`);
+    return n;
+  }
+
   /** "looked in /etc/nova/nova.conf (not found)" for error messages. */
   describeFiles(): string {
     if (this.files.length === 0) return 'no config file given';
     return `looked in ${this.files.map((f) => (f.found ? f.path : `${f.path} (not found)`)).join(', ')}`;
   }
+}
+
+// oslo.config's types.Boolean (oslo_config/types.py): these words in any case, nothing else.
+const OSLO_TRUE = new Set(['true', '1', 'on', 'yes', 't', 'y']);
+const OSLO_FALSE = new Set(['false', '0', 'off', 'no', 'f', 'n']);
+
+/** oslo.config's boolean of a text value; undefined when oslo would reject it. */
+export function osloBool(value: string): boolean | undefined {
+  const v = value.trim().toLowerCase();
+  if (OSLO_TRUE.has(v)) return true;
+  if (OSLO_FALSE.has(v)) return false;
+  return undefined;
+}
+
+/** A decimal number as oslo's Integer/Float types read it; undefined otherwise. */
+export function osloNumber(value: string): number | undefined {
+  const v = value.trim();
+  return /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/.test(v) ? Number(v) : undefined;
+}
+
+/** [DEFAULT] host of this process (recorded on instance action events), else the hostname. */
+export function localHost(conf: NovaConf): string {
+  return conf.get('DEFAULT', 'host') ?? hostname();
 }
 
 export function loadNovaConf(paths: readonly string[]): NovaConf {

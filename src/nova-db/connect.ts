@@ -77,7 +77,8 @@ const CONNECT_ERRORS: Record<string, (err: Error) => string> = {
   ENOTFOUND: () => 'host name not found',
   EHOSTUNREACH: () => 'host unreachable',
   ENOENT: () => 'socket not found',
-  ER_ACCESS_DENIED_ERROR: (e) => `access denied (${e.message.replace(/^Access denied /, '')})`,
+  // MySQL's own words, whole: "Access denied for user 'u'@'h' (using password: YES)".
+  ER_ACCESS_DENIED_ERROR: (e) => e.message,
   ER_DBACCESS_DENIED_ERROR: (e) => e.message,
   ER_BAD_DB_ERROR: (e) => e.message,
   PROTOCOL_CONNECTION_LOST: () => 'connection lost',

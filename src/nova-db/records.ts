@@ -1,14 +1,10 @@
 import type { Selectable } from 'kysely';
 import type { BlockDeviceMappingTable, InstancesTable } from './schema';
+import { naiveUtcToIso } from '../naive-utc';
 
 // Rows turned into the values Nova's objects hold: booleans as booleans (NULL -> false, as the
 // BlockDeviceMapping object defaults them), times as ISO-8601 UTC.
 
-/** 'YYYY-MM-DD HH:MM:SS' (naive UTC, as Nova stores it) -> 'YYYY-MM-DDTHH:MM:SSZ'. */
-export function isoUtc(value: string | null): string | null {
-  if (value === null) return null;
-  return `${value.replace(' ', 'T').replace(/\.\d+$/, '')}Z`;
-}
 
 export interface BdmRecord {
   id: number;
@@ -68,9 +64,9 @@ export function toBdmRecord(r: Selectable<BlockDeviceMappingTable>): BdmRecord {
     encryption_secret_uuid: r.encryption_secret_uuid,
     encryption_format: r.encryption_format,
     encryption_options: r.encryption_options,
-    created_at: isoUtc(r.created_at),
-    updated_at: isoUtc(r.updated_at),
-    deleted_at: isoUtc(r.deleted_at),
+    created_at: naiveUtcToIso(r.created_at),
+    updated_at: naiveUtcToIso(r.updated_at),
+    deleted_at: naiveUtcToIso(r.deleted_at),
     deleted: r.deleted !== null && r.deleted !== 0,
   };
 }

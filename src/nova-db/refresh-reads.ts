@@ -1,5 +1,6 @@
 import { sql, type Selectable } from 'kysely';
 import type { NovaDatabase } from './connect';
+import { naiveUtcToDate } from '../naive-utc';
 import type { CellDatabase, ComputeNodesTable, InstanceInfoCachesTable, InstancesTable, ServicesTable } from './schema';
 
 // What refresh reads from a cell DB besides the BDM: the whole instance (for the RPC
@@ -51,5 +52,5 @@ export async function minimumComputeVersion(db: CellDb): Promise<number | null> 
 /** The database's clock (UTC): service liveness is judged against it, not against ours. */
 export async function databaseNow(db: CellDb): Promise<Date> {
   const row = await db.run((k) => sql<{ now: string }>`SELECT UTC_TIMESTAMP() AS now`.execute(k));
-  return new Date(`${row.rows[0]!.now.replace(' ', 'T')}Z`);
+  return naiveUtcToDate(row.rows[0]!.now);
 }

@@ -2,7 +2,8 @@ import type { Kysely, Transaction } from 'kysely';
 import type { NovaDatabase } from './connect';
 import type { CellDatabase } from './schema';
 
-// Every row refresh writes, as nova-manage 26 writes it (reference nova-db.md §8): the lock and
+// Every row refresh writes, as nova-manage 26 writes it (openstack/nova
+// stable/zed nova/cmd/manage.py, VolumeAttachmentCommands.refresh): the lock and
 // unlock actions with their api_lock/api_unlock events, the refresh action, the BDM update.
 // Nova sets no server-side defaults, so created_at/updated_at/deleted are filled here (UTC).
 

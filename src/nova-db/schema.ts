@@ -1,6 +1,7 @@
 import type { ColumnType, Generated } from 'kysely';
 
-// Mirrors the real Nova 26 (Zed) tables (reference/nova-schema.sql). Nova sets no server-side
+// Mirrors the real Nova 26 (Zed) tables (openstack/nova stable/zed
+// nova/db/main/models.py, nova/db/api/models.py). Nova sets no server-side
 // defaults: every writer must fill created_at/updated_at/deleted itself. DATETIME columns are
 // read as 'YYYY-MM-DD HH:MM:SS' strings (naive UTC; mysql2 dateStrings) and written as UTC.
 

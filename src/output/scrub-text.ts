@@ -1,10 +1,12 @@
-import { MASK } from './mask-secrets';
+import { isSecretKey, MASK } from './mask-secrets';
 
-// Last line of defence for free text (error messages, tracebacks): hide the password part of
-// any URL, secret-looking key=value pairs, and every secret value we know from the config.
+// Last line of defence for free text (error messages, tracebacks, warnings): every secret value
+// we know (passwords from nova.conf, the arguments and the cell URLs, as written and
+// percent-encoded) is replaced wherever it appears, and so is the password part of any URL.
+// Nothing else is touched: "(using password: YES)" from MySQL stays whole, because what
+// follows a word such as "password" is not necessarily a secret.
 
 const URL_PASSWORD = /(\b[a-z][a-z0-9+.-]*:\/\/[^:/@\s,]*:)([^@\s]*)(@)/gi;
-const KEY_VALUE = /\b([\w-]*(?:password|secret|token|keyring|passphrase)[\w-]*)(["']?\s*[:=]\s*["']?)([^\s"',;}]+)/gi;
 
 export class TextScrubber {
   private readonly secrets = new Set<string>();
@@ -14,10 +16,20 @@ export class TextScrubber {
     if (secret) this.secrets.add(secret);
   }
 
+  /** Remember every value held under a secret key (as maskSecrets names them), at any depth. */
+  addSecretsOf(value: unknown): void {
+    if (Array.isArray(value)) for (const v of value) this.addSecretsOf(v);
+    else if (value !== null && typeof value === 'object') {
+      for (const [k, v] of Object.entries(value)) {
+        // An application_credential_name names a secret; it is not one.
+        if (isSecretKey(k) && !k.endsWith('_name') && (typeof v === 'string' || typeof v === 'number')) this.add(String(v));
+        else this.addSecretsOf(v);
+      }
+    }
+  }
+
   scrub(text: string): string {
-    let out = text.replace(URL_PASSWORD, `$1${MASK}$3`).replace(KEY_VALUE, (m, k: string, sep: string, v: string) =>
-      /_(uuid|id|type)$/i.test(k) || v === MASK ? m : `${k}${sep}${MASK}`,
-    );
+    let out = text.replace(URL_PASSWORD, `$1${MASK}$3`);
     // Longest first, so a secret that contains another is hidden whole.
     for (const s of [...this.secrets].sort((a, b) => b.length - a.length)) {
       out = out.split(s).join(MASK);

@@ -1,19 +1,15 @@
 import type { Selectable } from 'kysely';
 import type { InstanceInfoCachesTable, InstancesTable } from '../nova-db/schema';
+import { naiveUtcToIso } from '../naive-utc';
 
 // The Instance 2.7 object primitive nova-manage sends in remove_volume_connection
-// (reference nova-objects.md §2): every column field, plus info_cache, security_groups and
+// (nova/objects/instance.py, Instance VERSION 2.7 at Zed): every column field, plus info_cache, security_groups and
 // system_metadata.
 
 export type InstanceRow = Selectable<InstancesTable>;
 
 const BOOLEAN_FIELDS = new Set(['locked', 'auto_disk_config', 'shutdown_terminate', 'disable_terminate', 'hidden']);
 const DATETIME_FIELDS = new Set(['created_at', 'updated_at', 'deleted_at', 'launched_at', 'terminated_at']);
-
-/** DateTimeField: "YYYY-MM-DDTHH:MM:SSZ", no fraction. */
-function primitiveTime(v: string | null): string | null {
-  return v === null ? null : `${v.replace(' ', 'T').replace(/\.\d+$/, '')}Z`;
-}
 
 function novaObject(name: string, version: string, data: Record<string, unknown>) {
   return { 'nova_object.name': name, 'nova_object.namespace': 'nova', 'nova_object.version': version, 'nova_object.data': data };
@@ -30,7 +26,7 @@ export function instancePrimitive(
     if (column === 'deleted') data.deleted = value !== 0 && value === row.id;
     else if (column === 'cleaned') data.cleaned = value === 1;
     else if (BOOLEAN_FIELDS.has(column)) data[column] = Boolean(value);
-    else if (DATETIME_FIELDS.has(column)) data[column] = primitiveTime(value as string | null);
+    else if (DATETIME_FIELDS.has(column)) data[column] = naiveUtcToIso(value as string | null);
     else data[column] = value;
   }
   data.system_metadata = systemMetadata;
@@ -38,9 +34,9 @@ export function instancePrimitive(
     ? novaObject('InstanceInfoCache', '1.5', {
         instance_uuid: infoCache.instance_uuid,
         network_info: infoCache.network_info,
-        created_at: primitiveTime(infoCache.created_at),
-        updated_at: primitiveTime(infoCache.updated_at),
-        deleted_at: primitiveTime(infoCache.deleted_at),
+        created_at: naiveUtcToIso(infoCache.created_at),
+        updated_at: naiveUtcToIso(infoCache.updated_at),
+        deleted_at: naiveUtcToIso(infoCache.deleted_at),
         deleted: infoCache.deleted !== 0 && infoCache.deleted === infoCache.id,
       })
     : null;

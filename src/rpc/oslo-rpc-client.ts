@@ -4,7 +4,8 @@ import * as amqp from 'amqplib';
 import type { Broker, TransportSettings } from '../config/transport-url';
 import { BadInput, NovaBdmError } from '../errors';
 
-// oslo.messaging 14 RPC `call` over RabbitMQ (reference oslo-messaging-rabbit.md): the 2.0
+// oslo.messaging 14 RPC `call` over RabbitMQ (openstack/oslo.messaging
+// oslo_messaging/_drivers/amqpdriver.py, impl_rabbit.py): the 2.0
 // envelope, exchange and queue flags as oslo declares them, one reply queue per client,
 // replies demultiplexed by _msg_id, heartbeats (ending=false) until the final reply.
 

@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as mysql from 'mysql2/promise';
 
@@ -133,11 +133,16 @@ function env(): LabEnv {
  * component) when the lab does not come up.
  */
 export async function upLab(options: { fresh?: boolean } = {}): Promise<LabEnv> {
-  let r = await runAsync('bash', [join(LAB_SRC, 'up.sh'), ...(options.fresh ? ['--fresh'] : [])], { timeoutMs: 1_500_000 });
+  // Every interop test runs on the Ceph flavour, so one lab serves them all (the setting is
+  // sticky in lab.env: say it, in case someone ran the lab without it).
+  const upEnv = { ...process.env, OPENSTACK_LAB_CEPH: '1' };
+  const up = () => runAsync('bash', [join(LAB_SRC, 'up.sh'), ...(options.fresh ? ['--fresh'] : [])], { timeoutMs: 1_500_000, env: upEnv });
+  let r = await up();
   if (r.status !== 0 && /run down\.sh first/.test(r.stdout + r.stderr)) {
-    // A lab started from another checkout (other paths) is still running: restart it from this one.
+    // A lab started from another checkout (other paths) or with other settings is still
+    // running: restart it from this one.
     downLab();
-    r = await runAsync('bash', [join(LAB_SRC, 'up.sh'), ...(options.fresh ? ['--fresh'] : [])], { timeoutMs: 1_500_000 });
+    r = await up();
   }
   if (r.status !== 0) throw new Error(`test/interop/lab/up.sh failed (exit ${r.status}):\n${tail(`${r.stdout}\n${r.stderr}`)}`);
   labEnv = readLabEnv();
@@ -159,13 +164,21 @@ export interface Seeded {
   connection_info: unknown;
 }
 
-/** seed.py: instances in cell1 on compute1, each with a real Cinder volume attached the way nova-compute does it. */
-export async function seed(options: { legacy?: boolean; count?: number; vmState?: string; stale?: boolean; locked?: boolean } = {}): Promise<Seeded[]> {
+/**
+ * seed.py: instances in cell1, each with a real Cinder volume attached the way nova-compute does
+ * it (v3: through Nova's own nova.volume.cinder.API). Default: compute1 (fake driver), volume
+ * on the fake backend. `rbd: true`: a stopped boot-from-volume instance on compute2 (libvirt),
+ * its root volume on the rbd backend (Cinder's RBDDriver).
+ */
+export async function seed(
+  options: { legacy?: boolean; count?: number; vmState?: string; stale?: boolean; locked?: boolean; rbd?: boolean } = {},
+): Promise<Seeded[]> {
   const e = env();
   const args = [e.seedPath, '--count', String(options.count ?? 1), '--vm-state', options.vmState ?? 'stopped'];
   if (options.legacy) args.push('--legacy');
   if (options.stale) args.push('--stale');
   if (options.locked) args.push('--locked');
+  if (options.rbd) args.push('--backend', 'rbd', '--host', 'compute2', '--boot-from-volume');
   const r = await runAsync(e.python, args, { timeoutMs: 300_000 });
   if (r.status !== 0) throw new Error(`seed.py ${args.slice(1).join(' ')} failed (exit ${r.status}):\n${tail(r.stderr)}`);
   const rows = JSON.parse(r.stdout) as Array<Seeded & Record<string, unknown>>;
@@ -178,30 +191,40 @@ export async function seed(options: { legacy?: boolean; count?: number; vmState?
   }));
 }
 
-/** The REAL nova-manage (python3-nova 26) with the lab's nova.conf (the lab's wrapper script). */
-export function novaManage(args: string[], timeoutMs = 240_000): { status: number; stdout: string; stderr: string } {
-  const r = spawnSync(env().novaManage, args, { encoding: 'utf8', timeout: timeoutMs, env: { ...process.env, OPENSTACK_LAB_DIR: env().dir } });
+/**
+ * The REAL nova-manage (python3-nova 26) with the lab's nova.conf (the lab's wrapper script);
+ * `host: 'compute2'` adds compute2's config (host compute2, the libvirt driver), as an operator
+ * runs it on that compute.
+ */
+export function novaManage(args: string[], timeoutMs = 240_000, host: 'compute1' | 'compute2' = 'compute1'): { status: number; stdout: string; stderr: string } {
+  const r = spawnSync(env().novaManage, args, {
+    encoding: 'utf8',
+    timeout: timeoutMs,
+    env: { ...process.env, OPENSTACK_LAB_DIR: env().dir, OPENSTACK_LAB_NOVA_MANAGE_HOST: host },
+  });
   if (r.error) throw r.error;
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
-let connectorPath: string | undefined;
+const connectorPaths = new Map<string, string>();
 
 /**
  * A connector file written from the real `nova-manage volume_attachment get_connector --json`
- * (what an operator would hand to refresh). Made once per process.
+ * run as that compute host (what an operator would hand to refresh). Made once per process.
  */
-export function getConnectorJson(): string {
-  if (connectorPath && existsSync(connectorPath)) return connectorPath;
-  const r = novaManage(['volume_attachment', 'get_connector', '--json']);
-  if (r.status !== 0) throw new Error(`nova-manage volume_attachment get_connector --json failed (${r.status}): ${r.stdout}\n${tail(r.stderr)}`);
+export function getConnectorJson(host: 'compute1' | 'compute2' = 'compute1'): string {
+  const known = connectorPaths.get(host);
+  if (known && existsSync(known)) return known;
+  const r = novaManage(['volume_attachment', 'get_connector', '--json'], 240_000, host);
+  if (r.status !== 0) throw new Error(`nova-manage volume_attachment get_connector --json (${host}) failed (${r.status}): ${r.stdout}\n${tail(r.stderr)}`);
   const text = r.stdout.trim();
   JSON.parse(text); // must be one JSON object, nothing else on stdout
   const dir = join(env().dir, 'state', 'connectors');
   mkdirSync(dir, { recursive: true });
-  connectorPath = join(dir, 'connector.json');
-  writeFileSync(connectorPath, `${text}\n`);
-  return connectorPath;
+  const path = join(dir, host === 'compute1' ? 'connector.json' : `connector-${host}.json`);
+  writeFileSync(path, `${text}\n`);
+  connectorPaths.set(host, path);
+  return path;
 }
 
 async function withDb<T>(database: string, fn: (c: mysql.Connection) => Promise<T>): Promise<T> {
@@ -377,6 +400,117 @@ export async function cinderVolume(volumeId: string): Promise<{ status: string; 
   if (r.status !== 200) throw new Error(`Cinder GET /volumes/${volumeId}: HTTP ${r.status} ${JSON.stringify(r.body)}`);
   const v = (r.body as { volume: { status: string; attachments: Array<Record<string, unknown>> } }).volume;
   return { status: v.status, attachments: v.attachments };
+}
+
+// ---------------------------------------------------------------- Ceph flavour: mon, instances
+
+/** The lab's (only) Ceph monitor: its id and loopback address (ceph/mon.current, kept across down/up). */
+export function cephMon(): { id: string; addr: string } {
+  const [id, addr] = readFileSync(join(env().dir, 'ceph', 'mon.current'), 'utf8').trim().split(/\s+/);
+  if (!id || !addr) throw new Error('ceph/mon.current is empty: is the lab up with OPENSTACK_LAB_CEPH=1?');
+  return { id, addr };
+}
+
+/** tools/ceph_move_mon.sh NEWIP: add a mon at NEWIP, wait for the quorum, remove the old one. */
+export async function moveMon(newIp: string): Promise<{ ms: number; output: string }> {
+  const t0 = Date.now();
+  const r = await runAsync('bash', [join(LAB_SRC, 'tools', 'ceph_move_mon.sh'), newIp], { timeoutMs: 300_000, env: { ...process.env, OPENSTACK_LAB_DIR: env().dir } });
+  if (r.status !== 0) throw new Error(`ceph_move_mon.sh ${newIp} failed (exit ${r.status}):\n${tail(`${r.stdout}\n${r.stderr}`)}`);
+  return { ms: Date.now() - t0, output: r.stdout };
+}
+
+/** What tools/start_instance.py and stop_instance.py print. */
+export interface PowerResult {
+  instance_uuid: string;
+  action: 'start' | 'stop';
+  vm_state: string;
+  power_state: string;
+  task_state: string | null;
+  /** From the cast to the end state (or to the failure), measured by the tool. */
+  seconds: number;
+  /** The rbd hosts in the domain XML (virsh dumpxml); [] when there is no domain. */
+  domain_rbd_hosts: string[];
+  domain: string;
+  domain_state: string | null;
+  error: string | null;
+  /** Exit status of the tool (0 = the instance reached the wanted state). */
+  status: number | null;
+}
+
+/**
+ * Starts or stops an instance the way nova-api does (task_state, instance action, cast to the
+ * compute through Nova's own rpcapi), then waits for the power state, at most `timeoutS`.
+ */
+export async function powerInstance(action: 'start' | 'stop', instanceUuid: string, timeoutS = 120): Promise<PowerResult> {
+  const e = env();
+  const r = await runAsync(e.python, [join(LAB_SRC, 'tools', `${action}_instance.py`), instanceUuid, '--timeout', String(timeoutS)], {
+    timeoutMs: (timeoutS + 120) * 1000,
+    env: { ...process.env, OPENSTACK_LAB_DIR: e.dir },
+  });
+  let out: Omit<PowerResult, 'status'>;
+  try {
+    out = JSON.parse(r.stdout) as Omit<PowerResult, 'status'>;
+  } catch {
+    throw new Error(`${action}_instance.py printed no JSON (exit ${r.status}):\n${tail(r.stderr)}`);
+  }
+  return { ...out, status: r.status };
+}
+
+/** One Cinder attachment as the API shows it (admin token). */
+export async function cinderAttachment(id: string): Promise<CinderAttachment> {
+  const r = await cinderApi('GET', `/attachments/${id}`);
+  if (r.status !== 200) throw new Error(`Cinder GET /attachments/${id}: HTTP ${r.status} ${JSON.stringify(r.body)}`);
+  const a = (r.body as { attachment: Record<string, unknown> }).attachment;
+  return { id: String(a.id), status: String(a.status), attach_mode: String(a.attach_mode), instance: (a.instance as string | null) ?? null, connection_info: a.connection_info ?? null };
+}
+
+// ---------------------------------------------------------------- comparing twins
+
+/** Replace every id we know (instance, volume, BDM, attachments) by its role, recursively. */
+export function normalize(value: unknown, ids: Map<string, string>): unknown {
+  if (typeof value === 'string') return ids.get(value) ?? value;
+  if (Array.isArray(value)) return value.map((v) => normalize(v, ids));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, normalize(v, ids)]));
+  }
+  return value;
+}
+
+/** What a refresh leaves behind: the Nova rows, the volume's Cinder attachments, the volume. */
+export interface Outcome {
+  nova: NovaRows;
+  attachments: CinderAttachment[];
+  /** The volume's status and its attachments summary: [attachment_id, host_name, device]. */
+  volume: { status: string; hosts: unknown[][] };
+}
+
+export async function outcomeOf(twin: Seeded): Promise<Outcome> {
+  const volume = await cinderVolume(twin.volume_id);
+  const hosts = volume.attachments.map((a) => [a.attachment_id, a.host_name, a.device]).sort((x, y) => String(x[0]).localeCompare(String(y[0])));
+  return { nova: await dumpNovaRows(twin.instance_uuid), attachments: await cinderAttachments(twin.volume_id), volume: { status: volume.status, hosts } };
+}
+
+/** The outcome with ids replaced by roles and request ids by "<request id>": equal for twins treated alike. */
+export function comparable(twin: Seeded, o: Outcome, attachments: CinderAttachment[] = o.attachments): unknown {
+  const ids = new Map<string, string>([
+    [twin.instance_uuid, '<instance>'],
+    [twin.volume_id, '<volume>'],
+    [twin.bdm_uuid, '<bdm>'],
+  ]);
+  if (twin.attachment_id) ids.set(twin.attachment_id, '<old attachment>');
+  const bdmAttachment = o.nova.block_device_mapping[0]?.attachment_id;
+  if (bdmAttachment && !ids.has(bdmAttachment)) ids.set(bdmAttachment, '<bdm attachment>');
+  attachments.forEach((a, i) => {
+    if (!ids.has(a.id)) ids.set(a.id, `<other attachment ${i}>`);
+  });
+  const nova = {
+    ...o.nova,
+    instance_actions: o.nova.instance_actions.map((a) => ({ ...a, request_id: /^req-[0-9a-f-]{36}$/.test(a.request_id) ? '<request id>' : a.request_id })),
+  };
+  const volume = { status: o.volume.status, hosts: o.volume.hosts.filter((h) => attachments.some((a) => a.id === h[0])) };
+  // rbd volume names embed the volume id (volumes/volume-<id>)
+  const named = JSON.parse(JSON.stringify({ nova, attachments, volume }).split(`volume-${twin.volume_id}`).join('volume-<volume>')) as unknown;
+  return normalize(named, ids);
 }
 
 // ---------------------------------------------------------------- our tool

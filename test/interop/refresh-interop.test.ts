@@ -2,16 +2,16 @@ import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   cinderAttachments,
-  cinderVolume,
-  dumpNovaRows,
+  comparable,
   getConnectorJson,
   novaManage,
+  outcomeOf,
   runOurs,
   seed,
   upLab,
   type CinderAttachment,
   type LabEnv,
-  type NovaRows,
+  type Outcome,
   type Seeded,
 } from './harness';
 
@@ -22,50 +22,6 @@ import {
 
 const enabled = process.env.NOVA_BDM_INTEROP === '1' || process.env.npm_lifecycle_event === 'test:interop';
 const SKIP = enabled ? false : 'interop tier: run `npm run test:interop` (or set NOVA_BDM_INTEROP=1); needs root, brings up real OpenStack services';
-
-/** Replace every id we know (instance, volume, BDM, attachments) by its role, recursively. */
-function normalize(value: unknown, ids: Map<string, string>): unknown {
-  if (typeof value === 'string') return ids.get(value) ?? value;
-  if (Array.isArray(value)) return value.map((v) => normalize(v, ids));
-  if (value && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, normalize(v, ids)]));
-  }
-  return value;
-}
-
-interface Outcome {
-  nova: NovaRows;
-  attachments: CinderAttachment[];
-  /** The volume's status and its attachments summary: [attachment_id, host_name, device]. */
-  volume: { status: string; hosts: unknown[][] };
-}
-
-async function outcomeOf(twin: Seeded): Promise<Outcome> {
-  const volume = await cinderVolume(twin.volume_id);
-  const hosts = volume.attachments.map((a) => [a.attachment_id, a.host_name, a.device]).sort((x, y) => String(x[0]).localeCompare(String(y[0])));
-  return { nova: await dumpNovaRows(twin.instance_uuid), attachments: await cinderAttachments(twin.volume_id), volume: { status: volume.status, hosts } };
-}
-
-/** The outcome with ids replaced by roles and request ids by "<request id>". */
-function comparable(twin: Seeded, o: Outcome, attachments: CinderAttachment[] = o.attachments) {
-  const ids = new Map<string, string>([
-    [twin.instance_uuid, '<instance>'],
-    [twin.volume_id, '<volume>'],
-    [twin.bdm_uuid, '<bdm>'],
-  ]);
-  if (twin.attachment_id) ids.set(twin.attachment_id, '<old attachment>');
-  const bdmAttachment = o.nova.block_device_mapping[0]?.attachment_id;
-  if (bdmAttachment && !ids.has(bdmAttachment)) ids.set(bdmAttachment, '<bdm attachment>');
-  attachments.forEach((a, i) => {
-    if (!ids.has(a.id)) ids.set(a.id, `<other attachment ${i}>`);
-  });
-  const nova = {
-    ...o.nova,
-    instance_actions: o.nova.instance_actions.map((a) => ({ ...a, request_id: /^req-[0-9a-f-]{36}$/.test(a.request_id) ? '<request id>' : a.request_id })),
-  };
-  const volume = { status: o.volume.status, hosts: o.volume.hosts.filter((h) => attachments.some((a) => a.id === h[0])) };
-  return normalize({ nova, attachments, volume }, ids);
-}
 
 function ourArgs(lab: LabEnv, twin: Seeded, connectorPath: string) {
   return {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execute } from '../../src/run';
 import { FakeCompute } from './fake-compute';
-import { FakeOpenStack } from './fake-openstack';
+import { FakeOpenStack, type FakeAttachment } from './fake-openstack';
 import { Fixtures, RBD_CONNECTION_INFO } from './fixtures';
 
 // Everything a refresh test needs: the real Nova schema (cell1, templated transport URL on the
@@ -22,6 +22,24 @@ export const CONNECTOR = {
   'system uuid': '4c4c4544-0042-3010-8051-b4c04f333132',
   uuid: '1b2c3d4e-aaaa-bbbb-cccc-0123456789ab',
 };
+
+/** What Nova stores from a v3 attachment (nova/volume/cinder.py _translate_attachment_ref, the serial, os-brick's device_path). */
+export function novaInfoFromCinder(a: FakeAttachment, volumeId: string): Record<string, unknown> {
+  const { attachment_id: _id, driver_volume_type, ...data } = a.connection_info as Record<string, unknown>;
+  void _id;
+  if (driver_volume_type === 'iscsi') data.device_path = `/dev/disk/by-path/ip-${String(data.target_portal)}-iscsi-${String(data.target_iqn)}-lun-${String(data.target_lun)}`;
+  return { driver_volume_type, data, status: 'reserved', instance: a.instance, attached_at: '', detached_at: '', volume_id: volumeId, serial: volumeId };
+}
+
+/** What Nova stored for a legacy (cinder v2) attach: os-initialize_connection's answer, the serial and the connector. */
+function legacyNovaInfo(driverInfo: { driver_volume_type: string; data: Record<string, unknown> }, volumeId: string, connector: Record<string, unknown>, readonly?: boolean) {
+  return {
+    driver_volume_type: driverInfo.driver_volume_type,
+    data: { ...driverInfo.data, qos_specs: null, access_mode: readonly ? 'ro' : 'rw', encrypted: false, cacheable: false },
+    serial: volumeId,
+    connector,
+  };
+}
 
 export const OLD_MONITORS = ['192.0.2.11', '192.0.2.12', '192.0.2.13'];
 export const NEW_MONITORS = ['198.51.100.21', '198.51.100.22', '198.51.100.23'];
@@ -43,6 +61,12 @@ export class RefreshEnv {
     env.compute = await FakeCompute.start(env.host);
     env.extraConf = join(env.dir, 'cinder.conf');
     writeFileSync(env.extraConf, `[DEFAULT]\nhost = ${CONTROLLER_HOST}\n${env.cloud.nova_conf_sections()}`);
+    // Cinder asks Nova which attachment the volume has (attachment_deletion_allowed): the BDM's.
+    env.cloud.novaAttachmentId = async (instanceUuid, volumeId) => {
+      const row = await env.fx.cell('cell1').selectFrom('block_device_mapping').select('attachment_id')
+        .where('instance_uuid', '=', instanceUuid).where('volume_id', '=', volumeId).where('deleted', '=', 0).executeTakeFirst();
+      return row?.attachment_id ?? undefined;
+    };
     await env.seedComputeService();
     // Like nova-compute's report_state: keep the service row fresh.
     env.heartbeat = setInterval(() => {
@@ -76,21 +100,44 @@ export class RefreshEnv {
       .execute();
   }
 
-  /** A stopped instance on this host with one attached rbd volume (on the old monitors). */
-  async seed(options: { legacy?: boolean; instance?: Record<string, unknown>; oldInfo?: Record<string, unknown> } = {}) {
+  /**
+   * A stopped instance on this host with one attached volume (rbd on the old monitors unless
+   * `oldInfo` says otherwise). Cinder's attachment is made by the stand-in's attach rules, and
+   * the BDM holds what Nova stored from it: for v3, Cinder's connection_info re-nested
+   * (attachment keys and serial, plus device_path for iSCSI, which os-brick adds); for legacy,
+   * os-initialize_connection's answer with the connector. An explicit `oldInfo` is stored as is.
+   */
+  async seed(
+    options: {
+      legacy?: boolean;
+      instance?: Record<string, unknown>;
+      oldInfo?: Record<string, unknown>;
+      /** The volume's driver info (X = the volume id) when not rbd; the BDM is derived from Cinder's answer. */
+      template?: Record<string, unknown>;
+      readonly?: boolean;
+      multiattach?: boolean;
+    } = {},
+  ) {
     const instanceUuid = await this.fx.seedInstance('cell1', { host: this.host, node: `${this.host}.example.org`, ...options.instance });
     const volumeId = randomUUID();
-    const oldInfo = options.oldInfo ?? JSON.parse(JSON.stringify(RBD_CONNECTION_INFO).replaceAll('"X"', JSON.stringify(volumeId)).replaceAll('volume-X', `volume-${volumeId}`));
-    const { data, ...top } = oldInfo as { data: Record<string, unknown>; driver_volume_type?: unknown };
-    const cinderOld = this.cloud.addAttachedVolume(volumeId, instanceUuid, { ...data, driver_volume_type: top.driver_volume_type }, options.legacy, String(options.instance?.host ?? this.host));
+    const template = options.oldInfo ?? options.template ?? RBD_CONNECTION_INFO;
+    const filled = JSON.parse(JSON.stringify(template).replaceAll('"X"', JSON.stringify(volumeId)).replaceAll('volume-X', `volume-${volumeId}`)) as { driver_volume_type: string; data: Record<string, unknown> };
+    // What the volume driver itself returns: without the keys Cinder and Nova add.
+    const driverData = { ...filled.data };
+    for (const k of ['qos_specs', 'access_mode', 'encrypted', 'cacheable', 'multipath_id', 'device_path']) delete driverData[k];
+    const driverInfo = { driver_volume_type: filled.driver_volume_type, data: driverData };
+    this.cloud.addVolume(volumeId, { multiattach: options.multiattach ?? false, admin_metadata: options.readonly ? { readonly: 'True' } : {} });
+    const host = String(options.instance?.host ?? this.host);
+    const cinderOld = this.cloud.addAttachedVolume(volumeId, instanceUuid, driverInfo, options.legacy, host, { mode: options.readonly ? 'ro' : 'rw' });
+    const oldInfo = options.oldInfo ? filled : options.legacy ? legacyNovaInfo(driverInfo, volumeId, this.connector, options.readonly) : novaInfoFromCinder(cinderOld, volumeId);
     const bdm = await this.fx.seedBdm('cell1', instanceUuid, {
       volume_id: volumeId,
       attachment_id: options.legacy ? null : cinderOld.id,
       connection_info_object: oldInfo,
     });
     this.cloud.backends.set(volumeId, {
-      driver_volume_type: 'rbd',
-      data: { ...(oldInfo.data as object), hosts: NEW_MONITORS, ports: ['6789', '6789', '6789'], keyring: 'AQBnewkeyringsecret==' },
+      driver_volume_type: filled.driver_volume_type,
+      data: filled.driver_volume_type === 'rbd' ? { ...driverData, hosts: NEW_MONITORS, ports: ['6789', '6789', '6789'], keyring: 'AQBnewkeyringsecret==' } : driverData,
     });
     return { instanceUuid, volumeId, bdm, oldAttachmentId: cinderOld.id, oldInfo };
   }

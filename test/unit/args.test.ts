@@ -44,7 +44,8 @@ test('each bad argument gets a clear one-line message', () => {
   failsWith({ action: 'refresh', bdm_uuid: U, connector: {}, connector_path: '/c.json' }, /exactly one of connector or connector_path/);
   failsWith({ bdm_uuid: U, connector_path: '/c.json' }, /^connector_path is only used by action refresh/);
   failsWith({ action: 'refresh', bdm_uuid: U, connector: {}, cinder_auth: { passwd: 'x' } }, /^cinder_auth has an unsupported key: passwd$/);
-  failsWith({ bdm_uuid: U, reveal_secrets: 'yes' }, /^reveal_secrets must be of type boolean/);
+  failsWith({ bdm_uuid: U, reveal_secrets: 'maybe' }, /^argument reveal_secrets is of type str and could not be converted to bool: "maybe" is not a valid boolean/);
+  failsWith({ bdm_uuid: U, reveal_secrets: [true] }, /^argument reveal_secrets is of type list and could not be converted to bool/);
   failsWith({ bdm_uuid: U, config_file: [] }, /^config_file must be a path or a non-empty list of paths/);
   failsWith({ bdm_uuid: U, connect_timeout: 0 }, /^connect_timeout must be > 0 \(seconds\)/);
   failsWith([U], /^module arguments must be a JSON object/);

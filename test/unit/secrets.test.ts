@@ -32,13 +32,22 @@ test('masks secret keys at any depth, keeps identifiers of secrets and nulls', (
   });
 });
 
-test('free text loses URL passwords, key=value secrets and known secret values', () => {
+test('free text loses URL passwords and every known secret value, as written and percent-encoded; nothing else', () => {
   const s = new TextScrubber();
   s.add('p@ss/w:rd');
-  const out = s.scrub("url mysql+pymysql://nova:p%40ss%2Fw%3Ard@db/nova failed; auth_password='abc' raw p@ss/w:rd secret_uuid=1234");
+  s.addSecretsOf({ cinder_auth: { password: 'abc', application_credential_name: 'nova', username: 'cinder' }, expect: { data: { keyring: 'AQBkey==' } } });
+  const out = s.scrub(
+    "url mysql+pymysql://nova:p%40ss%2Fw%3Ard@db/nova failed; auth_password='abc' raw p@ss/w:rd secret_uuid=1234 key AQBkey== user cinder " +
+      "Access denied for user 'lab'@'127.0.0.1' (using password: YES) token=notasecret",
+  );
   assert.ok(!out.includes('p%40ss'), out);
   assert.ok(!out.includes('p@ss/w:rd'), out);
   assert.ok(!out.includes('abc'), out);
+  assert.ok(!out.includes('AQBkey=='), out);
   assert.ok(out.includes('secret_uuid=1234'), out);
-  assert.ok(out.includes(`nova:${MASK}@db`), out);
+  assert.ok(out.includes(`nova:${MASK}@db/nova`), out);
+  assert.ok(out.includes('user cinder'), out);
+  // MySQL's own message comes out whole; a word after "token=" that is no known secret stays.
+  assert.ok(out.includes("Access denied for user 'lab'@'127.0.0.1' (using password: YES)"), out);
+  assert.ok(out.includes('token=notasecret'), out);
 });

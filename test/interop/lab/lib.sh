@@ -8,6 +8,13 @@
 #   OPENSTACK_LAB_DB_USER        MariaDB user created for the services        (lab)
 #   OPENSTACK_LAB_DB_PASSWORD                                                 (lab)
 #   OPENSTACK_LAB_KEYSTONE_PORT / _CINDER_PORT / _PLACEMENT_PORT              (5000 / 8776 / 8778)
+#   OPENSTACK_LAB_MEMCACHED_PORT token cache of Keystone and keystonemiddleware (11211)
+#   OPENSTACK_LAB_CEPH           1 = also the "ceph" flavour (README.md "Ceph flavour"): a Ceph
+#                                cluster, Cinder backend rbd, libvirtd, nova-compute compute2    (1)
+#   OPENSTACK_LAB_CEPH_MOUNT_TIMEOUT  ceph flavour: client_mount_timeout (s) written to
+#                                /etc/ceph/ceph.conf for QEMU's librbd; 0 = write no file (300 s)  (20)
+#   OPENSTACK_LAB_CEPH_SECRET_UUID    ceph flavour: libvirt secret uuid = rbd_secret_uuid
+#   OPENSTACK_LAB_NEUTRON_PORT   ceph flavour: the empty neutron stub compute2 talks to          (9696)
 # Everything listens on 127.0.0.1 only.
 
 LAB_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -31,7 +38,7 @@ _lab_set() {   # _lab_set NAME DEFAULT REGEX
   if [[ -z ${!n+x} ]]; then
     if [[ -n ${_lab_saved[$n]+x} ]]; then printf -v "$n" '%s' "${_lab_saved[$n]}"; else printf -v "$n" '%s' "$2"; fi
   fi
-  if ! [[ ${!n} =~ $3 ]]; then echo "openstack-lab: invalid $n='${!n}' (must match $3)" >&2; return 1; fi
+  if ! [[ ${!n} =~ $3 ]]; then echo "interop lab: invalid $n='${!n}' (must match $3)" >&2; return 1; fi
   export "$n"
 }
 _lab_set OPENSTACK_LAB_DB_PREFIX   'nbi_' '^[A-Za-z0-9_]{0,40}$'           || exit 2
@@ -41,6 +48,11 @@ _lab_set OPENSTACK_LAB_DB_PASSWORD 'lab' '^[A-Za-z0-9_.-]{1,64}$'         || exi
 _lab_set OPENSTACK_LAB_KEYSTONE_PORT  5000 '^[0-9]{2,5}$' || exit 2
 _lab_set OPENSTACK_LAB_CINDER_PORT    8776 '^[0-9]{2,5}$' || exit 2
 _lab_set OPENSTACK_LAB_PLACEMENT_PORT 8778 '^[0-9]{2,5}$' || exit 2
+_lab_set OPENSTACK_LAB_MEMCACHED_PORT 11211 '^[0-9]{2,5}$' || exit 2
+_lab_set OPENSTACK_LAB_CEPH 1 '^[01]$' || exit 2
+_lab_set OPENSTACK_LAB_CEPH_MOUNT_TIMEOUT 20 '^[0-9]{1,4}$' || exit 2
+_lab_set OPENSTACK_LAB_CEPH_SECRET_UUID 5c1d6e84-2a3b-4f5e-9d8c-0a1b2c3d4e5f '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' || exit 2
+_lab_set OPENSTACK_LAB_NEUTRON_PORT 9696 '^[0-9]{2,5}$' || exit 2
 unset _k _v
 
 LAB_ETC=$OPENSTACK_LAB_DIR/etc LAB_RUN=$OPENSTACK_LAB_DIR/run
@@ -51,6 +63,14 @@ export OPENSTACK_LAB_ETC_DIR=$LAB_ETC OPENSTACK_LAB_RUN_DIR=$LAB_RUN
 export OPENSTACK_LAB_LOG_DIR=$LAB_LOG OPENSTACK_LAB_STATE_DIR=$LAB_STATE
 export OPENSTACK_LAB_NOVA_CONF=$LAB_ETC/nova.conf OPENSTACK_LAB_CINDER_CONF=$LAB_ETC/cinder.conf
 export OPENSTACK_LAB_KEYSTONE_CONF=$LAB_ETC/keystone.conf OPENSTACK_LAB_PLACEMENT_CONF=$LAB_ETC/placement/placement.conf
+export OPENSTACK_LAB_CEPH_DIR=$OPENSTACK_LAB_DIR/ceph OPENSTACK_LAB_CEPH_CONF=$OPENSTACK_LAB_DIR/ceph/ceph.conf
+# the token caches' memcached (keystone.conf [cache] memcache_servers, cinder.conf
+# [keystone_authtoken] memcached_servers): what a bench prints as the lab's cache setting
+export OPENSTACK_LAB_MEMCACHED_SERVERS=127.0.0.1:$OPENSTACK_LAB_MEMCACHED_PORT
+export OPENSTACK_LAB_NOVA_COMPUTE2_CONF=$LAB_ETC/nova-compute2.conf OPENSTACK_LAB_CINDER_RBD_CONF=$LAB_ETC/cinder-rbd.conf
+# compute2's [libvirt] virt_type (ceph flavour): kvm if /dev/kvm can be opened, else qemu
+if (exec 3<>/dev/kvm) 2>/dev/null; then OPENSTACK_LAB_LIBVIRT_VIRT_TYPE=kvm; else OPENSTACK_LAB_LIBVIRT_VIRT_TYPE=qemu; fi
+export OPENSTACK_LAB_LIBVIRT_VIRT_TYPE
 export OPENSTACK_LAB_NOVA_MANAGE=$LAB_SRC/nova-manage OPENSTACK_LAB_SEED=$LAB_SRC/seed.py OPENSTACK_LAB_PYTHON=$LAB_PY
 export OPENSTACK_LAB_DB_KEYSTONE=${_p}keystone OPENSTACK_LAB_DB_CINDER=${_p}cinder
 export OPENSTACK_LAB_DB_NOVA_API=${_p}nova_api OPENSTACK_LAB_DB_NOVA=${_p}nova
@@ -68,7 +88,9 @@ unset _p _vh
 
 # Names printed by env.sh / recorded in lab.env, in this order.
 LAB_ENV_NAMES="OPENSTACK_LAB_DIR OPENSTACK_LAB_DB_PREFIX OPENSTACK_LAB_VHOST OPENSTACK_LAB_DB_USER
- OPENSTACK_LAB_DB_PASSWORD OPENSTACK_LAB_KEYSTONE_PORT OPENSTACK_LAB_CINDER_PORT OPENSTACK_LAB_PLACEMENT_PORT
+ OPENSTACK_LAB_DB_PASSWORD OPENSTACK_LAB_KEYSTONE_PORT OPENSTACK_LAB_CINDER_PORT OPENSTACK_LAB_PLACEMENT_PORT OPENSTACK_LAB_MEMCACHED_PORT
+ OPENSTACK_LAB_CEPH OPENSTACK_LAB_CEPH_MOUNT_TIMEOUT OPENSTACK_LAB_CEPH_SECRET_UUID OPENSTACK_LAB_NEUTRON_PORT
+ OPENSTACK_LAB_MEMCACHED_SERVERS OPENSTACK_LAB_CEPH_DIR OPENSTACK_LAB_CEPH_CONF OPENSTACK_LAB_NOVA_COMPUTE2_CONF OPENSTACK_LAB_CINDER_RBD_CONF
  OPENSTACK_LAB_SRC OPENSTACK_LAB_ETC_DIR OPENSTACK_LAB_RUN_DIR OPENSTACK_LAB_LOG_DIR OPENSTACK_LAB_STATE_DIR
  OPENSTACK_LAB_NOVA_CONF OPENSTACK_LAB_CINDER_CONF OPENSTACK_LAB_KEYSTONE_CONF OPENSTACK_LAB_PLACEMENT_CONF
  OPENSTACK_LAB_NOVA_MANAGE OPENSTACK_LAB_SEED OPENSTACK_LAB_PYTHON
@@ -91,12 +113,15 @@ lab_env_lines() {   # "export NAME='value'" for every setting (values never cont
 }
 
 # The services up.sh starts, in stop order.
-LAB_SERVICES="nova-compute nova-conductor cinder-volume cinder-scheduler cinder-api placement keystone"
+# nova-compute2 and neutron-stub exist in the ceph flavour only (no pid file otherwise).
+LAB_SERVICES="nova-compute2 neutron-stub nova-compute nova-conductor cinder-volume cinder-scheduler cinder-api placement keystone memcached"
 
-# True if the pid is alive AND its command line names this state dir's etc/ (guards
+# True if the pid is alive AND its command line names this state dir's etc/, or (memcached's
+# command line cannot) its environment has this state dir's OPENSTACK_LAB_ETC_DIR (guards
 # against stale pid files after a reboot and against another state dir's processes).
 lab_pid_ours() {
   [[ $1 =~ ^[0-9]+$ ]] && kill -0 "$1" 2>/dev/null &&
-    tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF "$LAB_ETC/"
+    { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF "$LAB_ETC/" ||
+      tr '\0' '\n' <"/proc/$1/environ" 2>/dev/null | grep -qxF "OPENSTACK_LAB_ETC_DIR=$LAB_ETC"; }
 }
 lab_running() { [[ -f $LAB_RUN/$1.pid ]] && lab_pid_ours "$(cat "$LAB_RUN/$1.pid")"; }

@@ -6,6 +6,9 @@
 #
 # Settings: environment variables OPENSTACK_LAB_* (see lib.sh / README.md). Everything this
 # writes goes under $OPENSTACK_LAB_DIR (default /var/tmp/nova-bdm-interop). Needs root.
+# OPENSTACK_LAB_CEPH=1 (sticky) adds the ceph flavour (README.md "Ceph flavour", lib-ceph.sh):
+# Ceph, Cinder backend rbd, libvirtd, nova-compute compute2 (libvirt); it also writes libvirt's
+# system dirs and /etc/ceph/ceph.conf (down.sh removes that file).
 # Exit 0 = everything ready; otherwise the last line is "[up] FAILED: <component> ..." after
 # the tail of that component's log.
 set -euo pipefail
@@ -18,6 +21,8 @@ for a in "$@"; do
   esac
 done
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
+. "$LAB_SRC/lib-ceph.sh"
+CEPH=$OPENSTACK_LAB_CEPH
 
 T0=${EPOCHREALTIME//[.,]/}
 elapsed() { local d=$(( ${EPOCHREALTIME//[.,]/} - T0 )); printf '%d.%d' $((d / 1000000)) $((d / 100000 % 10)); }
@@ -25,7 +30,10 @@ say() { echo "[up $(elapsed)s] $*"; }
 logs_for() {
   case $1 in
     keystone|placement) echo "$LAB_LOG/$1.out $LAB_LOG/$1-uwsgi.log $LAB_LOG/$1.log" ;;
-    cinder-*|nova-conductor|nova-compute) echo "$LAB_LOG/$1.out $LAB_LOG/$1.log" ;;
+    cinder-*|nova-conductor|nova-compute|nova-compute2) echo "$LAB_LOG/$1.out $LAB_LOG/$1.log" ;;
+    neutron-stub) echo "$LAB_LOG/$1.out" ;;
+    ceph) echo "$LAB_LOG/ceph.log $(ls "$OPENSTACK_LAB_CEPH_DIR"/log/*.log 2>/dev/null | tr '\n' ' ')" ;;
+    libvirt) echo "$LAB_LOG/libvirt.log $LAB_LOG/libvirtd.log" ;;
     *) echo "$LAB_LOG/$1.log" ;;
   esac
 }
@@ -59,11 +67,12 @@ flock -w 900 9 || { echo "up.sh: another up.sh holds $OPENSTACK_LAB_DIR/.up.lock
 if ((FRESH)); then
   say "--fresh: stopping services of $OPENSTACK_LAB_DIR, wiping it"
   bash "$LAB_SRC/down.sh" 9>&-
-  rm -rf "$LAB_ETC" "$LAB_RUN" "$LAB_LOG" "$LAB_STATE" "$OPENSTACK_LAB_DIR/lab.env"
+  rm -rf "$LAB_ETC" "$LAB_RUN" "$LAB_LOG" "$LAB_STATE" "$OPENSTACK_LAB_CEPH_DIR" "$OPENSTACK_LAB_DIR/lab.env"
 fi
 mkdir -p "$LAB_ETC" "$LAB_RUN" "$LAB_LOG" "$LAB_STATE"/{cinder,locks,nova/instances}
+((CEPH)) && mkdir -p "$LAB_STATE/nova2/instances"
 rm -f "$LAB_RUN/check.failed"
-say "state dir $OPENSTACK_LAB_DIR, db prefix '${OPENSTACK_LAB_DB_PREFIX}', vhost '$OPENSTACK_LAB_VHOST'"
+say "state dir $OPENSTACK_LAB_DIR, db prefix '${OPENSTACK_LAB_DB_PREFIX}', vhost '$OPENSTACK_LAB_VHOST'$( ((CEPH)) && echo ', ceph flavour')"
 # Settings or templates changed while this state dir's services run? Refuse before touching anything.
 lab_env_lines >"$OPENSTACK_LAB_DIR/.lab.env.new"
 changed=$("$LAB_PY" "$LAB_SRC/tools/render.py" --check 2>>"$LAB_LOG/config.log") || fail config "rendering etc/*.in failed"
@@ -75,7 +84,9 @@ if [[ -n ${changed// /} ]]; then
 fi
 
 # Fail fast if another process (e.g. another lab) holds one of our ports.
-for sp in "keystone $OPENSTACK_LAB_KEYSTONE_PORT" "placement $OPENSTACK_LAB_PLACEMENT_PORT" "cinder-api $OPENSTACK_LAB_CINDER_PORT"; do
+ports=("memcached $OPENSTACK_LAB_MEMCACHED_PORT" "keystone $OPENSTACK_LAB_KEYSTONE_PORT" "placement $OPENSTACK_LAB_PLACEMENT_PORT" "cinder-api $OPENSTACK_LAB_CINDER_PORT")
+((CEPH)) && ports+=("neutron-stub $OPENSTACK_LAB_NEUTRON_PORT")
+for sp in "${ports[@]}"; do
   set -- $sp
   if ! lab_running "$1" && port_open "$2"; then
     echo "[up] FAILED: $1: 127.0.0.1:$2 is already in use by a process this state dir did not start (another lab? stop it with its down.sh)" >&2
@@ -86,7 +97,8 @@ done
 # ------------------------------------------------------------------ packages
 PKGS="python3-keystone python3-placement python3-cinder python3-nova python3-oslo.messaging
       python3-pymysql python3-cinderclient python3-keystoneclient uwsgi-core uwsgi-plugin-python3
-      mariadb-server mariadb-client rabbitmq-server dmidecode curl"
+      mariadb-server mariadb-client rabbitmq-server dmidecode curl memcached python3-memcache"
+((CEPH)) && PKGS+=" $CEPH_PKGS"
 missing=()
 for p in $PKGS; do
   [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == "install ok installed" ]] || missing+=("$p")
@@ -222,7 +234,29 @@ check() {   # check COMPONENT... (tools/check_up.py; on failure name the compone
     fail "$c" "${m#FAILED "$c": }"
   fi
 }
-KSP=$OPENSTACK_LAB_KEYSTONE_PORT PLP=$OPENSTACK_LAB_PLACEMENT_PORT CIP=$OPENSTACK_LAB_CINDER_PORT
+# Ceph flavour: the cluster must answer before cinder-volume starts (its rbd backend connects
+# once, at start), libvirtd (+ the cephx secret) before nova-compute2.
+if ((CEPH)); then
+  # (a subshell with its own errexit: `f || fail` would run f with errexit ignored)
+  set +e; ( set -e; ceph_up ) >>"$LAB_LOG/ceph.log" 2>&1 9>&-; rc=$?; set -e
+  ((rc == 0)) || fail ceph "the Ceph cluster did not come up (state $OPENSTACK_LAB_CEPH_DIR)"
+  read -r _id _addr <"$OPENSTACK_LAB_CEPH_DIR/mon.current"
+  say "ceph: HEALTH $(lab_ceph health 2>&1 | cut -c1-60), mon.$_id at $(ceph_monv "$_addr"), conf $OPENSTACK_LAB_CEPH_CONF"
+  m=$(qemu_ceph_conf_write 2>&1) || fail ceph "writing $LAB_QEMU_CEPH_CONF failed: $m"
+  [[ -n $m ]] && say "ceph: $m"
+  set +e; ( set -e; libvirt_up ) >>"$LAB_LOG/libvirt.log" 2>&1 9>&-; rc=$?; set -e
+  ((rc == 0)) || fail libvirt "libvirtd/virtlogd or the cephx secret failed"
+  say "libvirt: libvirtd $(cat "$LAB_RUN/libvirtd.pid"), virtlogd $(cat "$LAB_RUN/virtlogd.pid"), secret $OPENSTACK_LAB_CEPH_SECRET_UUID, virt_type $OPENSTACK_LAB_LIBVIRT_VIRT_TYPE"
+  CINDER_EXTRA_CONF=(--config-file "$LAB_ETC/cinder-rbd.conf")
+else
+  CINDER_EXTRA_CONF=()
+fi
+KSP=$OPENSTACK_LAB_KEYSTONE_PORT PLP=$OPENSTACK_LAB_PLACEMENT_PORT CIP=$OPENSTACK_LAB_CINDER_PORT MCP=$OPENSTACK_LAB_MEMCACHED_PORT
+
+# Token caches, as every production cloud runs them: Keystone's own [cache] and Cinder's
+# keystonemiddleware ([keystone_authtoken] memcached_servers). Without them each Cinder call
+# waits for a full token validation and both tools under test measure Keystone, not themselves.
+start memcached "$MCP" /usr/bin/memcached -u memcache -l 127.0.0.1 -p "$MCP" -U 0 -m 64
 
 # All but nova-compute at once (each takes seconds of CPU to import). uwsgi --http-socket closes
 # the connection without 'Connection: close'; keystoneauth would then reuse a dead socket
@@ -235,11 +269,11 @@ start placement "$PLP" uwsgi --plugin python3 --http-socket "127.0.0.1:$PLP" --m
       --processes 1 --threads 1 --add-header 'Connection: close' --wsgi-file "$LAB_SRC/tools/placement_wsgi.py" \
       --env "OS_PLACEMENT_CONFIG_DIR=$LAB_ETC/placement" --logto "$LAB_LOG/placement-uwsgi.log"
 start cinder-api "$CIP" "$LAB_PY" -c 'import sys; from cinder.cmd.api import main; sys.argv[0]="cinder-api"; sys.exit(main())' \
-      --config-file "$LAB_ETC/cinder.conf" --log-file "$LAB_LOG/cinder-api.log"
+      --config-file "$LAB_ETC/cinder.conf" "${CINDER_EXTRA_CONF[@]}" --log-file "$LAB_LOG/cinder-api.log"
 start cinder-scheduler - "$LAB_PY" -c 'import sys; from cinder.cmd.scheduler import main; sys.argv[0]="cinder-scheduler"; sys.exit(main())' \
-      --config-file "$LAB_ETC/cinder.conf" --log-file "$LAB_LOG/cinder-scheduler.log"
+      --config-file "$LAB_ETC/cinder.conf" "${CINDER_EXTRA_CONF[@]}" --log-file "$LAB_LOG/cinder-scheduler.log"
 start cinder-volume - "$LAB_PY" -c 'import sys; from cinder.cmd.volume import main; sys.argv[0]="cinder-volume"; sys.exit(main())' \
-      --config-file "$LAB_ETC/cinder.conf" --log-file "$LAB_LOG/cinder-volume.log"
+      --config-file "$LAB_ETC/cinder.conf" "${CINDER_EXTRA_CONF[@]}" --log-file "$LAB_LOG/cinder-volume.log"
 start nova-conductor - "$LAB_PY" -c 'import sys; from nova.cmd.conductor import main; sys.argv[0]="nova-conductor"; sys.exit(main())' \
       --config-file "$LAB_ETC/nova.conf" --log-file "$LAB_LOG/nova-conductor.log" --debug
 check keystone
@@ -248,13 +282,24 @@ check keystone
 check placement
 start nova-compute - "$LAB_PY" -c 'import sys; from nova.cmd.compute import main; sys.argv[0]="nova-compute"; sys.exit(main())' \
       --config-file "$LAB_ETC/nova.conf" --log-file "$LAB_LOG/nova-compute.log" --debug
+if ((CEPH)); then
+  start neutron-stub "$OPENSTACK_LAB_NEUTRON_PORT" "$LAB_PY" "$LAB_SRC/tools/neutron_stub.py" "$OPENSTACK_LAB_NEUTRON_PORT" "$LAB_ETC/"
+  start nova-compute2 - "$LAB_PY" -c 'import sys; from nova.cmd.compute import main; sys.argv[0]="nova-compute"; sys.exit(main())' \
+        --config-file "$LAB_ETC/nova.conf" --config-file "$LAB_ETC/nova-compute2.conf" \
+        --log-file "$LAB_LOG/nova-compute2.log" --debug
+fi
 check cinder-api
 "$LAB_PY" "$LAB_SRC/tools/cinder_setup.py" 60 >>"$LAB_LOG/cinder-setup.log" 2>&1 9>&- || fail cinder-api "lifting the default quota class failed"
+if ((CEPH)); then   # volume types fake (the default type in this flavour) and rbd
+  "$LAB_PY" "$LAB_SRC/tools/ceph_setup.py" >>"$LAB_LOG/cinder-setup.log" 2>&1 9>&- || fail cinder-api "volume types fake / rbd failed"
+fi
 check cinder nova-conductor nova-compute
+((CEPH)) && check cinder-rbd nova-compute2
 n=$("${MYSQL[@]}" -N -e "SELECT COUNT(*) FROM \`$OPENSTACK_LAB_DB_NOVA_API\`.host_mappings WHERE host='compute1'")
+((CEPH)) && n=$((n * $("${MYSQL[@]}" -N -e "SELECT COUNT(*) FROM \`$OPENSTACK_LAB_DB_NOVA_API\`.host_mappings WHERE host='compute2'")))
 if [[ $n == 0 ]]; then
   NM cell_v2 discover_hosts --verbose >>"$LAB_LOG/nova-discover.log" 2>&1 9>&- || fail nova-discover "cell_v2 discover_hosts failed"
-  say "cell_v2 discover_hosts: compute1 mapped to cell1"
+  say "cell_v2 discover_hosts: compute1$( ((CEPH)) && echo ' + compute2') mapped to cell1"
 fi
 [[ -f $STAMP ]] || stamp_now >"$STAMP"
 say "lab is up: keystone $OPENSTACK_LAB_KEYSTONE_URL  cinder $OPENSTACK_LAB_CINDER_URL  placement $OPENSTACK_LAB_PLACEMENT_URL"

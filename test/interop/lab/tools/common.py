@@ -16,7 +16,7 @@ def load_settings():
     d = os.path.abspath(os.environ.get('OPENSTACK_LAB_DIR') or '/var/tmp/nova-bdm-interop')
     path = os.path.join(d, 'lab.env')
     if not os.path.exists(path):
-        sys.exit('openstack-lab: %s not found: run up.sh first (OPENSTACK_LAB_DIR=%s)' % (path, d))
+        sys.exit('interop lab: %s not found: run up.sh first (OPENSTACK_LAB_DIR=%s)' % (path, d))
     s = {}
     with open(path) as fh:
         for line in fh:

@@ -1,8 +1,7 @@
-import type { NovaConf } from './nova-conf';
-import { parseTransportUrl } from './transport-url';
-import type { RabbitSettings } from '../rpc/oslo-rpc-client';
-
-const TRUE_WORDS = new Set(['1', 'true', 'yes', 'on']);
+import { osloBool, osloNumber, type NovaConf } from '../config/nova-conf';
+import { parseTransportUrl } from '../config/transport-url';
+import type { RabbitSettings } from './oslo-rpc-client';
+import { BadInput } from '../errors';
 
 /**
  * RabbitMQ settings for a cell: its (formatted) transport URL, with [oslo_messaging_rabbit]
@@ -11,14 +10,16 @@ const TRUE_WORDS = new Set(['1', 'true', 'yes', 'on']);
 export function rabbitSettings(conf: NovaConf, transportUrl: string, what: string): RabbitSettings {
   const transport = parseTransportUrl(transportUrl, what);
   const opt = (key: string): string | undefined => transport.query[key] ?? conf.get('oslo_messaging_rabbit', key);
-  const bool = (key: string, fallback: boolean) => {
-    const v = opt(key);
-    return v === undefined ? fallback : TRUE_WORDS.has(v.toLowerCase());
+  // A URL query value wins over nova.conf; both are read with oslo.config's types.
+  const fromQuery = <T>(key: string, convert: (v: string) => T | undefined, kind: string): T | undefined => {
+    const v = transport.query[key];
+    if (v === undefined) return undefined;
+    const converted = convert(v);
+    if (converted === undefined) throw new BadInput(`${what}: option ${key}=${v} in the URL is not a ${kind}`);
+    return converted;
   };
-  const num = (key: string, fallback: number) => {
-    const v = Number(opt(key));
-    return opt(key) === undefined || !Number.isFinite(v) ? fallback : v;
-  };
+  const bool = (key: string, fallback: boolean) => fromQuery(key, osloBool, 'boolean') ?? conf.getBool('oslo_messaging_rabbit', key, fallback);
+  const num = (key: string, fallback: number) => fromQuery(key, osloNumber, 'number') ?? conf.getNumber('oslo_messaging_rabbit', key, fallback);
   const ssl = bool('ssl', false);
   return {
     transport,

@@ -1,11 +1,8 @@
-import { hostname } from 'node:os';
-import type { NovaConf } from './nova-conf';
-import type { CinderSettings } from '../cinder/cinder-client';
-import type { HttpSettings } from '../cinder/http';
-import type { KeystoneCredentials } from '../cinder/keystone';
+import { osloBool, type NovaConf } from '../config/nova-conf';
+import type { CinderSettings } from './cinder-client';
+import type { HttpSettings } from './http';
+import type { KeystoneCredentials } from './keystone';
 import { BadInput } from '../errors';
-
-const TRUE_WORDS = new Set(['1', 'true', 'yes', 'on']);
 
 /** keystoneauth option names (as in nova.conf) -> our credential fields. */
 const CREDENTIAL_OPTIONS: Record<string, keyof KeystoneCredentials> = {
@@ -49,10 +46,13 @@ export function cinderSettings(conf: NovaConf, override: Record<string, unknown>
   if (!auth) {
     throw new BadInput(`[cinder] auth_type is not set (${conf.describeFiles()}): nova's [cinder] section or the cinder_auth argument must give Keystone credentials`);
   }
-  const sendServiceToken = TRUE_WORDS.has((conf.get('service_user', 'send_service_user_token') ?? '').toLowerCase());
+  const sendServiceToken = conf.getBool('service_user', 'send_service_user_token', false);
   const serviceAuth = sendServiceToken ? credentials((k) => conf.get('service_user', k), 'service_user') : undefined;
   if (sendServiceToken && !serviceAuth) throw new BadInput('[service_user] send_service_user_token is true but [service_user] auth_type is not set');
   const timeout = Number(get('timeout'));
+  const insecureText = get('insecure');
+  const insecure = insecureText === undefined ? false : osloBool(insecureText);
+  if (insecure === undefined) throw new BadInput(`[cinder] insecure = ${insecureText} is not a boolean`);
   return {
     cinder: {
       auth,
@@ -63,10 +63,10 @@ export function cinderSettings(conf: NovaConf, override: Record<string, unknown>
     },
     http: {
       cafile: get('cafile'),
-      insecure: TRUE_WORDS.has((get('insecure') ?? '').toLowerCase()),
+      insecure,
       // keystoneauth has no timeout by default; a tool run at 3 a.m. must not hang forever.
       timeoutSeconds: Number.isFinite(timeout) && timeout > 0 ? timeout : 60,
-      connectRetries: Number(conf.get('cinder', 'http_retries') ?? 3),
+      connectRetries: conf.getNumber('cinder', 'http_retries', 3),
     },
   };
 }
@@ -74,9 +74,4 @@ export function cinderSettings(conf: NovaConf, override: Record<string, unknown>
 /** Secret values of the Cinder settings, for scrubbing messages. */
 export function cinderSecrets(s: CinderSettings): string[] {
   return [s.auth, s.serviceAuth].flatMap((c) => (c ? [c.password, c.applicationCredentialSecret].filter((v): v is string => !!v) : []));
-}
-
-/** [DEFAULT] host of this process (recorded on instance action events), else the hostname. */
-export function localHost(conf: NovaConf): string {
-  return conf.get('DEFAULT', 'host') ?? hostname();
 }

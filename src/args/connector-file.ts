@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { describeSchemaErrors } from '../args/validate';
-import { validateConnector } from '../args/schema-validator';
-import type { Connector } from '../args/connector-schema';
+import { describeSchemaErrors } from './validate';
+import { validateConnector } from './schema-validator';
+import type { Connector } from './connector-schema';
 import { ConnectorMissing, ConnectorUnreadable } from '../errors';
 
 /** The connector from the `connector` argument or a JSON file, like nova-manage's connector_path. */

@@ -1,0 +1,217 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  cephMon,
+  cinderAttachment,
+  comparable,
+  dumpNovaRows,
+  getConnectorJson,
+  moveMon,
+  novaManage,
+  outcomeOf,
+  powerInstance,
+  runOurs,
+  seed,
+  upLab,
+  type LabEnv,
+  type Seeded,
+} from './harness';
+
+// Interop tier: the Ceph monitor move, for real (issue 12). Real Ceph 16 (one mon on loopback,
+// memstore OSD, cephx), Cinder 21's RBDDriver, a libvirt/KVM nova-compute (compute2) and
+// instances that boot from rbd volumes. After the mon moves, a stopped instance whose BDM still
+// names the old mon cannot start; our refresh makes it start, and leaves the rows the real
+// nova-manage leaves. Runs under `npm run test:interop`, or with NOVA_BDM_INTEROP=1.
+
+const enabled = process.env.NOVA_BDM_INTEROP === '1' || process.env.npm_lifecycle_event === 'test:interop';
+const SKIP = enabled ? false : 'interop tier: run `npm run test:interop` (or set NOVA_BDM_INTEROP=1); needs root, brings up real OpenStack services';
+
+const OLD_MON = '127.0.0.1';
+const NEW_MON = '127.0.0.2';
+const EXPECT = { driver_volume_type: 'rbd', data: { hosts: [NEW_MON], ports: ['6789'] } };
+/** The lab writes `client mount timeout = 20` for QEMU's librbd (lab.env OPENSTACK_LAB_CEPH_MOUNT_TIMEOUT). */
+const STALE_START_BOUND_S = 90;
+
+interface RbdConnectionInfo {
+  driver_volume_type: string;
+  data: { hosts: string[]; ports: string[]; name: string; auth_username: string; secret_uuid: string; [k: string]: unknown };
+  [k: string]: unknown;
+}
+
+async function bdmOf(instanceUuid: string): Promise<{ attachment_id: string | null; connection_info: RbdConnectionInfo }> {
+  const rows = await dumpNovaRows(instanceUuid);
+  assert.equal(rows.block_device_mapping.length, 1, `one volume BDM on ${instanceUuid}`);
+  const b = rows.block_device_mapping[0]!;
+  return { attachment_id: b.attachment_id, connection_info: b.connection_info as RbdConnectionInfo };
+}
+
+/** connection_info with its own ids (and anything secret) replaced, to compare two volumes' field by field. */
+function shapeOf(ci: unknown, instanceUuid: string, volumeId: string): unknown {
+  const text = JSON.stringify(ci).split(volumeId).join('<volume>').split(instanceUuid).join('<instance>');
+  const o = JSON.parse(text) as { data?: Record<string, unknown> };
+  for (const k of ['keyring', 'auth_password', 'secret']) if (o.data && k in o.data) o.data[k] = '<secret>';
+  return o;
+}
+
+describe('the Ceph monitor move on real Ceph, Cinder RBD and a libvirt compute', { skip: SKIP, timeout: 1_800_000 }, () => {
+  let lab: LabEnv;
+  /** a: started, stopped, refreshed by us, started again; b: refreshed by the real nova-manage; c: b's twin, refreshed by us. */
+  let a: Seeded;
+  let b: Seeded;
+  let c: Seeded;
+  let connector: string;
+  const timings: Record<string, number> = {};
+  const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+    const t0 = Date.now();
+    try {
+      return await fn();
+    } finally {
+      timings[name] = Date.now() - t0;
+    }
+  };
+
+  before(async () => {
+    lab = await upLab();
+    // The mon address survives down/up: a previous run leaves it moved. Start from 127.0.0.1.
+    if (cephMon().addr !== OLD_MON) await moveMon(OLD_MON);
+  });
+
+  after(async () => {
+    // leave no guest running (a stop of a stopped instance is refused: harmless)
+    if (a) await powerInstance('stop', a.instance_uuid).catch(() => undefined);
+    console.log(`ceph monitor move timings (ms): ${JSON.stringify(timings)}`);
+  });
+
+  test('seeded stopped rbd instances start, and their domain names the mon at 127.0.0.1', async () => {
+    const seeded = await timed('seed 3 rbd instances', () => seed({ count: 3, rbd: true }));
+    assert.equal(seeded.length, 3);
+    [a, b, c] = seeded as [Seeded, Seeded, Seeded];
+    for (const s of seeded) {
+      const ci = s.connection_info as RbdConnectionInfo;
+      assert.equal(ci.driver_volume_type, 'rbd');
+      assert.deepEqual([ci.data.hosts, ci.data.ports], [[OLD_MON], ['6789']], "Cinder's RBDDriver hands out the live mon");
+      assert.equal(ci.data.name, `volumes/volume-${s.volume_id}`);
+      assert.equal(ci.data.auth_username, 'cinder');
+      assert.ok(s.attachment_id, 'attached the v3 way');
+    }
+    const started = await timed('start (live mon)', () => powerInstance('start', a.instance_uuid));
+    assert.equal(started.error, null, `start failed: ${started.error}`);
+    assert.deepEqual([started.vm_state, started.power_state], ['active', 'running']);
+    assert.deepEqual(started.domain_rbd_hosts, [OLD_MON], 'the domain XML names the mon at 127.0.0.1');
+    timings['start (live mon), cast to running'] = Math.round(started.seconds * 1000);
+  });
+
+  test('stop it, then move the monitor to 127.0.0.2', async () => {
+    const stopped = await powerInstance('stop', a.instance_uuid);
+    assert.equal(stopped.error, null, `stop failed: ${stopped.error}`);
+    assert.deepEqual([stopped.vm_state, stopped.power_state], ['stopped', 'shutdown']);
+    const moved = await moveMon(NEW_MON);
+    timings['monitor move'] = moved.ms;
+    assert.deepEqual(cephMon().addr, NEW_MON);
+    assert.match(moved.output, /cinder's view .*127\.0\.0\.2:6789/, 'client.cinder sees only the new mon');
+    for (const s of [a, b, c]) assert.deepEqual((await bdmOf(s.instance_uuid)).connection_info.data.hosts, [OLD_MON], 'the BDM still names the old mon');
+  });
+
+  test('audit with expect finds every rbd BDM stale; check_cinder alone cannot tell', async () => {
+    const uuids = [a, b, c].map((s) => s.instance_uuid);
+    const audit = await timed('audit with expect', () => runOurs({ action: 'audit', config_file: lab.novaConf, instance_uuids: uuids, expect: EXPECT }));
+    assert.equal(audit.status, 0, audit.stderr);
+    const totals = audit.result.totals as { scanned: number; stale: number; by_reason: Record<string, number> };
+    assert.deepEqual([totals.scanned, totals.stale, totals.by_reason], [3, 3, { expectation_mismatch: 3 }]);
+    const stale = audit.result.stale as Array<{ instance_uuid: string; host: string; reasons: string[]; details: string[]; refreshable: boolean }>;
+    assert.deepEqual(stale.map((x) => x.instance_uuid).sort(), [...uuids].sort());
+    for (const x of stale) {
+      assert.equal(x.host, 'compute2');
+      assert.deepEqual(x.reasons, ['expectation_mismatch']);
+      assert.deepEqual(x.details, [`data.hosts/ports are ${OLD_MON}:6789, expected ${NEW_MON}:6789`]);
+      assert.equal(x.refreshable, true);
+    }
+
+    // Cinder's stored attachment was made before the move: it still names the old mon, so the
+    // Cinder rules see nothing wrong. Only `expect` (or a fresh attachment) tells.
+    const cinderOnly = await timed('audit with check_cinder', () => runOurs({ action: 'audit', config_file: lab.novaConf, instance_uuids: uuids, check_cinder: true }));
+    assert.equal(cinderOnly.status, 0, cinderOnly.stderr);
+    assert.deepEqual((cinderOnly.result.totals as { scanned: number; stale: number }).stale, 0, `check_cinder: ${JSON.stringify(cinderOnly.result)}`);
+    const stored = await cinderAttachment(a.attachment_id!);
+    // (Cinder stores it flat: the driver data and driver_volume_type side by side)
+    assert.deepEqual((stored.connection_info as { hosts: string[] }).hosts, [OLD_MON], "Cinder's attachment keeps the old mon");
+  });
+
+  test('before the refresh the instance does not start (librados cannot reach the old mon)', async () => {
+    const r = await timed('start before the refresh (fails)', () => powerInstance('start', a.instance_uuid, STALE_START_BOUND_S));
+    assert.notEqual(r.status, 0);
+    assert.ok(r.error, 'the start failed');
+    assert.doesNotMatch(r.error, /^timeout/, `the compute gave up by itself within ${STALE_START_BOUND_S} s (client mount timeout): ${r.error}`);
+    assert.match(r.error, /"host":"127\.0\.0\.1"/, `the failing disk names the old mon: ${r.error}`);
+    assert.deepEqual([r.vm_state, r.power_state, r.task_state], ['stopped', 'shutdown', null], 'Nova reverted the start');
+    timings['start before the refresh, cast to failure'] = Math.round(r.seconds * 1000);
+  });
+
+  test('refresh (require_libvirt, expect, the compute\'s real get_connector): the BDMs match what RBDDriver hands out now', async () => {
+    connector = await timed('real get_connector on compute2', async () => getConnectorJson('compute2'));
+    for (const s of [a, c]) {
+      const r = await timed(`refresh ${s === a ? 'a' : 'c'}`, () =>
+        runOurs({
+          action: 'refresh',
+          config_file: lab.novaConf,
+          instance_uuid: s.instance_uuid,
+          volume_id: s.volume_id,
+          connector_path: connector,
+          require_libvirt: true,
+          expect: EXPECT,
+        }),
+      );
+      assert.equal(r.result.failed, undefined, `our refresh failed: ${JSON.stringify(r.result, null, 2)}\n${r.stderr}`);
+      assert.equal(r.status, 0);
+      assert.equal(r.result.changed, true);
+      assert.equal(r.result.host, 'compute2');
+      assert.deepEqual((r.result.stale_reasons as Array<{ code: string }>).map((x) => x.code), ['expectation_mismatch']);
+      const bdm = await bdmOf(s.instance_uuid);
+      assert.equal(bdm.attachment_id, r.result.attachment_id);
+      assert.notEqual(bdm.attachment_id, s.attachment_id, 'a new attachment');
+      assert.deepEqual([bdm.connection_info.data.hosts, bdm.connection_info.data.ports], [[NEW_MON], ['6789']]);
+    }
+
+    // A fresh attachment made after the move (a new instance, attached through Nova's volume
+    // API): the refreshed BDMs hold exactly what Cinder's RBDDriver hands out now.
+    const [fresh] = await seed({ count: 1, rbd: true });
+    assert.ok(fresh);
+    const freshCi = (await bdmOf(fresh.instance_uuid)).connection_info;
+    assert.deepEqual(freshCi.data.hosts, [NEW_MON]);
+    for (const s of [a, c]) {
+      const ci = (await bdmOf(s.instance_uuid)).connection_info;
+      assert.deepEqual(shapeOf(ci, s.instance_uuid, s.volume_id), shapeOf(freshCi, fresh.instance_uuid, fresh.volume_id), 'field by field, ids aside');
+    }
+
+    // Re-run: nothing is stale any more, nothing changes.
+    const again = await runOurs({ action: 'refresh', config_file: lab.novaConf, instance_uuid: a.instance_uuid, volume_id: a.volume_id, connector_path: connector, require_libvirt: true, expect: EXPECT });
+    assert.equal(again.status, 0, again.stderr);
+    assert.equal(again.result.changed, false, JSON.stringify(again.result));
+    const audit = await runOurs({ action: 'audit', config_file: lab.novaConf, instance_uuids: [a.instance_uuid, c.instance_uuid], expect: EXPECT });
+    assert.equal((audit.result.totals as { stale: number }).stale, 0, JSON.stringify(audit.result));
+  });
+
+  test('after the refresh the instance starts within seconds, on the mon at 127.0.0.2', async () => {
+    const r = await timed('start after the refresh', () => powerInstance('start', a.instance_uuid, 60));
+    assert.equal(r.error, null, `start failed: ${r.error}`);
+    assert.deepEqual([r.vm_state, r.power_state], ['active', 'running']);
+    assert.deepEqual(r.domain_rbd_hosts, [NEW_MON], 'the domain XML names the mon at 127.0.0.2');
+    assert.ok(r.seconds < 15, `running ${r.seconds} s after the cast`);
+    timings['start after the refresh, cast to running'] = Math.round(r.seconds * 1000);
+  });
+
+  test('the real nova-manage volume_attachment refresh on the twin leaves the same rows', async () => {
+    const before = comparable(b, await outcomeOf(b));
+    const t0 = Date.now();
+    const r = novaManage(['volume_attachment', 'refresh', b.instance_uuid, b.volume_id, connector]);
+    timings['real nova-manage refresh'] = Date.now() - t0;
+    assert.equal(r.status, 0, `real nova-manage refresh failed (exit ${r.status}):\n${r.stdout}\n${r.stderr.split('\n').slice(-15).join('\n')}`);
+    const theirs = await outcomeOf(b);
+    const mine = await outcomeOf(c);
+    assert.notDeepEqual(comparable(b, theirs), before, 'nova-manage changed something');
+    assert.equal(theirs.attachments.length, 1, `nova-manage leaves one attachment: ${JSON.stringify(theirs.attachments)}`);
+    assert.equal(mine.attachments.length, 1, `we leave one attachment: ${JSON.stringify(mine.attachments)}`);
+    assert.deepEqual((theirs.nova.block_device_mapping[0]!.connection_info as RbdConnectionInfo).data.hosts, [NEW_MON]);
+    assert.deepEqual(comparable(c, mine), comparable(b, theirs));
+  });
+});
