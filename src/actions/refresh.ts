@@ -184,7 +184,7 @@ async function refreshBdmOnce(
   let remains = 'the BDM and its attachment are unchanged';
   // Keep the lock when what is left is not known for sure: the next refresh of this BDM then
   // recovers from Cinder's view (recoverInterruptedRefresh) instead of refreshing around strays.
-  let keepLocked: string | undefined;
+  let keepLocked = false;
   try {
     state.actionId = await steps.run('start_action', () => startRefreshAction(db, instanceUuid, ctxRefresh));
     if (cinderView?.status === 'attaching' && cinderView.connection_info && Object.keys(cinderView.connection_info).length > 0) {
@@ -220,15 +220,17 @@ async function refreshBdmOnce(
   } catch (err) {
     failure = err instanceof Error ? err : new Error(String(err));
     const step = steps.failedStep ?? '';
-    if (CINDER_WRITES.has(step) && failure instanceof OpenStackHttpError && failure.status === null) {
-      // No answer (timed out, connection lost): Cinder may still carry the call out.
-      keepLocked = `Cinder gave no answer to ${step}, so whether it happened is unknown`;
-    }
+    // No answer (timed out, connection lost) to a Cinder write: Cinder may still carry it out.
+    const unknown = CINDER_WRITES.has(step) && failure instanceof OpenStackHttpError && failure.status === null && !('requestNotSent' in failure)
+      ? `Cinder gave no answer to ${step}, so whether it happened is unknown; `
+      : '';
+    let cleanupFailed = false;
     remains = await undoAfterFailure(db, cinder, bdm, state, undone, step === 'rpc_remove_volume_connection').catch((e: Error) => {
-      keepLocked ??= `clean-up failed too (${e.message.split('\n')[0]})`;
-      return 'the refresh is half done';
+      cleanupFailed = true;
+      return `clean-up failed too (${e.message.split('\n')[0]})`;
     });
-    if (keepLocked) remains = `${keepLocked}; ${remains}; the instance stays locked: run refresh again to recover`;
+    keepLocked = Boolean(unknown) || cleanupFailed;
+    if (keepLocked) remains = `${unknown}${remains}; the instance stays locked: run refresh again to recover`;
   } finally {
     if (state.actionId !== undefined) {
       await steps.run('finish_action', () => finishRefreshAction(db, state.actionId!, settings.localHost, failure?.message)).catch((e: Error) => {
