@@ -185,6 +185,7 @@ async function refreshBdmOnce(
   // Keep the lock when what is left is not known for sure: the next refresh of this BDM then
   // recovers from Cinder's view (recoverInterruptedRefresh) instead of refreshing around strays.
   let keepLocked = false;
+  let unlockError: string | undefined;
   try {
     state.actionId = await steps.run('start_action', () => startRefreshAction(db, instanceUuid, ctxRefresh));
     if (cinderView?.status === 'attaching' && cinderView.connection_info && Object.keys(cinderView.connection_info).length > 0) {
@@ -241,6 +242,7 @@ async function refreshBdmOnce(
     if (!keepLocked) {
       await steps.run('unlock', () => unlockInstanceAfterRefresh(db, instanceUuid, reason, ctxUnlock, settings.localHost)).catch((e: Error) => {
         warnings.push(`could not unlock instance ${instanceUuid} (${e.message}); the next refresh of this BDM unlocks it`);
+        unlockError = e.message.split('\n')[0];
         if (failure) remains += '; the instance is still locked: run refresh again to recover';
       });
     }
@@ -271,6 +273,12 @@ async function refreshBdmOnce(
   if (settings.diff) result.diff = connectionInfoDiff(bdm, instanceUuid, volumeId, mask(oldInfo), mask(state.newInfo));
   if (warnings.length) result.warnings = warnings;
   const stillWrong = settings.expect && expectationMismatch(state.newInfo, settings.expect);
+  if (unlockError && !stillWrong) {
+    // Refreshed, but the instance cannot be started until it is unlocked: not a success to an operator.
+    result.failed = true;
+    result.remains = `the BDM is refreshed, but the instance is still locked (${unlockError}): run refresh again to unlock it`;
+    result.msg = `refreshed the connection_info of BDM ${bdm.uuid}; ${result.remains as string}`;
+  }
   if (stillWrong) {
     // Consistent and changed, but not what the operator said it must be.
     result.failed = true;

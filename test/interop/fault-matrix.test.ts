@@ -41,8 +41,6 @@ interface Case {
   inject(ctx: Ctx): Hooks | Promise<Hooks>;
   /** Ends the fault after the first run (restart, SIGCONT, release). */
   heal?(ctx: Ctx): Promise<void>;
-  /** The first run may succeed (with a warning) instead of failing. */
-  mayPass?: boolean;
 }
 
 interface Row {
@@ -187,7 +185,6 @@ const cases: Case[] = [
   {
     name: 'cell DB lock wait timeout at unlock (instances row held)',
     at: 'unlock',
-    mayPass: true,
     inject: (c) => {
       let seen = 0;
       return {
@@ -317,7 +314,7 @@ describe('fault matrix: single refresh on the real lab (issue 14 item 1)', { ski
       row.end = endIssues.length ? `INCONSISTENT: ${endIssues.join('; ')}` : 'consistent: unlocked, 1 attachment attached, BDM matches';
 
       // The first run: one clear line that says what is left.
-      if (!fault.mayPass || r1.failed) {
+      {
         assert.equal(r1.failed, true, `the first run should fail: ${JSON.stringify(r1)}`);
         assert.ok(msg.length > 0 && !msg.includes('\n'), `one line: ${msg}`);
         assert.ok(!/unexpected error/.test(msg), msg);
