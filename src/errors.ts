@@ -61,3 +61,24 @@ export class RefreshFailed extends NovaBdmError {
     super(message);
   }
 }
+
+/** The connector is another host's (nova's HostConflict, bug 2012365: nova-manage exit code 7). */
+export class HostConflict extends NovaBdmError {
+  override name = 'HostConflict';
+}
+
+/** Another refresh (another controller, or another run here) holds the instance right now. */
+export class LockedByAnotherRefresh extends InstanceStateInvalid {
+  override name = 'LockedByAnotherRefresh';
+}
+
+/** The instance changed between the check and the lock; `why` says how (the refreshable rule's words). */
+export class InstanceChanged extends InstanceStateInvalid {
+  override name = 'InstanceChanged';
+  constructor(
+    message: string,
+    readonly why: string,
+  ) {
+    super(message);
+  }
+}

@@ -1,6 +1,10 @@
 import type { AnsibleFlags } from './args/validate';
 import type { ModuleArgs } from './args/schema';
 import { refreshBdm } from './actions/refresh';
+import type { SingleRefreshResult } from './actions/refresh-result';
+import type { FleetProgress, FleetRefreshResult } from './actions/fleet';
+import { connectorLookup } from './actions/fleet-connectors';
+import { isFleetRefresh } from './args/validate';
 import { CinderClient, CinderSession } from './cinder/cinder-client';
 import { OpenStackHttp } from './cinder/http';
 import { cinderSecrets, cinderSettings } from './cinder/cinder-settings';
@@ -22,8 +26,19 @@ export async function runRefresh(
   ansible: AnsibleFlags,
   topology: NovaTopology,
   scrubber: TextScrubber,
-): Promise<Record<string, unknown> & { changed: boolean }> {
-  const connector = loadConnector(args.connector as Record<string, unknown> | undefined, args.connector_path);
+  /** A live progress line (the CLI on a terminal). */
+  onProgress?: (p: FleetProgress) => void,
+): Promise<SingleRefreshResult | FleetRefreshResult> {
+  const fleet = isFleetRefresh(args);
+  // The single form needs its one connector up front (nova-manage's exit codes 2 and 3).
+  const connector = fleet || (args.connector === undefined && args.connector_path === undefined)
+    ? undefined
+    : loadConnector(args.connector as Record<string, unknown> | undefined, args.connector_path);
+  const connectorFor = connectorLookup({
+    connectors: args.connectors as Record<string, Record<string, unknown>> | undefined,
+    connectorDir: args.connector_dir,
+    ...(connector ? { connector } : { connector: args.connector as Record<string, unknown> | undefined, connectorPath: args.connector_path }),
+  });
   const { cinder, http } = cinderSettings(conf, args.cinder_auth ?? {});
   for (const s of cinderSecrets(cinder)) scrubber.add(s);
   const session = new CinderSession(new OpenStackHttp(http), cinder);
@@ -40,24 +55,55 @@ export async function runRefresh(
     return client;
   };
   const rpcTimeout = args.rpc_timeout ?? Number(conf.get('DEFAULT', 'rpc_response_timeout') ?? 60);
+  const settings = {
+    requireLibvirt: args.require_libvirt,
+    rpcTimeoutSeconds: rpcTimeout,
+    serviceDownTimeSeconds: Number(conf.get('DEFAULT', 'service_down_time') ?? 60),
+    upgradeLevel: conf.get('upgrade_levels', 'compute'),
+    localHost: localHost(conf),
+    revealSecrets: args.reveal_secrets,
+    checkMode: ansible.checkMode,
+    diff: ansible.diff,
+    force: args.force,
+    expect: args.expect as Record<string, unknown> | undefined,
+    refuseLocked: args.refuse_locked,
+  };
+  const cinderFor = (requestId: string) => new CinderClient(session, requestId);
   try {
-    return (await refreshBdm(
-      { topology, cinderFor: (requestId) => new CinderClient(session, requestId), rpcFor },
+    if (fleet) {
+      const { refreshFleet } = await import('./actions/fleet');
+      const interactive = process.stderr.isTTY === true && ansible.verbosity === 0 && onProgress !== undefined;
+      const result = await refreshFleet(
+        { topology, cinderFor, rpcFor, connectorFor },
+        {
+          filters: {
+            hosts: args.hosts,
+            instanceUuids: args.instance_uuids?.map((u) => u.toLowerCase()),
+            volumeIds: args.volume_ids?.map((u) => u.toLowerCase()),
+            bdmUuids: args.bdm_uuids?.map((u) => u.toLowerCase()),
+            projectId: args.project_id,
+            driverVolumeType: args.driver_volume_type,
+          },
+          cells: args.cells,
+        },
+        {
+          ...settings,
+          maxParallel: args.max_parallel,
+          perHostParallel: args.per_host_parallel,
+          maxFailures: args.max_failures,
+          reportPath: args.report_path,
+          onProgress: interactive ? onProgress : undefined,
+        },
+      );
+      // Failure messages come from errors of the outside systems: scrubbed like msg.
+      for (const f of result.failures) f.msg = scrubber.scrub(f.msg);
+      return result;
+    }
+    return await refreshBdm(
+      { topology, cinderFor, rpcFor },
       args.bdm_uuid !== undefined ? { bdmUuid: args.bdm_uuid.toLowerCase() } : { instanceUuid: args.instance_uuid!.toLowerCase(), volumeId: args.volume_id!.toLowerCase() },
-      {
-        connector,
-        requireLibvirt: args.require_libvirt,
-        rpcTimeoutSeconds: rpcTimeout,
-        serviceDownTimeSeconds: Number(conf.get('DEFAULT', 'service_down_time') ?? 60),
-        upgradeLevel: conf.get('upgrade_levels', 'compute'),
-        localHost: localHost(conf),
-        revealSecrets: args.reveal_secrets,
-        checkMode: ansible.checkMode,
-        diff: ansible.diff,
-        force: args.force,
-        expect: args.expect as Record<string, unknown> | undefined,
-      },
-    )) as Record<string, unknown> & { changed: boolean };
+      { ...settings, connector: connector ?? connectorFor },
+    );
   } finally {
     await Promise.all([...rpcClients.values()].map((p) => p.then((c) => c.close()).catch(() => undefined)));
   }

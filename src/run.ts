@@ -102,7 +102,6 @@ function failure(error: Error, verbosity: number, scrubber: TextScrubber): Modul
   };
   // A failed refresh says which steps ran, what was undone and what remains.
   if (error instanceof RefreshFailed) Object.assign(result, JSON.parse(scrubber.scrub(JSON.stringify(error.details))));
-  else if (typeof (error as Error & { remains?: unknown }).remains === 'string') result.remains = (error as Error & { remains: string }).remains;
   const stack = error instanceof RefreshFailed && error.causeError?.stack ? `${error.stack}\nCaused by: ${error.causeError.stack}` : error.stack;
   if (verbosity >= 3 && stack) result.exception = scrubber.scrub(stack);
   return result;

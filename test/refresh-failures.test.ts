@@ -52,7 +52,7 @@ describe('preconditions: refused before anything is written', () => {
     s = await env.seed({ instance: { task_state: 'powering-on' } });
     await expectRefusedWithoutWrites(s, {}, /in task_state powering-on\. Cannot refresh connection_info \(must have no task\)/);
     s = await env.seed({ instance: { locked: 1, locked_by: 'owner' } });
-    await expectRefusedWithoutWrites(s, {}, /in locked True \(by owner\)\. Cannot refresh connection_info \(must be unlocked\)/);
+    await expectRefusedWithoutWrites(s, { refuse_locked: true }, /in locked True \(by owner\)\. Cannot refresh connection_info \(must be unlocked\) .*\(refuse_locked is set\)$/);
     s = await env.seed({ instance: { host: null } });
     await expectRefusedWithoutWrites(s, {}, /has no host/);
   });
@@ -72,7 +72,18 @@ describe('preconditions: refused before anything is written', () => {
     const lonely = `nbt-nocons-${randomUUID().slice(0, 8)}`;
     await env.seedComputeService({}, lonely);
     const s2 = await env.seed({ instance: { host: lonely } });
-    await expectRefusedWithoutWrites(s2, {}, new RegExp(`nova-compute on ${lonely} is not consuming its queue compute\\.${lonely}`));
+    await expectRefusedWithoutWrites(s2, { connector: { ...env.connector, host: lonely } }, new RegExp(`nova-compute on ${lonely} is not consuming its queue compute\\.${lonely}`));
+  });
+
+  test("a connector of another host is refused (nova's HostConflict), naming both hosts", async () => {
+    const s = await env.seed();
+    await expectRefusedWithoutWrites(
+      s,
+      { connector: { ...env.connector, host: 'compute9' } },
+      new RegExp(`^The compute host 'compute9' in the connector does not match the instance host '${env.host}': get_connector may have been run on the wrong compute host`),
+    );
+    // Also when the BDM is not stale: wrong input is refused, not ignored.
+    await expectRefusedWithoutWrites(s, { connector: { ...env.connector, host: 'compute9' }, expect: undefined }, /^The compute host 'compute9'/);
   });
 
   test('require_libvirt: false lets a non-libvirt compute through', async () => {
@@ -96,6 +107,40 @@ describe('preconditions: refused before anything is written', () => {
     assert.match(String(r.msg), /^No volume Block Device Mapping with id/);
     const ghost = randomUUID();
     assert.equal((await env.refresh({ instance_uuid: ghost, volume_id: randomUUID() })).msg, `Instance ${ghost} has no mapping to a cell.`);
+  });
+});
+
+describe('an instance locked by someone else (nova-manage >= 27.5.1 rule)', () => {
+  test('is refreshed and left locked as it was: no lock or unlock of ours, no claim left', async () => {
+    const s = await env.seed({ instance: { locked: 1, locked_by: 'owner' } });
+    await env.fx.cell('cell1').insertInto('instance_system_metadata')
+      .values({ created_at: new Date(), deleted: 0, instance_uuid: s.instanceUuid, key: 'locked_reason', value: 'maintenance window' }).execute();
+    const r = await env.refresh({ bdm_uuid: s.bdm.uuid });
+    assert.equal(r.failed, undefined, String(r.msg));
+    assert.equal(r.changed, true);
+    const rows = await env.dumpRows(s.instanceUuid);
+    assert.equal(rows.instance!.locked, 1);
+    assert.equal(rows.instance!.locked_by, 'owner');
+    assert.deepEqual(rows.sysmeta.map((m) => [m.key, m.value]), [['locked_reason', 'maintenance window']]);
+    assert.deepEqual(rows.actions.map((a) => a.action), ['refresh_volume_attachment']);
+    assert.equal(rows.bdms[0]!.attachment_id, r.new_attachment_id);
+    assert.deepEqual(env.cloud.attachmentsOf(s.volumeId).map((a) => [a.id, a.status]), [[r.new_attachment_id, 'attached']]);
+    // The primitive the compute got says what is true: locked by the owner, with their reason.
+    const data = (env.compute.calls.at(-1)!.inner as any).args.instance['nova_object.data'];
+    assert.equal(data.locked, true);
+    assert.equal(data.locked_by, 'owner');
+    assert.deepEqual(data.system_metadata, { locked_reason: 'maintenance window' });
+  });
+
+  test('two refreshes of an already-locked instance at once: exactly one proceeds', async () => {
+    const s = await env.seed({ instance: { locked: 1, locked_by: 'owner' } });
+    const results = await Promise.all([1, 2].map(() => env.refresh({ bdm_uuid: s.bdm.uuid })));
+    assert.equal(results.filter((r) => !r.failed).length, 1, JSON.stringify(results.map((r) => r.msg)));
+    assert.match(String(results.find((r) => r.failed)!.msg), /is locked by another refresh/);
+    const rows = await env.dumpRows(s.instanceUuid);
+    assert.equal(rows.actions.filter((a) => a.action === 'refresh_volume_attachment').length, 1);
+    assert.equal(rows.instance!.locked_by, 'owner');
+    assert.equal(env.cloud.attachmentsOf(s.volumeId).length, 1);
   });
 });
 
@@ -198,7 +243,7 @@ describe('two controllers, one instance', () => {
     const refused = results.filter((r) => r.failed);
     assert.equal(ok.length, 1, JSON.stringify(results.map((r) => r.msg)));
     assert.equal(refused.length, 1);
-    assert.match(String(refused[0]!.msg), /changed while it was being checked|locked True/);
+    assert.match(String(refused[0]!.msg), /is locked by another refresh: another refresh holds it \(nova-bdm on \S+, pid \d+, since \S+, BDMs \S+\)/);
     const rows = await assertConsistent(s, String(ok[0]!.new_attachment_id));
     assert.equal(rows.actions.filter((a) => a.action === 'lock').length, 1);
   });

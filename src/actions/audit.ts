@@ -4,6 +4,7 @@ import type { Cell, NovaTopology } from '../nova-db/cells';
 import { streamVolumeBdms, type AuditFilters, type AuditRow } from '../nova-db/audit-query';
 import { checkPrivateFileTarget, writePrivateFile } from '../output/private-file';
 import { parseConnectionInfo } from './connection-info';
+import { instanceBlocker } from './refreshable';
 import { cinderStaleReasons, dbStaleReasons, type StaleCode, type StaleReason } from './staleness';
 
 // Every attached volume BDM across all cells, judged by the staleness rules. Rows are streamed
@@ -11,6 +12,10 @@ import { cinderStaleReasons, dbStaleReasons, type StaleCode, type StaleReason } 
 
 export interface AuditOptions {
   filters: AuditFilters;
+  /** Only these cells (names or uuids). */
+  cells?: string[];
+  /** The refuse_locked rule (refreshable.ts). */
+  refuseLocked?: boolean;
   expect?: Record<string, unknown>;
   /** Also ask Cinder about every attachment (slower; bounded concurrency). */
   cinder?: { client: CinderClient; concurrency: number };
@@ -40,7 +45,7 @@ interface CellTotals {
 
 export async function auditFleet(topology: NovaTopology, options: AuditOptions): Promise<Record<string, unknown>> {
   if (options.reportPath) checkWritable(options.reportPath);
-  const cells = await topology.listCells();
+  const cells = selectCells(await topology.listCells(), options.cells);
   const stale: StaleBdm[] = [];
   const byReason: Record<string, number> = {};
   let scanned = 0;
@@ -57,10 +62,10 @@ export async function auditFleet(topology: NovaTopology, options: AuditOptions):
         if (reasons.length === 0) return;
         totals.stale++;
         for (const r of reasons) byReason[r.code] = (byReason[r.code] ?? 0) + 1;
-        stale.push(staleEntry(row, cell, reasons));
+        stale.push(staleEntry(row, cell, reasons, options.refuseLocked === true));
       };
       try {
-        await auditCell(topology, cell, options, record);
+        await auditCell(topology, cell, { ...options, filters: { ...options.filters, withLockedReason: options.refuseLocked === true } }, record);
       } catch (err) {
         totals.error = err instanceof Error ? err.message : String(err);
       }
@@ -120,14 +125,8 @@ async function auditCell(
   await Promise.all(inFlight);
 }
 
-function staleEntry(row: AuditRow, cell: Cell, reasons: StaleReason[]): StaleBdm {
-  const blockedBy =
-    row.vm_state === null ? 'the instance has no live row'
-    : row.vm_state !== 'stopped' ? `vm_state ${row.vm_state} (must be stopped)`
-    : row.task_state !== null ? `task_state ${row.task_state}`
-    : row.locked ? 'the instance is locked'
-    : !row.host ? 'the instance has no host'
-    : undefined;
+function staleEntry(row: AuditRow, cell: Cell, reasons: StaleReason[], refuseLocked: boolean): StaleBdm {
+  const blocker = instanceBlocker(row.vm_state === null ? undefined : { ...row, uuid: row.instance_uuid ?? '' }, { refuseLocked });
   return {
     bdm_uuid: row.uuid,
     instance_uuid: row.instance_uuid,
@@ -136,9 +135,19 @@ function staleEntry(row: AuditRow, cell: Cell, reasons: StaleReason[]): StaleBdm
     cell: cell.name ?? cell.uuid,
     reasons: reasons.map((r) => r.code),
     details: reasons.map((r) => r.detail),
-    refreshable: blockedBy === undefined,
-    ...(blockedBy ? { blocked_by: blockedBy } : {}),
+    refreshable: blocker === undefined,
+    ...(blocker ? { blocked_by: blocker.why } : {}),
   };
+}
+
+/** The cells named (by name or uuid), in the API database's order; an unknown name is an error. */
+export function selectCells(cells: Cell[], wanted: string[] | undefined): Cell[] {
+  if (!wanted?.length) return cells;
+  const unknown = wanted.filter((w) => !cells.some((c) => c.name === w || c.uuid === w.toLowerCase()));
+  if (unknown.length > 0) {
+    throw new BadInput(`no such cell: ${unknown.join(', ')} (cells: ${cells.map((c) => c.name ?? c.uuid).join(', ')})`);
+  }
+  return cells.filter((c) => wanted.some((w) => c.name === w || c.uuid === w.toLowerCase()));
 }
 
 function checkWritable(path: string): void {

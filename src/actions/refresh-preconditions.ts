@@ -1,37 +1,14 @@
-import type { Selectable } from 'kysely';
-import { InstanceStateInvalid, PreconditionFailed } from '../errors';
+import { PreconditionFailed } from '../errors';
 import type { Cell, NovaTopology } from '../nova-db/cells';
 import { computeNodesOf, computeServiceOf, databaseNow, minimumComputeVersion } from '../nova-db/refresh-reads';
-import type { InstancesTable } from '../nova-db/schema';
 import { naiveUtcToDate } from '../naive-utc';
 import { capFromMinimumServiceVersion, capFromPin, removeVolumeConnectionVersion } from '../rpc/compute-rpc-version';
 
-// Everything refresh checks before it writes anything, each with its own message.
+// What refresh checks about the compute host before it writes anything (the instance's own
+// state is refreshable.ts's rule), each with its own message.
 
 /** libvirt's hypervisor_type values for its QEMU/KVM drivers. */
 const LIBVIRT_HYPERVISOR_TYPES = new Set(['qemu', 'kvm']);
-
-export function checkInstanceState(instance: Selectable<InstancesTable>): void {
-  const uuid = instance.uuid;
-  if (instance.vm_state !== 'stopped') {
-    throw new InstanceStateInvalid(
-      `Instance ${uuid} in vm_state ${instance.vm_state}. Cannot refresh connection_info (must be stopped) while the instance is in this state.`,
-    );
-  }
-  if (instance.task_state !== null) {
-    throw new InstanceStateInvalid(
-      `Instance ${uuid} in task_state ${instance.task_state}. Cannot refresh connection_info (must have no task) while the instance is in this state.`,
-    );
-  }
-  if (instance.locked) {
-    throw new InstanceStateInvalid(
-      `Instance ${uuid} in locked True (by ${instance.locked_by ?? 'unknown'}). Cannot refresh connection_info (must be unlocked) while the instance is in this state.`,
-    );
-  }
-  if (!instance.host) {
-    throw new InstanceStateInvalid(`Instance ${uuid} has no host: it is not on any compute, so there is no connection to refresh.`);
-  }
-}
 
 /** The nova-compute service of the host is up (servicegroup DB driver rules) and runs libvirt. */
 export async function checkCompute(

@@ -35,27 +35,37 @@ export const argsSchema = {
     hosts: {
       type: 'array',
       items: { type: 'string', minLength: 1 },
-      description: 'audit: only instances on these compute hosts.',
+      description: 'audit and fleet refresh: only instances on these compute hosts.',
     },
     instance_uuids: {
       type: 'array',
       items: { type: 'string', pattern: uuidPattern },
-      description: 'audit: only these instances.',
+      description: 'audit and fleet refresh: only these instances.',
     },
     volume_ids: {
       type: 'array',
       items: { type: 'string', pattern: uuidPattern },
-      description: 'audit: only these volumes.',
+      description: 'audit and fleet refresh: only these volumes.',
+    },
+    bdm_uuids: {
+      type: 'array',
+      items: { type: 'string', pattern: uuidPattern },
+      description: 'audit and fleet refresh: only these block device mappings.',
+    },
+    cells: {
+      type: 'array',
+      items: { type: 'string', minLength: 1 },
+      description: 'audit and fleet refresh: only these cells (names or uuids).',
     },
     project_id: {
       type: 'string',
       minLength: 1,
-      description: "audit: only this project's instances.",
+      description: "audit and fleet refresh: only this project's instances.",
     },
     driver_volume_type: {
       type: 'string',
       minLength: 1,
-      description: 'audit: only BDMs whose connection_info has this driver_volume_type (rbd, iscsi, ...).',
+      description: 'audit and fleet refresh: only BDMs whose connection_info has this driver_volume_type (rbd, iscsi, ...).',
     },
     check_cinder: {
       type: 'boolean',
@@ -72,7 +82,7 @@ export const argsSchema = {
     report_path: {
       type: 'string',
       minLength: 1,
-      description: 'audit: also write the full JSON report to this file (mode 0600).',
+      description: 'audit and fleet refresh: also write the full JSON result to this file (mode 0600).',
     },
     config_file: {
       anyOf: [
@@ -107,6 +117,40 @@ export const argsSchema = {
       type: 'string',
       minLength: 1,
       description: 'Path of a JSON file holding the connector (like nova-manage); refresh only.',
+    },
+    connectors: {
+      type: 'object',
+      additionalProperties: { type: 'object' },
+      description: 'fleet refresh: the connector of each compute host, keyed by Nova host name.',
+    },
+    connector_dir: {
+      type: 'string',
+      minLength: 1,
+      description: 'fleet refresh: a folder of <host>.json connector files (as get_connector --json writes them).',
+    },
+    max_parallel: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 256,
+      default: 8,
+      description: 'fleet refresh: instances refreshed at once.',
+    },
+    per_host_parallel: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 64,
+      default: 2,
+      description: 'fleet refresh: instances refreshed at once on one compute host.',
+    },
+    max_failures: {
+      type: 'integer',
+      minimum: 1,
+      description: 'fleet refresh: stop starting new work after this many failed BDMs (default unlimited).',
+    },
+    refuse_locked: {
+      type: 'boolean',
+      default: false,
+      description: 'refresh and audit: treat an instance locked by someone else as not refreshable (the rule before nova-manage 27.5.1/28.3.0/29.0.0).',
     },
     force: {
       type: 'boolean',

@@ -61,26 +61,48 @@ export function parseModuleInput(raw: unknown): ParsedInput {
   };
 }
 
-const AUDIT_ONLY = ['hosts', 'instance_uuids', 'volume_ids', 'project_id', 'driver_volume_type', 'report_path'] as const;
+/** The audit's filters; a refresh given any of them is a fleet refresh. */
+export const FLEET_FILTERS = ['hosts', 'cells', 'instance_uuids', 'volume_ids', 'bdm_uuids', 'project_id', 'driver_volume_type'] as const;
+const FLEET_ONLY = [...FLEET_FILTERS, 'report_path'] as const;
+const CONNECTOR_SOURCES = ['connector', 'connector_path', 'connectors', 'connector_dir'] as const;
+
+/** Does this refresh select a fleet (filters) rather than one BDM? */
+export function isFleetRefresh(args: ModuleArgs): boolean {
+  return args.action === 'refresh' && FLEET_FILTERS.some((f) => args[f] !== undefined);
+}
 
 function checkSelectors(args: ModuleArgs): void {
   if (args.action === 'get_connector') {
-    for (const option of ['bdm_uuid', 'instance_uuid', 'volume_id', 'connector', 'connector_path'] as const) {
+    for (const option of ['bdm_uuid', 'instance_uuid', 'volume_id', ...CONNECTOR_SOURCES] as const) {
       if (args[option] !== undefined) throw new BadInput(`${option} does not apply to action get_connector (it reads this host only)`);
     }
     return;
   }
   if (args.host_root !== '/') throw new BadInput('host_root is only used by action get_connector');
   if (args.action === 'audit') {
-    for (const option of ['bdm_uuid', 'instance_uuid', 'volume_id', 'connector', 'connector_path', 'force'] as const) {
+    for (const option of ['bdm_uuid', 'instance_uuid', 'volume_id', ...CONNECTOR_SOURCES, 'force'] as const) {
       if (args[option] !== undefined && !(option === 'force' && args.force === false)) {
-        throw new BadInput(`${option} does not apply to action audit (filter with hosts, instance_uuids, volume_ids, project_id, driver_volume_type)`);
+        throw new BadInput(`${option} does not apply to action audit (filter with ${FLEET_FILTERS.join(', ')})`);
       }
     }
     return;
   }
-  for (const option of AUDIT_ONLY) {
-    if (args[option] !== undefined) throw new BadInput(`${option} is only used by action audit`);
+  if (isFleetRefresh(args)) {
+    for (const option of ['bdm_uuid', 'instance_uuid', 'volume_id'] as const) {
+      if (args[option] !== undefined) {
+        throw new BadInput(`${option} selects one BDM and cannot be combined with the fleet filters (${FLEET_FILTERS.filter((f) => args[f] !== undefined).join(', ')}); use bdm_uuids, instance_uuids or volume_ids`);
+      }
+    }
+    if (args.connector !== undefined && args.connector_path !== undefined) {
+      throw new BadInput('connector and connector_path are mutually exclusive');
+    }
+    if (!CONNECTOR_SOURCES.some((o) => args[o] !== undefined)) {
+      throw new BadInput('a fleet refresh needs the connector of every compute host: give connectors (host -> connector) and/or connector_dir (<host>.json files)');
+    }
+    return;
+  }
+  for (const option of FLEET_ONLY) {
+    if (args[option] !== undefined) throw new BadInput(`${option} is only used by action audit and by a fleet refresh`);
   }
   const selectors = 'one of bdm_uuid, or instance_uuid (with an optional volume_id)';
   if (args.bdm_uuid !== undefined && args.instance_uuid !== undefined) {
@@ -93,17 +115,25 @@ function checkSelectors(args: ModuleArgs): void {
     throw new BadInput(`volume_id needs instance_uuid: give ${selectors}`);
   }
   if (args.bdm_uuid === undefined && args.instance_uuid === undefined) {
+    if (args.action === 'refresh') {
+      throw new BadInput(
+        `no BDM selected: give bdm_uuid, or instance_uuid with volume_id, or at least one fleet filter (${FLEET_FILTERS.join(', ')}); a refresh never means the whole cloud`,
+      );
+    }
     throw new BadInput(`no BDM selected: give ${selectors}`);
   }
   if (args.action === 'refresh') {
     if (args.instance_uuid !== undefined && args.volume_id === undefined) {
-      throw new BadInput('refresh works on one BDM: give bdm_uuid, or instance_uuid with volume_id');
+      throw new BadInput('refresh works on one BDM: give bdm_uuid, or instance_uuid with volume_id (instance_uuids refreshes every BDM of those instances)');
     }
-    if ((args.connector === undefined) === (args.connector_path === undefined)) {
+    if (args.connector !== undefined && args.connector_path !== undefined) {
       throw new BadInput("refresh needs the compute host's connector: give exactly one of connector or connector_path");
     }
+    if (!CONNECTOR_SOURCES.some((o) => args[o] !== undefined)) {
+      throw new BadInput("refresh needs the compute host's connector: give exactly one of connector or connector_path (or connectors / connector_dir)");
+    }
   } else {
-    for (const option of ['connector', 'connector_path', 'rpc_timeout', 'cinder_auth', 'expect'] as const) {
+    for (const option of [...CONNECTOR_SOURCES, 'rpc_timeout', 'cinder_auth', 'expect'] as const) {
       if (args[option] !== undefined) throw new BadInput(`${option} is only used by action refresh`);
     }
   }
@@ -127,6 +157,8 @@ export function describeSchemaErrors(errors: ErrorObject[]): string {
   return parts.join('; ');
 }
 
+const SECONDS_OPTIONS = new Set(['rpc_timeout', 'connect_timeout', 'timeout']);
+
 function describeSchemaError(e: ErrorObject): string {
   const option = e.instancePath.replace(/^\//, '').split('/')[0] || 'arguments';
   switch (e.keyword) {
@@ -139,8 +171,9 @@ function describeSchemaError(e: ErrorObject): string {
     case 'anyOf':
       return `${option} must be a path or a non-empty list of paths`;
     case 'exclusiveMinimum':
+    case 'minimum':
     case 'maximum':
-      return `${option} ${e.message ?? 'is out of range'} (seconds)`;
+      return `${option} ${e.message ?? 'is out of range'}${SECONDS_OPTIONS.has(option) ? ' (seconds)' : ''}`;
     case 'additionalProperties':
       return `${option} has an unsupported key: ${String(e.params.additionalProperty)}`;
     case 'minLength':

@@ -163,15 +163,7 @@ export class CinderClient {
 
   private async call(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, allowed: number[] = []) {
     for (let attempt = 1; ; attempt++) {
-      let session: { token: string; endpoint: string };
-      let serviceToken: string | undefined;
-      try {
-        session = await this.ensureSession();
-        serviceToken = method === 'DELETE' ? await this.session.serviceToken() : undefined;
-      } catch (err) {
-        // No token, so Cinder never saw the call: a caller may count on that.
-        throw Object.assign(err as Error, { requestNotSent: true });
-      }
+      const session = await this.ensureSession();
       const headers: Record<string, string> = {
         Accept: 'application/json',
         'User-Agent': 'nova-bdm',
@@ -179,6 +171,7 @@ export class CinderClient {
         'X-OpenStack-Request-ID': this.requestId,
         'OpenStack-API-Version': `volume ${ATTACHMENT_MICROVERSION}`,
       };
+      const serviceToken = method === 'DELETE' ? await this.session.serviceToken() : undefined;
       if (serviceToken) headers['X-Service-Token'] = serviceToken;
       if (body !== undefined) headers['Content-Type'] = 'application/json';
       const res = await this.session.http.request(method, `${session.endpoint}${path}`, headers, body);

@@ -1,9 +1,10 @@
-import { BdmNotFound, ConnectorMissing, ConnectorUnreadable, InstanceNotFound, InstanceStateInvalid } from '../errors';
+import { BdmNotFound, ConnectorMissing, ConnectorUnreadable, HostConflict, InstanceNotFound, InstanceStateInvalid } from '../errors';
 
 /**
  * nova-manage volume_attachment's exit codes. show: 2 instance not found, 3 BDM not found.
  * refresh: 2 connector path missing, 3 connector unreadable, 4 instance not found,
- * 5 instance state invalid, 6 volume not attached. 1 for anything else.
+ * 5 instance state invalid, 6 volume not attached, 7 connector host is not the instance's host.
+ * 1 for anything else.
  */
 export function exitCodeFor(error: Error | undefined, action: string): number {
   if (action === 'refresh') {
@@ -12,6 +13,7 @@ export function exitCodeFor(error: Error | undefined, action: string): number {
     if (error instanceof InstanceNotFound) return 4;
     if (error instanceof InstanceStateInvalid) return 5;
     if (error instanceof BdmNotFound) return 6;
+    if (error instanceof HostConflict) return 7;
     return 1;
   }
   if (error instanceof InstanceNotFound) return 2;

@@ -9,6 +9,9 @@ export interface AuditFilters {
   instanceUuids?: string[];
   projectId?: string;
   volumeIds?: string[];
+  bdmUuids?: string[];
+  /** Also read locked_reason (the refuse_locked rule needs to tell a refresh's lock from others'). */
+  withLockedReason?: boolean;
   /** Matched in code: connection_info is JSON text. */
   driverVolumeType?: string;
 }
@@ -23,22 +26,33 @@ export interface AuditRow {
   vm_state: string | null;
   task_state: string | null;
   locked: number | null;
+  locked_by: string | null;
+  /** Only read with withLockedReason. */
+  locked_reason?: string | null;
 }
 
 export async function* streamVolumeBdms(db: NovaDatabase<CellDatabase>, filters: AuditFilters): AsyncGenerator<AuditRow> {
   let query = db.kysely
     .selectFrom('block_device_mapping as b')
     .leftJoin('instances as i', (join) => join.onRef('i.uuid', '=', 'b.instance_uuid').on('i.deleted', '=', 0))
-    .select(['b.uuid', 'b.instance_uuid', 'b.volume_id', 'b.attachment_id', 'b.connection_info', 'i.host', 'i.vm_state', 'i.task_state', 'i.locked'])
+    .select(['b.uuid', 'b.instance_uuid', 'b.volume_id', 'b.attachment_id', 'b.connection_info', 'i.host', 'i.vm_state', 'i.task_state', 'i.locked', 'i.locked_by'])
     .where('b.deleted', '=', 0)
     .where('b.destination_type', '=', 'volume')
     .where('b.volume_id', 'is not', null);
   if (filters.hosts?.length) query = query.where('i.host', 'in', filters.hosts);
   if (filters.instanceUuids?.length) query = query.where('b.instance_uuid', 'in', filters.instanceUuids);
   if (filters.volumeIds?.length) query = query.where('b.volume_id', 'in', filters.volumeIds);
+  if (filters.bdmUuids?.length) query = query.where('b.uuid', 'in', filters.bdmUuids);
   if (filters.projectId !== undefined) query = query.where('i.project_id', '=', filters.projectId);
+  const rows = filters.withLockedReason
+    ? query
+        .leftJoin('instance_system_metadata as m', (join) =>
+          join.onRef('m.instance_uuid', '=', 'b.instance_uuid').on('m.key', '=', 'locked_reason').on('m.deleted', '=', 0),
+        )
+        .select('m.value as locked_reason')
+    : query;
   try {
-    for await (const row of query.stream(1000)) yield row as AuditRow;
+    for await (const row of rows.stream(1000)) yield row as AuditRow;
   } catch (err) {
     throw db.explain(err);
   }

@@ -1,6 +1,7 @@
 import { sql, type Selectable } from 'kysely';
 import type { NovaDatabase } from './connect';
 import { naiveUtcToDate } from '../naive-utc';
+import { toBdmRecord, type BdmRecord } from './records';
 import type { CellDatabase, ComputeNodesTable, InstanceInfoCachesTable, InstancesTable, ServicesTable } from './schema';
 
 // What refresh reads from a cell DB besides the BDM: the whole instance (for the RPC
@@ -53,4 +54,10 @@ export async function minimumComputeVersion(db: CellDb): Promise<number | null> 
 export async function databaseNow(db: CellDb): Promise<Date> {
   const row = await db.run((k) => sql<{ now: string }>`SELECT UTC_TIMESTAMP() AS now`.execute(k));
   return naiveUtcToDate(row.rows[0]!.now);
+}
+
+/** One BDM by its primary key, live or not (re-read after a failure or a lock). */
+export async function findBdmById(db: CellDb, id: number): Promise<BdmRecord | undefined> {
+  const row = await db.run((k) => k.selectFrom('block_device_mapping').selectAll().where('id', '=', id).where('deleted', '=', 0).executeTakeFirst());
+  return row && toBdmRecord(row);
 }

@@ -2,13 +2,13 @@ import type { Kysely, Transaction } from 'kysely';
 import type { NovaDatabase } from './connect';
 import type { CellDatabase } from './schema';
 
-// Every row refresh writes, as nova-manage 26 writes it (openstack/nova
-// stable/zed nova/cmd/manage.py, VolumeAttachmentCommands.refresh): the lock and
-// unlock actions with their api_lock/api_unlock events, the refresh action, the BDM update.
+// Rows refresh writes, as nova-manage writes them (openstack/nova nova/cmd/manage.py,
+// VolumeAttachmentCommands.refresh): the lock and unlock actions with their api_lock/api_unlock
+// events (refresh-claim.ts takes and gives back the lock), the refresh action, the BDM update.
 // Nova sets no server-side defaults, so created_at/updated_at/deleted are filled here (UTC).
 
 type CellDb = NovaDatabase<CellDatabase>;
-type Tx = Transaction<CellDatabase> | Kysely<CellDatabase>;
+export type Tx = Transaction<CellDatabase> | Kysely<CellDatabase>;
 
 export interface PhaseContext {
   requestId: string;
@@ -37,7 +37,7 @@ async function insertAction(tx: Tx, instanceUuid: string, ctx: PhaseContext, act
 }
 
 /** Insert an instance action and one finished event (what compute_api.lock/unlock record). */
-async function recordApiAction(tx: Tx, instanceUuid: string, ctx: PhaseContext, action: string, event: string, host: string): Promise<void> {
+export async function recordApiAction(tx: Tx, instanceUuid: string, ctx: PhaseContext, action: string, event: string, host: string): Promise<void> {
   const now = new Date();
   const actionId = await insertAction(tx, instanceUuid, ctx, action, now);
   await tx
@@ -56,74 +56,6 @@ async function recordApiAction(tx: Tx, instanceUuid: string, ctx: PhaseContext, 
       details: null,
     })
     .execute();
-}
-
-/**
- * Lock the instance for the refresh, atomically: one conditional UPDATE that only matches a
- * live, stopped, unlocked instance with no task. Returns false (and writes nothing) when it
- * matched no row, i.e. someone else got there first or the state changed.
- */
-export async function lockInstanceForRefresh(db: CellDb, instanceUuid: string, reason: string, ctx: PhaseContext, host: string): Promise<boolean> {
-  return db.run((k) =>
-    k.transaction().execute(async (tx) => {
-      const updated = await tx
-        .updateTable('instances')
-        .set({ locked: 1, locked_by: 'admin', updated_at: new Date() })
-        .where('uuid', '=', instanceUuid)
-        .where('deleted', '=', 0)
-        .where('vm_state', '=', 'stopped')
-        .where('task_state', 'is', null)
-        .where((eb) => eb.or([eb('locked', 'is', null), eb('locked', '=', 0)]))
-        .executeTakeFirst();
-      if (Number(updated.numUpdatedRows) !== 1) return false;
-      const existing = await tx
-        .selectFrom('instance_system_metadata')
-        .select('id')
-        .where('instance_uuid', '=', instanceUuid)
-        .where('key', '=', 'locked_reason')
-        .where('deleted', '=', 0)
-        .executeTakeFirst();
-      if (existing) {
-        await tx.updateTable('instance_system_metadata').set({ value: reason, updated_at: new Date() }).where('id', '=', existing.id).execute();
-      } else {
-        await tx
-          .insertInto('instance_system_metadata')
-          .values({ created_at: new Date(), updated_at: null, deleted: 0, instance_uuid: instanceUuid, key: 'locked_reason', value: reason })
-          .execute();
-      }
-      await recordApiAction(tx, instanceUuid, ctx, 'lock', 'api_lock', host);
-      return true;
-    }),
-  );
-}
-
-/**
- * Unlock what we locked: only an admin lock carrying our reason is lifted, and only our
- * locked_reason row is removed (hard delete, as nova does for system metadata).
- */
-export async function unlockInstanceAfterRefresh(db: CellDb, instanceUuid: string, reason: string, ctx: PhaseContext, host: string): Promise<boolean> {
-  return db.run((k) =>
-    k.transaction().execute(async (tx) => {
-      const ours = await tx
-        .selectFrom('instance_system_metadata')
-        .select('id')
-        .where('instance_uuid', '=', instanceUuid)
-        .where('key', '=', 'locked_reason')
-        .where('value', '=', reason)
-        .where('deleted', '=', 0)
-        .executeTakeFirst();
-      if (!ours) return false;
-      await recordApiAction(tx, instanceUuid, ctx, 'unlock', 'api_unlock', host);
-      await tx
-        .updateTable('instances')
-        .set({ locked: 0, locked_by: null, updated_at: new Date() })
-        .where('uuid', '=', instanceUuid)
-        .where('deleted', '=', 0)
-        .execute();
-      await tx.deleteFrom('instance_system_metadata').where('id', '=', ours.id).execute();
-      return true;
-    }),
-  );
 }
 
 export async function startRefreshAction(db: CellDb, instanceUuid: string, ctx: PhaseContext): Promise<number> {

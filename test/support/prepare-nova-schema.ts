@@ -50,6 +50,13 @@ async function main(): Promise<void> {
   }
   await root.end();
 
+  // cell2's own RabbitMQ vhost (cells have their own brokers in real clouds): the fleet tests
+  // run stand-in computes there.
+  const vhost = `${PREFIX}cell2`;
+  const added = spawnSync('rabbitmqctl', ['-q', 'add_vhost', vhost], { encoding: 'utf8' });
+  if (added.status !== 0 && !/already exists/.test(`${added.stdout}${added.stderr}`)) throw new Error(`rabbitmqctl add_vhost ${vhost} failed: ${added.stderr}`);
+  execFileSync('rabbitmqctl', ['-q', 'set_permissions', '-p', vhost, 'guest', '.*', '.*', '.*']);
+
   const base = `mysql+pymysql://${encodeURIComponent(DB_USER)}:${encodeURIComponent(DB_PASSWORD)}@127.0.0.1:3306`;
   const url = (db: string) => `${base}/${db}?charset=utf8`;
   const transportUrl = 'rabbit://guest:guest@127.0.0.1:5672/';

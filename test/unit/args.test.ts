@@ -25,7 +25,7 @@ test('defaults are applied and Ansible internals honoured, other _ansible keys i
   });
   assert.deepEqual(args, {
     bdm_uuid: U, action: 'show', config_file: '/etc/nova/nova.conf', reveal_secrets: false, connect_timeout: 10, require_libvirt: true,
-    force: false, check_cinder: false, cinder_concurrency: 8, host_root: '/',
+    force: false, check_cinder: false, cinder_concurrency: 8, host_root: '/', max_parallel: 8, per_host_parallel: 2, refuse_locked: false,
   });
   assert.deepEqual(ansible, { checkMode: true, diff: true, verbosity: 3 });
 });
@@ -35,6 +35,10 @@ test('each bad argument gets a clear one-line message', () => {
   failsWith({ bdm_uuid: 'not-a-uuid' }, /^bdm_uuid is not a valid UUID/);
   failsWith({ instance_uuid: U, volume_id: '1234' }, /^volume_id is not a valid UUID/);
   failsWith({}, /^no BDM selected: give one of bdm_uuid, or instance_uuid/);
+  failsWith({ action: 'refresh', connectors: {} }, /^no BDM selected: .*at least one fleet filter \(hosts, cells, .*a refresh never means the whole cloud$/);
+  failsWith({ action: 'refresh', cells: ['cell1'] }, /^a fleet refresh needs the connector of every compute host/);
+  failsWith({ action: 'refresh', cells: ['cell1'], bdm_uuid: U, connector_dir: '/x' }, /^bdm_uuid selects one BDM and cannot be combined with the fleet filters \(cells\)/);
+  failsWith({ action: 'refresh', cells: ['cell1'], connector_dir: '/x', max_parallel: 0 }, /^max_parallel must be >= 1$/);
   failsWith({ bdm_uuid: U, instance_uuid: U }, /^bdm_uuid and instance_uuid are mutually exclusive/);
   failsWith({ volume_id: U }, /^volume_id needs instance_uuid/);
   failsWith({ bdm_uuid: U, volume_id: U }, /^volume_id goes with instance_uuid, not with bdm_uuid/);

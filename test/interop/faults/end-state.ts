@@ -44,8 +44,11 @@ export function bdmProblems(twin: Seeded, s: Snapshot): string[] {
   return problems;
 }
 
-/** The rules for the state a failed first run leaves. */
-export function interimProblems(twin: Seeded, s: Snapshot, reason: string): string[] {
+/**
+ * The rules for the state a failed first run leaves. `cleanupFailed`: the run said its own
+ * clean-up failed and to run refresh again; the BDM may then point at an attachment that is gone.
+ */
+export function interimProblems(twin: Seeded, s: Snapshot, reason: string, cleanupFailed = false): string[] {
   const problems: string[] = [];
   const inst = s.nova.instance;
   const lockedReason = s.nova.system_metadata.find((m) => m.key === 'locked_reason')?.value;
@@ -55,7 +58,7 @@ export function interimProblems(twin: Seeded, s: Snapshot, reason: string): stri
     return problems; // our lock: the next refresh of this BDM recovers whatever is left
   }
   if (lockedReason !== undefined) problems.push(`unlocked, but locked_reason ${lockedReason} is left`);
-  problems.push(...bdmProblems(twin, s));
+  if (!cleanupFailed) problems.push(...bdmProblems(twin, s));
   return problems;
 }
 

@@ -1,0 +1,93 @@
+import type { Selectable } from 'kysely';
+import { NovaBdmError } from '../errors';
+import { streamVolumeBdms, type AuditFilters } from '../nova-db/audit-query';
+import type { Cell, NovaTopology } from '../nova-db/cells';
+import { listVolumeBdmsOfInstance } from '../nova-db/queries';
+import { findInstanceRow, systemMetadataOf } from '../nova-db/refresh-reads';
+import type { BdmRecord } from '../nova-db/records';
+import type { InstancesTable } from '../nova-db/schema';
+import { selectCells } from './audit';
+import { parseConnectionInfo } from './connection-info';
+import { inspectBdm, type Decision, type Inspector } from './refresh-inspect';
+
+// The fleet plan: every selected BDM with one decision, made by the same inspection a single
+// refresh makes. Selection is the audit's query (same filters); then, per instance, the full
+// rows are read and each BDM inspected, a bounded number of instances at a time.
+
+export interface FleetSelection {
+  filters: AuditFilters;
+  /** Cell names or uuids. */
+  cells?: string[];
+}
+
+export interface PlannedBdm {
+  cell: Cell;
+  bdm: BdmRecord;
+  /** undefined: the instance has no live row. */
+  instance: Selectable<InstancesTable> | undefined;
+  host: string | null;
+  decision: Decision;
+}
+
+export interface PlannedInstance {
+  cell: Cell;
+  instanceUuid: string;
+  host: string | null;
+  bdms: PlannedBdm[];
+}
+
+/** Select, then inspect; `concurrency` instances are inspected at once. */
+export async function planFleet(ins: Inspector, selection: FleetSelection, concurrency: number): Promise<PlannedInstance[]> {
+  const cells = selectCells(await ins.topology.listCells(), selection.cells);
+  const selected: Array<{ cell: Cell; instanceUuid: string; bdmUuids: Set<string> }> = [];
+  for (const cell of cells) {
+    const byInstance = new Map<string, Set<string>>();
+    for await (const row of streamVolumeBdms(ins.topology.cellDatabase(cell), selection.filters)) {
+      if (!row.instance_uuid || !row.uuid) continue;
+      const wanted = selection.filters.driverVolumeType;
+      if (wanted !== undefined && parseConnectionInfo(row.connection_info)?.driver_volume_type !== wanted) continue;
+      let set = byInstance.get(row.instance_uuid);
+      if (!set) byInstance.set(row.instance_uuid, (set = new Set()));
+      set.add(row.uuid);
+    }
+    for (const [instanceUuid, bdmUuids] of byInstance) selected.push({ cell, instanceUuid, bdmUuids });
+  }
+
+  const plan: PlannedInstance[] = new Array(selected.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < selected.length) {
+      const i = next++;
+      plan[i] = await planInstance(ins, selected[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, selected.length) }, worker));
+  return plan;
+}
+
+async function planInstance(ins: Inspector, s: { cell: Cell; instanceUuid: string; bdmUuids: Set<string> }): Promise<PlannedInstance> {
+  const db = ins.topology.cellDatabase(s.cell);
+  const [instance, bdms, sysmeta] = await Promise.all([
+    findInstanceRow(db, s.instanceUuid),
+    listVolumeBdmsOfInstance(db, s.instanceUuid),
+    systemMetadataOf(db, s.instanceUuid),
+  ]);
+  const mine = bdms.filter((b) => b.uuid !== null && s.bdmUuids.has(b.uuid) && b.volume_id);
+  const host = instance?.host ?? null;
+  const out: PlannedInstance = { cell: s.cell, instanceUuid: s.instanceUuid, host, bdms: [] };
+  for (const bdm of mine) {
+    let decision: Decision;
+    if (!instance) {
+      decision = { action: 'skip', why: 'the instance has no live row', error: new NovaBdmError(`Instance ${s.instanceUuid} has no live row in its cell`), reasons: [] };
+    } else {
+      try {
+        decision = await inspectBdm(ins, { cell: s.cell, bdm, instance, lockedReason: sysmeta.locked_reason ?? null });
+      } catch (err) {
+        // Cinder or a database failed for this BDM: it fails, the others go on.
+        decision = { action: 'fail', error: err instanceof Error ? (err as NovaBdmError) : new NovaBdmError(String(err)), reasons: [] };
+      }
+    }
+    out.bdms.push({ cell: s.cell, bdm, instance, host, decision });
+  }
+  return out;
+}

@@ -1,0 +1,248 @@
+import { chmodSync, writeFileSync } from 'node:fs';
+import type { CinderClient } from '../cinder/cinder-client';
+import { BadInput, InstanceChanged, LockedByAnotherRefresh, NovaBdmError } from '../errors';
+import type { Cell, NovaTopology } from '../nova-db/cells';
+import type { OsloRpcClient } from '../rpc/oslo-rpc-client';
+import { newAdminContext } from '../rpc/request-context';
+import type { Connector } from '../args/connector-schema';
+import { connectionInfoFromAttachment, parseConnectionInfo } from './connection-info';
+import { planFleet, type FleetSelection, type PlannedBdm, type PlannedInstance } from './fleet-plan';
+import { Inspector, type InspectSettings } from './refresh-inspect';
+import { refreshInstance, type BdmOutcome, type PlannedRefresh } from './refresh-instance';
+import { connectionInfoDiff, masker, type ConnectionInfoDiff } from './refresh-result';
+import { applyExpectation, expectationMismatch } from './staleness';
+import { StepLog } from './step-log';
+
+// A fleet refresh: one plan (fleet-plan.ts), then the instances in parallel, at most
+// maxParallel at once and perHostParallel per compute host, each under its own lock.
+
+export interface FleetDeps {
+  topology: NovaTopology;
+  cinderFor(requestId: string): CinderClient;
+  rpcFor(cell: Cell): Promise<OsloRpcClient>;
+  connectorFor(host: string): Connector | NovaBdmError;
+}
+
+export interface FleetSettings extends InspectSettings {
+  rpcTimeoutSeconds: number;
+  localHost: string;
+  revealSecrets: boolean;
+  checkMode: boolean;
+  diff: boolean;
+  maxParallel: number;
+  perHostParallel: number;
+  maxFailures?: number;
+  reportPath?: string;
+  onProgress?: (p: FleetProgress) => void;
+}
+
+export type FleetProgress = { instancesDone: number; instances: number; refreshed: number; skipped: number; failed: number };
+
+export type FleetItem = { bdm_uuid: string; instance_uuid: string; volume_id: string; host: string | null; cell: string };
+export type FleetRefreshed = FleetItem & {
+  /** Stale reason codes, or ['forced'], or ['interrupted'] (recovering a refresh that was cut short). */
+  reasons: string[];
+  old_attachment_id: string | null;
+  /** null in check mode. */
+  new_attachment_id: string | null;
+  seconds: number;
+  rpc_version: string;
+};
+export type FleetSkipped = FleetItem & { why: string };
+export type FleetFailure = FleetItem & { msg: string; undone: string[]; remains: string };
+
+export type FleetRefreshResult = {
+  changed: boolean;
+  failed?: true;
+  msg: string;
+  counts: { refreshed: number; skipped: number; failed: number };
+  refreshed: FleetRefreshed[];
+  skipped: FleetSkipped[];
+  /** `failures`, not `failed`: Ansible reads `failed` as the task's outcome. */
+  failures: FleetFailure[];
+  diff?: ConnectionInfoDiff[];
+  report_path?: string;
+  warnings?: string[];
+};
+
+export async function refreshFleet(deps: FleetDeps, selection: FleetSelection, settings: FleetSettings): Promise<FleetRefreshResult> {
+  if (settings.reportPath) checkWritable(settings.reportPath);
+  const mask = masker(settings.revealSecrets);
+  const cinder = deps.cinderFor(newAdminContext().requestId);
+  const inspector = new Inspector(deps.topology, cinder, deps.rpcFor, settings, deps.connectorFor);
+  const plan = await planFleet(inspector, selection, settings.maxParallel);
+
+  const out: Omit<FleetRefreshResult, 'changed' | 'msg' | 'counts'> = { refreshed: [], skipped: [], failures: [] };
+  const diffs: ConnectionInfoDiff[] = [];
+  const warnings: string[] = [];
+  const toRun: Array<{ instance: PlannedInstance; planned: PlannedRefresh[] }> = [];
+  for (const instance of plan) {
+    const planned: PlannedRefresh[] = [];
+    for (const p of instance.bdms) {
+      const d = p.decision;
+      if (d.action === 'current') out.skipped.push({ ...item(p), why: 'not stale' });
+      else if (d.action === 'skip') out.skipped.push({ ...item(p), why: d.why });
+      else if (d.action === 'fail') out.failures.push({ ...item(p), msg: firstLine(d.error.message), undone: [], remains: 'nothing was changed' });
+      else if (settings.checkMode) {
+        out.refreshed.push({ ...item(p), reasons: reasonCodes(d), old_attachment_id: p.bdm.attachment_id, new_attachment_id: null, seconds: 0, rpc_version: d.rpcVersion });
+        if (settings.diff) {
+          const old = parseConnectionInfo(p.bdm.connection_info);
+          const predicted = d.cinderView && d.reasons.some((r) => r.code === 'connection_info_differs')
+            ? connectionInfoFromAttachment(d.cinderView, p.bdm.volume_id!, old)
+            : settings.expect ? applyExpectation(old, settings.expect) : old;
+          diffs.push(connectionInfoDiff(summary(p), mask(old), mask(predicted)));
+        }
+      } else planned.push({ bdm: p.bdm, decision: d });
+    }
+    if (planned.length > 0) toRun.push({ instance, planned });
+  }
+
+  if (!settings.checkMode) {
+    await runInstances(toRun, settings, (instance, planned, outcomes) => {
+      for (const o of outcomes) record(instance, o);
+      void planned;
+    }, async (instance, planned) => {
+      const steps = new StepLog();
+      const run = await refreshInstance({
+        inspector, cinder, cinderFor: deps.cinderFor, cell: instance.cell, instanceUuid: instance.instanceUuid, planned,
+        eventHost: settings.localHost, rpcTimeoutSeconds: settings.rpcTimeoutSeconds, refuseLocked: settings.refuseLocked, steps, warnings,
+      });
+      return run.outcomes;
+    });
+  }
+
+  function record(instance: PlannedInstance, o: BdmOutcome) {
+    const p: PlannedBdm = { cell: instance.cell, bdm: o.bdm, instance: undefined, host: instance.host, decision: { action: 'current', reasons: [] } };
+    switch (o.kind) {
+      case 'current':
+        out.skipped.push({ ...item(p), why: 'not stale (after recovering an interrupted refresh)' });
+        return;
+      case 'skipped':
+        out.skipped.push({ ...item(p), why: o.why });
+        return;
+      case 'failed':
+        out.failures.push({ ...item(p), msg: firstLine(o.error.message), undone: o.undone, remains: o.remains });
+        return;
+      case 'refreshed': {
+        const stillWrong = settings.expect ? expectationMismatch(o.newInfo, settings.expect) : undefined;
+        if (stillWrong) {
+          out.failures.push({
+            ...item(p),
+            msg: `refreshed, but Cinder still hands out connection_info that does not match expect (${stillWrong}); most likely cinder-volume's own configuration was not updated`,
+            undone: [],
+            remains: `the BDM holds the new attachment ${o.newAttachmentId} with what Cinder hands out`,
+          });
+        }
+        out.refreshed.push({
+          ...item(p), reasons: o.forced ? ['forced'] : o.reasons.length ? o.reasons.map((r) => r.code) : ['interrupted'], old_attachment_id: o.bdm.attachment_id,
+          new_attachment_id: o.newAttachmentId, seconds: o.seconds, rpc_version: o.rpcVersion,
+        });
+        if (settings.diff) diffs.push(connectionInfoDiff(summary(p), mask(o.oldInfo), mask(o.newInfo)));
+      }
+    }
+  }
+
+  const counts = { refreshed: out.refreshed.length, skipped: out.skipped.length, failed: out.failures.length };
+  const total = counts.refreshed + counts.skipped + counts.failed;
+  const verb = settings.checkMode ? 'would refresh' : 'refreshed';
+  const result: FleetRefreshResult = {
+    changed: counts.refreshed > 0,
+    msg: `${verb} ${counts.refreshed} of ${total} selected BDMs; ${counts.skipped} skipped, ${counts.failed} failed`,
+    counts,
+    ...out,
+    ...(settings.diff && diffs.length ? { diff: diffs } : {}),
+    ...(warnings.length ? { warnings } : {}),
+  };
+  if (counts.failed > 0) {
+    result.failed = true;
+    const first = out.failures[0]!;
+    result.msg = `${counts.failed} of ${total} selected BDMs failed (first: BDM ${first.bdm_uuid} on ${first.host ?? 'no host'}: ${first.msg}); ${verb} ${counts.refreshed}, skipped ${counts.skipped}`;
+  }
+  if (settings.reportPath) {
+    result.report_path = settings.reportPath;
+    writeFileSync(settings.reportPath, `${JSON.stringify(result, null, 2)}\n`, { mode: 0o600 });
+    chmodSync(settings.reportPath, 0o600); // also when the file already existed
+  }
+  return result;
+}
+
+/**
+ * The scheduler: start instances while fewer than maxParallel run and their host has fewer than
+ * perHostParallel; after maxFailures failed BDMs start nothing new, let the running finish.
+ */
+async function runInstances(
+  queue: Array<{ instance: PlannedInstance; planned: PlannedRefresh[] }>,
+  settings: FleetSettings,
+  report: (instance: PlannedInstance, planned: PlannedRefresh[], outcomes: BdmOutcome[]) => void,
+  work: (instance: PlannedInstance, planned: PlannedRefresh[]) => Promise<BdmOutcome[]>,
+): Promise<void> {
+  const running = new Set<Promise<void>>();
+  const perHost = new Map<string, number>();
+  const progress: FleetProgress = { instancesDone: 0, instances: queue.length, refreshed: 0, skipped: 0, failed: 0 };
+  const pending = [...queue];
+  const stopped = () => settings.maxFailures !== undefined && progress.failed >= settings.maxFailures;
+  while (pending.length > 0 && !stopped()) {
+    const index = running.size < settings.maxParallel ? pending.findIndex((q) => (perHost.get(q.instance.host ?? '') ?? 0) < settings.perHostParallel) : -1;
+    if (index < 0) {
+      await Promise.race(running);
+      continue;
+    }
+    const { instance, planned } = pending.splice(index, 1)[0]!;
+    const host = instance.host ?? '';
+    perHost.set(host, (perHost.get(host) ?? 0) + 1);
+    const job = work(instance, planned)
+      .catch((err: unknown) => outcomesForLockError(planned, err))
+      .then((outcomes) => {
+        for (const o of outcomes) {
+          if (o.kind === 'refreshed') progress.refreshed++;
+          else if (o.kind === 'failed') progress.failed++;
+          else progress.skipped++;
+        }
+        progress.instancesDone++;
+        report(instance, planned, outcomes);
+        settings.onProgress?.(progress);
+      })
+      .finally(() => {
+        perHost.set(host, perHost.get(host)! - 1);
+        running.delete(job);
+      });
+    running.add(job);
+  }
+  await Promise.all(running);
+  for (const { instance, planned } of pending) {
+    report(instance, planned, planned.map((p) => ({ kind: 'skipped', bdm: p.bdm, why: 'not started: max_failures reached', error: new NovaBdmError('not started') })));
+  }
+}
+
+/** The lock was not ours to take (another refresh, a state change) or taking it failed. */
+function outcomesForLockError(planned: PlannedRefresh[], err: unknown): BdmOutcome[] {
+  const error = err instanceof Error ? err : new Error(String(err));
+  if (error instanceof LockedByAnotherRefresh) return planned.map((p) => ({ kind: 'skipped', bdm: p.bdm, why: 'locked by another refresh', error }));
+  if (error instanceof InstanceChanged) return planned.map((p) => ({ kind: 'skipped', bdm: p.bdm, why: `changed meanwhile: ${error.why}`, error }));
+  return planned.map((p) => ({ kind: 'failed', bdm: p.bdm, error, undone: [], remains: 'the instance could not be locked; nothing was changed' }));
+}
+
+function reasonCodes(d: { reasons: Array<{ code: string }>; forced: boolean; interrupted: boolean }): string[] {
+  if (d.reasons.length) return d.reasons.map((r) => r.code);
+  return d.forced ? ['forced'] : d.interrupted ? ['interrupted'] : [];
+}
+
+function item(p: PlannedBdm): FleetItem {
+  return { bdm_uuid: p.bdm.uuid!, instance_uuid: p.bdm.instance_uuid!, volume_id: p.bdm.volume_id!, host: p.host, cell: p.cell.name ?? p.cell.uuid };
+}
+
+function summary(p: PlannedBdm) {
+  return { bdm_uuid: p.bdm.uuid!, instance_uuid: p.bdm.instance_uuid!, volume_id: p.bdm.volume_id!, host: p.host, cell: { uuid: p.cell.uuid, name: p.cell.name } };
+}
+
+function firstLine(s: string): string {
+  return s.split('\n')[0]!.trim();
+}
+
+function checkWritable(path: string): void {
+  try {
+    writeFileSync(path, '', { flag: 'a', mode: 0o600 });
+  } catch (err) {
+    throw new BadInput(`cannot write report_path ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+  }
+}

@@ -1,0 +1,143 @@
+import type { Selectable } from 'kysely';
+import type { Connector } from '../args/connector-schema';
+import type { Attachment, CinderClient } from '../cinder/cinder-client';
+import { HostConflict, InstanceStateInvalid, LockedByAnotherRefresh, NovaBdmError, PreconditionFailed } from '../errors';
+import type { Cell, NovaTopology } from '../nova-db/cells';
+import { readClaim } from '../nova-db/refresh-claim';
+import type { BdmRecord } from '../nova-db/records';
+import type { InstancesTable } from '../nova-db/schema';
+import type { OsloRpcClient } from '../rpc/oslo-rpc-client';
+import { checkCompute, chooseRpcVersion } from './refresh-preconditions';
+import { describeClaim, isAbandoned } from './refresh-lock';
+import { instanceBlocker, isRefreshLockReason } from './refreshable';
+import { cinderStaleReasons, dbStaleReasons, type StaleReason } from './staleness';
+import type { StepLog } from './step-log';
+
+// The read-only half of a refresh: for one BDM, decide what a refresh would do and why. The
+// single refresh (and its check mode) and the fleet plan both use it; nothing here writes.
+
+export interface InspectSettings {
+  requireLibvirt: boolean;
+  serviceDownTimeSeconds: number;
+  /** [upgrade_levels] compute. */
+  upgradeLevel: string | undefined;
+  force: boolean;
+  expect?: Record<string, unknown>;
+  refuseLocked: boolean;
+}
+
+/** What inspections share: clients and the per-host / per-run answers, asked once. */
+export class Inspector {
+  private readonly hostChecks = new Map<string, Promise<NovaBdmError | undefined>>();
+  private rpcVersion?: Promise<string>;
+
+  constructor(
+    readonly topology: NovaTopology,
+    readonly cinder: CinderClient,
+    readonly rpcFor: (cell: Cell) => Promise<OsloRpcClient>,
+    readonly settings: InspectSettings,
+    /** The connector for a compute host, or why there is none. */
+    readonly connectorFor: (host: string) => Connector | NovaBdmError,
+  ) {}
+
+  /** The compute is up, libvirt, and consumes its queue (once per cell and host). */
+  checkHost(cell: Cell, host: string, steps?: StepLog): Promise<NovaBdmError | undefined> {
+    const key = `${cell.uuid} ${host}`;
+    let check = this.hostChecks.get(key);
+    if (!check) {
+      check = (async () => {
+        try {
+          await run(steps, 'check_compute', () => checkCompute(this.topology, cell, host, this.settings));
+          const rpc = await run(steps, 'connect_rabbitmq', () => this.rpcFor(cell));
+          const consumers = await run(steps, 'check_compute_queue', () => rpc.consumersOf(`compute.${host}`));
+          if (consumers === 0) {
+            return new PreconditionFailed(`nova-compute on ${host} is not consuming its queue compute.${host} on ${rpc.where} (is it running and connected?)`);
+          }
+          return undefined;
+        } catch (err) {
+          if (err instanceof PreconditionFailed) return err;
+          throw err;
+        }
+      })();
+      this.hostChecks.set(key, check);
+    }
+    return check;
+  }
+
+  chooseRpcVersion(steps?: StepLog): Promise<string> {
+    this.rpcVersion ??= run(steps, 'choose_rpc_version', () => chooseRpcVersion(this.topology, this.settings.upgradeLevel));
+    return this.rpcVersion;
+  }
+}
+
+function run<T>(steps: StepLog | undefined, step: string, work: () => Promise<T>): Promise<T> {
+  return steps ? steps.run(step, work) : work();
+}
+
+export interface Target {
+  cell: Cell;
+  bdm: BdmRecord;
+  instance: Selectable<InstancesTable>;
+  lockedReason: string | null;
+}
+
+export type Decision =
+  | {
+      action: 'refresh';
+      reasons: StaleReason[];
+      forced: boolean;
+      /** A refresh of this instance was interrupted: the lock wrapper recovers it first. */
+      interrupted: boolean;
+      cinderView: Attachment | null;
+      connector: Connector;
+      rpcVersion: string;
+    }
+  | { action: 'current'; reasons: [] }
+  /** Not refreshable now (the operator may fix it and run again). */
+  | { action: 'skip'; why: string; error: NovaBdmError; reasons: StaleReason[] }
+  /** Cannot be refreshed as asked (no connector, a connector of another host). */
+  | { action: 'fail'; error: NovaBdmError; reasons: StaleReason[] };
+
+/** The compute host in the connector must be the instance's (nova's HostConflict, bug 2012365). */
+export function hostConflict(connector: Connector, instanceHost: string): HostConflict | undefined {
+  if (connector.host === instanceHost) return undefined;
+  return new HostConflict(
+    `The compute host '${connector.host}' in the connector does not match the instance host '${instanceHost}': get_connector may have been run on the wrong compute host, or the instance host may be wrong and in need of repair.`,
+  );
+}
+
+/** `underLock`: called again by the holder of the instance's claim, after recovering it. */
+export async function inspectBdm(ins: Inspector, t: Target, steps?: StepLog, underLock = false): Promise<Decision> {
+  const { bdm, instance } = t;
+  const db = ins.topology.cellDatabase(t.cell);
+  const claim = underLock ? undefined : await run(steps, 'check_claim', () => readClaim(db, instance.uuid));
+  if (claim && !isAbandoned(claim)) {
+    const error = new LockedByAnotherRefresh(`Instance ${instance.uuid} is locked by another refresh: ${describeClaim(claim)}.`);
+    return { action: 'skip', why: 'locked by another refresh', error, reasons: [] };
+  }
+  const interrupted = !underLock && (claim !== undefined || (Boolean(instance.locked) && isRefreshLockReason(t.lockedReason)));
+
+  // Is it stale? The DB rules, then Cinder's view of the attachment.
+  const reasons = dbStaleReasons(bdm, ins.settings.expect);
+  let cinderView: Attachment | null = null;
+  if (bdm.attachment_id) {
+    const attachmentId = bdm.attachment_id;
+    // One after the other: the first call's token is then validated once, not twice at once.
+    cinderView = await run(steps, 'cinder_get_attachment', () => ins.cinder.getAttachment(attachmentId));
+    const attachedHost = cinderView ? await run(steps, 'cinder_get_volume', () => ins.cinder.attachedHost(bdm.volume_id!, attachmentId)) : undefined;
+    reasons.push(...cinderStaleReasons({ ...bdm, volume_id: bdm.volume_id!, instance_uuid: instance.uuid }, cinderView, attachedHost, instance.host));
+  }
+  if (reasons.length === 0 && !ins.settings.force && !interrupted) return { action: 'current', reasons: [] };
+
+  const blocker = instanceBlocker({ ...instance, locked_reason: t.lockedReason }, { refuseLocked: ins.settings.refuseLocked });
+  if (blocker) return { action: 'skip', why: blocker.why, error: new InstanceStateInvalid(blocker.message), reasons };
+  const host = instance.host!;
+  const connector = ins.connectorFor(host);
+  if (connector instanceof NovaBdmError) return { action: 'fail', error: connector, reasons };
+  const conflict = hostConflict(connector, host);
+  if (conflict) return { action: 'fail', error: conflict, reasons };
+  const hostProblem = await ins.checkHost(t.cell, host, steps);
+  if (hostProblem) return { action: 'skip', why: hostProblem.message, error: hostProblem, reasons };
+  const rpcVersion = await ins.chooseRpcVersion(steps);
+  return { action: 'refresh', reasons, forced: reasons.length === 0 && ins.settings.force, interrupted, cinderView, connector, rpcVersion };
+}

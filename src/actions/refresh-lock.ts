@@ -1,0 +1,157 @@
+import { randomUUID } from 'node:crypto';
+import { readlinkSync } from 'node:fs';
+import { hostname } from 'node:os';
+import type { Selectable } from 'kysely';
+import { InstanceChanged, LockedByAnotherRefresh } from '../errors';
+import type { NovaDatabase } from '../nova-db/connect';
+import { claimInstance, heartbeatClaim, readClaim, releaseClaim, type ClaimValue, type HeldClaim } from '../nova-db/refresh-claim';
+import type { CellDatabase, InstancesTable } from '../nova-db/schema';
+import { newAdminContext, type AdminContext } from '../rpc/request-context';
+import { instanceBlocker, isRefreshLockReason } from './refreshable';
+import type { StepLog } from './step-log';
+
+// The lock around a refresh's work, like nova-manage's `locked_instance` context manager:
+// lock if unlocked (leave an existing lock in place), do the work, give back what we took.
+// What makes it safe between controllers is the claim (nova-db/refresh-claim.ts).
+
+/** Seconds between heartbeats of a held claim, and how old one may get before it counts as abandoned. */
+export const HEARTBEAT_SECONDS = 10;
+export const LEASE_SECONDS = 90;
+
+/** Claims this process holds now (a claim of this process not in here is left over from a failed run). */
+const heldHere = new Set<string>();
+const pidNamespace = (() => {
+  try {
+    return readlinkSync('/proc/self/ns/pid');
+  } catch {
+    return '';
+  }
+})();
+const thisHost = `${hostname()}${pidNamespace ? ` ${pidNamespace}` : ''}`;
+
+/**
+ * Is the holder of a claim gone? On this host (same host name and process id namespace) we can
+ * tell at once: its process is dead, or it is this process and no longer holds it. Elsewhere,
+ * when its heartbeat is older than the lease.
+ */
+export function isAbandoned(claim: HeldClaim): boolean {
+  const { host, pid, token } = claim.value;
+  if (host === thisHost) {
+    if (pid === process.pid) return !heldHere.has(token);
+    try {
+      process.kill(pid, 0);
+      return false;
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'ESRCH';
+    }
+  }
+  return claim.ageSeconds > LEASE_SECONDS;
+}
+
+/** The live claim of another run on this instance, if any (read-only; the plan uses it). */
+export async function liveClaimOf(db: NovaDatabase<CellDatabase>, instanceUuid: string): Promise<HeldClaim | undefined> {
+  const claim = await readClaim(db, instanceUuid);
+  return claim && !isAbandoned(claim) ? claim : undefined;
+}
+
+export function describeClaim(claim: HeldClaim): string {
+  const v = claim.value;
+  return `another refresh holds it (nova-bdm on ${v.host.split(' ')[0]}, pid ${v.pid}, since ${v.since}, BDMs ${v.bdms.join(', ')})`;
+}
+
+export interface HeldLock {
+  /** The instance row as locked (locked/locked_by as saved). */
+  instance: Selectable<InstancesTable>;
+  /** We locked it (and unlock it at the end); false: it was locked by someone else and stays so. */
+  weLocked: boolean;
+  /** BDM uuids of a refresh that was interrupted here: reconcile them before anything else. */
+  interrupted: string[];
+  /** The request ids of the lock and unlock phases. */
+  lockContext: AdminContext;
+}
+
+export interface LockRequest {
+  db: NovaDatabase<CellDatabase>;
+  instanceUuid: string;
+  bdmUuids: string[];
+  lockReason: string;
+  /** [DEFAULT] host: recorded on the lock/unlock events. */
+  eventHost: string;
+  refuseLocked: boolean;
+  steps: StepLog;
+  warnings: string[];
+}
+
+/**
+ * Claim (and, if unlocked, lock) the instance, run `work`, then give it back, whatever `work`
+ * did. A lost race throws LockedByAnotherRefresh; a state change under us InstanceStateInvalid;
+ * in both cases nothing was written.
+ */
+export async function withInstanceLock<T>(req: LockRequest, work: (lock: HeldLock) => Promise<T>): Promise<T> {
+  const token = `${process.pid}-${randomUUID()}`;
+  const lockContext = newAdminContext();
+  heldHere.add(token);
+  let outcome: Awaited<ReturnType<typeof claimInstance>>;
+  try {
+    outcome = await req.steps.run('lock', () =>
+      claimInstance(req.db, {
+        instanceUuid: req.instanceUuid,
+        value: { token, host: thisHost, pid: process.pid, bdms: req.bdmUuids },
+        lockReason: req.lockReason,
+        ctx: lockContext,
+        eventHost: req.eventHost,
+        refuseLocked: req.refuseLocked,
+        isAbandoned,
+        isRefreshLock: isRefreshLockReason,
+      }),
+    );
+  } catch (err) {
+    heldHere.delete(token);
+    throw err;
+  }
+  if (outcome.kind !== 'claimed') {
+    heldHere.delete(token);
+    if (outcome.kind === 'held') throw new LockedByAnotherRefresh(`Instance ${req.instanceUuid} is locked by another refresh: ${describeClaim(outcome.by)}; nothing was changed.`);
+    const now = outcome.instance;
+    const blocker = instanceBlocker(now && { ...now, locked_reason: null }, { refuseLocked: outcome.kind === 'locked' });
+    const why = blocker?.why ?? 'the instance has no live row';
+    throw new InstanceChanged(`Instance ${req.instanceUuid} changed while it was being checked (${why}): another operation got there first; nothing was changed.`, why);
+  }
+  const claimed = outcome;
+  const interrupted = claimed.tookOver
+    ? claimed.tookOver.bdms
+    : claimed.adoptedLockReason
+      ? [/BDM (\S+) /.exec(claimed.adoptedLockReason)?.[1] ?? ''].filter(Boolean)
+      : [];
+  if (claimed.tookOver || claimed.adoptedLockReason) {
+    req.warnings.push(`instance ${req.instanceUuid} was left locked by an interrupted refresh; recovered it first`);
+  }
+  const heartbeat = setInterval(() => {
+    void heartbeatClaim(req.db, claimed.claimId, claimed.value).catch(() => undefined);
+  }, HEARTBEAT_SECONDS * 1000);
+  heartbeat.unref();
+  try {
+    return await work({ instance: claimed.instance, weLocked: claimed.value.we_locked, interrupted, lockContext });
+  } finally {
+    clearInterval(heartbeat);
+    const unlockContext = newAdminContext();
+    await req.steps
+      .run('unlock', () =>
+        releaseClaim(req.db, {
+          instanceUuid: req.instanceUuid,
+          claimId: claimed.claimId,
+          value: claimed.value as ClaimValue,
+          lockReason: req.lockReason,
+          ctx: unlockContext,
+          eventHost: req.eventHost,
+        }),
+      )
+      .then((released) => {
+        if (!released) req.warnings.push(`the claim on instance ${req.instanceUuid} was taken over by another run before this one gave it back`);
+      })
+      .catch((e: Error) => {
+        req.warnings.push(`could not unlock instance ${req.instanceUuid} (${e.message.split('\n')[0]}); the next refresh of it recovers it`);
+      })
+      .finally(() => heldHere.delete(token));
+  }
+}

@@ -1,0 +1,109 @@
+import type { Attachment, CinderClient } from '../cinder/cinder-client';
+import type { NovaDatabase } from '../nova-db/connect';
+import { findBdmById } from '../nova-db/refresh-reads';
+import { finishRefreshAction, saveBdmAttachment, unfinishedRefreshActions } from '../nova-db/refresh-writes';
+import type { BdmRecord } from '../nova-db/records';
+import type { CellDatabase } from '../nova-db/schema';
+import { connectionInfoFromAttachment, parseConnectionInfo, pythonJsonDumps } from './connection-info';
+
+// The one invariant a refresh must never break, restored from whatever state is left: the BDM
+// points at an attachment that exists in Cinder (or at its legacy connection), and no other
+// attachment of (volume, instance) stays. Idempotent: run after a failed step, and again at the
+// start of the run that finds a refresh interrupted (killed, or cut off from the database).
+
+export interface Reconciliation {
+  /** The attachment the BDM points at now (null: the legacy cinder v2 connection). */
+  kept_attachment_id: string | null;
+  deleted_attachments: string[];
+  /** Reserved to keep the volume attached when no attachment was left. */
+  reserved_attachment_id?: string;
+  /** The BDM was pointed at another attachment. */
+  repointed: boolean;
+  /** One line per thing done, for `undone` / `recovered.notes`. */
+  notes: string[];
+}
+
+export async function reconcileBdm(
+  db: NovaDatabase<CellDatabase>,
+  cinder: CinderClient,
+  bdmId: number,
+  /** Attachments this run reserved itself (named as such in the notes). */
+  reservedByUs: readonly string[] = [],
+): Promise<{ bdm: BdmRecord; done: Reconciliation }> {
+  const bdm = await findBdmById(db, bdmId);
+  if (!bdm || !bdm.volume_id || !bdm.instance_uuid) throw new Error(`BDM ${bdmId} is gone; nothing to reconcile`);
+  const volumeId = bdm.volume_id;
+  const attachments = await cinder.listAttachments(volumeId, bdm.instance_uuid);
+  const done: Reconciliation = { kept_attachment_id: bdm.attachment_id, deleted_attachments: [], repointed: false, notes: [] };
+
+  const current = bdm.attachment_id ? attachments.find((a) => a.id === bdm.attachment_id) : undefined;
+  // The legacy flow's record stays attached in Cinder until the refresh removes it.
+  const legacy = !bdm.attachment_id ? attachments.find((a) => a.status === 'attached' && !reservedByUs.includes(a.id)) : undefined;
+  let keep: Attachment | undefined = current ?? legacy;
+  if (!keep) {
+    // The BDM's attachment is gone: adopt the one a refresh connected (its PUT went through),
+    // else any left, else reserve one so the volume stays attached (nova's last resort).
+    keep = attachments.find((a) => a.connection_info && Object.keys(a.connection_info).length > 0) ?? attachments[0];
+    if (!keep) {
+      keep = await cinder.reserveAttachment(volumeId, bdm.instance_uuid);
+      done.reserved_attachment_id = keep.id;
+      done.notes.push(`reserved attachment ${keep.id} to keep the volume attached`);
+    }
+    const info = keep.connection_info && Object.keys(keep.connection_info).length > 0
+      ? pythonJsonDumps(connectionInfoFromAttachment(keep, volumeId, parseConnectionInfo(bdm.connection_info)))
+      : null;
+    if (!(await saveBdmAttachment(db, bdm.id, bdm.attachment_id, keep.id, info))) {
+      throw new Error(`BDM ${bdm.uuid} changed while it was being reconciled`);
+    }
+    done.kept_attachment_id = keep.id;
+    done.repointed = true;
+    done.notes.push(`pointed the BDM at attachment ${keep.id}${info ? '' : ' with connection_info cleared'}`);
+  }
+  if (keep.status === 'attaching' && keep.connection_info && Object.keys(keep.connection_info).length > 0) {
+    // Connected but never completed: the volume stays `attaching`, and Cinder reserves no new
+    // attachment for it until this one is complete (cinder/volume/api.py _attachment_reserve).
+    await cinder.completeAttachment(keep.id);
+    done.notes.push(`marked attachment ${keep.id} complete (the interrupted run had connected it)`);
+  }
+  for (const a of attachments) {
+    if (a.id === keep.id) continue;
+    await cinder.deleteAttachment(a.id);
+    done.deleted_attachments.push(a.id);
+    done.notes.push(`deleted the ${reservedByUs.includes(a.id) ? 'reserved' : 'stray'} attachment ${a.id}`);
+  }
+  if (done.notes.length === 0) done.notes.push(`the BDM's attachment ${keep.id} exists and no other was left`);
+  return { bdm: (await findBdmById(db, bdmId)) ?? bdm, done };
+}
+
+/** What the recovery of an interrupted refresh did (the `recovered` key of a result). */
+export interface Recovery {
+  kept_attachment_id: string | null;
+  deleted_attachments: string[];
+  finished_actions: number[];
+  notes: string[];
+}
+
+/**
+ * The start of the run that finds an instance's refresh interrupted: reconcile each BDM it
+ * was refreshing, and finish the refresh actions it left open.
+ */
+export async function recoverInterrupted(
+  db: NovaDatabase<CellDatabase>,
+  cinder: CinderClient,
+  bdms: BdmRecord[],
+  instanceUuid: string,
+  eventHost: string,
+): Promise<Recovery> {
+  const recovery: Recovery = { kept_attachment_id: null, deleted_attachments: [], finished_actions: [], notes: [] };
+  for (const bdm of bdms) {
+    const { done } = await reconcileBdm(db, cinder, bdm.id);
+    recovery.kept_attachment_id = done.kept_attachment_id;
+    recovery.deleted_attachments.push(...done.deleted_attachments);
+    recovery.notes.push(...done.notes.map((n) => (bdms.length > 1 ? `BDM ${bdm.uuid}: ${n}` : n)));
+  }
+  for (const id of await unfinishedRefreshActions(db, instanceUuid)) {
+    await finishRefreshAction(db, id, eventHost, 'interrupted (the process running the refresh stopped); recovered by the next refresh');
+    recovery.finished_actions.push(id);
+  }
+  return recovery;
+}

@@ -1,0 +1,140 @@
+import type { Selectable } from 'kysely';
+import type { Connector } from '../args/connector-schema';
+import type { Attachment, CinderClient } from '../cinder/cinder-client';
+import { NovaBdmError, RefreshFailed } from '../errors';
+import type { NovaDatabase } from '../nova-db/connect';
+import { CLAIM_KEY } from '../nova-db/refresh-claim';
+import { infoCacheOf, systemMetadataOf } from '../nova-db/refresh-reads';
+import { finishRefreshAction, saveBdmAttachment, startRefreshAction } from '../nova-db/refresh-writes';
+import type { BdmRecord } from '../nova-db/records';
+import type { CellDatabase, InstancesTable } from '../nova-db/schema';
+import { instancePrimitive } from '../rpc/instance-primitive';
+import type { OsloRpcClient } from '../rpc/oslo-rpc-client';
+import { contextDict, type AdminContext } from '../rpc/request-context';
+import { connectionInfoFromAttachment, parseConnectionInfo, pythonJsonDumps, type ConnectionInfo } from './connection-info';
+import { reconcileBdm } from './refresh-reconcile';
+import type { StepLog } from './step-log';
+
+// The writes of one BDM's refresh, under the instance's lock: nova-manage's _do_refresh. On any
+// failure the reconcile step restores the invariant and the error says what remains.
+
+export interface WorkInput {
+  db: NovaDatabase<CellDatabase>;
+  cinder: CinderClient;
+  rpc: OsloRpcClient;
+  /** The refresh phase's context: its request id goes to Cinder, the RPC and the action. */
+  ctx: AdminContext;
+  steps: StepLog;
+  /** [DEFAULT] host of this process (the error event's host). */
+  eventHost: string;
+  rpcVersion: string;
+  rpcTimeoutSeconds: number;
+  /** The instance as locked. */
+  instance: Selectable<InstancesTable>;
+  bdm: BdmRecord;
+  connector: Connector;
+  /** Cinder's view of the BDM's attachment, read by the inspection (null: none or legacy). */
+  cinderView?: Attachment | null;
+  warnings: string[];
+}
+
+export interface WorkDone {
+  newAttachmentId: string;
+  newInfo: ConnectionInfo;
+}
+
+export async function refreshAttachment(w: WorkInput): Promise<WorkDone> {
+  const { db, cinder, steps, bdm } = w;
+  const volumeId = bdm.volume_id!;
+  const instanceUuid = w.instance.uuid;
+  const state: { newAttachment?: Attachment; rpcDone: boolean; bdmSaved: boolean } = { rpcDone: false, bdmSaved: false };
+  let actionId: number | undefined;
+  let failure: Error | undefined;
+  try {
+    actionId = await steps.run('start_action', () => startRefreshAction(db, instanceUuid, w.ctx));
+    const pending = w.cinderView;
+    if (pending?.id === bdm.attachment_id && pending.status === 'attaching' && pending.connection_info && Object.keys(pending.connection_info).length > 0) {
+      // A run whose os-complete failed left the volume `attaching`; Cinder reserves a new
+      // attachment only for an in-use or reserved volume (cinder/volume/api.py
+      // _attachment_reserve): complete it first.
+      await steps.run('cinder_complete_pending', () => cinder.completeAttachment(pending.id));
+    }
+    state.newAttachment = await steps.run('cinder_reserve', () => cinder.reserveAttachment(volumeId, instanceUuid));
+    // What nova sends: the instance as locked, updated_at as read before the lock; our claim row is ours alone.
+    const { [CLAIM_KEY]: _claim, ...sysmeta } = await systemMetadataOf(db, instanceUuid);
+    const primitive = instancePrimitive(w.instance, sysmeta, await infoCacheOf(db, instanceUuid));
+    await steps.run('rpc_remove_volume_connection', () =>
+      w.rpc.call(
+        `compute.${w.instance.host}`,
+        { method: 'remove_volume_connection', args: { instance: primitive, volume_id: volumeId }, version: w.rpcVersion },
+        contextDict(w.ctx),
+        { timeoutSeconds: w.rpcTimeoutSeconds, callMonitorSeconds: w.rpcTimeoutSeconds > 60 ? 60 : null },
+      ),
+    );
+    state.rpcDone = true;
+    await steps.run('cinder_delete_old', () => removeOldAttachments(cinder, bdm, state.newAttachment!.id));
+    const connector = { ...w.connector };
+    if (connector.mountpoint === undefined && bdm.device_name) connector.mountpoint = bdm.device_name;
+    const updated = await steps.run('cinder_update', () => cinder.updateAttachment(state.newAttachment!.id, connector));
+    const newInfo = connectionInfoFromAttachment(updated, volumeId, parseConnectionInfo(bdm.connection_info));
+    const saved = await steps.run('save_bdm', () => saveBdmAttachment(db, bdm.id, bdm.attachment_id, state.newAttachment!.id, pythonJsonDumps(newInfo)));
+    if (!saved) throw new NovaBdmError(`BDM ${bdm.uuid} changed under us (its attachment_id is no longer ${bdm.attachment_id})`);
+    state.bdmSaved = true;
+    await steps.run('cinder_complete', () => cinder.completeAttachment(state.newAttachment!.id));
+    return { newAttachmentId: state.newAttachment.id, newInfo };
+  } catch (err) {
+    failure = err instanceof Error ? err : new Error(String(err));
+    const { undone, remains } = await afterFailure(w, state).catch((e: Error) => ({
+      undone: [] as string[],
+      remains: `clean-up failed too (${e.message.split('\n')[0]}); run refresh again to recover`,
+    }));
+    throw new RefreshFailed(
+      `refresh of BDM ${bdm.uuid} failed at ${steps.failedStep ?? 'an unknown step'}: ${failure.message.split('\n')[0]}; ${remains}`,
+      { undone, remains },
+      failure,
+    );
+  } finally {
+    if (actionId !== undefined) {
+      const id = actionId;
+      await steps.run('finish_action', () => finishRefreshAction(db, id, w.eventHost, failure?.message)).catch((e: Error) => {
+        w.warnings.push(`could not finish instance action: ${e.message.split('\n')[0]}`);
+      });
+    }
+  }
+}
+
+/** Reconcile, then say in words what state is left. */
+async function afterFailure(w: WorkInput, state: { newAttachment?: Attachment; rpcDone: boolean; bdmSaved: boolean }): Promise<{ undone: string[]; remains: string }> {
+  const reserved = state.newAttachment ? [state.newAttachment.id] : [];
+  const { bdm, done } = await reconcileBdm(w.db, w.cinder, w.bdm.id, reserved);
+  const undone = done.notes.filter((n) => !n.startsWith("the BDM's attachment"));
+  if (state.bdmSaved && bdm.attachment_id === state.newAttachment?.id) {
+    return { undone, remains: `the BDM holds the new attachment ${bdm.attachment_id} and its connection_info, but Cinder did not mark it complete; run refresh again` };
+  }
+  if (!done.repointed && bdm.attachment_id === w.bdm.attachment_id) {
+    const legacy = w.bdm.attachment_id === null;
+    return {
+      undone,
+      remains: state.rpcDone
+        ? `the BDM and its attachment are unchanged, but the compute has already disconnected the volume from the host${legacy ? ' and ended its legacy connection in Cinder' : ''}: run refresh again before starting the instance`
+        : 'the BDM and its attachment are unchanged',
+    };
+  }
+  return {
+    undone,
+    remains: `the old attachment was removed; the BDM now holds the reserved attachment ${done.kept_attachment_id} with ${bdm.connection_info ? "Cinder's connection_info" : 'no connection_info'}: run refresh again before starting the instance`,
+  };
+}
+
+/**
+ * v3: delete the BDM's old attachment. Legacy (cinder v2): the compute ended the connection;
+ * remove the record Cinder still keeps. Both: any other attachment of (volume, instance) but the
+ * new one goes too, a stray an earlier run could not remove (e.g. a reservation Cinder carried
+ * out after that run had timed out and given up: found by the interop fault matrix).
+ */
+async function removeOldAttachments(cinder: CinderClient, bdm: BdmRecord, newId: string): Promise<void> {
+  if (bdm.attachment_id) await cinder.deleteAttachment(bdm.attachment_id);
+  for (const a of await cinder.listAttachments(bdm.volume_id!, bdm.instance_uuid!)) {
+    if (a.id !== newId) await cinder.deleteAttachment(a.id);
+  }
+}

@@ -1,0 +1,277 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { lockReasonFor } from '../src/actions/lock-reason';
+import { CLAIM_KEY } from '../src/nova-db/refresh-claim';
+import { FleetEnv, type SeededBdm } from './support/fleet-env';
+import type { CellName } from './support/fixtures';
+import { NEW_MONITORS } from './support/refresh-env';
+
+// Fleet refresh on the real MariaDB (Nova schema, two cells) and the real RabbitMQ (one vhost
+// per cell) with stand-in computes and Cinder: exact counts, every reason, every end state.
+
+let env: FleetEnv;
+before(async () => {
+  env = await FleetEnv.start([{ cell: 'cell1', count: 2 }, { cell: 'cell2', count: 2 }]);
+});
+after(() => env.stop());
+
+type Kind = 'stale' | 'fresh' | 'running' | 'owner-locked' | 'task' | 'mixed';
+
+/** The BDM is refreshed: a new attachment, attached, the only one, on the new monitors. */
+async function assertRefreshed(b: SeededBdm, newId?: string) {
+  const row = await env.bdmRow(b);
+  assert.notEqual(row.attachment_id, b.oldAttachmentId, `BDM ${b.uuid} has a new attachment`);
+  if (newId) assert.equal(row.attachment_id, newId);
+  assert.deepEqual(JSON.parse(row.connection_info!).data.hosts, NEW_MONITORS);
+  assert.deepEqual(env.cloud.attachmentsOf(b.volumeId).map((a) => [a.id, a.status]), [[row.attachment_id, 'attached']], `BDM ${b.uuid}: one attachment`);
+}
+
+/** The BDM is as seeded: its old attachment, the only one. */
+async function assertUntouched(b: SeededBdm) {
+  const row = await env.bdmRow(b);
+  assert.equal(row.attachment_id, b.oldAttachmentId, `BDM ${b.uuid} keeps its attachment`);
+  assert.deepEqual(env.cloud.attachmentsOf(b.volumeId).map((a) => a.id), [b.oldAttachmentId], `BDM ${b.uuid}: only the old attachment`);
+}
+
+async function assertNoClaimLeft(instanceUuid: string, cell: CellName) {
+  const rows = await env.fx.cell(cell).selectFrom('instance_system_metadata').select('key').where('instance_uuid', '=', instanceUuid).where('key', '=', CLAIM_KEY).execute();
+  assert.equal(rows.length, 0, `no claim left on ${instanceUuid}`);
+  const open = await env.fx.cell(cell).selectFrom('instance_actions').select('id').where('instance_uuid', '=', instanceUuid).where('action', '=', 'refresh_volume_attachment').where('finish_time', 'is', null).execute();
+  assert.equal(open.length, 0, `no unfinished refresh action on ${instanceUuid}`);
+}
+
+describe('a fleet of 200 BDMs on 100 instances, 2 cells, 4 hosts', () => {
+  test('exact counts, every skip and failure reason, every end state', async () => {
+    const [h1, h2, h3, h4] = env.hostNames() as [string, string, string, string];
+    // h1, h3 have their connector; h2's says it is compute9; h4 has none.
+    env.writeConnectors([h1, h3]);
+    writeFileSync(join(env.connectorDir, `${h2}.json`), JSON.stringify(env.connectorOf('compute9')));
+    const layout: Kind[] = [
+      ...Array<Kind>(10).fill('stale'), ...Array<Kind>(5).fill('fresh'), ...Array<Kind>(3).fill('running'),
+      ...Array<Kind>(2).fill('owner-locked'), 'task', 'mixed', 'stale', 'stale', 'stale',
+    ];
+    const seeded: Array<{ host: string; kind: Kind; index: number; instanceUuid: string; bdms: SeededBdm[] }> = [];
+    for (const host of [h1, h2, h3, h4]) {
+      for (const [index, kind] of layout.entries()) {
+        const fresh = kind === 'fresh' ? [true, true] : kind === 'mixed' ? [false, true] : [false, false];
+        const instance = kind === 'running' ? { vm_state: 'active', power_state: 1 }
+          : kind === 'owner-locked' ? { locked: 1, locked_by: 'owner' }
+          : kind === 'task' ? { task_state: 'powering-on' } : {};
+        seeded.push({ host, kind, index, ...(await env.seedInstance(host, fresh, instance)) });
+      }
+    }
+    const at = (host: string, index: number) => seeded.find((s) => s.host === host && s.index === index)!;
+
+    // h1 #22: a refresh of ours was killed there (its claim names a dead process; a stray reserved attachment).
+    const interrupted = at(h1, 22);
+    const deadPid = await new Promise<number>((resolve) => {
+      const child = spawn('true');
+      child.on('exit', () => resolve(child.pid!));
+    });
+    const db1 = env.fx.cell('cell1');
+    await db1.updateTable('instances').set({ locked: 1, locked_by: 'admin' }).where('uuid', '=', interrupted.instanceUuid).execute();
+    const pidNs = readlinkSync('/proc/self/ns/pid');
+    await db1.insertInto('instance_system_metadata').values([
+      { created_at: new Date(), deleted: 0, instance_uuid: interrupted.instanceUuid, key: 'locked_reason', value: lockReasonFor({ uuid: interrupted.bdms[0]!.uuid, instance_uuid: interrupted.instanceUuid, volume_id: interrupted.bdms[0]!.volumeId }) },
+      {
+        created_at: new Date(), updated_at: new Date(), deleted: 0, instance_uuid: interrupted.instanceUuid, key: CLAIM_KEY,
+        value: JSON.stringify({ token: 'dead', host: `${hostname()}${pidNs ? ` ${pidNs}` : ''}`, pid: deadPid, bdms: interrupted.bdms.map((b) => b.uuid), we_locked: true, since: new Date().toISOString() }),
+      },
+    ]).execute();
+    const stray = env.cloud.addAttachedVolume(interrupted.bdms[0]!.volumeId, interrupted.instanceUuid, {}, false, h1);
+    stray.status = 'reserved';
+    stray.connection_info = null;
+
+    // h1 #23 and h3 #23: Cinder refuses to delete the old attachment of their second BDM.
+    const cinderFails = [at(h1, 23).bdms[1]!, at(h3, 23).bdms[1]!];
+    for (const b of cinderFails) env.cloud.failNext('DELETE', new RegExp(`/attachments/${b.oldAttachmentId}$`), 500, 5);
+    // h1 #24: the compute never answers for its first BDM.
+    const silent = at(h1, 24).bdms[0]!;
+    env.hosts.get(h1)!.compute.onCall = async (call) => {
+      if ((call.inner as any).args.volume_id === silent.volumeId) await new Promise(() => undefined);
+    };
+
+    const started = performance.now();
+    const r = await env.refresh({ hosts: [h1, h2, h3, h4], rpc_timeout: 2, report_path: join(env.dir, 'fleet.json'), _ansible_diff: true });
+    const seconds = (performance.now() - started) / 1000;
+    env.hosts.get(h1)!.compute.onCall = undefined;
+    env.cloud.clearFaults();
+    console.log(`[fleet] 200 BDMs: ${seconds.toFixed(1)} s (${r.counts.refreshed} refreshed)`);
+
+    // Per normal host: 13 stale instances x2 + 2 owner-locked x2 + 1 of the mixed = 31 refreshed;
+    // 10 fresh + 1 mixed not stale, 6 running, 2 with a task = 19 skipped.
+    assert.deepEqual(r.counts, { refreshed: 28 + 30, skipped: 20 + 19 + 19 + 19, failed: 2 + 31 + 1 + 31 }, String(r.msg));
+    assert.equal(r.failed, true);
+    assert.equal(r.changed, true);
+    assert.match(r.msg, /^65 of 200 selected BDMs failed \(first: BDM \S+ on \S+: .*\); refreshed 58, skipped 77$/);
+    assert.ok(!r.msg.includes('\n'));
+
+    const why = (b: SeededBdm) => r.skipped.find((s: any) => s.bdm_uuid === b.uuid)?.why;
+    const failure = (b: SeededBdm) => r.failures.find((s: any) => s.bdm_uuid === b.uuid);
+    const refreshed = (b: SeededBdm) => r.refreshed.find((s: any) => s.bdm_uuid === b.uuid);
+    for (const s of seeded) {
+      for (const [i, b] of s.bdms.entries()) {
+        const where = `${s.kind} #${s.index} on ${s.host}, BDM ${i}`;
+        const wouldRefresh = s.kind === 'stale' || s.kind === 'owner-locked' || (s.kind === 'mixed' && i === 0);
+        if (s.kind === 'fresh' || (s.kind === 'mixed' && i === 1)) assert.equal(why(b), 'not stale', where);
+        else if (s.kind === 'running') assert.equal(why(b), 'vm_state active (must be stopped)', where);
+        else if (s.kind === 'task') assert.equal(why(b), 'task_state powering-on (must have no task)', where);
+        else if (wouldRefresh && s.host === h2) {
+          assert.equal(failure(b)?.msg, `The compute host 'compute9' in the connector does not match the instance host '${h2}': get_connector may have been run on the wrong compute host, or the instance host may be wrong and in need of repair.`, where);
+          assert.deepEqual([failure(b).undone, failure(b).remains], [[], 'nothing was changed']);
+        } else if (wouldRefresh && s.host === h4) {
+          assert.equal(failure(b)?.msg, `no connector for compute host ${h4}`, where);
+        } else if (b === silent) {
+          assert.match(failure(b)?.msg, /failed at rpc_remove_volume_connection: timed out after 2 s waiting for a reply/, where);
+          assert.match(failure(b).remains, /^the BDM and its attachment are unchanged$/);
+          assert.match(failure(b).undone[0], /^deleted the reserved attachment/);
+        } else if (s === at(h1, 24) && i === 1) {
+          assert.equal(why(b), `not started: the refresh of BDM ${silent.uuid} of this instance failed`, where);
+        } else if (cinderFails.includes(b)) {
+          assert.match(failure(b)?.msg, /failed at cinder_delete_old: Cinder DELETE \/attachments\/\S+ failed: computeFault: injected 500 \(HTTP 500\); the BDM and its attachment are unchanged, but the compute has already disconnected the volume from the host: run refresh again before starting the instance$/, where);
+        } else {
+          assert.ok(wouldRefresh, where);
+          const entry = refreshed(b);
+          assert.ok(entry, `${where} refreshed`);
+          assert.deepEqual(entry.reasons, ['expectation_mismatch'], where);
+          assert.equal(entry.old_attachment_id, b.oldAttachmentId);
+          assert.equal(entry.host, s.host);
+          assert.equal(entry.cell, env.hosts.get(s.host)!.cell);
+          assert.equal(entry.rpc_version, '6.0');
+          assert.ok(entry.seconds > 0 && entry.seconds < 30);
+          await assertRefreshed(b, entry.new_attachment_id);
+          continue;
+        }
+        if (b !== silent && !cinderFails.includes(b)) await assertUntouched(b);
+        else {
+          // Rolled back: the BDM keeps its old attachment (the compute already let go of the volume).
+          assert.equal((await env.bdmRow(b)).attachment_id, b.oldAttachmentId);
+          assert.deepEqual(env.cloud.attachmentsOf(b.volumeId).map((a) => a.id), [b.oldAttachmentId]);
+        }
+      }
+      const inst = await env.instanceRow({ instanceUuid: s.instanceUuid, cell: env.hosts.get(s.host)!.cell });
+      if (s.kind === 'owner-locked') assert.deepEqual([inst.locked, inst.locked_by], [1, 'owner'], 'left locked by its owner');
+      else assert.deepEqual([inst.locked, inst.locked_by], [0, null], `${s.kind} #${s.index} on ${s.host} unlocked`);
+      await assertNoClaimLeft(s.instanceUuid, env.hosts.get(s.host)!.cell);
+    }
+    // The interrupted refresh was recovered: the stray gone, both BDMs refreshed, its lock given back.
+    assert.equal(env.cloud.attachments.has(stray.id), false);
+    for (const b of interrupted.bdms) assert.ok(refreshed(b));
+    assert.deepEqual(r.warnings, [`instance ${interrupted.instanceUuid} was left locked by an interrupted refresh; recovered it first`]);
+
+    // Diff: one masked before/after per refreshed BDM. Report: the whole result, 0600.
+    assert.equal(r.diff.length, 58);
+    assert.ok(!JSON.stringify(r).includes('AQBnewkeyringsecret'));
+    assert.equal(statSync(join(env.dir, 'fleet.json')).mode & 0o777, 0o600);
+    assert.deepEqual(JSON.parse(readFileSync(join(env.dir, 'fleet.json'), 'utf8')).counts, r.counts);
+    assert.equal(r.report_path, join(env.dir, 'fleet.json'));
+
+    // Run again: only the ones that failed on h1 and h3 (and the one not started) are left to refresh.
+    const again = await env.refresh({ hosts: [h1, h3], rpc_timeout: 2 });
+    assert.deepEqual(again.counts, { refreshed: 4, skipped: 96, failed: 0 }, again.msg);
+    assert.deepEqual(again.refreshed.map((e: any) => e.bdm_uuid).sort(), [silent, at(h1, 24).bdms[1]!, ...cinderFails].map((b) => b.uuid).sort());
+    for (const b of [silent, at(h1, 24).bdms[1]!, ...cinderFails]) await assertRefreshed(b);
+  });
+});
+
+describe('check mode is the plan and writes nothing', () => {
+  test('row dumps and the stand-in Cinder log unchanged; the real run then does what the plan said', async () => {
+    const [h1] = env.hostNames() as [string];
+    env.writeConnectors(env.hostNames());
+    const seeded = [
+      ...(await Promise.all([1, 2, 3, 4].map(() => env.seedInstance(h1, [false, false])))),
+      await env.seedInstance(h1, [true, true]),
+      await env.seedInstance(h1, [false, false], { vm_state: 'active', power_state: 1 }),
+    ];
+    const instances = seeded.map((s) => ({ instanceUuid: s.instanceUuid, cell: 'cell1' as const }));
+    const before = await env.dump(instances);
+    const cinderBefore = JSON.stringify(env.cloud.mutations());
+    const attachmentsBefore = JSON.stringify([...env.cloud.attachments.values()]);
+    const uuids = seeded.map((s) => s.instanceUuid);
+    const plan = await env.refresh({ instance_uuids: uuids, _ansible_check_mode: true, _ansible_diff: true });
+    assert.equal(plan.failed, undefined, plan.msg);
+    assert.equal(plan.changed, true);
+    assert.deepEqual(plan.counts, { refreshed: 8, skipped: 4, failed: 0 });
+    assert.equal(plan.msg, 'would refresh 8 of 12 selected BDMs; 4 skipped, 0 failed');
+    for (const e of plan.refreshed) assert.deepEqual([e.new_attachment_id, e.seconds, e.reasons], [null, 0, ['expectation_mismatch']]);
+    assert.deepEqual(plan.skipped.map((s: any) => s.why).sort(), ['not stale', 'not stale', 'vm_state active (must be stopped)', 'vm_state active (must be stopped)']);
+    assert.equal(plan.diff.length, 8);
+    assert.ok(plan.diff.every((d: any) => d.after.includes(NEW_MONITORS[0]) && d.before.includes('192.0.2.11') && !d.after.includes('AQB')));
+    assert.deepEqual(await env.dump(instances), before, 'no row written');
+    assert.equal(JSON.stringify(env.cloud.mutations()), cinderBefore, 'no Cinder mutation');
+    assert.equal(JSON.stringify([...env.cloud.attachments.values()]), attachmentsBefore);
+
+    const real = await env.refresh({ instance_uuids: uuids });
+    assert.deepEqual(real.counts, plan.counts);
+    assert.deepEqual(real.refreshed.map((e: any) => e.bdm_uuid).sort(), plan.refreshed.map((e: any) => e.bdm_uuid).sort());
+    assert.deepEqual(real.skipped.map((e: any) => [e.bdm_uuid, e.why]).sort(), plan.skipped.map((e: any) => [e.bdm_uuid, e.why]).sort());
+  });
+});
+
+describe('refuse_locked, and audit agreeing with the plan', () => {
+  test('the same rule in audit (refreshable / blocked_by) and the fleet plan, with and without refuse_locked', async () => {
+    const [, , h3] = env.hostNames() as [string, string, string];
+    env.writeConnectors(env.hostNames());
+    const seeded = [
+      await env.seedInstance(h3, [false], { locked: 1, locked_by: 'owner' }),
+      await env.seedInstance(h3, [false], { locked: 1, locked_by: 'admin' }),
+      await env.seedInstance(h3, [false, false]),
+      await env.seedInstance(h3, [false], { vm_state: 'error' }),
+      await env.seedInstance(h3, [false], { task_state: 'rebooting' }),
+    ];
+    const uuids = seeded.map((s) => s.instanceUuid);
+    for (const refuseLocked of [false, true]) {
+      const audit = (await (await import('../src/run')).execute({ action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], cells: ['cell2'], instance_uuids: uuids, expect: env.args({}).expect, check_cinder: true, refuse_locked: refuseLocked })).result as any;
+      const plan = await env.refresh({ cells: ['cell2'], instance_uuids: uuids, refuse_locked: refuseLocked, _ansible_check_mode: true });
+      assert.equal(audit.stale.length, 6);
+      for (const s of audit.stale) {
+        const inPlan = plan.refreshed.some((e: any) => e.bdm_uuid === s.bdm_uuid);
+        assert.equal(s.refreshable, inPlan, `refuse_locked ${refuseLocked}: ${s.bdm_uuid}`);
+        if (!s.refreshable) assert.equal(s.blocked_by, plan.skipped.find((e: any) => e.bdm_uuid === s.bdm_uuid).why);
+      }
+      const whys = plan.skipped.map((e: any) => e.why).sort();
+      assert.deepEqual(whys, [
+        ...(refuseLocked ? ['locked by someone else (by admin; refuse_locked)', 'locked by someone else (by owner; refuse_locked)'] : []),
+        'task_state rebooting (must have no task)',
+        'vm_state error (must be stopped)',
+      ]);
+      assert.equal(plan.counts.refreshed, refuseLocked ? 2 : 4);
+    }
+    const real = await env.refresh({ cells: ['cell2'], instance_uuids: uuids, refuse_locked: true });
+    assert.deepEqual(real.counts, { refreshed: 2, skipped: 4, failed: 0 });
+    const locked = await env.instanceRow({ instanceUuid: seeded[0]!.instanceUuid, cell: 'cell2' });
+    assert.deepEqual([locked.locked, locked.locked_by], [1, 'owner']);
+    assert.equal((await env.bdmRow(seeded[0]!.bdms[0]!)).attachment_id, seeded[0]!.bdms[0]!.oldAttachmentId);
+  });
+
+  test('an unknown cell is refused naming the cells there are', async () => {
+    const r = await env.refresh({ cells: ['cell9'] });
+    assert.equal(r.failed, true);
+    assert.match(r.msg, /^no such cell: cell9 \(cells: cell0, cell1, cell2\)$/);
+  });
+});
+
+describe('max_failures', () => {
+  test('stops starting new instances after that many failures; the rest is listed as not started', async () => {
+    const [h1] = env.hostNames() as [string];
+    env.writeConnectors(env.hostNames());
+    const seeded = await Promise.all([1, 2, 3, 4, 5].map(() => env.seedInstance(h1, [false])));
+    const volumes = new Set(seeded.map((s) => s.bdms[0]!.volumeId));
+    env.hosts.get(h1)!.compute.onCall = async (call) => {
+      if (volumes.has((call.inner as any).args.volume_id)) await new Promise(() => undefined);
+    };
+    try {
+      const r = await env.refresh({ instance_uuids: seeded.map((s) => s.instanceUuid), max_parallel: 1, max_failures: 2, rpc_timeout: 1 });
+      assert.deepEqual(r.counts, { refreshed: 0, skipped: 3, failed: 2 });
+      assert.deepEqual(r.skipped.map((s: any) => s.why), Array(3).fill('not started: max_failures reached'));
+      for (const f of r.failures) assert.match(f.msg, /timed out after 1 s/);
+      for (const s of seeded) await assertUntouched(s.bdms[0]!);
+    } finally {
+      env.hosts.get(h1)!.compute.onCall = undefined;
+    }
+  });
+});

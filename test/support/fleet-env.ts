@@ -1,0 +1,166 @@
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execute } from '../../src/run';
+import { FakeCompute } from './fake-compute';
+import { FakeOpenStack } from './fake-openstack';
+import { Fixtures, RBD_CONNECTION_INFO, type CellName } from './fixtures';
+import { CONNECTOR, CONTROLLER_HOST, NEW_MONITORS, RefreshEnv } from './refresh-env';
+
+// A small cloud for fleet refreshes: two cells (cell1 on RabbitMQ's / vhost, cell2 on its own
+// vhost, as prepare-nova-schema makes them), stand-in computes on several hosts, one stand-in
+// Keystone + Cinder, and instances with any number of rbd BDMs on the old or new monitors.
+
+const PREFIX = process.env.NOVA_BDM_TEST_DB_PREFIX ?? 'nbt_';
+
+export interface FleetHost {
+  name: string;
+  cell: CellName;
+  compute: FakeCompute;
+}
+
+export interface SeededBdm {
+  uuid: string;
+  id: number;
+  volumeId: string;
+  oldAttachmentId: string;
+  instanceUuid: string;
+  host: string;
+  cell: CellName;
+}
+
+export class FleetEnv {
+  readonly fx = new Fixtures();
+  readonly tag = randomUUID().slice(0, 6);
+  readonly hosts = new Map<string, FleetHost>();
+  cloud!: FakeOpenStack;
+  readonly dir = mkdtempSync(join(tmpdir(), 'nbt-fleet-'));
+  readonly connectorDir = join(this.dir, 'connectors');
+  extraConf = '';
+  private heartbeat?: NodeJS.Timeout;
+
+  static async start(layout: Array<{ cell: CellName; count: number }>): Promise<FleetEnv> {
+    const env = new FleetEnv();
+    mkdirSync(env.connectorDir);
+    env.cloud = await FakeOpenStack.start();
+    env.extraConf = join(env.dir, 'cinder.conf');
+    writeFileSync(env.extraConf, `[DEFAULT]\nhost = ${CONTROLLER_HOST}\n${env.cloud.nova_conf_sections()}`);
+    let n = 0;
+    for (const { cell, count } of layout) {
+      for (let i = 0; i < count; i++) {
+        const name = `nbf-${env.tag}-h${++n}`;
+        const url = cell === 'cell2' ? `amqp://guest:guest@127.0.0.1:5672/${PREFIX}cell2` : undefined;
+        const compute = await FakeCompute.start(name, url);
+        env.hosts.set(name, { name, cell, compute });
+        await env.seedComputeService(name, cell);
+      }
+    }
+    // Like nova-compute's report_state: keep the service rows fresh.
+    env.heartbeat = setInterval(() => {
+      for (const cell of ['cell1', 'cell2'] as const) {
+        void env.fx.cell(cell).updateTable('services').set({ updated_at: new Date() }).where('host', 'like', `nbf-${env.tag}-%`).execute();
+      }
+    }, 10_000);
+    return env;
+  }
+
+  hostNames(): string[] {
+    return [...this.hosts.keys()];
+  }
+
+  connectorOf(host: string) {
+    return { ...CONNECTOR, host };
+  }
+
+  /** Writes <host>.json for these hosts, as get_connector --json would. */
+  writeConnectors(hosts: string[]): void {
+    for (const h of hosts) writeFileSync(join(this.connectorDir, `${h}.json`), JSON.stringify(this.connectorOf(h)));
+  }
+
+  private async seedComputeService(host: string, cell: CellName): Promise<void> {
+    const db = this.fx.cell(cell);
+    const service = await db
+      .insertInto('services')
+      .values({
+        created_at: new Date(), updated_at: new Date(), host, binary: 'nova-compute', topic: 'compute', report_count: 1, disabled: 0, deleted: 0,
+        forced_down: 0, version: 64, uuid: randomUUID(),
+      })
+      .executeTakeFirstOrThrow();
+    await db
+      .insertInto('compute_nodes')
+      .values({
+        created_at: new Date(), service_id: Number(service.insertId), vcpus: 4, memory_mb: 8192, local_gb: 100, vcpus_used: 0, memory_mb_used: 0,
+        local_gb_used: 0, hypervisor_type: 'QEMU', hypervisor_version: 7002000, cpu_info: '{}', hypervisor_hostname: `${host}.example.org`, host, deleted: 0,
+        uuid: randomUUID(),
+      })
+      .execute();
+  }
+
+  /** An instance on `host` with one rbd BDM per entry of `fresh` (true: already on the new monitors). */
+  async seedInstance(host: string, fresh: boolean[], instance: Record<string, unknown> = {}): Promise<{ instanceUuid: string; bdms: SeededBdm[] }> {
+    const { cell } = this.hosts.get(host) ?? { cell: 'cell1' as CellName };
+    const instanceUuid = await this.fx.seedInstance(cell, { host, node: `${host}.example.org`, ...instance });
+    const bdms: SeededBdm[] = [];
+    for (const [i, isFresh] of fresh.entries()) {
+      const volumeId = randomUUID();
+      const backend = { ...RBD_CONNECTION_INFO.data, name: `volumes/volume-${volumeId}`, volume_id: volumeId, hosts: NEW_MONITORS, keyring: 'AQBnewkeyringsecret==' };
+      const data = isFresh ? backend : { ...RBD_CONNECTION_INFO.data, name: `volumes/volume-${volumeId}`, volume_id: volumeId };
+      const att = this.cloud.addAttachedVolume(volumeId, instanceUuid, { ...data, driver_volume_type: 'rbd' }, false, host);
+      this.cloud.backends.set(volumeId, { driver_volume_type: 'rbd', data: backend });
+      const info = { driver_volume_type: 'rbd', data, status: 'attached', serial: volumeId };
+      const seeded = await this.fx.seedBdm(cell, instanceUuid, {
+        volume_id: volumeId,
+        attachment_id: att.id,
+        device_name: `/dev/vd${String.fromCharCode(98 + i)}`,
+        connection_info: JSON.stringify(info),
+      });
+      bdms.push({ uuid: seeded.uuid, id: seeded.id, volumeId, oldAttachmentId: att.id, instanceUuid, host, cell });
+    }
+    return { instanceUuid, bdms };
+  }
+
+  args(extra: Record<string, unknown>): Record<string, unknown> {
+    return {
+      action: 'refresh',
+      config_file: [this.fx.env.confPath, this.extraConf],
+      expect: RefreshEnv.EXPECT_NEW_MONITORS,
+      connector_dir: this.connectorDir,
+      ...extra,
+    };
+  }
+
+  async refresh(extra: Record<string, unknown>) {
+    return (await execute(this.args(extra))).result as Record<string, any>;
+  }
+
+  async bdmRow(b: SeededBdm) {
+    return this.fx.cell(b.cell).selectFrom('block_device_mapping').selectAll().where('id', '=', b.id).executeTakeFirstOrThrow();
+  }
+
+  async instanceRow(b: { instanceUuid: string; cell: CellName }) {
+    return this.fx.cell(b.cell).selectFrom('instances').selectAll().where('uuid', '=', b.instanceUuid).executeTakeFirstOrThrow();
+  }
+
+  /** Every row a refresh may touch, for the instances given (before/after comparisons). */
+  async dump(instances: Array<{ instanceUuid: string; cell: CellName }>) {
+    const out: unknown[] = [];
+    for (const i of instances) {
+      const db = this.fx.cell(i.cell);
+      const actions = await db.selectFrom('instance_actions').selectAll().where('instance_uuid', '=', i.instanceUuid).orderBy('id').execute();
+      out.push({
+        instance: await db.selectFrom('instances').selectAll().where('uuid', '=', i.instanceUuid).executeTakeFirst(),
+        sysmeta: await db.selectFrom('instance_system_metadata').selectAll().where('instance_uuid', '=', i.instanceUuid).orderBy('id').execute(),
+        bdms: await db.selectFrom('block_device_mapping').selectAll().where('instance_uuid', '=', i.instanceUuid).orderBy('id').execute(),
+        actions,
+      });
+    }
+    return out;
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.heartbeat);
+    await Promise.all([...[...this.hosts.values()].map((h) => h.compute.destroy()), this.cloud.stop()]);
+    await this.fx.close();
+  }
+}
