@@ -11,7 +11,7 @@ import { Inspector, type InspectSettings } from './refresh-inspect';
 import { refreshInstance, type BdmOutcome, type PlannedRefresh } from './refresh-instance';
 import { connectionInfoDiff, masker, type ConnectionInfoDiff } from './refresh-result';
 import { applyExpectation, expectationMismatch } from './staleness';
-import { StepLog } from './step-log';
+import { StepLog, type StepEntry } from './step-log';
 
 // A fleet refresh: one plan (fleet-plan.ts), then the instances in parallel, at most
 // maxParallel at once and perHostParallel per compute host, each under its own lock.
@@ -47,6 +47,8 @@ export type FleetRefreshed = FleetItem & {
   new_attachment_id: string | null;
   seconds: number;
   rpc_version: string;
+  /** Where the time went: the steps of its instance's run (lock, RabbitMQ, each BDM's work, unlock); absent in check mode. */
+  steps?: StepEntry[];
 };
 export type FleetSkipped = FleetItem & { why: string };
 export type FleetFailure = FleetItem & { msg: string; undone: string[]; remains: string };
@@ -63,6 +65,10 @@ export type FleetRefreshResult = {
   diff?: ConnectionInfoDiff[];
   report_path?: string;
   warnings?: string[];
+  /** Seconds spent selecting and inspecting every BDM before any work started. */
+  plan_seconds: number;
+  /** The most instances refreshed at once (0 in check mode). */
+  peak_parallel: number;
 };
 
 export async function refreshFleet(deps: FleetDeps, selection: FleetSelection, settings: FleetSettings): Promise<FleetRefreshResult> {
@@ -70,9 +76,11 @@ export async function refreshFleet(deps: FleetDeps, selection: FleetSelection, s
   const mask = masker(settings.revealSecrets);
   const cinder = deps.cinderFor(newAdminContext().requestId);
   const inspector = new Inspector(deps.topology, cinder, deps.rpcFor, settings, deps.connectorFor);
+  const planStarted = performance.now();
   const plan = await planFleet(inspector, selection, settings.maxParallel);
+  const planSeconds = Math.round(performance.now() - planStarted) / 1000;
 
-  const out: Omit<FleetRefreshResult, 'changed' | 'msg' | 'counts'> = { refreshed: [], skipped: [], failures: [] };
+  const out: Omit<FleetRefreshResult, 'changed' | 'msg' | 'counts' | 'plan_seconds' | 'peak_parallel'> = { refreshed: [], skipped: [], failures: [] };
   const diffs: ConnectionInfoDiff[] = [];
   const warnings: string[] = [];
   const toRun: Array<{ instance: PlannedInstance; planned: PlannedRefresh[] }> = [];
@@ -97,12 +105,15 @@ export async function refreshFleet(deps: FleetDeps, selection: FleetSelection, s
     if (planned.length > 0) toRun.push({ instance, planned });
   }
 
+  const stepsOf = new Map<string, StepEntry[]>();
+  let peakParallel = 0;
   if (!settings.checkMode) {
-    await runInstances(toRun, settings, (instance, planned, outcomes) => {
+    peakParallel = await runInstances(toRun, settings, (instance, planned, outcomes) => {
       for (const o of outcomes) record(instance, o);
       void planned;
     }, async (instance, planned) => {
       const steps = new StepLog();
+      stepsOf.set(instance.instanceUuid, steps.entries);
       const run = await refreshInstance({
         inspector, cinder, cinderFor: deps.cinderFor, cell: instance.cell, instanceUuid: instance.instanceUuid, planned,
         eventHost: settings.localHost, rpcTimeoutSeconds: settings.rpcTimeoutSeconds, refuseLocked: settings.refuseLocked, steps, warnings,
@@ -136,6 +147,7 @@ export async function refreshFleet(deps: FleetDeps, selection: FleetSelection, s
         out.refreshed.push({
           ...item(p), reasons: o.forced ? ['forced'] : o.reasons.length ? o.reasons.map((r) => r.code) : ['interrupted'], old_attachment_id: o.bdm.attachment_id,
           new_attachment_id: o.newAttachmentId, seconds: o.seconds, rpc_version: o.rpcVersion,
+          ...(stepsOf.has(instance.instanceUuid) ? { steps: stepsOf.get(instance.instanceUuid)! } : {}),
         });
         if (settings.diff) diffs.push(connectionInfoDiff(summary(p), mask(o.oldInfo), mask(o.newInfo)));
       }
@@ -152,6 +164,8 @@ export async function refreshFleet(deps: FleetDeps, selection: FleetSelection, s
     ...out,
     ...(settings.diff && diffs.length ? { diff: diffs } : {}),
     ...(warnings.length ? { warnings } : {}),
+    plan_seconds: planSeconds,
+    peak_parallel: peakParallel,
   };
   if (counts.failed > 0) {
     result.failed = true;
@@ -175,7 +189,8 @@ async function runInstances(
   settings: FleetSettings,
   report: (instance: PlannedInstance, planned: PlannedRefresh[], outcomes: BdmOutcome[]) => void,
   work: (instance: PlannedInstance, planned: PlannedRefresh[]) => Promise<BdmOutcome[]>,
-): Promise<void> {
+): Promise<number> {
+  let peak = 0;
   const running = new Set<Promise<void>>();
   const perHost = new Map<string, number>();
   const progress: FleetProgress = { instancesDone: 0, instances: queue.length, refreshed: 0, skipped: 0, failed: 0 };
@@ -207,11 +222,13 @@ async function runInstances(
         running.delete(job);
       });
     running.add(job);
+    peak = Math.max(peak, running.size);
   }
   await Promise.all(running);
   for (const { instance, planned } of pending) {
     report(instance, planned, planned.map((p) => ({ kind: 'skipped', bdm: p.bdm, why: 'not started: max_failures reached', error: new NovaBdmError('not started') })));
   }
+  return peak;
 }
 
 /** The lock was not ours to take (another refresh, a state change) or taking it failed. */
