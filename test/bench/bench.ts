@@ -48,11 +48,16 @@ const REPS = {
   audit: int('BENCH_AUDIT_REPS', 5),
   check: int('BENCH_CHECK_REPS', 5),
 };
-// BENCH_SKIP_LAB=1: everything but what needs the interop lab (refresh), e.g. while another engineer owns the lab.
-const SECTIONS = (process.env.BENCH_ONLY ?? 'cold,audit,check,show,refresh')
+// BENCH_SKIP_LAB=1: everything but what needs the interop lab (refresh, fleet), e.g. while another engineer owns the lab.
+const SECTIONS = (process.env.BENCH_ONLY ?? 'cold,audit,check,show,refresh,fleet')
   .split(',')
   .map((s) => s.trim())
-  .filter((s) => !(process.env.BENCH_SKIP_LAB === '1' && s === 'refresh'));
+  .filter((s) => !(process.env.BENCH_SKIP_LAB === '1' && (s === 'refresh' || s === 'fleet')));
+const FLEET_SIZES = (process.env.BENCH_FLEET_SIZES ?? '10,100').split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0);
+/** Fleet refresh concurrency: the lab has one compute host, so per_host_parallel is set to max_parallel (the default 2 per host would be the limit). */
+const FLEET_PARALLEL = int('BENCH_FLEET_PARALLEL', 16);
+/** seed.py processes at once (each ~10 s per instance on a loaded 2-vCPU machine, mostly waiting on Cinder). */
+const FLEET_SEED_PROCS = int('BENCH_FLEET_SEED_PROCS', 4);
 const AUDIT_SIZES = (process.env.BENCH_AUDIT_SIZES ?? '1000,10000,100000,300000,1000000').split(',').map(Number);
 const AUDIT_CELLS = int('BENCH_AUDIT_CELLS', 10);
 
@@ -596,6 +601,129 @@ async function benchRefresh(harness: Harness): Promise<void> {
   sections.refresh = { pairs, lab_up_ms: upMs, ours_ms: o, nova_manage_ms: t, nova_manage_over_ours: r, steps_ms: perStep, outside_steps_ms: outside, raw_steps: steps };
 }
 
+// ------------------------------------------------------------------------------------ 6. fleet refresh
+
+/** seed.py in FLEET_SEED_PROCS processes at once: `count` stale stopped instances on compute1, one v3 volume each. */
+async function seedStale(harness: Harness, count: number): Promise<Awaited<ReturnType<Harness['seed']>>> {
+  const procs = Math.min(FLEET_SEED_PROCS, count);
+  const shares = Array.from({ length: procs }, (_, i) => Math.floor(count / procs) + (i < count % procs ? 1 : 0));
+  const parts = await Promise.all(shares.map((n) => harness.seed({ count: n, vmState: 'stopped', stale: true })));
+  return parts.flat();
+}
+
+type StepRow = { step: string; ms: number; ok: boolean };
+
+/**
+ * Fleet refresh on the lab: FLEET_SIZES stale BDMs (one per stopped instance) in one
+ * `action: refresh` with `bdm_uuids` and `connectors` (compute1's from the real get_connector),
+ * against single refreshes of stale BDMs and nova-manage refreshes measured in the same run.
+ */
+async function benchFleet(harness: Harness): Promise<void> {
+  const S = '6 fleet';
+  log('fleet: bringing up / checking the interop lab ...');
+  const lab = await harness.upLab();
+  if (!sections.refresh) {
+    const memcached = /^\s*memcached_servers\s*=\s*(\S+)/m.exec(readFileSync(lab.cinderConf, 'utf8'))?.[1];
+    labTokenCache = memcached ? `keystonemiddleware token cache on memcached ${memcached} (cinder.conf [keystone_authtoken] memcached_servers)` : 'NO token cache: cinder.conf has no memcached_servers (every request waits on Keystone)';
+  }
+  const connectorPath = harness.getConnectorJson();
+  const connector = JSON.parse(readFileSync(connectorPath, 'utf8')) as Record<string, unknown>;
+  const host = String(connector.host);
+  const singles = REPS.refreshPairs;
+  const total = singles * 2 + FLEET_SIZES.reduce((a, n) => a + n, 0);
+  let started = Date.now();
+  const seeded = await seedStale(harness, total);
+  const seedS = (Date.now() - started) / 1000;
+  log(`fleet: seeded ${seeded.length} stale stopped instances in ${seedS.toFixed(1)} s (${FLEET_SEED_PROCS} seed.py at once, ${(seedS / seeded.length).toFixed(1)} s per instance)`);
+  rows.push({ section: S, measure: 'seeding the lab (seed.py, not timed work of ours)', unit: 'ms', n: seeded.length, median: (seedS * 1000) / seeded.length, note: `per instance; ${FLEET_SEED_PROCS} seed.py at once, ${seedS.toFixed(0)} s in all` });
+  const take = (n: number) => seeded.splice(0, n);
+
+  // Baselines, interleaved: one single refresh of a stale BDM (no force), one nova-manage refresh.
+  const single: number[] = [];
+  const nm: number[] = [];
+  const singleSteps: StepRow[][] = [];
+  for (let k = 0; k < singles; k++) {
+    const [mine, theirs] = take(2);
+    const runMine = async () => {
+      const args = { action: 'refresh', bdm_uuid: mine!.bdm_uuid, connector_path: connectorPath, config_file: lab.novaConf, require_libvirt: false };
+      const run = await timeChild(NODE, [BUNDLE, '-'], { input: JSON.stringify(args), timeoutMs: 240_000 });
+      const result = parseJson(run.stdout, 'single refresh');
+      if (run.status !== 0 || result.failed || result.changed !== true) throw new Error(`single refresh failed: ${run.stdout.slice(0, 2000)}\n${run.stderr}`);
+      single.push(run.ms);
+      singleSteps.push((result.steps as StepRow[]) ?? []);
+    };
+    const runTheirs = async () => {
+      const t0 = process.hrtime.bigint();
+      const r = harness.novaManage(['volume_attachment', 'refresh', theirs!.instance_uuid, theirs!.volume_id, connectorPath]);
+      if (r.status !== 0) throw new Error(`nova-manage refresh failed (${r.status}): ${r.stderr.split('\n').slice(-10).join('\n')}`);
+      nm.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    };
+    if (k % 2 === 0) {
+      await runMine();
+      await runTheirs();
+    } else {
+      await runTheirs();
+      await runMine();
+    }
+    log(`fleet baseline ${k + 1}/${singles}: single refresh ${single.at(-1)!.toFixed(0)} ms, nova-manage ${nm.at(-1)!.toFixed(0)} ms`);
+  }
+  const one = summarize(single);
+  const nmOne = summarize(nm);
+  addSummary(S, 'one single refresh (stale BDM, no force)', one, 'ms');
+  addSummary(S, 'one nova-manage volume_attachment refresh', nmOne, 'ms');
+
+  const fleets: Record<string, unknown> = {};
+  for (const n of FLEET_SIZES) {
+    const twins = take(n);
+    const args = {
+      action: 'refresh',
+      bdm_uuids: twins.map((t) => t.bdm_uuid),
+      connectors: { [host]: connector },
+      config_file: lab.novaConf,
+      require_libvirt: false,
+      max_parallel: FLEET_PARALLEL,
+      per_host_parallel: FLEET_PARALLEL,
+    };
+    const run = await timeChild(NODE, [BUNDLE, '-'], { input: JSON.stringify(args), rss: true, timeoutMs: 1_200_000 });
+    const result = parseJson(run.stdout, `fleet refresh of ${n}`);
+    const counts = result.counts as { refreshed: number; skipped: number; failed: number } | undefined;
+    if (run.status !== 0 || result.failed || counts?.refreshed !== n) throw new Error(`fleet refresh of ${n}: ${String(result.msg ?? run.stdout.slice(0, 2000))}\n${run.stderr.slice(-2000)}`);
+    const items = result.refreshed as Array<{ seconds: number; steps?: StepRow[] }>;
+    const perBdm = summarize(items.map((i) => i.seconds * 1000));
+    // Mean concurrency: the BDMs' own wall times added up, over the run's wall time.
+    const meanParallel = items.reduce((a, i) => a + i.seconds * 1000, 0) / run.ms;
+    const peak = typeof result.peak_parallel === 'number' ? result.peak_parallel : undefined;
+    const label = `${n} BDMs`;
+    rows.push({ section: S, measure: `${label} in one fleet refresh: wall`, unit: 'ms', n: 1, median: run.ms, note: `max_parallel = per_host_parallel = ${FLEET_PARALLEL}, one compute host` });
+    // The targets: 10 BDMs in at most 2x one single refresh, 100 in at most 10x (other sizes: no target).
+    const target = n === 10 ? 2 : n === 100 ? 10 : undefined;
+    const over = run.ms / one.median;
+    rows.push({
+      section: S, measure: `${label}: wall / one single refresh`, unit: 'x', median: over,
+      verdict: target === undefined ? 'no target (targets are for 10 and 100)' : `target <= ${target}x: ${over <= target ? 'met' : `MISSED (${(over / target).toFixed(2)}x off)`}`,
+    });
+    addSummary(S, `${label}: per-BDM time inside the run (refreshed[].seconds)`, perBdm, 'ms');
+    rows.push({ section: S, measure: `${label}: concurrency reached`, unit: '', median: Number(meanParallel.toFixed(2)), note: `mean (sum of per-BDM times / wall)${peak !== undefined ? `; peak ${peak} at once` : ''}` });
+    if (run.rssKiB !== undefined) rows.push({ section: S, measure: `${label}: peak RSS`, unit: 'MiB', n: 1, median: run.rssKiB / 1024, note: run.cpuS !== undefined ? `CPU ${run.cpuS.toFixed(2)} s` : undefined });
+    const extrapolated = n * nmOne.median;
+    rows.push({ section: S, measure: `${label}: nova-manage equivalent (${n} x its measured median)`, unit: 'ms', median: extrapolated, note: 'EXTRAPOLATED, not run' });
+    rows.push({ section: S, measure: `${label}: nova-manage loop / ours`, unit: 'x', median: extrapolated / run.ms, note: 'extrapolated' });
+    const stepNames = [...new Set(items.flatMap((i) => (i.steps ?? []).map((s) => s.step)))];
+    const perStep: Record<string, Summary> = {};
+    for (const name of stepNames) {
+      perStep[name] = summarize(items.map((i) => (i.steps ?? []).filter((s) => s.step === name).reduce((a, s) => a + s.ms, 0)));
+      addSummary(S, `  ${label}: step ${name} (median over BDMs)`, perStep[name]!, 'ms');
+    }
+    if (typeof result.plan_seconds === 'number') rows.push({ section: S, measure: `  ${label}: plan (select, inspect every BDM)`, unit: 'ms', n: 1, median: result.plan_seconds * 1000 });
+    fleets[n] = { wall_ms: run.ms, over_single: over, per_bdm_ms: perBdm, mean_parallel: meanParallel, peak_parallel: peak, peak_rss_kib: run.rssKiB, cpu_s: run.cpuS, nova_manage_extrapolated_ms: extrapolated, steps_ms: perStep, plan_seconds: result.plan_seconds };
+    log(`fleet ${label}: ${(run.ms / 1000).toFixed(1)} s = ${over.toFixed(2)}x one single refresh, mean concurrency ${meanParallel.toFixed(1)}, peak RSS ${((run.rssKiB ?? 0) / 1024).toFixed(0)} MiB`);
+  }
+  const singleStepNames = [...new Set(singleSteps.flat().map((s) => s.step))];
+  const singleStepsMs: Record<string, Summary> = {};
+  for (const name of singleStepNames) singleStepsMs[name] = summarize(singleSteps.map((r) => r.filter((s) => s.step === name).reduce((a, s) => a + s.ms, 0)));
+  sections.fleet = { seeded_s: seedS, seed_procs: FLEET_SEED_PROCS, parallel: FLEET_PARALLEL, single_ms: one, nova_manage_ms: nmOne, single_steps_ms: singleStepsMs, fleets };
+}
+
 // ------------------------------------------------------------------------------------ main
 
 const want = (s: string) => SECTIONS.includes(s);
@@ -609,7 +737,7 @@ async function main(): Promise<void> {
   const facts = machineFacts();
   facts.bundle_sha256 = createHash('sha256').update(readFileSync(BUNDLE)).digest('hex').slice(0, 16);
   // Loaded now, while dist/ is surely there (another tier's pretest may wipe dist/ later).
-  const harness = want('refresh') ? ((await import('../interop/harness')) as typeof import('../interop/harness')) : undefined;
+  const harness = want('refresh') || want('fleet') ? ((await import('../interop/harness')) as typeof import('../interop/harness')) : undefined;
   const errors: Record<string, string> = {};
   const guarded = async (name: string, fn: () => Promise<void>) => {
     try {
@@ -633,10 +761,11 @@ async function main(): Promise<void> {
   if (want('audit') || want('check')) await guarded('4 audit', () => benchAuditAndCheck(env!, seeder!, want('audit'), want('check')));
   if (want('show')) await guarded('2 show', () => benchShow(env!, seeder!));
   await seeder?.close();
-  if (harness) await guarded('3 refresh', () => benchRefresh(harness));
+  if (harness && want('refresh')) await guarded('3 refresh', () => benchRefresh(harness));
+  if (harness && want('fleet')) await guarded('6 fleet', () => benchFleet(harness));
 
   facts.loadavg_at_end = loadavg().map((l) => Number(l.toFixed(2)));
-  const order = ['1', '2', '3', '4', '5'];
+  const order = ['1', '2', '3', '4', '5', '6'];
   rows.sort((a, b) => order.indexOf(a.section[0]!) - order.indexOf(b.section[0]!));
   const header = [
     `nova-bdm bench ${started.toISOString()}  (${Math.round((Date.now() - started.getTime()) / 1000)} s)`,
