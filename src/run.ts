@@ -78,6 +78,8 @@ async function runAction(
   }
 }
 
+const MAX_MSG = 2000;
+
 /**
  * Every secret the arguments carry, known before they are even validated: the passwords of the
  * database URLs, the whole value of any other secret option (cinder_auth's password, ...), and
@@ -102,7 +104,9 @@ function rememberArgumentSecrets(raw: unknown, scrubber: TextScrubber): void {
 
 function failure(error: Error, verbosity: number, scrubber: TextScrubber): ModuleResult {
   const expected = error instanceof NovaBdmError;
-  const firstLine = (error.message || error.name).split('\n')[0]!.trim();
+  const line = (error.message || error.name).split('\n')[0]!.trim();
+  // Messages echo input (a path, a key): a hostile one must not make msg a megabyte long.
+  const firstLine = line.length > MAX_MSG ? `${line.slice(0, MAX_MSG)}... (${line.length} characters)` : line;
   const result: ModuleResult = {
     changed: false,
     failed: true,
