@@ -153,9 +153,10 @@ describe('our client', () => {
     const seeded = await Promise.all([1, 2, 3, 4, 5, 6].map(() => env.seed()));
     const last = seeded.at(-1)!;
     env.cloud.attachments.get(last.oldAttachmentId)!.status = 'reserved'; // only Cinder can tell this one is stale
-    let gets = 0;
+    let listings = 0;
     env.cloud.onRequest = (method, path) => {
-      if (method === 'GET' && path.includes('/attachments/') && ++gets === 5) env.cloud.expireTokens();
+      // The audit reads Cinder in two listings (attachments, volumes): the tokens expire as the second arrives.
+      if (method === 'GET' && path.endsWith('/detail') && ++listings === 2) env.cloud.expireTokens();
     };
     const before = issued();
     try {
@@ -168,7 +169,7 @@ describe('our client', () => {
     } finally {
       env.cloud.onRequest = undefined;
     }
-    assert.ok(gets > 5, 'the expiry fell in the middle of the run');
+    assert.ok(listings > 2, 'the expiry fell in the middle of the run: a listing was refused and sent again');
     assert.equal(issued().nova - before.nova, 2, 'one login, one renewal shared by the concurrent calls');
   });
 });
