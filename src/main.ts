@@ -3,6 +3,10 @@
 // filter (`-`), and a human CLI, all over one core (run.ts).
 import { readFileSync, statSync } from 'node:fs';
 import { parseCli, USAGE } from './cli/parse';
+import { readRegularTextFile } from './config/read-file';
+
+/** Ansible's args file is small; a huge one is refused before it exhausts memory. */
+const MAX_ARGS_FILE_BYTES = 64 * 1024 * 1024;
 
 const EXIT_USAGE = 64;
 
@@ -54,7 +58,7 @@ function isArgsFile(arg: string): boolean {
 async function runAnsible(source: string): Promise<number> {
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(source === '-' ? 0 : source, 'utf8'));
+    raw = JSON.parse(source === '-' ? readFileSync(0, 'utf8') : readRegularTextFile(source, MAX_ARGS_FILE_BYTES));
   } catch (err) {
     const what = source === '-' ? 'standard input' : source;
     const reason = err instanceof SyntaxError ? 'is not valid JSON' : 'cannot be read';

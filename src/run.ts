@@ -48,7 +48,12 @@ async function runAction(
   // Loaded on demand so `--help` and argument errors never pay for the database stack.
   const { NovaTopology } = await import('./nova-db/cells');
   const settings = resolveDatabaseSettings(conf, args);
-  const topology = new NovaTopology({ ...settings, connectTimeoutSeconds: args.connect_timeout });
+  const topology = new NovaTopology({
+    ...settings,
+    connectTimeoutSeconds: args.connect_timeout,
+    // A fleet refresh keeps max_parallel instances in flight, each with its own short queries.
+    ...(args.action === 'refresh' ? { cellConnectionLimit: Math.min(args.max_parallel + 1, 17) } : {}),
+  });
   try {
     switch (args.action) {
       case 'show': {
@@ -71,6 +76,8 @@ async function runAction(
     await topology.close();
   }
 }
+
+const MAX_MSG = 2000;
 
 /**
  * Every secret the arguments carry, known before they are even validated: the passwords of the
@@ -96,7 +103,9 @@ function rememberArgumentSecrets(raw: unknown, scrubber: TextScrubber): void {
 
 function failure(error: Error, verbosity: number, scrubber: TextScrubber): ModuleResult {
   const expected = error instanceof NovaBdmError;
-  const firstLine = (error.message || error.name).split('\n')[0]!.trim();
+  const line = (error.message || error.name).split('\n')[0]!.trim();
+  // Messages echo input (a path, a key): a hostile one must not make msg a megabyte long.
+  const firstLine = line.length > MAX_MSG ? `${line.slice(0, MAX_MSG)}... (${line.length} characters)` : line;
   const result: ModuleResult = {
     changed: false,
     failed: true,

@@ -1,5 +1,5 @@
 import type { Attachment } from '../cinder/cinder-client';
-import { isSecretKey } from '../output/mask-secrets';
+import { isSecretKey, maskSecrets } from '../output/mask-secrets';
 import { connectionInfoFromAttachment, parseConnectionInfo, type ConnectionInfo } from './connection-info';
 
 // Why a BDM's connection_info is stale, as stable reason codes with a one-line detail.
@@ -138,7 +138,7 @@ export function expectationMismatch(stored: unknown, expect: unknown, path = '')
       const want = expectedPairs(e.hosts, e.ports);
       const have = Array.isArray(s.hosts) && Array.isArray(s.ports) ? pairs(s.hosts, s.ports) : [];
       if (!sameStrings(want, have)) {
-        return `${path ? `${path}.` : ''}hosts/ports are ${have.join(', ') || 'unset'}, expected ${want.join(', ')}`;
+        return `${path ? `${path}.` : ''}hosts/ports are ${clip(have.join(', ')) || 'unset'}, expected ${clip(want.join(', '))}`;
       }
     }
     for (const k of Object.keys(e)) {
@@ -151,9 +151,18 @@ export function expectationMismatch(stored: unknown, expect: unknown, path = '')
   if (Array.isArray(expect)) {
     const want = expect.map(canonical).sort();
     const have = Array.isArray(stored) ? stored.map(canonical).sort() : null;
-    return have && JSON.stringify(want) === JSON.stringify(have) ? undefined : `${where} is ${JSON.stringify(stored) ?? 'unset'}, expected ${JSON.stringify(expect)}`;
+    return have && JSON.stringify(want) === JSON.stringify(have) ? undefined : `${where} is ${echo(stored)}, expected ${echo(expect)}`;
   }
-  return canonical(stored) === canonical(expect) ? undefined : `${where} is ${JSON.stringify(stored) ?? 'unset'}, expected ${JSON.stringify(expect)}`;
+  return canonical(stored) === canonical(expect) ? undefined : `${where} is ${echo(stored)}, expected ${echo(expect)}`;
+}
+
+/** A value in a detail line: masked (a stored subtree may hold a keyring) and kept short. */
+function echo(value: unknown): string {
+  return clip(JSON.stringify(maskSecrets(value)) ?? 'unset');
+}
+
+function clip(text: string): string {
+  return text.length > 300 ? `${text.slice(0, 300)}... (${text.length} characters)` : text;
 }
 
 // The audit runs these for every BDM of the fleet (a million at a time): no JSON, no regex twice.

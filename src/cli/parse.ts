@@ -137,10 +137,10 @@ function flagOf(arg: string): string {
 /** Node's parseArgs messages, in our one-line style. */
 function usageMessage(err: Error & { code?: string }): string {
   const flag = /'(-[^ ']+)/.exec(err.message)?.[1] ?? '';
-  if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return `unknown option ${flag}`;
+  if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return `unknown option ${shownWord(flag)}`;
   if (/does not take an argument/.test(err.message)) return `${flag} takes no value`;
   if (err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') return `${flag} needs a value`;
-  return err.message.split('\n')[0]!;
+  return shownWord(err.message.split('\n')[0]!);
 }
 
 export function parseCli(argv: readonly string[]): CliCommand {
@@ -176,7 +176,7 @@ export function parseCli(argv: readonly string[]): CliCommand {
     Object.assign(moduleArgs, coerceModuleOptions(moduleArgs));
   } catch (err) {
     if (!(err instanceof CoercionError)) throw err;
-    return { kind: 'usage-error', message: `${flagOf(err.option.split(/[.[]/)[0]!)}: ${err.detail}` };
+    return { kind: 'usage-error', message: `${flagOf(err.option.split(/[.[]/)[0]!)}: ${shownWord(err.detail)}` };
   }
   return command(positional, moduleArgs, render);
 }
@@ -215,5 +215,11 @@ function command(positional: readonly string[], moduleArgs: Record<string, unkno
     return { kind: 'run', moduleArgs: { ...moduleArgs, action: 'refresh', instance_uuid: rest[0], volume_id: rest[1], connector_path: connectorPath }, render };
   }
   if (category === undefined) return { kind: 'usage-error', message: 'no command given' };
-  return { kind: 'usage-error', message: `unknown command: ${positional.slice(0, 2).join(' ')}` };
+  return { kind: 'usage-error', message: `unknown command: ${positional.slice(0, 2).map(shownWord).join(' ')}` };
+}
+
+/** A word of the command line echoed in an error: on one line, and short, whatever it holds. */
+function shownWord(word: string): string {
+  const clipped = word.length > 100 ? `${word.slice(0, 100)}...` : word;
+  return /[\u0000-\u001f\u007f\u2028\u2029]/.test(clipped) ? JSON.stringify(clipped) : clipped;
 }

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { Kysely, MysqlDialect, sql, type CompiledQuery } from 'kysely';
 import * as mysql2 from 'mysql2';
 import { createPool, type Pool, type PoolConnection, type PoolOptions } from 'mysql2';
@@ -55,6 +55,14 @@ export class NovaDatabase<T> {
       ssl: target.tls ? tlsOptions(target.tls, label) : undefined,
     };
     this.pool = createPool(options);
+    // mysql2 reports a connection lost in the middle of a streamed query (no callback) to the
+    // connection only, so the stream would wait forever: hand the error to that query too.
+    this.pool.on('connection', (conn) => {
+      conn.on('error', (err: Error) => {
+        const command = (conn as unknown as { _command?: { onResult?: unknown; emit(event: string, e: Error): void } })._command;
+        if (command && !command.onResult) command.emit('error', err);
+      });
+    });
     this.kysely = new Kysely<T>({
       dialect: new MysqlDialect({
         pool: this.pool,
@@ -180,6 +188,8 @@ function tlsOptions(tls: NonNullable<DbTarget['tls']>, label: string): PoolOptio
   const read = (path: string | undefined): string | undefined => {
     if (path === undefined) return undefined;
     try {
+      // stat first: a FIFO named here would block the read for ever
+      if (!statSync(path).isFile()) throw Object.assign(new Error('not a regular file'), { code: 'not a regular file' });
       return readFileSync(path, 'utf8');
     } catch (err) {
       throw new BadInput(`cannot read TLS file ${path} for the ${label}: ${(err as NodeJS.ErrnoException).code ?? err}`);
