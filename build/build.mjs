@@ -103,6 +103,34 @@ await build({
       },
     },
     {
+      // mysql2's table of ~4000 server error names runs ~8000 assignments when loaded; it is read
+      // only to name an error. And `tls` (a Node built-in that is compiled when first required)
+      // is needed only for a TLS database connection. Both are loaded on first use instead.
+      name: 'lazy-mysql2-parts',
+      setup(b) {
+        b.onLoad({ filter: /[\\/]mysql2[\\/]lib[\\/]constants[\\/]errors\.js$/ }, (a) => ({
+          contents: `var table;
+function load() {
+  if (!table) { table = {}; new Function("exports", ${asciiLiteral(readFileSync(a.path, 'utf8'))})(table); }
+  return table;
+}
+module.exports = new Proxy({}, {
+  get: (_, k) => load()[k],
+  has: (_, k) => k in load(),
+  ownKeys: () => Reflect.ownKeys(load()),
+  getOwnPropertyDescriptor: (_, k) => Object.getOwnPropertyDescriptor(load(), k),
+});`,
+          loader: 'js',
+        }));
+        b.onLoad({ filter: /[\\/]mysql2[\\/]lib[\\/](base[\\/]connection|auth_plugins[\\/]sha256_password)\.js$/ }, (a) => {
+          const text = readFileSync(a.path, 'utf8');
+          const eager = "const Tls = require('tls');";
+          if (!text.includes(eager)) throw new Error(`lazy-mysql2-parts: ${a.path} no longer has ${eager}`);
+          return { contents: text.replace(eager, "const Tls = new Proxy({}, { get: (_, k) => require('tls')[k] });"), loader: 'js' };
+        });
+      },
+    },
+    {
       // iconv-lite's CJK code tables (mysql2 needs only its cesu8/utf8 codecs for Nova's utf8
       // tables): kept as JSON text, parsed only if a table is ever asked for.
       name: 'lazy-json-tables',

@@ -67,7 +67,8 @@ async function runAnsible(source: string): Promise<number> {
   }
   const { execute } = await import('./run');
   const { result } = await execute(raw);
-  process.stdout.write(`${JSON.stringify(result)}\n`);
+  const { writeJsonLine } = await import('./output/json-lines');
+  await writeJsonLine(process.stdout, result);
   return result.failed ? 1 : 0;
 }
 

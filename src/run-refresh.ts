@@ -1,5 +1,6 @@
 import type { AnsibleFlags } from './args/validate';
 import type { ModuleArgs } from './args/schema';
+import { filtersOf } from './run-filters';
 import { refreshBdm } from './actions/refresh';
 import type { SingleRefreshResult } from './actions/refresh-result';
 import type { FleetProgress, FleetRefreshResult } from './actions/fleet';
@@ -77,14 +78,7 @@ export async function runRefresh(
       const result = await refreshFleet(
         { topology, cinderFor, rpcFor, connectorFor },
         {
-          filters: {
-            hosts: args.hosts,
-            instanceUuids: args.instance_uuids?.map((u) => u.toLowerCase()),
-            volumeIds: args.volume_ids?.map((u) => u.toLowerCase()),
-            bdmUuids: args.bdm_uuids?.map((u) => u.toLowerCase()),
-            projectId: args.project_id,
-            driverVolumeType: args.driver_volume_type,
-          },
+          filters: filtersOf(args),
           cells: args.cells,
         },
         {

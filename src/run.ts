@@ -48,7 +48,12 @@ async function runAction(
   // Loaded on demand so `--help` and argument errors never pay for the database stack.
   const { NovaTopology } = await import('./nova-db/cells');
   const settings = resolveDatabaseSettings(conf, args);
-  const topology = new NovaTopology({ ...settings, connectTimeoutSeconds: args.connect_timeout });
+  const topology = new NovaTopology({
+    ...settings,
+    connectTimeoutSeconds: args.connect_timeout,
+    // A fleet refresh keeps max_parallel instances in flight, each with its own short queries.
+    ...(args.action === 'refresh' ? { cellConnectionLimit: Math.min(args.max_parallel + 1, 17) } : {}),
+  });
   try {
     switch (args.action) {
       case 'show': {

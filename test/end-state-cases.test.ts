@@ -69,7 +69,7 @@ describe('two volumes on one instance', () => {
     assert.ok(okIndex >= 0, JSON.stringify(results.map((r) => r.msg)));
     const refusedIndex = 1 - okIndex;
     assert.equal(results[refusedIndex]!.failed, true, 'the instance is locked by the other refresh');
-    assert.match(String(results[refusedIndex]!.msg), /changed while it was being checked|locked True/);
+    assert.match(String(results[refusedIndex]!.msg), /changed while it was being checked|locked True|locked by another refresh/);
     const winner = [a, b][okIndex]!;
     const loser = [a, b][refusedIndex]!;
     let rows = await assertAllConsistent(a.instanceUuid);
@@ -167,7 +167,8 @@ describe('a slow Cinder, and one that answers late', () => {
   const late: Array<[string, string, RegExp, 'old' | 'reserved-new' | 'new']> = [
     ['reserve', 'POST', /\/attachments$/, 'old'],
     ['delete of the old attachment', 'DELETE', /\/attachments\//, 'reserved-new'],
-    ['update', 'PUT', /\/attachments\//, 'reserved-new'],
+    // Cinder connected it: the BDM adopts it with Cinder's connection_info.
+    ['update', 'PUT', /\/attachments\//, 'new'],
     ['complete', 'POST', /\/action$/, 'new'],
   ];
   for (const [name, method, path, left] of late) {
@@ -183,6 +184,7 @@ describe('a slow Cinder, and one that answers late', () => {
         if (left === 'old') assert.equal(bdm.attachment_id, s.oldAttachmentId);
         else assert.notEqual(bdm.attachment_id, s.oldAttachmentId);
         if (left === 'reserved-new') assert.equal(bdm.connection_info, null);
+        if (left === 'new' && name === 'update') assert.ok(newMonitorsStored(bdm.connection_info), "the adopted attachment's connection_info");
         await new Promise((res) => setTimeout(res, 1200)); // let the late answer go
       } finally {
         env.cloud.clearFaults();

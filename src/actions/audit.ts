@@ -149,6 +149,23 @@ async function auditCell(
 ): Promise<void> {
   const db = topology.cellDatabase(cell);
   const inFlight = new Set<Promise<void>>();
+  try {
+    await scanCell(db, options, cinder, record, report, inFlight);
+  } finally {
+    // The scan may break (cell DB lost) with Cinder calls still out: let them settle before the
+    // cell's totals are final, or they would keep changing a result already returned.
+    await Promise.allSettled(inFlight);
+  }
+}
+
+async function scanCell(
+  db: ReturnType<NovaTopology['cellDatabase']>,
+  options: AuditOptions,
+  cinder: CinderIndex | undefined,
+  record: (row: AuditRow, reasons: StaleReason[]) => void,
+  report: AuditReportFile | undefined,
+  inFlight: Set<Promise<void>>,
+): Promise<void> {
   const wanted = options.filters.driverVolumeType;
   for await (const rows of streamVolumeBdmBatches(db, options.filters)) {
     for (const row of rows) {

@@ -134,12 +134,14 @@ async function afterFailure(w: WorkInput, state: { newAttachment?: Attachment; r
   };
 }
 
-/** v3: delete the BDM's old attachment. Legacy (cinder v2): the compute ended the connection; remove the record Cinder still keeps. */
+/**
+ * v3: delete the BDM's old attachment. Legacy (cinder v2): the compute ended the connection;
+ * remove the record Cinder still keeps. Both: any other attachment of (volume, instance) but the
+ * new one goes too, a stray an earlier run could not remove (e.g. a reservation Cinder carried
+ * out after that run had timed out and given up: found by the interop fault matrix).
+ */
 async function removeOldAttachments(cinder: CinderClient, bdm: BdmRecord, newId: string): Promise<void> {
-  if (bdm.attachment_id) {
-    await cinder.deleteAttachment(bdm.attachment_id);
-    return;
-  }
+  if (bdm.attachment_id) await cinder.deleteAttachment(bdm.attachment_id);
   for (const a of await cinder.listAttachments(bdm.volume_id!, bdm.instance_uuid!)) {
     if (a.id !== newId) await cinder.deleteAttachment(a.id);
   }

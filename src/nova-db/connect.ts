@@ -55,6 +55,14 @@ export class NovaDatabase<T> {
       ssl: target.tls ? tlsOptions(target.tls, label) : undefined,
     };
     this.pool = createPool(options);
+    // mysql2 reports a connection lost in the middle of a streamed query (no callback) to the
+    // connection only, so the stream would wait forever: hand the error to that query too.
+    this.pool.on('connection', (conn) => {
+      conn.on('error', (err: Error) => {
+        const command = (conn as unknown as { _command?: { onResult?: unknown; emit(event: string, e: Error): void } })._command;
+        if (command && !command.onResult) command.emit('error', err);
+      });
+    });
     this.kysely = new Kysely<T>({
       dialect: new MysqlDialect({
         pool: this.pool,

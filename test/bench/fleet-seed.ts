@@ -32,7 +32,8 @@ export interface SeedStats {
   avgConnectionInfoBytes: number;
 }
 
-function connectionInfo(volumeId: string, attachmentId: string | null, instanceUuid: string, mons: typeof NEW_MONS): string {
+/** What Nova stores: Cinder's connection_info re-nested, attachment_id and driver_volume_type taken out of data (nova/volume/cinder.py _translate_attachment_ref). */
+function connectionInfo(volumeId: string, _attachmentId: string | null, instanceUuid: string, mons: typeof NEW_MONS): string {
   const info = {
     driver_volume_type: 'rbd',
     data: {
@@ -50,8 +51,6 @@ function connectionInfo(volumeId: string, attachmentId: string | null, instanceU
       access_mode: 'rw',
       encrypted: false,
       cacheable: false,
-      driver_volume_type: 'rbd',
-      attachment_id: attachmentId,
       enforce_multipath: false,
     },
     status: 'reserved',
@@ -221,6 +220,19 @@ export class FleetSeeder {
       [t, t, bdmUuid, instanceUuid, volumeId, attachmentId, connectionInfo(volumeId, attachmentId, instanceUuid, NEW_MONS)],
     );
     return { instanceUuid, volumeId, bdmUuid };
+  }
+
+  /** Every seeded v3 volume BDM with its instance's host: what a stand-in Cinder must hold for them. */
+  async v3Attachments(): Promise<Array<{ attachment_id: string; volume_id: string; instance_uuid: string; host: string; connection_info: string | null }>> {
+    const all = [];
+    for (const { db } of this.dbs.cells) {
+      const [rows] = await this.root.query(
+        `SELECT b.attachment_id, b.volume_id, b.instance_uuid, i.host, b.connection_info FROM \`${db}\`.block_device_mapping b
+         JOIN \`${db}\`.instances i ON i.uuid = b.instance_uuid WHERE b.deleted = 0 AND b.destination_type = 'volume' AND b.attachment_id IS NOT NULL`,
+      );
+      all.push(...(rows as Array<{ attachment_id: string; volume_id: string; instance_uuid: string; host: string; connection_info: string | null }>));
+    }
+    return all;
   }
 
   async close(): Promise<void> {

@@ -134,8 +134,9 @@ function env(): LabEnv {
  */
 export async function upLab(options: { fresh?: boolean } = {}): Promise<LabEnv> {
   // Every interop test runs on the Ceph flavour, so one lab serves them all (the setting is
-  // sticky in lab.env: say it, in case someone ran the lab without it).
-  const upEnv = { ...process.env, OPENSTACK_LAB_CEPH: '1' };
+  // sticky in lab.env: say it, in case someone ran the lab without it). A second lab instance
+  // (other OPENSTACK_LAB_* settings) sets OPENSTACK_LAB_CEPH=0: one Ceph cluster per machine.
+  const upEnv = { ...process.env, OPENSTACK_LAB_CEPH: process.env.OPENSTACK_LAB_CEPH ?? '1' };
   const up = () => runAsync('bash', [join(LAB_SRC, 'up.sh'), ...(options.fresh ? ['--fresh'] : [])], { timeoutMs: 1_500_000, env: upEnv });
   let r = await up();
   if (r.status !== 0 && /run down\.sh first/.test(r.stdout + r.stderr)) {
