@@ -7,7 +7,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const outfile = join(root, 'ansible/plugins/modules/bdm.cjs');
+// For profiling (--cpu-prof wants readable frames): NOVA_BDM_BUILD_READABLE=1 NOVA_BDM_BUILD_OUTFILE=/tmp/x.cjs
+const outfile = process.env.NOVA_BDM_BUILD_OUTFILE ?? join(root, 'ansible/plugins/modules/bdm.cjs');
+const minify = process.env.NOVA_BDM_BUILD_READABLE !== '1';
 const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const require = createRequire(import.meta.url);
 
@@ -73,8 +75,8 @@ await build({
   format: 'cjs',
   // Whitespace and syntax only: measured (2 cores, node 20) --help 204 -> 179 ms median; renaming
   // identifiers as well saved nothing more and would make -vvv tracebacks unreadable.
-  minifySyntax: true,
-  minifyWhitespace: true,
+  minifySyntax: minify,
+  minifyWhitespace: minify,
   legalComments: 'none',
   // Ansible reads the interpreter from the shebang's basename (ansible_node_interpreter);
   // "WANT_JSON" makes it pass a JSON arguments file.
@@ -98,6 +100,34 @@ await build({
         const filter = new RegExp(`^(${LAZY_PACKAGES.join('|')})$`);
         b.onResolve({ filter }, (a) => ({ path: a.path, namespace: 'lazy-package' }));
         b.onLoad({ filter: /.*/, namespace: 'lazy-package' }, (a) => ({ contents: lazySources[a.path], loader: 'js' }));
+      },
+    },
+    {
+      // mysql2's table of ~4000 server error names runs ~8000 assignments when loaded; it is read
+      // only to name an error. And `tls` (a Node built-in that is compiled when first required)
+      // is needed only for a TLS database connection. Both are loaded on first use instead.
+      name: 'lazy-mysql2-parts',
+      setup(b) {
+        b.onLoad({ filter: /[\\/]mysql2[\\/]lib[\\/]constants[\\/]errors\.js$/ }, (a) => ({
+          contents: `var table;
+function load() {
+  if (!table) { table = {}; new Function("exports", ${asciiLiteral(readFileSync(a.path, 'utf8'))})(table); }
+  return table;
+}
+module.exports = new Proxy({}, {
+  get: (_, k) => load()[k],
+  has: (_, k) => k in load(),
+  ownKeys: () => Reflect.ownKeys(load()),
+  getOwnPropertyDescriptor: (_, k) => Object.getOwnPropertyDescriptor(load(), k),
+});`,
+          loader: 'js',
+        }));
+        b.onLoad({ filter: /[\\/]mysql2[\\/]lib[\\/](base[\\/]connection|auth_plugins[\\/]sha256_password)\.js$/ }, (a) => {
+          const text = readFileSync(a.path, 'utf8');
+          const eager = "const Tls = require('tls');";
+          if (!text.includes(eager)) throw new Error(`lazy-mysql2-parts: ${a.path} no longer has ${eager}`);
+          return { contents: text.replace(eager, "const Tls = new Proxy({}, { get: (_, k) => require('tls')[k] });"), loader: 'js' };
+        });
       },
     },
     {

@@ -3,6 +3,10 @@
 // filter (`-`), and a human CLI, all over one core (run.ts).
 import { readFileSync, statSync } from 'node:fs';
 import { parseCli, USAGE } from './cli/parse';
+import { readRegularTextFile } from './config/read-file';
+
+/** Ansible's args file is small; a huge one is refused before it exhausts memory. */
+const MAX_ARGS_FILE_BYTES = 64 * 1024 * 1024;
 
 const EXIT_USAGE = 64;
 
@@ -22,7 +26,9 @@ async function main(argv: string[]): Promise<number> {
   }
   const { execute } = await import('./run');
   const { result, error } = await execute(command.moduleArgs);
-  if (result.failed) {
+  // A fleet refresh that failed for some BDMs still prints what it did.
+  const partial = result.failed && result.counts !== undefined;
+  if (result.failed && !partial) {
     process.stderr.write(`${result.msg}\n`);
     const { exitCodeFor } = await import('./cli/exit-codes');
     return exitCodeFor(error, String(command.moduleArgs.action));
@@ -30,6 +36,10 @@ async function main(argv: string[]): Promise<number> {
   const { renderResult } = await import('./cli/render');
   process.stdout.write(`${renderResult(result, command.render)}\n`);
   for (const w of (result.warnings as string[] | undefined) ?? []) process.stderr.write(`warning: ${w}\n`);
+  if (partial) {
+    process.stderr.write(`${result.msg}\n`);
+    return 1;
+  }
   // A CI gate can fail on stale BDMs by exit code alone.
   if (command.moduleArgs.action === 'audit' && Array.isArray(result.stale) && result.stale.length > 0) return 4;
   return 0;
@@ -48,7 +58,7 @@ function isArgsFile(arg: string): boolean {
 async function runAnsible(source: string): Promise<number> {
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(source === '-' ? 0 : source, 'utf8'));
+    raw = JSON.parse(source === '-' ? readFileSync(0, 'utf8') : readRegularTextFile(source, MAX_ARGS_FILE_BYTES));
   } catch (err) {
     const what = source === '-' ? 'standard input' : source;
     const reason = err instanceof SyntaxError ? 'is not valid JSON' : 'cannot be read';
@@ -57,7 +67,8 @@ async function runAnsible(source: string): Promise<number> {
   }
   const { execute } = await import('./run');
   const { result } = await execute(raw);
-  process.stdout.write(`${JSON.stringify(result)}\n`);
+  const { writeJsonLine } = await import('./output/json-lines');
+  await writeJsonLine(process.stdout, result);
   return result.failed ? 1 : 0;
 }
 

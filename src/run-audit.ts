@@ -1,4 +1,5 @@
 import type { ModuleArgs } from './args/schema';
+import { filtersOf } from './run-filters';
 import { auditFleet } from './actions/audit';
 import type { CinderClient } from './cinder/cinder-client';
 import type { NovaConf } from './config/nova-conf';
@@ -23,14 +24,7 @@ export async function runAudit(args: ModuleArgs, conf: NovaConf, topology: NovaT
   }
   const interactive = process.stderr.isTTY === true;
   const result = await auditFleet(topology, {
-    filters: {
-      hosts: args.hosts,
-      instanceUuids: args.instance_uuids?.map((u) => u.toLowerCase()),
-      volumeIds: args.volume_ids?.map((u) => u.toLowerCase()),
-      bdmUuids: args.bdm_uuids?.map((u) => u.toLowerCase()),
-      projectId: args.project_id,
-      driverVolumeType: args.driver_volume_type,
-    },
+    filters: filtersOf(args),
     cells: args.cells,
     refuseLocked: args.refuse_locked,
     expect: args.expect as Record<string, unknown> | undefined,

@@ -1,5 +1,6 @@
 import type { AnsibleFlags } from './args/validate';
 import type { ModuleArgs } from './args/schema';
+import { filtersOf } from './run-filters';
 import { refreshBdm } from './actions/refresh';
 import type { SingleRefreshResult } from './actions/refresh-result';
 import type { FleetProgress, FleetRefreshResult } from './actions/fleet';
@@ -72,18 +73,12 @@ export async function runRefresh(
   try {
     if (fleet) {
       const { refreshFleet } = await import('./actions/fleet');
-      const interactive = process.stderr.isTTY === true && ansible.verbosity === 0 && onProgress !== undefined;
+      // A live progress line on a terminal (the CLI); Ansible's stderr is never one.
+      const progress = onProgress ?? (process.stderr.isTTY === true ? writeProgress : undefined);
       const result = await refreshFleet(
         { topology, cinderFor, rpcFor, connectorFor },
         {
-          filters: {
-            hosts: args.hosts,
-            instanceUuids: args.instance_uuids?.map((u) => u.toLowerCase()),
-            volumeIds: args.volume_ids?.map((u) => u.toLowerCase()),
-            bdmUuids: args.bdm_uuids?.map((u) => u.toLowerCase()),
-            projectId: args.project_id,
-            driverVolumeType: args.driver_volume_type,
-          },
+          filters: filtersOf(args),
           cells: args.cells,
         },
         {
@@ -92,7 +87,7 @@ export async function runRefresh(
           perHostParallel: args.per_host_parallel,
           maxFailures: args.max_failures,
           reportPath: args.report_path,
-          onProgress: interactive ? onProgress : undefined,
+          onProgress: progress,
         },
       );
       // Failure messages come from errors of the outside systems: scrubbed like msg.
@@ -107,4 +102,9 @@ export async function runRefresh(
   } finally {
     await Promise.all([...rpcClients.values()].map((p) => p.then((c) => c.close()).catch(() => undefined)));
   }
+}
+
+function writeProgress(p: FleetProgress): void {
+  const line = `${p.instancesDone}/${p.instances} instances: ${p.refreshed} refreshed, ${p.skipped} skipped, ${p.failed} failed`;
+  process.stderr.write(`\r${line}${p.instancesDone === p.instances ? '\n' : ''}`);
 }

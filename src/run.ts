@@ -23,7 +23,7 @@ export async function execute(raw: unknown): Promise<Outcome> {
   try {
     rememberArgumentSecrets(raw, scrubber);
     const { args, ansible } = parseModuleInput(raw);
-    scrubber.addSecretsOf(args); // converted: a cinder_auth given as k=v text is a dict now
+    rememberArgumentSecrets(args, scrubber); // converted: a cinder_auth given as k=v text is a dict now
     verbosity = ansible.verbosity;
     const conf = loadNovaConf(typeof args.config_file === 'string' ? [args.config_file] : args.config_file);
     for (const s of configSecrets(conf)) scrubber.add(s);
@@ -48,7 +48,12 @@ async function runAction(
   // Loaded on demand so `--help` and argument errors never pay for the database stack.
   const { NovaTopology } = await import('./nova-db/cells');
   const settings = resolveDatabaseSettings(conf, args);
-  const topology = new NovaTopology({ ...settings, connectTimeoutSeconds: args.connect_timeout });
+  const topology = new NovaTopology({
+    ...settings,
+    connectTimeoutSeconds: args.connect_timeout,
+    // A fleet refresh keeps max_parallel instances in flight, each with its own short queries.
+    ...(args.action === 'refresh' ? { cellConnectionLimit: Math.min(args.max_parallel + 1, 17) } : {}),
+  });
   try {
     switch (args.action) {
       case 'show': {
@@ -72,6 +77,8 @@ async function runAction(
   }
 }
 
+const MAX_MSG = 2000;
+
 /**
  * Every secret the arguments carry, known before they are even validated: the passwords of the
  * database URLs, the whole value of any other secret option (cinder_auth's password, ...), and
@@ -89,12 +96,16 @@ function rememberArgumentSecrets(raw: unknown, scrubber: TextScrubber): void {
       else if (!value.includes('://')) scrubber.add(value);
     }
   }
-  scrubber.addSecretsOf(args);
+  // Below the top level, the secret keys of connection_info's kind (a keyring in expect, a
+  // password in cinder_auth); option names themselves (reveal_secrets) are not secrets.
+  for (const value of Object.values(args)) if (value !== null && typeof value === 'object') scrubber.addSecretsOf(value);
 }
 
 function failure(error: Error, verbosity: number, scrubber: TextScrubber): ModuleResult {
   const expected = error instanceof NovaBdmError;
-  const firstLine = (error.message || error.name).split('\n')[0]!.trim();
+  const line = (error.message || error.name).split('\n')[0]!.trim();
+  // Messages echo input (a path, a key): a hostile one must not make msg a megabyte long.
+  const firstLine = line.length > MAX_MSG ? `${line.slice(0, MAX_MSG)}... (${line.length} characters)` : line;
   const result: ModuleResult = {
     changed: false,
     failed: true,

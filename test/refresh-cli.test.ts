@@ -104,3 +104,14 @@ test('[upgrade_levels] compute: auto follows the oldest compute (53 -> 5.0), a r
     await db.updateTable('services').set({ version: 64 }).where('host', '=', env.host).execute();
   }
 });
+
+test("volume_attachment refresh with another host's connector: exit 7, nothing written (nova-manage's HostConflict)", async () => {
+  const s = await env.seed();
+  const wrong = join(env.dir, 'wrong-host.json');
+  writeFileSync(wrong, JSON.stringify({ ...env.connector, host: 'compute9' }));
+  const before = await env.dumpRows(s.instanceUuid);
+  const r = await cli('volume_attachment', 'refresh', s.instanceUuid, s.volumeId, wrong);
+  assert.equal(r.status, 7, r.stderr);
+  assert.match(r.stderr, new RegExp(`^The compute host 'compute9' in the connector does not match the instance host '${env.host}'`));
+  assert.deepEqual(await env.dumpRows(s.instanceUuid), before);
+});

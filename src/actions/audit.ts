@@ -1,14 +1,18 @@
-import type { CinderClient } from '../cinder/cinder-client';
-import { BadInput } from '../errors';
+import type { Attachment, AttachedHosts, CinderClient } from '../cinder/cinder-client';
 import type { Cell, NovaTopology } from '../nova-db/cells';
-import { streamVolumeBdms, type AuditFilters, type AuditRow } from '../nova-db/audit-query';
-import { checkPrivateFileTarget, writePrivateFile } from '../output/private-file';
+import { streamVolumeBdmBatches, type AuditFilters, type AuditRow } from '../nova-db/audit-query';
+import { AuditReportFile } from './audit-report';
+import { BadInput } from '../errors';
 import { parseConnectionInfo } from './connection-info';
 import { instanceBlocker } from './refreshable';
 import { cinderStaleReasons, dbStaleReasons, type StaleCode, type StaleReason } from './staleness';
 
-// Every attached volume BDM across all cells, judged by the staleness rules. Rows are streamed
-// per cell so memory stays flat however large the cloud; only stale BDMs are kept.
+// Every attached volume BDM across all cells, judged by the staleness rules. A few cells are read
+// side by side, each streamed in batches, so memory stays flat however large the cloud: only the
+// stale BDMs are kept (and, with report_path, written to the file as they are found).
+
+/** Cells read at once: enough to keep the database servers busy, few enough to bound memory and connections. */
+export const CELL_CONCURRENCY = 4;
 
 export interface AuditOptions {
   filters: AuditFilters;
@@ -17,7 +21,7 @@ export interface AuditOptions {
   /** The refuse_locked rule (refreshable.ts). */
   refuseLocked?: boolean;
   expect?: Record<string, unknown>;
-  /** Also ask Cinder about every attachment (slower; bounded concurrency). */
+  /** Also judge by Cinder: its attachment listing, per-attachment GETs (bounded) only for what it lacks. */
   cinder?: { client: CinderClient; concurrency: number };
   reportPath?: string;
   onProgress?: (p: { cellsDone: number; cells: number; scanned: number; stale: number }) => void;
@@ -44,41 +48,72 @@ interface CellTotals {
 }
 
 export async function auditFleet(topology: NovaTopology, options: AuditOptions): Promise<Record<string, unknown>> {
-  if (options.reportPath) checkWritable(options.reportPath);
-  const cells = selectCells(await topology.listCells(), options.cells);
+  const report = options.reportPath ? AuditReportFile.open(options.reportPath) : undefined;
+  try {
+    const result = await auditCells(topology, options, report);
+    if (report) {
+      result.report_path = options.reportPath;
+      await report.commit(result);
+    }
+    return result;
+  } catch (err) {
+    await report?.abort();
+    throw err;
+  }
+}
+
+/** What Cinder said in bulk, read once before the cells: attachments by id, and their hosts. */
+interface CinderIndex {
+  client: CinderClient;
+  concurrency: number;
+  attachments: Map<string, Attachment>;
+  hosts: AttachedHosts;
+}
+
+async function loadCinderIndex(cinder: NonNullable<AuditOptions['cinder']>): Promise<CinderIndex> {
+  const attachments = new Map<string, Attachment>();
+  const readAttachments = async () => {
+    for await (const page of cinder.client.listAllAttachments()) for (const a of page) attachments.set(a.id, a);
+  };
+  const [hosts] = await Promise.all([cinder.client.listAttachedHosts(), readAttachments()]);
+  return { ...cinder, attachments, hosts };
+}
+
+async function auditCells(topology: NovaTopology, options: AuditOptions, report: AuditReportFile | undefined): Promise<Record<string, unknown>> {
+  const [cells, cinder] = await Promise.all([topology.listCells().then((all) => selectCells(all, options.cells)), options.cinder ? loadCinderIndex(options.cinder) : undefined]);
   const stale: StaleBdm[] = [];
   const byReason: Record<string, number> = {};
   let scanned = 0;
   let cellsDone = 0;
   const progress = () => options.onProgress?.({ cellsDone, cells: cells.length, scanned, stale: stale.length });
 
-  const perCell = await Promise.all(
-    cells.map(async (cell): Promise<CellTotals> => {
-      const totals: CellTotals = { uuid: cell.uuid, name: cell.name, scanned: 0, stale: 0 };
-      const record = (row: AuditRow, reasons: StaleReason[]) => {
-        totals.scanned++;
-        scanned++;
-        if (scanned % 5000 === 0) progress();
-        if (reasons.length === 0) return;
-        totals.stale++;
-        for (const r of reasons) byReason[r.code] = (byReason[r.code] ?? 0) + 1;
-        stale.push(staleEntry(row, cell, reasons, options.refuseLocked === true));
-      };
-      try {
-        await auditCell(topology, cell, { ...options, filters: { ...options.filters, withLockedReason: options.refuseLocked === true } }, record);
-      } catch (err) {
-        totals.error = err instanceof Error ? err.message : String(err);
-      }
-      cellsDone++;
-      progress();
-      return totals;
-    }),
-  );
+  const perCell = await mapBounded(cells, CELL_CONCURRENCY, async (cell): Promise<CellTotals> => {
+    const totals: CellTotals = { uuid: cell.uuid, name: cell.name, scanned: 0, stale: 0 };
+    const record = (row: AuditRow, reasons: StaleReason[]) => {
+      totals.scanned++;
+      scanned++;
+      if (scanned % 5000 === 0) progress();
+      if (reasons.length === 0) return;
+      totals.stale++;
+      for (const r of reasons) byReason[r.code] = (byReason[r.code] ?? 0) + 1;
+      const entry = staleEntry(row, cell, reasons, options.refuseLocked === true);
+      stale.push(entry);
+      report?.addStale(entry);
+    };
+    try {
+      await auditCell(topology, cell, { ...options, filters: { ...options.filters, withLockedReason: options.refuseLocked === true } }, cinder, record, report);
+    } catch (err) {
+      totals.error = err instanceof Error ? err.message : String(err);
+    }
+    cellsDone++;
+    progress();
+    return totals;
+  });
 
   const failedCells = perCell.filter((c) => c.error);
   const result: Record<string, unknown> = {
     changed: false,
-    totals: { scanned, stale: stale.length, by_reason: byReason, cells: perCell },
+    totals: { scanned, stale: stale.length, by_reason: byReason, cells: perCell, ...(cinder ? { cinder_requests: cinder.client.requestCount } : {}) },
     stale,
   };
   if (failedCells.length > 0) {
@@ -87,40 +122,80 @@ export async function auditFleet(topology: NovaTopology, options: AuditOptions):
   } else {
     result.msg = `${scanned} volume BDMs audited in ${cells.length} cells: ${stale.length} stale`;
   }
-  if (options.reportPath) {
-    // Temp file + rename, 0600: a symlink planted at report_path is refused, never written through.
-    writePrivateFile(options.reportPath, `${JSON.stringify(result, null, 2)}\n`);
-    result.report_path = options.reportPath;
-  }
   return result;
+}
+
+/** fn over every item, at most `limit` at once, results in the items' order. */
+async function mapBounded<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
 }
 
 async function auditCell(
   topology: NovaTopology,
   cell: Cell,
   options: AuditOptions,
+  cinder: CinderIndex | undefined,
   record: (row: AuditRow, reasons: StaleReason[]) => void,
+  report: AuditReportFile | undefined,
 ): Promise<void> {
   const db = topology.cellDatabase(cell);
   const inFlight = new Set<Promise<void>>();
-  for await (const row of streamVolumeBdms(db, options.filters)) {
-    const info = parseConnectionInfo(row.connection_info); // once per row: the hot path at 100k
-    if (options.filters.driverVolumeType !== undefined && info?.driver_volume_type !== options.filters.driverVolumeType) continue;
-    const reasons = dbStaleReasons(row, options.expect, info);
-    const cinder = options.cinder;
-    if (!cinder || row.attachment_id === null) {
-      record(row, reasons);
-      continue;
+  try {
+    await scanCell(db, options, cinder, record, report, inFlight);
+  } finally {
+    // The scan may break (cell DB lost) with Cinder calls still out: let them settle before the
+    // cell's totals are final, or they would keep changing a result already returned.
+    await Promise.allSettled(inFlight);
+  }
+}
+
+async function scanCell(
+  db: ReturnType<NovaTopology['cellDatabase']>,
+  options: AuditOptions,
+  cinder: CinderIndex | undefined,
+  record: (row: AuditRow, reasons: StaleReason[]) => void,
+  report: AuditReportFile | undefined,
+  inFlight: Set<Promise<void>>,
+): Promise<void> {
+  const wanted = options.filters.driverVolumeType;
+  for await (const rows of streamVolumeBdmBatches(db, options.filters)) {
+    for (const row of rows) {
+      const info = parseConnectionInfo(row.connection_info); // once per row: the hot path at a million
+      if (wanted !== undefined && info?.driver_volume_type !== wanted) continue;
+      const reasons = dbStaleReasons(row, options.expect, info);
+      if (!cinder || row.attachment_id === null) {
+        record(row, reasons);
+        continue;
+      }
+      const attachmentId = row.attachment_id;
+      const bdm = { ...row, instance_uuid: row.instance_uuid ?? '' };
+      const listed = cinder.attachments.get(attachmentId);
+      if (listed) {
+        reasons.push(...cinderStaleReasons(bdm, listed, cinder.hosts.get(attachmentId), row.host));
+        record(row, reasons);
+        continue;
+      }
+      // Not in the listing (made since, or gone): ask for it alone. Bounded, so a cell of
+      // missing attachments never floods Cinder.
+      while (inFlight.size >= cinder.concurrency) await Promise.race(inFlight);
+      const job = (async () => {
+        const [attachment, host] = await Promise.all([cinder.client.getAttachment(attachmentId), cinder.client.attachedHost(row.volume_id, attachmentId)]);
+        reasons.push(...cinderStaleReasons(bdm, attachment, host, row.host));
+        record(row, reasons);
+      })().finally(() => inFlight.delete(job));
+      inFlight.add(job);
     }
-    // Bounded concurrency: wait for a slot, so a huge cell never floods Cinder.
-    while (inFlight.size >= cinder.concurrency) await Promise.race(inFlight);
-    const attachmentId = row.attachment_id;
-    const job = (async () => {
-      const [attachment, host] = await Promise.all([cinder.client.getAttachment(attachmentId), cinder.client.attachedHost(row.volume_id, attachmentId)]);
-      reasons.push(...cinderStaleReasons({ ...row, instance_uuid: row.instance_uuid ?? '' }, attachment, host, row.host));
-      record(row, reasons);
-    })().finally(() => inFlight.delete(job));
-    inFlight.add(job);
+    // Back pressure from the report file: the disk, not memory, absorbs a slow writer.
+    if (report) await report.written();
   }
   await Promise.all(inFlight);
 }
@@ -149,12 +224,3 @@ export function selectCells(cells: Cell[], wanted: string[] | undefined): Cell[]
   }
   return cells.filter((c) => wanted.some((w) => c.name === w || c.uuid === w.toLowerCase()));
 }
-
-function checkWritable(path: string): void {
-  try {
-    checkPrivateFileTarget(path);
-  } catch (err) {
-    throw new BadInput(`report_path: ${(err as Error).message}`);
-  }
-}
-

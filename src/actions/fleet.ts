@@ -1,8 +1,8 @@
-import { chmodSync, writeFileSync } from 'node:fs';
 import type { CinderClient } from '../cinder/cinder-client';
 import { BadInput, InstanceChanged, LockedByAnotherRefresh, NovaBdmError } from '../errors';
 import type { Cell, NovaTopology } from '../nova-db/cells';
 import type { OsloRpcClient } from '../rpc/oslo-rpc-client';
+import { checkPrivateFileTarget, writePrivateFile } from '../output/private-file';
 import { newAdminContext } from '../rpc/request-context';
 import type { Connector } from '../args/connector-schema';
 import { connectionInfoFromAttachment, parseConnectionInfo } from './connection-info';
@@ -160,8 +160,8 @@ export async function refreshFleet(deps: FleetDeps, selection: FleetSelection, s
   }
   if (settings.reportPath) {
     result.report_path = settings.reportPath;
-    writeFileSync(settings.reportPath, `${JSON.stringify(result, null, 2)}\n`, { mode: 0o600 });
-    chmodSync(settings.reportPath, 0o600); // also when the file already existed
+    // Temp file + rename, 0600: a symlink planted at report_path is refused, never written through.
+    writePrivateFile(settings.reportPath, `${JSON.stringify(result, null, 2)}\n`);
   }
   return result;
 }
@@ -241,8 +241,8 @@ function firstLine(s: string): string {
 
 function checkWritable(path: string): void {
   try {
-    writeFileSync(path, '', { flag: 'a', mode: 0o600 });
+    checkPrivateFileTarget(path);
   } catch (err) {
-    throw new BadInput(`cannot write report_path ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    throw new BadInput(`report_path: ${(err as Error).message}`);
   }
 }

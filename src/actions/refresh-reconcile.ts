@@ -29,6 +29,8 @@ export async function reconcileBdm(
   bdmId: number,
   /** Attachments this run reserved itself (named as such in the notes). */
   reservedByUs: readonly string[] = [],
+  /** Mark a connected but `attaching` attachment complete (not right after os-complete itself failed). */
+  completePending = true,
 ): Promise<{ bdm: BdmRecord; done: Reconciliation }> {
   const bdm = await findBdmById(db, bdmId);
   if (!bdm || !bdm.volume_id || !bdm.instance_uuid) throw new Error(`BDM ${bdmId} is gone; nothing to reconcile`);
@@ -59,11 +61,15 @@ export async function reconcileBdm(
     done.repointed = true;
     done.notes.push(`pointed the BDM at attachment ${keep.id}${info ? '' : ' with connection_info cleared'}`);
   }
-  if (keep.status === 'attaching' && keep.connection_info && Object.keys(keep.connection_info).length > 0) {
+  if (completePending && keep.status === 'attaching' && keep.connection_info && Object.keys(keep.connection_info).length > 0) {
     // Connected but never completed: the volume stays `attaching`, and Cinder reserves no new
     // attachment for it until this one is complete (cinder/volume/api.py _attachment_reserve).
-    await cinder.completeAttachment(keep.id);
-    done.notes.push(`marked attachment ${keep.id} complete (the interrupted run had connected it)`);
+    try {
+      await cinder.completeAttachment(keep.id);
+      done.notes.push(`marked attachment ${keep.id} complete (it had been connected)`);
+    } catch (err) {
+      done.notes.push(`could not mark attachment ${keep.id} complete (${(err as Error).message.split('\n')[0]})`);
+    }
   }
   for (const a of attachments) {
     if (a.id === keep.id) continue;

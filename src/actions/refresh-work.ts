@@ -10,6 +10,7 @@ import type { BdmRecord } from '../nova-db/records';
 import type { CellDatabase, InstancesTable } from '../nova-db/schema';
 import { instancePrimitive } from '../rpc/instance-primitive';
 import type { OsloRpcClient } from '../rpc/oslo-rpc-client';
+import { computeDeletesAttachment } from '../rpc/compute-rpc-version';
 import { contextDict, type AdminContext } from '../rpc/request-context';
 import { connectionInfoFromAttachment, parseConnectionInfo, pythonJsonDumps, type ConnectionInfo } from './connection-info';
 import { reconcileBdm } from './refresh-reconcile';
@@ -66,13 +67,20 @@ export async function refreshAttachment(w: WorkInput): Promise<WorkDone> {
     await steps.run('rpc_remove_volume_connection', () =>
       w.rpc.call(
         `compute.${w.instance.host}`,
-        { method: 'remove_volume_connection', args: { instance: primitive, volume_id: volumeId }, version: w.rpcVersion },
+        {
+          method: 'remove_volume_connection',
+          // 6.3: like nova-manage since Caracal, the compute deletes the old attachment itself.
+          args: { instance: primitive, volume_id: volumeId, ...(computeDeletesAttachment(w.rpcVersion) ? { delete_attachment: true } : {}) },
+          version: w.rpcVersion,
+        },
         contextDict(w.ctx),
         { timeoutSeconds: w.rpcTimeoutSeconds, callMonitorSeconds: w.rpcTimeoutSeconds > 60 ? 60 : null },
       ),
     );
     state.rpcDone = true;
-    await steps.run('cinder_delete_old', () => removeOldAttachments(cinder, bdm, state.newAttachment!.id));
+    if (!(computeDeletesAttachment(w.rpcVersion) && bdm.attachment_id)) {
+      await steps.run('cinder_delete_old', () => removeOldAttachments(cinder, bdm, state.newAttachment!.id));
+    }
     const connector = { ...w.connector };
     if (connector.mountpoint === undefined && bdm.device_name) connector.mountpoint = bdm.device_name;
     const updated = await steps.run('cinder_update', () => cinder.updateAttachment(state.newAttachment!.id, connector));
@@ -106,7 +114,7 @@ export async function refreshAttachment(w: WorkInput): Promise<WorkDone> {
 /** Reconcile, then say in words what state is left. */
 async function afterFailure(w: WorkInput, state: { newAttachment?: Attachment; rpcDone: boolean; bdmSaved: boolean }): Promise<{ undone: string[]; remains: string }> {
   const reserved = state.newAttachment ? [state.newAttachment.id] : [];
-  const { bdm, done } = await reconcileBdm(w.db, w.cinder, w.bdm.id, reserved);
+  const { bdm, done } = await reconcileBdm(w.db, w.cinder, w.bdm.id, reserved, false);
   const undone = done.notes.filter((n) => !n.startsWith("the BDM's attachment"));
   if (state.bdmSaved && bdm.attachment_id === state.newAttachment?.id) {
     return { undone, remains: `the BDM holds the new attachment ${bdm.attachment_id} and its connection_info, but Cinder did not mark it complete; run refresh again` };

@@ -1,5 +1,5 @@
 import type { Attachment } from '../cinder/cinder-client';
-import { isSecretKey } from '../output/mask-secrets';
+import { isSecretKey, maskSecrets } from '../output/mask-secrets';
 import { connectionInfoFromAttachment, parseConnectionInfo, type ConnectionInfo } from './connection-info';
 
 // Why a BDM's connection_info is stale, as stable reason codes with a one-line detail.
@@ -125,8 +125,8 @@ function firstDifference(a: unknown, b: unknown, path = ''): string | undefined 
  */
 export function expectationMismatch(stored: unknown, expect: unknown, path = ''): string | undefined {
   const where = path || 'connection_info';
-  const lastKey = path.split('.').pop() ?? '';
-  if (lastKey && isSecretKey(lastKey)) {
+  const lastKey = path.slice(path.lastIndexOf('.') + 1);
+  if (lastKey && isSecretKeyCached(lastKey)) {
     // Never echo a keyring or password, stored or expected.
     return canonical(stored) === canonical(expect) ? undefined : `${where} differs from the expected value (secret, not shown)`;
   }
@@ -137,13 +137,13 @@ export function expectationMismatch(stored: unknown, expect: unknown, path = '')
     if (Array.isArray(e.hosts) && Array.isArray(e.ports)) {
       const want = expectedPairs(e.hosts, e.ports);
       const have = Array.isArray(s.hosts) && Array.isArray(s.ports) ? pairs(s.hosts, s.ports) : [];
-      if (JSON.stringify(want) !== JSON.stringify(have)) {
-        return `${path ? `${path}.` : ''}hosts/ports are ${have.join(', ') || 'unset'}, expected ${want.join(', ')}`;
+      if (!sameStrings(want, have)) {
+        return `${path ? `${path}.` : ''}hosts/ports are ${clip(have.join(', ')) || 'unset'}, expected ${clip(want.join(', '))}`;
       }
     }
-    for (const [k, v] of Object.entries(e)) {
+    for (const k of Object.keys(e)) {
       if ((k === 'hosts' || k === 'ports') && Array.isArray(e.hosts) && Array.isArray(e.ports)) continue;
-      const d = expectationMismatch(s[k], v, path ? `${path}.${k}` : k);
+      const d = expectationMismatch(s[k], e[k], path ? `${path}.${k}` : k);
       if (d) return d;
     }
     return undefined;
@@ -151,9 +151,37 @@ export function expectationMismatch(stored: unknown, expect: unknown, path = '')
   if (Array.isArray(expect)) {
     const want = expect.map(canonical).sort();
     const have = Array.isArray(stored) ? stored.map(canonical).sort() : null;
-    return have && JSON.stringify(want) === JSON.stringify(have) ? undefined : `${where} is ${JSON.stringify(stored) ?? 'unset'}, expected ${JSON.stringify(expect)}`;
+    return have && JSON.stringify(want) === JSON.stringify(have) ? undefined : `${where} is ${echo(stored)}, expected ${echo(expect)}`;
   }
-  return canonical(stored) === canonical(expect) ? undefined : `${where} is ${JSON.stringify(stored) ?? 'unset'}, expected ${JSON.stringify(expect)}`;
+  return canonical(stored) === canonical(expect) ? undefined : `${where} is ${echo(stored)}, expected ${echo(expect)}`;
+}
+
+/** A value in a detail line: masked (a stored subtree may hold a keyring) and kept short. */
+function echo(value: unknown): string {
+  return clip(JSON.stringify(maskSecrets(value)) ?? 'unset');
+}
+
+function clip(text: string): string {
+  return text.length > 300 ? `${text.slice(0, 300)}... (${text.length} characters)` : text;
+}
+
+// The audit runs these for every BDM of the fleet (a million at a time): no JSON, no regex twice.
+
+function sameStrings(a: string[], b: string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+const secretKeyCache = new Map<string, boolean>();
+
+function isSecretKeyCached(key: string): boolean {
+  let secret = secretKeyCache.get(key);
+  if (secret === undefined) {
+    secret = isSecretKey(key);
+    if (secretKeyCache.size < 1000) secretKeyCache.set(key, secret);
+  }
+  return secret;
 }
 
 function canonical(v: unknown): string {

@@ -1,8 +1,11 @@
-import { readFileSync } from 'node:fs';
 import { describeSchemaErrors } from './validate';
 import { validateConnector } from './schema-validator';
 import type { Connector } from './connector-schema';
 import { ConnectorMissing, ConnectorUnreadable } from '../errors';
+import { readRegularTextFile, type FileNotReadable } from '../config/read-file';
+
+/** A connector is a few hundred bytes; a FIFO or a huge file is refused, not read. */
+const MAX_CONNECTOR_BYTES = 1024 * 1024;
 
 /** The connector from the `connector` argument or a JSON file, like nova-manage's connector_path. */
 export function loadConnector(inline: Record<string, unknown> | undefined, path: string | undefined): Connector {
@@ -11,10 +14,11 @@ export function loadConnector(inline: Record<string, unknown> | undefined, path:
   if (path !== undefined) {
     let text: string;
     try {
-      text = readFileSync(path, 'utf8');
+      text = readRegularTextFile(path, MAX_CONNECTOR_BYTES);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new ConnectorMissing(`Connector file not found at ${path}`);
-      throw new ConnectorUnreadable(`Failed to open ${path}: ${(err as NodeJS.ErrnoException).code ?? 'unreadable'}`);
+      const { code, reason } = err as FileNotReadable;
+      if (code === 'ENOENT') throw new ConnectorMissing(`Connector file not found at ${path}`);
+      throw new ConnectorUnreadable(`Failed to open ${path}: ${reason}`);
     }
     try {
       value = JSON.parse(text);

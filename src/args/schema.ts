@@ -70,14 +70,14 @@ export const argsSchema = {
     check_cinder: {
       type: 'boolean',
       default: false,
-      description: "audit: also apply the Cinder rules (one GET per attachment); refresh always does.",
+      description: "audit: also apply the Cinder rules (Cinder's attachment and volume lists read once, in pages of 1000; a GET only for an attachment they lack); refresh always does.",
     },
     cinder_concurrency: {
       type: 'integer',
       minimum: 1,
       maximum: 64,
       default: 8,
-      description: 'audit: Cinder requests in flight at once with check_cinder.',
+      description: 'audit: per-attachment Cinder GETs in flight at once with check_cinder (only for attachments the lists lack).',
     },
     report_path: {
       type: 'string',

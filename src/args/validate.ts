@@ -30,18 +30,17 @@ export function parseModuleInput(raw: unknown): ParsedInput {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new BadInput('module arguments must be a JSON object');
   }
-  const user: Record<string, unknown> = {};
-  const internal: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(raw)) {
-    if (key.startsWith('_ansible_')) internal[key] = value;
-    // Ansible sends unset options as null; treat them as absent so defaults apply.
-    else if (value !== null && value !== undefined) user[key] = value;
-  }
+  // fromEntries defines own keys: a JSON "__proto__" key is then an unsupported parameter,
+  // not the prototype of the options (whose keys would pass unseen as inherited options).
+  const entries = Object.entries(raw);
+  const internal: Record<string, unknown> = Object.fromEntries(entries.filter(([key]) => key.startsWith('_ansible_')));
+  // Ansible sends unset options as null; treat them as absent so defaults apply.
+  const user: Record<string, unknown> = Object.fromEntries(entries.filter(([key, value]) => !key.startsWith('_ansible_') && value !== null && value !== undefined));
 
   const unknown = Object.keys(user).filter((k) => !OPTION_NAMES.includes(k));
   if (unknown.length > 0) {
     throw new BadInput(
-      `Unsupported parameters for (osops.nova.bdm) module: ${unknown.sort().join(', ')}. ` +
+      `Unsupported parameters for (osops.nova.bdm) module: ${listShort(unknown.sort())}. ` +
         `Supported parameters include: ${OPTION_NAMES.join(', ')}.`,
     );
   }
@@ -59,6 +58,13 @@ export function parseModuleInput(raw: unknown): ParsedInput {
       verbosity: typeof internal._ansible_verbosity === 'number' ? internal._ansible_verbosity : 0,
     },
   };
+}
+
+/** Names echoed from the input: each clipped, at most 20, so a hostile input cannot make msg huge. */
+function listShort(names: string[]): string {
+  const clip = (n: string) => JSON.stringify(n.length > 64 ? `${n.slice(0, 64)}...` : n).slice(1, -1);
+  const shown = names.slice(0, 20).map(clip).join(', ');
+  return names.length > 20 ? `${shown} and ${names.length - 20} more` : shown;
 }
 
 /** The audit's filters; a refresh given any of them is a fleet refresh. */
@@ -142,8 +148,11 @@ function checkSelectors(args: ModuleArgs): void {
 /** One line naming the option, the problem and the valid choices. */
 export function describeSchemaErrors(errors: ErrorObject[]): string {
   // anyOf (config_file) reports each branch; the top-level anyOf error alone is clearer.
+  // Compared with the few anyOf errors only: allErrors gives one error per bad item of a list,
+  // and all-against-all was quadratic (300,000 bad UUIDs took minutes).
+  const anyOfs = errors.filter((o) => o.keyword === 'anyOf');
   const wanted = errors.filter(
-    (e) => !errors.some((o) => o !== e && o.keyword === 'anyOf' && e.instancePath.startsWith(o.instancePath) && e.schemaPath.includes('/anyOf/')),
+    (e) => !anyOfs.some((o) => o !== e && e.instancePath.startsWith(o.instancePath) && e.schemaPath.includes('/anyOf/')),
   );
   const seen = new Set<string>();
   const parts: string[] = [];
@@ -154,7 +163,8 @@ export function describeSchemaErrors(errors: ErrorObject[]): string {
       parts.push(line);
     }
   }
-  return parts.join('; ');
+  // allErrors lists every bad key of a hostile input: a few say it, thousands drown it.
+  return parts.length > 5 ? `${parts.slice(0, 5).join('; ')}; and ${parts.length - 5} more problems` : parts.join('; ');
 }
 
 const SECONDS_OPTIONS = new Set(['rpc_timeout', 'connect_timeout', 'timeout']);
@@ -175,7 +185,7 @@ function describeSchemaError(e: ErrorObject): string {
     case 'maximum':
       return `${option} ${e.message ?? 'is out of range'}${SECONDS_OPTIONS.has(option) ? ' (seconds)' : ''}`;
     case 'additionalProperties':
-      return `${option} has an unsupported key: ${String(e.params.additionalProperty)}`;
+      return `${option} has an unsupported key: ${listShort([String(e.params.additionalProperty)])}`;
     case 'minLength':
       return `${option} must not be empty`;
     default:

@@ -102,7 +102,19 @@ export class CinderSession {
   }
 }
 
+/** The host Cinder recorded per attached attachment, from the volumes' `attachments` summaries. */
+export type AttachedHosts = Map<string, string | null>;
+
+/**
+ * osapi_max_limit's default: Cinder never returns more per page (a bigger limit is cut to it).
+ * The attachments list has no next link, so a page shorter than the longest one seen ends it.
+ */
+export const CINDER_PAGE_SIZE = 1000;
+
 export class CinderClient {
+  /** HTTP requests sent to Cinder by this client (the audit reports it). */
+  requestCount = 0;
+
   constructor(
     private readonly session: CinderSession,
     /** X-OpenStack-Request-ID: the phase's request id, as nova sends context.global_id. */
@@ -161,9 +173,63 @@ export class CinderClient {
     return (res.data as { attachments?: Attachment[] }).attachments ?? [];
   }
 
+  /**
+   * Every attachment in Cinder, all projects, detail view (GET /attachments/detail?all_tenants=1),
+   * page by page with limit and marker (the last id): one request per CINDER_PAGE_SIZE attachments.
+   */
+  async *listAllAttachments(): AsyncGenerator<Attachment[]> {
+    let marker: string | undefined;
+    let firstOfPrevious: string | undefined;
+    let longest = 0;
+    for (;;) {
+      const q = new URLSearchParams({ all_tenants: '1', limit: String(CINDER_PAGE_SIZE) });
+      if (marker) q.set('marker', marker);
+      const res = await this.call('GET', `/attachments/detail?${q}`);
+      const page = (res.data as { attachments?: Attachment[] }).attachments ?? [];
+      const last = page.at(-1)?.id;
+      // A server that ignored the marker would send the same page again: never loop on it.
+      if (marker !== undefined && (last === marker || page[0]?.id === firstOfPrevious)) {
+        throw new OpenStackHttpError('Cinder GET /attachments/detail ignored the marker (the same page came back twice)', res.status);
+      }
+      if (page.length > 0) yield page;
+      // No next link in this view: a server with a smaller osapi_max_limit sends shorter pages.
+      longest = Math.max(longest, page.length);
+      if (page.length === 0 || page.length < longest) return;
+      firstOfPrevious = page[0]!.id;
+      marker = last;
+    }
+  }
+
+  /**
+   * The host of every attached attachment: each volume's `attachments` summary carries it as
+   * host_name (admins see it; Cinder lists only attached ones there). GET /volumes/detail with
+   * all_tenants, following the volumes_links next link, as many volumes per request as Cinder gives.
+   */
+  async listAttachedHosts(): Promise<AttachedHosts> {
+    const hosts: AttachedHosts = new Map();
+    let path: string | undefined = `/volumes/detail?${new URLSearchParams({ all_tenants: '1', limit: String(CINDER_PAGE_SIZE) })}`;
+    let lastMarker: string | undefined;
+    while (path) {
+      const res = await this.call('GET', path);
+      const body = res.data as {
+        volumes?: Array<{ id: string; attachments?: Array<{ attachment_id?: string; host_name?: string | null }> }>;
+        volumes_links?: Array<{ rel?: string; href?: string }>;
+      };
+      const volumes = body.volumes ?? [];
+      for (const v of volumes) for (const a of v.attachments ?? []) if (a.attachment_id) hosts.set(a.attachment_id, a.host_name ?? null);
+      const next = body.volumes_links?.find((l) => l.rel === 'next')?.href;
+      const marker = volumes.at(-1)?.id;
+      // The next link's host is the public endpoint Cinder was configured with: keep ours, take its query.
+      path = next && marker && marker !== lastMarker ? `/volumes/detail?${new URL(next, 'http://x').searchParams}` : undefined;
+      lastMarker = marker;
+    }
+    return hosts;
+  }
+
   private async call(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, allowed: number[] = []) {
     for (let attempt = 1; ; attempt++) {
       const session = await this.ensureSession();
+      this.requestCount++;
       const headers: Record<string, string> = {
         Accept: 'application/json',
         'User-Agent': 'nova-bdm',

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import axios, { type AxiosInstance, type AxiosResponse, type Method } from 'axios';
@@ -33,6 +33,8 @@ export class OpenStackHttp {
     let ca: Buffer | undefined;
     if (settings.cafile) {
       try {
+        // stat first: a FIFO named here would block the read for ever
+        if (!statSync(settings.cafile).isFile()) throw new Error('not a regular file');
         ca = readFileSync(settings.cafile);
       } catch {
         throw new BadInput(`cannot read the CA file ${settings.cafile}`);

@@ -1,5 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { coerceModuleOptions } from '../args/validate';
+import { coerceModuleOptions, FLEET_FILTERS } from '../args/validate';
 import { CoercionError } from '../args/coerce';
 
 // The human command line, on Node's util.parseArgs. It mirrors the surfaces operators know
@@ -17,6 +17,8 @@ commands:
                                                   (as nova-manage volume_attachment show)
   bdm refresh BDM_UUID --connector-path FILE      refresh the BDM's connection_info: new Cinder
                                                   attachment, old one removed, BDM updated
+  bdm refresh FILTERS --connector-dir DIR         refresh every stale BDM the filters select, in
+                                                  parallel (one plan; --check shows it)
   volume_attachment refresh INSTANCE_UUID VOLUME_ID CONNECTOR_PATH
                                                   the same, as nova-manage volume_attachment refresh
   get_connector                                   this compute host's connector, for refresh
@@ -40,10 +42,19 @@ options:
                        '{"driver_volume_type": "rbd", "data": {"hosts": [...], "ports": [...]}}'
   --force              (refresh) refresh even when the BDM is not stale
   --check-cinder       (audit) also ask Cinder about every attachment
-  --host HOST          (audit) only instances on this compute host; repeatable
-  --project ID         (audit) only this project's instances
-  --driver-volume-type T (audit) only BDMs of this type (rbd, iscsi, ...)
-  --report-path FILE   (audit) also write the full JSON report there (mode 0600)
+  --host HOST          (audit, fleet refresh) only instances on this compute host; repeatable
+  --cell CELL          (audit, fleet refresh) only this cell (name or uuid); repeatable
+  --instance UUID      (audit, fleet refresh) only this instance; repeatable
+  --volume UUID        (audit, fleet refresh) only this volume; repeatable
+  --bdm UUID           (audit, fleet refresh) only this BDM; repeatable
+  --project ID         (audit, fleet refresh) only this project's instances
+  --driver-volume-type T (audit, fleet refresh) only BDMs of this type (rbd, iscsi, ...)
+  --report-path FILE   (audit, fleet refresh) also write the full JSON result there (mode 0600)
+  --connector-dir DIR  (fleet refresh) <host>.json connector files, one per compute host
+  --max-parallel N     (fleet refresh) instances refreshed at once (default 8)
+  --per-host-parallel N (fleet refresh) instances at once on one compute host (default 2)
+  --max-failures N     (fleet refresh) start nothing new after N failed BDMs
+  --refuse-locked      (refresh, audit) do not refresh instances someone else locked
   --check              (refresh) check every precondition and say what would change; write nothing
   -h, --help           show this help
 
@@ -56,7 +67,8 @@ could not be audited.
 exit codes (as nova-manage): show: 0 ok, 1 unexpected error, 2 instance not found,
 3 volume not attached. refresh: 0 ok, 1 unexpected error, 2 connector path missing,
 3 connector unreadable, 4 instance not found, 5 instance state invalid, 6 volume not
-attached. 64 wrong usage.`;
+attached, 7 connector host is not the instance's host. A fleet refresh: 0 when no BDM
+failed, 1 otherwise. 64 wrong usage.`;
 
 export interface CliRender {
   json: boolean;
@@ -95,6 +107,15 @@ const FLAGS: readonly Flag[] = [
   { names: ['force'], kind: 'switch', to: { arg: 'force' } },
   { names: ['check-cinder'], kind: 'switch', to: { arg: 'check_cinder' } },
   { names: ['host'], kind: 'list', to: { arg: 'hosts' } },
+  { names: ['cell'], kind: 'list', to: { arg: 'cells' } },
+  { names: ['instance'], kind: 'list', to: { arg: 'instance_uuids' } },
+  { names: ['volume'], kind: 'list', to: { arg: 'volume_ids' } },
+  { names: ['bdm'], kind: 'list', to: { arg: 'bdm_uuids' } },
+  { names: ['connector-dir'], kind: 'value', to: { arg: 'connector_dir' } },
+  { names: ['max-parallel'], kind: 'value', to: { arg: 'max_parallel' } },
+  { names: ['per-host-parallel'], kind: 'value', to: { arg: 'per_host_parallel' } },
+  { names: ['max-failures'], kind: 'value', to: { arg: 'max_failures' } },
+  { names: ['refuse-locked'], kind: 'switch', to: { arg: 'refuse_locked' } },
   { names: ['project'], kind: 'value', to: { arg: 'project_id' } },
   { names: ['driver-volume-type'], kind: 'value', to: { arg: 'driver_volume_type' } },
   { names: ['report-path'], kind: 'value', to: { arg: 'report_path' } },
@@ -116,10 +137,10 @@ function flagOf(arg: string): string {
 /** Node's parseArgs messages, in our one-line style. */
 function usageMessage(err: Error & { code?: string }): string {
   const flag = /'(-[^ ']+)/.exec(err.message)?.[1] ?? '';
-  if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return `unknown option ${flag}`;
+  if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return `unknown option ${shownWord(flag)}`;
   if (/does not take an argument/.test(err.message)) return `${flag} takes no value`;
   if (err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') return `${flag} needs a value`;
-  return err.message.split('\n')[0]!;
+  return shownWord(err.message.split('\n')[0]!);
 }
 
 export function parseCli(argv: readonly string[]): CliCommand {
@@ -155,7 +176,7 @@ export function parseCli(argv: readonly string[]): CliCommand {
     Object.assign(moduleArgs, coerceModuleOptions(moduleArgs));
   } catch (err) {
     if (!(err instanceof CoercionError)) throw err;
-    return { kind: 'usage-error', message: `${flagOf(err.option.split(/[.[]/)[0]!)}: ${err.detail}` };
+    return { kind: 'usage-error', message: `${flagOf(err.option.split(/[.[]/)[0]!)}: ${shownWord(err.detail)}` };
   }
   return command(positional, moduleArgs, render);
 }
@@ -178,7 +199,12 @@ function command(positional: readonly string[], moduleArgs: Record<string, unkno
     return { kind: 'run', moduleArgs: { ...moduleArgs, action: 'audit' }, render };
   }
   if (category === 'bdm' && action === 'refresh') {
-    if (rest.length !== 1) return { kind: 'usage-error', message: 'bdm refresh takes exactly one BDM_UUID' };
+    const filtered = FLEET_FILTERS.some((f) => moduleArgs[f] !== undefined);
+    if (rest.length === 0 && filtered) return { kind: 'run', moduleArgs: { ...moduleArgs, action: 'refresh' }, render };
+    if (rest.length === 0) {
+      return { kind: 'usage-error', message: 'bdm refresh needs a BDM_UUID, or at least one filter (--host, --cell, --instance, --volume, --bdm, --project, --driver-volume-type) for a fleet refresh' };
+    }
+    if (rest.length !== 1 || filtered) return { kind: 'usage-error', message: 'bdm refresh takes exactly one BDM_UUID, or filters (not both)' };
     return { kind: 'run', moduleArgs: { ...moduleArgs, action: 'refresh', bdm_uuid: rest[0] }, render };
   }
   if (category === 'volume_attachment' && action === 'refresh') {
@@ -189,5 +215,11 @@ function command(positional: readonly string[], moduleArgs: Record<string, unkno
     return { kind: 'run', moduleArgs: { ...moduleArgs, action: 'refresh', instance_uuid: rest[0], volume_id: rest[1], connector_path: connectorPath }, render };
   }
   if (category === undefined) return { kind: 'usage-error', message: 'no command given' };
-  return { kind: 'usage-error', message: `unknown command: ${positional.slice(0, 2).join(' ')}` };
+  return { kind: 'usage-error', message: `unknown command: ${positional.slice(0, 2).map(shownWord).join(' ')}` };
+}
+
+/** A word of the command line echoed in an error: on one line, and short, whatever it holds. */
+function shownWord(word: string): string {
+  const clipped = word.length > 100 ? `${word.slice(0, 100)}...` : word;
+  return /[\u0000-\u001f\u007f\u2028\u2029]/.test(clipped) ? JSON.stringify(clipped) : clipped;
 }

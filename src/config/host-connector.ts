@@ -1,7 +1,8 @@
-import { existsSync, readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
+import { existsSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import { hostname, machine, networkInterfaces, platform } from 'node:os';
 import { join } from 'node:path';
 import type { NovaConf } from './nova-conf';
+import { readRegularTextFile } from './read-file';
 
 // The connector a compute host's libvirt driver hands Cinder, the way os-brick 6.1's
 // get_connector_properties builds it (openstack/os-brick os_brick/initiator/connector.py),
@@ -10,7 +11,7 @@ import type { NovaConf } from './nova-conf';
 
 function read(root: string, path: string): string | undefined {
   try {
-    return readFileSync(join(root, path), 'utf8').trim();
+    return readRegularTextFile(join(root, path), 1024 * 1024).trim(); // a FIFO in the tree must not hang us
   } catch {
     return undefined;
   }

@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseIni, type IniSections } from './ini';
+import { FileNotReadable, readRegularTextFile } from './read-file';
 import { BadInput } from '../errors';
 
 /** nova.conf as read from one or more files; later files override earlier ones (oslo.config). */
@@ -41,6 +41,8 @@ export class NovaConf {
   }
 }
 
+/** Far above any real nova.conf (a fully commented one is ~250 KB); a FIFO or a 1 GB file is refused. */
+const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
 // oslo.config's types.Boolean (oslo_config/types.py): these words in any case, nothing else.
 const OSLO_TRUE = new Set(['true', '1', 'on', 'yes', 't', 'y']);
 const OSLO_FALSE = new Set(['false', '0', 'off', 'no', 'f', 'n']);
@@ -70,14 +72,14 @@ export function loadNovaConf(paths: readonly string[]): NovaConf {
   for (const path of paths) {
     let text: string;
     try {
-      text = readFileSync(path, 'utf8');
+      text = readRegularTextFile(path, MAX_CONFIG_BYTES);
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
+      const { code, reason } = err as FileNotReadable;
       if (code === 'ENOENT') {
         files.push({ path, found: false });
         continue;
       }
-      throw new BadInput(`cannot read config file ${path}: ${code ?? (err as Error).message}`);
+      throw new BadInput(`cannot read config file ${path}: ${reason}`);
     }
     parseIni(text, sections);
     files.push({ path, found: true });

@@ -2,7 +2,7 @@ import type { NovaDatabase } from './connect';
 import type { CellDatabase } from './schema';
 
 // The fleet audit's one query per cell: every live, attached volume BDM with the instance
-// fields that decide whether it could be refreshed, streamed row by row.
+// fields that decide whether it could be refreshed, streamed in batches (flat memory at any size).
 
 export interface AuditFilters {
   hosts?: string[];
@@ -31,7 +31,7 @@ export interface AuditRow {
   locked_reason?: string | null;
 }
 
-export async function* streamVolumeBdms(db: NovaDatabase<CellDatabase>, filters: AuditFilters): AsyncGenerator<AuditRow> {
+export async function* streamVolumeBdmBatches(db: NovaDatabase<CellDatabase>, filters: AuditFilters): AsyncGenerator<AuditRow[]> {
   let query = db.kysely
     .selectFrom('block_device_mapping as b')
     .leftJoin('instances as i', (join) => join.onRef('i.uuid', '=', 'b.instance_uuid').on('i.deleted', '=', 0))
@@ -52,8 +52,13 @@ export async function* streamVolumeBdms(db: NovaDatabase<CellDatabase>, filters:
         .select('m.value as locked_reason')
     : query;
   try {
-    for await (const row of rows.stream(1000)) yield row as AuditRow;
+    yield* db.streamRowBatches<AuditRow>(rows.compile(), 100);
   } catch (err) {
     throw db.explain(err);
   }
+}
+
+/** The same rows one at a time (the fleet plan's pace is the refresh, not the scan). */
+export async function* streamVolumeBdms(db: NovaDatabase<CellDatabase>, filters: AuditFilters): AsyncGenerator<AuditRow> {
+  for await (const rows of streamVolumeBdmBatches(db, filters)) yield* rows;
 }

@@ -22,6 +22,8 @@ export interface NovaTopologyOptions {
   /** This host's [DEFAULT] transport_url: fills templated cell URLs. */
   localTransportUrl?: string;
   connectTimeoutSeconds: number;
+  /** Connections per cell database (default 2); a fleet refresh uses one per instance in flight. */
+  cellConnectionLimit?: number;
 }
 
 /**
@@ -81,6 +83,7 @@ export class NovaTopology {
         label,
         parseSqlalchemyUrl(cell.databaseConnection, `database_connection of cell ${cell.name ?? cell.uuid}`),
         this.options.connectTimeoutSeconds,
+        this.options.cellConnectionLimit,
       );
       this.cellDbs.set(cell.uuid, db);
     }

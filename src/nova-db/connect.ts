@@ -1,13 +1,33 @@
-import { readFileSync } from 'node:fs';
-import { Kysely, MysqlDialect, sql } from 'kysely';
-import { createPool, type PoolOptions } from 'mysql2';
+import { readFileSync, statSync } from 'node:fs';
+import { Kysely, MysqlDialect, sql, type CompiledQuery } from 'kysely';
+import * as mysql2 from 'mysql2';
+import { createPool, type Pool, type PoolConnection, type PoolOptions } from 'mysql2';
 import type { DbTarget } from '../config/sqlalchemy-url';
 import { describeDbTarget } from '../config/sqlalchemy-url';
 import { BadInput, DatabaseUnavailable } from '../errors';
 
+/**
+ * mysql2 decodes utf8mb3 (pymysql's and Nova's "utf8") as CESU-8, in JavaScript (iconv-lite).
+ * utf8mb3 holds only 1- to 3-byte sequences, where CESU-8 and UTF-8 are the same bytes, so Node's
+ * native UTF-8 decoder gives the same strings: measured on the audit of 100k BDMs, the CESU-8
+ * decoder was 1.4 s of its 5.9 s CPU profile.
+ */
+function decodeUtf8mb3Natively(): void {
+  const table = (mysql2 as unknown as { CharsetToEncoding?: unknown }).CharsetToEncoding;
+  if (!Array.isArray(table)) return;
+  for (let i = 0; i < table.length; i++) if (table[i] === 'cesu8') table[i] = 'utf8';
+}
+decodeUtf8mb3Natively();
+
 /** One Nova database (API or a cell), named for messages, with its own small pool. */
+/** What oslo.db does on every new connection. */
+const SESSION_SQL = "SET SESSION sql_mode = 'TRADITIONAL', time_zone = '+00:00'";
+
 export class NovaDatabase<T> {
   readonly kysely: Kysely<T>;
+  private readonly pool: Pool;
+  /** Raw connections streamRowBatches has set up (Kysely keeps its own record for its own use). */
+  private readonly sessionReady = new WeakSet<PoolConnection>();
   private closed = false;
 
   constructor(
@@ -34,15 +54,91 @@ export class NovaDatabase<T> {
       supportBigNumbers: true,
       ssl: target.tls ? tlsOptions(target.tls, label) : undefined,
     };
+    this.pool = createPool(options);
+    // mysql2 reports a connection lost in the middle of a streamed query (no callback) to the
+    // connection only, so the stream would wait forever: hand the error to that query too.
+    this.pool.on('connection', (conn) => {
+      conn.on('error', (err: Error) => {
+        const command = (conn as unknown as { _command?: { onResult?: unknown; emit(event: string, e: Error): void } })._command;
+        if (command && !command.onResult) command.emit('error', err);
+      });
+    });
     this.kysely = new Kysely<T>({
       dialect: new MysqlDialect({
-        pool: createPool(options),
-        // What oslo.db does on every new connection.
+        pool: this.pool,
         onCreateConnection: async (conn) => {
-          await conn.executeQuery(sql`SET SESSION sql_mode = 'TRADITIONAL', time_zone = '+00:00'`.compile(this.kysely));
+          await conn.executeQuery(sql.raw(SESSION_SQL).compile(this.kysely));
         },
       }),
     });
+  }
+
+  /**
+   * The rows of a (Kysely-built) query in batches, on one pooled connection, with back pressure:
+   * the connection is paused while more than two batches wait for the consumer. mysql2 hands
+   * over each row synchronously; Kysely's stream() would cost a promise and an async-iterator
+   * step per row, which is a sixth of the CPU of a fleet audit over a million rows.
+   * Leaving the loop early destroys the connection (MySQL cannot stop a result half-way).
+   */
+  async *streamRowBatches<R>(query: CompiledQuery, batchSize = 1000): AsyncGenerator<R[]> {
+    const conn = await new Promise<PoolConnection>((resolve, reject) => this.pool.getConnection((err, c) => (err ? reject(err) : resolve(c))));
+    let finished = false;
+    try {
+      if (!this.sessionReady.has(conn)) {
+        await new Promise<void>((resolve, reject) => conn.query(SESSION_SQL, (err) => (err ? reject(err) : resolve())));
+        this.sessionReady.add(conn);
+      }
+      const ready: R[][] = [];
+      let batch: R[] = [];
+      let failure: Error | undefined;
+      let done = false;
+      let paused = false;
+      let wake: (() => void) | undefined;
+      const signal = () => {
+        wake?.();
+        wake = undefined;
+      };
+      conn
+        .query({ sql: query.sql, values: query.parameters as unknown[] })
+        .on('result', (row) => {
+          batch.push(row as R);
+          if (batch.length < batchSize) return;
+          ready.push(batch);
+          batch = [];
+          if (ready.length >= 2 && !paused) {
+            paused = true;
+            conn.pause();
+          }
+          signal();
+        })
+        .on('error', (err) => {
+          failure = err;
+          signal();
+        })
+        .on('end', () => {
+          if (batch.length > 0) ready.push(batch);
+          done = true;
+          signal();
+        });
+      for (;;) {
+        const next = ready.shift();
+        if (next) {
+          if (paused && ready.length < 2) {
+            paused = false;
+            conn.resume();
+          }
+          yield next;
+          continue;
+        }
+        if (failure) throw failure;
+        if (done) break;
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+      finished = true;
+    } finally {
+      if (finished) conn.release();
+      else conn.destroy();
+    }
   }
 
   /** Runs queries, turning driver failures into one clear line that names this database. */
@@ -68,6 +164,8 @@ export class NovaDatabase<T> {
     if (this.closed) return;
     this.closed = true;
     await this.kysely.destroy().catch(() => undefined);
+    // Kysely ends the pool only when it ran a query itself; streamRowBatches may have used it alone.
+    await new Promise<void>((resolve) => this.pool.end(() => resolve()));
   }
 }
 
@@ -90,6 +188,8 @@ function tlsOptions(tls: NonNullable<DbTarget['tls']>, label: string): PoolOptio
   const read = (path: string | undefined): string | undefined => {
     if (path === undefined) return undefined;
     try {
+      // stat first: a FIFO named here would block the read for ever
+      if (!statSync(path).isFile()) throw Object.assign(new Error('not a regular file'), { code: 'not a regular file' });
       return readFileSync(path, 'utf8');
     } catch (err) {
       throw new BadInput(`cannot read TLS file ${path} for the ${label}: ${(err as NodeJS.ErrnoException).code ?? err}`);

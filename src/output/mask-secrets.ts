@@ -16,9 +16,9 @@ export function isSecretKey(key: string): boolean {
 export function maskSecrets<T>(value: T): T {
   if (Array.isArray(value)) return value.map((v) => maskSecrets(v)) as T;
   if (value === null || typeof value !== 'object') return value;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) {
-    out[k] = isSecretKey(k) && v !== null && v !== undefined ? MASK : maskSecrets(v);
-  }
-  return out as T;
+  // fromEntries defines own properties: a "__proto__" key from JSON stays a (masked) key
+  // instead of becoming the prototype and vanishing from the output.
+  return Object.fromEntries(
+    Object.entries(value).map(([k, v]) => [k, isSecretKey(k) && v !== null && v !== undefined ? MASK : maskSecrets(v)]),
+  ) as T;
 }

@@ -13,7 +13,10 @@ export class TextScrubber {
 
   /** Remember a secret value (passwords from nova.conf or the arguments). */
   add(secret: string | undefined | null): void {
-    if (secret) this.secrets.add(secret);
+    if (!secret) return;
+    this.secrets.add(secret);
+    // A value with continuation lines (oslo.config) may be echoed a line at a time.
+    if (/[\r\n]/.test(secret)) for (const line of secret.split(/\r?\n/)) if (line.trim().length >= 4) this.secrets.add(line.trim());
   }
 
   /** Remember every value held under a secret key (as maskSecrets names them), at any depth. */
@@ -33,9 +36,18 @@ export class TextScrubber {
     // Longest first, so a secret that contains another is hidden whole.
     for (const s of [...this.secrets].sort((a, b) => b.length - a.length)) {
       out = out.split(s).join(MASK);
-      const encoded = encodeURIComponent(s);
+      const encoded = percentEncoded(s);
       if (encoded !== s) out = out.split(encoded).join(MASK);
     }
     return out;
+  }
+}
+
+/** encodeURIComponent throws on a lone surrogate (a hostile value): such a value has no URL form. */
+function percentEncoded(s: string): string {
+  try {
+    return encodeURIComponent(s);
+  } catch {
+    return s;
   }
 }

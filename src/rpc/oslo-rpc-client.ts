@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import * as amqp from 'amqplib';
 import type { Broker, TransportSettings } from '../config/transport-url';
 import { BadInput, NovaBdmError } from '../errors';
@@ -302,6 +302,8 @@ function tlsSocketOptions(tls: RabbitSettings['tls'], host: string): Record<stri
   const read = (path: string | undefined) => {
     if (!path) return undefined;
     try {
+      // stat first: a FIFO named here would block the read for ever
+      if (!statSync(path).isFile()) throw new Error('not a regular file');
       return readFileSync(path);
     } catch {
       throw new BadInput(`cannot read RabbitMQ TLS file ${path}`);

@@ -148,7 +148,7 @@ describe('the collection tarball', () => {
     const files = listing.out.split('\n').filter(Boolean);
     for (const f of ['MANIFEST.json', 'FILES.json', 'README.md', 'meta/runtime.yml', 'plugins/modules/bdm.cjs', 'plugins/modules/bdm.yml',
       'roles/refresh_connection_info/tasks/main.yml', 'roles/refresh_connection_info/meta/argument_specs.yml', 'roles/refresh_connection_info/README.md',
-      'playbooks/show.yml', 'playbooks/audit.yml', 'playbooks/refresh.yml', 'playbooks/ci_post_run.yml']) {
+      'playbooks/show.yml', 'playbooks/audit.yml', 'playbooks/refresh.yml', 'playbooks/refresh_shared.yml', 'playbooks/ci_post_run.yml', 'changelogs/changelog.yaml']) {
       assert.ok(files.includes(f), `${f} in the tarball`);
     }
     assert.ok(!files.some((f) => f.startsWith('tests/') || f.includes('node_modules')), files.join('\n'));
@@ -232,37 +232,46 @@ describe('playbooks by FQCN', () => {
     assert.match(passing.out, /1 volume BDMs audited in \d+ cells: 0 stale/);
   });
 
-  test('refresh -C -D: reports what it would do with the masked diff, writes nothing', async () => {
+  test('refresh -C -D: the plan with the masked diff; writes nothing', async () => {
     const stale = await env.seed();
     const active = await env.seed({ instance: { vm_state: 'active', power_state: 1 } });
     const before = await snapshot(stale.instanceUuid, active.instanceUuid);
-    const { run: r, summary } = await refreshPlaybook(
-      { ceph_monitors: NEW_MONITORS, nova_bdm_audit: { hosts: [env.host], instance_uuids: [stale.instanceUuid, active.instanceUuid] }, nova_bdm_connectors: { [env.host]: env.connector } },
+    const { run: r } = await refreshPlaybook(
+      { ceph_monitors: NEW_MONITORS, nova_bdm_audit: { hosts: [env.host], instance_uuids: [stale.instanceUuid] }, nova_bdm_connectors: { [env.host]: env.connector } },
       ['-C', '-D', '-v'],
     );
     assertOk(r);
-    assert.deepEqual(await snapshot(stale.instanceUuid, active.instanceUuid), before, 'check mode wrote nothing');
-    assert.equal(summary.check_mode, true);
-    assert.deepEqual(summary.counts, { refreshed: 1, skipped: 1, failed: 0 });
-    assert.equal(summary.refreshed[0].bdm_uuid, stale.bdm.uuid);
-    assert.deepEqual(summary.refreshed[0].reasons, ['expectation_mismatch']);
-    assert.equal(summary.skipped[0].bdm_uuid, active.bdm.uuid);
-    assert.match(summary.skipped[0].why, /not refreshable: vm_state active \(must be stopped\)/);
-    assert.match(r.out, /would refresh 1, skipped 1, failed 0 \(check mode: nothing was written\)/);
-    // The diff: old monitors out, new in, the keyring masked on both sides.
+    assert.match(r.out, /would refresh 1, skipped 0, failed 0 \(check mode: nothing was written\)/);
+    assert.ok(r.out.includes(`would refresh: BDM ${stale.bdm.uuid} (instance ${stale.instanceUuid}, volume ${stale.volumeId}) on ${env.host} [cell1]: expectation_mismatch`), r.out);
+    // The diff: old monitors out, new in (the keyring, unchanged, never in clear: assertNoSecret).
     assert.ok(r.out.includes(`--- before: BDM ${stale.bdm.uuid} (instance ${stale.instanceUuid}, volume ${stale.volumeId}) connection_info (before)`), r.out);
     assert.match(r.out, new RegExp(`^-\\s+"${OLD_MONITORS[0]!.replaceAll('.', '\\.')}",?$`, 'm'));
     assert.match(r.out, new RegExp(`^\\+\\s+"${NEW_MONITORS[0]!.replaceAll('.', '\\.')}",?$`, 'm'));
-    assert.match(r.out, /"keyring": "\*{8}"/);
+
+    const both = await refreshPlaybook(
+      { ceph_monitors: NEW_MONITORS, nova_bdm_filters: { hosts: [env.host], instance_uuids: [stale.instanceUuid, active.instanceUuid] }, nova_bdm_connectors: { [env.host]: env.connector } },
+      ['-C'],
+    );
+    assertOk(both.run);
+    assert.equal(both.summary.check_mode, true);
+    assert.deepEqual(both.summary.counts, { refreshed: 1, skipped: 1, failed: 0 });
+    assert.equal(both.summary.refreshed[0].bdm_uuid, stale.bdm.uuid);
+    assert.deepEqual(both.summary.refreshed[0].reasons, ['expectation_mismatch']);
+    assert.equal(both.summary.skipped[0].bdm_uuid, active.bdm.uuid);
+    assert.equal(both.summary.skipped[0].why, 'vm_state active (must be stopped)');
+    assert.ok(both.run.out.includes(`skipped: BDM ${active.bdm.uuid} (instance ${active.instanceUuid}, volume ${active.volumeId}): vm_state active (must be stopped)`));
+    assert.deepEqual(await snapshot(stale.instanceUuid, active.instanceUuid), before, 'check mode wrote nothing');
     assertNoSecret(r);
+    assertNoSecret(both.run);
   });
 
-  test('refresh -D -vvv: refreshes, skips what it must with why, a second run changes nothing; secret options never shown', async () => {
+  test('refresh -vvv: one fleet refresh, skips with why, a second run changes nothing; secret options never shown', async () => {
     const stale = await env.seed();
+    const stale2 = await env.seed();
     const active = await env.seed({ instance: { vm_state: 'active', power_state: 1 } });
     const vars = {
       ceph_monitors: NEW_MONITORS,
-      nova_bdm_audit: { hosts: [env.host], instance_uuids: [stale.instanceUuid, active.instanceUuid] },
+      nova_bdm_filters: { hosts: [env.host], instance_uuids: [stale.instanceUuid, stale2.instanceUuid, active.instanceUuid] },
       nova_bdm_connectors: { [env.host]: env.connector },
       // Secret options given as arguments too (no_log in the role's argument spec).
       nova_bdm_api_database_connection: env.fx.env.apiUrl,
@@ -270,27 +279,53 @@ describe('playbooks by FQCN', () => {
       nova_bdm_cinder_auth: { password: USERS.nova },
     };
     const mutationsBefore = env.cloud.mutations().length;
-    const { run: r, summary } = await refreshPlaybook(vars, ['-D', '-vvv']);
+    const { run: r, summary } = await refreshPlaybook(vars, ['-vvv']);
     assertOk(r);
     assert.equal(summary.check_mode, false);
-    assert.deepEqual(summary.counts, { refreshed: 1, skipped: 1, failed: 0 });
-    const row = (await env.dumpRows(stale.instanceUuid)).bdms[0]!;
-    assert.equal(summary.refreshed[0].new_attachment_id, row.attachment_id);
-    assert.equal(summary.refreshed[0].old_attachment_id, stale.oldAttachmentId);
-    assert.notEqual(row.attachment_id, stale.oldAttachmentId);
-    assert.deepEqual(JSON.parse(row.connection_info!).data.hosts, NEW_MONITORS);
-    assert.equal((await env.dumpRows(stale.instanceUuid)).instance!.locked, 0);
+    assert.deepEqual(summary.counts, { refreshed: 2, skipped: 1, failed: 0 });
+    // One module call refreshed both: the role has no per-BDM loop any more.
+    assert.equal((r.out.match(/TASK \[osops\.nova\.refresh_connection_info : Refresh connection_info \| refresh the fleet on the controller\]/g) ?? []).length, 1);
+    for (const s of [stale, stale2]) {
+      const row = (await env.dumpRows(s.instanceUuid)).bdms[0]!;
+      const entry = summary.refreshed.find((e: any) => e.bdm_uuid === s.bdm.uuid);
+      assert.equal(entry.new_attachment_id, row.attachment_id);
+      assert.equal(entry.old_attachment_id, s.oldAttachmentId);
+      assert.notEqual(row.attachment_id, s.oldAttachmentId);
+      assert.deepEqual(JSON.parse(row.connection_info!).data.hosts, NEW_MONITORS);
+      assert.equal((await env.dumpRows(s.instanceUuid)).instance!.locked, 0);
+    }
     assert.ok(env.cloud.mutations().length > mutationsBefore);
-    assert.match(r.out, /"refreshed 1, skipped 1, failed 0"/);
-    assert.ok(r.out.includes(`--- before: BDM ${stale.bdm.uuid}`), 'diff shown');
+    assert.match(r.out, /"refreshed 2, skipped 1, failed 0"/);
     assertNoSecret(r);
     for (const url of [env.fx.env.apiUrl, env.fx.env.cell1Url]) assert.ok(!r.out.includes(url), 'no database URL in the output');
 
     const again = await refreshPlaybook(vars);
     assertOk(again.run);
-    assert.deepEqual(again.summary.counts, { refreshed: 0, skipped: 1, failed: 0 });
-    assert.doesNotMatch(again.run.out, /^changed: \[localhost\] => \(item=BDM/m);
-    assert.match(again.run.out, /"refreshed 0, skipped 1, failed 0"/);
+    assert.deepEqual(again.summary.counts, { refreshed: 0, skipped: 3, failed: 0 });
+    assert.deepEqual(again.summary.skipped.map((e: any) => e.why).sort(), ['not stale', 'not stale', 'vm_state active (must be stopped)']);
+    assert.match(again.run.out, /"refreshed 0, skipped 3, failed 0"/);
+  });
+
+  test('-e name=value: strings reach the module, which converts them as a Python module would', async () => {
+    const s = await env.seed();
+    const vars = { ceph_monitors: NEW_MONITORS, nova_bdm_filters: { instance_uuids: [s.instanceUuid] }, nova_bdm_connectors: { [env.host]: env.connector } };
+    const strings = ['-e', 'nova_bdm_max_parallel=4', '-e', 'nova_bdm_per_host_parallel=1', '-e', 'nova_bdm_require_libvirt=yes', '-e', 'nova_bdm_refuse_locked=no'];
+    const first = await refreshPlaybook(vars, [...strings, '-e', 'nova_bdm_force=false']);
+    assertOk(first.run);
+    assert.deepEqual(first.summary.counts, { refreshed: 1, skipped: 0, failed: 0 });
+    // Not stale now: "false" must mean false (a template's truthiness would refresh it again) ...
+    const notForced = await refreshPlaybook(vars, [...strings, '-e', 'nova_bdm_force=false']);
+    assertOk(notForced.run);
+    assert.deepEqual(notForced.summary.counts, { refreshed: 0, skipped: 1, failed: 0 });
+    assert.equal(notForced.summary.skipped[0].why, 'not stale');
+    // ... and "True" true.
+    const forced = await refreshPlaybook(vars, [...strings, '-e', 'nova_bdm_force=True']);
+    assertOk(forced.run);
+    assert.deepEqual(forced.summary.counts, { refreshed: 1, skipped: 0, failed: 0 });
+    assert.deepEqual(forced.summary.refreshed[0].reasons, ['forced']);
+    const wrong = await refreshPlaybook(vars, ['-e', 'nova_bdm_max_parallel=many']);
+    assert.equal(wrong.run.code, 2, wrong.run.out);
+    assert.match(wrong.run.out, /argument max_parallel is of type str and could not be converted to int: \\"many\\" is not an integer|nova_bdm_max_parallel.*int/);
   });
 
   test('a failing refresh: one readable line per BDM, the play fails after the summary', async () => {
@@ -302,9 +337,9 @@ describe('playbooks by FQCN', () => {
       assert.equal(r.code, 2, r.out);
       const line = r.out.split('\n').find((l) => l.includes('FAILED: BDM'));
       assert.ok(line, r.out);
-      assert.match(line!, new RegExp(`FAILED: BDM ${stale.bdm.uuid} \\(instance ${stale.instanceUuid}, volume ${stale.volumeId}\\): refresh of BDM ${stale.bdm.uuid} failed at rpc_remove_volume_connection: .*device busy.*; the BDM and its attachment are unchanged`));
+      assert.match(line!, new RegExp(`FAILED: BDM ${stale.bdm.uuid} \\(instance ${stale.instanceUuid}, volume ${stale.volumeId}\\): .*device busy.*; `));
       assert.match(r.out, /"refreshed 0, skipped 0, failed 1"/);
-      assert.match(r.out, /fatal: \[localhost\]: FAILED! => \{"changed": false, "msg": "1 BDM\(s\) could not be refreshed: refresh of BDM/);
+      assert.match(r.out, /fatal: \[localhost\]: FAILED! => \{"changed": false, "msg": "1 of 1 selected BDMs failed \(first: BDM /);
       assert.deepEqual((await env.dumpRows(stale.instanceUuid)).bdms, before, 'the BDM is unchanged');
       assert.doesNotMatch(r.out, /Traceback|at async|\.ts:\d+/);
     } finally {
@@ -328,5 +363,47 @@ describe('playbooks by FQCN', () => {
     const row = (await env.dumpRows(stale.instanceUuid)).bdms[0]!;
     const attachment = env.cloud.attachments.get(row.attachment_id!);
     assert.equal(attachment?.connector?.host, env.host, "Cinder got the compute's own connector");
+  });
+
+  test('refresh_shared: two controllers given the same compute host refresh every BDM exactly once', async () => {
+    const seeded = [await env.seed(), await env.seed(), await env.seed()];
+    const node = `ansible_node_interpreter=${process.execPath} ansible_python_interpreter=/usr/bin/python3`;
+    const controllers = join(work, 'controllers.ini');
+    writeFileSync(controllers, `[nova_controllers]\nctl-a ansible_connection=local ${node}\nctl-b ansible_connection=local ${node}\n`);
+    const wrapper = join(work, `shared-${randomUUID()}.yml`);
+    const summaries = join(work, `shared-${randomUUID()}`);
+    mkdirSync(summaries);
+    writeFileSync(
+      wrapper,
+      `- ansible.builtin.import_playbook: osops.nova.refresh_shared
+- hosts: nova_controllers
+  gather_facts: false
+  tasks:
+    - ansible.builtin.copy:
+        content: "{{ nova_bdm_refresh_summary | default({}) | to_json }}"
+        dest: ${summaries}/{{ inventory_hostname }}.json
+      delegate_to: localhost
+`,
+    );
+    // Overlapping shares on purpose: both controllers get the one compute host, at the same time.
+    const r = await run('ansible-playbook', ['-i', controllers, wrapper, ...extraVars({
+      nova_bdm_config_file: configFile(), ceph_monitors: NEW_MONITORS, nova_bdm_share_hosts: [env.host, env.host],
+      nova_bdm_share_filters: { instance_uuids: seeded.map((x) => x.instanceUuid) }, nova_bdm_connectors: { [env.host]: env.connector },
+    })]);
+    assertOk(r);
+    assert.match(r.out, /ctl-a \(1 of 2\): \{'hosts': \['nbt-cmp-/);
+    assert.match(r.out, /ctl-b \(2 of 2\): \{'hosts': \['nbt-cmp-/);
+    const a = JSON.parse(readFileSync(join(summaries, 'ctl-a.json'), 'utf8'));
+    const b = JSON.parse(readFileSync(join(summaries, 'ctl-b.json'), 'utf8'));
+    const refreshed = [...a.refreshed, ...b.refreshed].map((e: any) => e.bdm_uuid).sort();
+    assert.deepEqual(refreshed, seeded.map((x) => x.bdm.uuid).sort(), 'each BDM refreshed by exactly one controller');
+    assert.equal(a.counts.failed + b.counts.failed, 0);
+    for (const e of [...a.skipped, ...b.skipped]) assert.match(e.why, /^(locked by another refresh|not stale|refreshed by another run meanwhile)/);
+    for (const x of seeded) {
+      const rows = await env.dumpRows(x.instanceUuid);
+      assert.deepEqual(JSON.parse(rows.bdms[0]!.connection_info!).data.hosts, NEW_MONITORS);
+      assert.equal(rows.instance!.locked, 0);
+      assert.equal([...env.cloud.attachments.values()].filter((t) => t.volume_id === x.volumeId).length, 1, 'one attachment per volume');
+    }
   });
 });

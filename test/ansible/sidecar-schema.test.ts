@@ -148,7 +148,7 @@ describe('the collection', () => {
 
   test('meta/runtime.yml: requires ansible >= 2.14; the action group nova holds bdm', () => {
     const runtime = loadYaml(join(COLLECTION, 'meta', 'runtime.yml'));
-    assert.equal(runtime.requires_ansible, '>=2.14');
+    assert.equal(runtime.requires_ansible, '>=2.14.0');
     assert.deepEqual(runtime.action_groups, { nova: ['bdm'] });
     assert.deepEqual(doc.attributes.action_group.membership, ['osops.nova.nova']);
   });

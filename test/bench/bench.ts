@@ -3,7 +3,8 @@ import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
-import { EXPECT, FleetSeeder } from './fleet-seed';
+import { FakeOpenStack } from '../support/fake-openstack';
+import { EXPECT, FleetSeeder, NEW_MONS } from './fleet-seed';
 import { expectStatus, ratio, summarize, timeChild, type Summary } from './measure';
 
 // `npm run bench`: cold start, show, refresh, audit at scale and Ansible check mode, each figure
@@ -47,8 +48,13 @@ const REPS = {
   audit: int('BENCH_AUDIT_REPS', 5),
   check: int('BENCH_CHECK_REPS', 5),
 };
-const SECTIONS = (process.env.BENCH_ONLY ?? 'cold,audit,check,show,refresh').split(',').map((s) => s.trim());
-const AUDIT_SIZES = (process.env.BENCH_AUDIT_SIZES ?? '1000,10000,100000').split(',').map(Number);
+// BENCH_SKIP_LAB=1: everything but what needs the interop lab (refresh), e.g. while another engineer owns the lab.
+const SECTIONS = (process.env.BENCH_ONLY ?? 'cold,audit,check,show,refresh')
+  .split(',')
+  .map((s) => s.trim())
+  .filter((s) => !(process.env.BENCH_SKIP_LAB === '1' && s === 'refresh'));
+const AUDIT_SIZES = (process.env.BENCH_AUDIT_SIZES ?? '1000,10000,100000,300000,1000000').split(',').map(Number);
+const AUDIT_CELLS = int('BENCH_AUDIT_CELLS', 10);
 
 // ------------------------------------------------------------------------------------ output
 
@@ -68,6 +74,8 @@ interface Row {
 }
 
 const rows: Row[] = [];
+/** The lab's Keystone token cache, as its cinder.conf says (printed in the header). */
+let labTokenCache = 'lab not used in this run (refresh section skipped)';
 const sections: Record<string, unknown> = {};
 
 function log(msg: string): void {
@@ -169,6 +177,37 @@ function ensureSchema(): NbbEnv {
   return env;
 }
 
+/**
+ * Cells 3..count beside the two that nova-manage made: each a copy of cell2's schema (mysqldump
+ * --no-data, foreign keys included), mapped in cell_mappings with cell2's literal URL pointing at
+ * its own database. Made once and reused. Returns the data cells' databases, cell1 first.
+ */
+function ensureCells(env: NbbEnv, count: number): string[] {
+  const mysql = (sqlText: string) => execFileSync('mysql', ['-uroot', '-N', '-e', sqlText], { encoding: 'utf8' }).trim();
+  const [cell2Url, cell2Transport] = mysql(`SELECT database_connection, transport_url FROM ${env.databases.api}.cell_mappings WHERE name = 'cell2'`).split('\t');
+  const user = /^[^:]+:\/\/([^:]+):/.exec(cell2Url!)?.[1];
+  if (!user) throw new Error(`cannot read the user of cell2's URL`);
+  const dbs = [env.databases.cell1, env.databases.cell2];
+  for (let k = 3; k <= count; k++) {
+    const db = `${PREFIX}cell${k}`;
+    dbs.push(db);
+    if (mysql(`SHOW DATABASES LIKE '${db}'`) === '') {
+      log(`making ${db} (schema of ${env.databases.cell2})`);
+      mysql(`CREATE DATABASE \`${db}\` CHARACTER SET utf8`);
+      execFileSync('sh', ['-c', `mysqldump -uroot --no-data ${env.databases.cell2} | mysql -uroot ${db}`]);
+      for (const host of ['%', 'localhost']) mysql(`GRANT ALL ON \`${db}\`.* TO '${decodeURIComponent(user)}'@'${host}'`);
+    }
+    if (mysql(`SELECT COUNT(*) FROM ${env.databases.api}.cell_mappings WHERE name = 'cell${k}'`) === '0') {
+      const url = cell2Url!.replace(`/${env.databases.cell2}?`, `/${db}?`);
+      const transport = cell2Transport!.replace(/cell2$/, `cell${k}`);
+      mysql(`INSERT INTO ${env.databases.api}.cell_mappings (created_at, uuid, name, transport_url, database_connection, disabled) VALUES (NOW(), UUID(), 'cell${k}', '${transport}', '${url}', 0)`);
+    }
+  }
+  // Fewer cells this run than the last: unmap the rest (their databases stay for the next run).
+  mysql(`DELETE FROM ${env.databases.api}.cell_mappings WHERE name REGEXP '^cell[0-9]+$' AND CAST(SUBSTRING(name, 5) AS UNSIGNED) > ${Math.max(count, 2)}`);
+  return dbs.slice(0, Math.max(count, 1));
+}
+
 function argsFile(name: string, args: Record<string, unknown>, ansible: Record<string, unknown> = {}): string {
   const path = join(STATE_DIR, `${name}.args.json`);
   // What Ansible writes for a WANT_JSON module: the options plus its own _ansible_* keys.
@@ -222,6 +261,7 @@ async function benchAuditAndCheck(env: NbbEnv, seeder: FleetSeeder, doAudit: boo
     if (doAudit) {
       const walls: number[] = [];
       const rss: number[] = [];
+      const cpu: number[] = [];
       let last: Record<string, unknown> = {};
       for (let i = -1; i < REPS.audit; i++) {
         const run = expectStatus(await timeChild(NODE, [BUNDLE, auditArgs], { rss: true, timeoutMs: 600_000 }), `audit of ${size}`);
@@ -233,20 +273,132 @@ async function benchAuditAndCheck(env: NbbEnv, seeder: FleetSeeder, doAudit: boo
         if (i < 0) continue;
         walls.push(run.ms);
         rss.push((run.rssKiB ?? NaN) / 1024);
+        cpu.push((run.cpuS ?? NaN) * 1000);
       }
       const w = summarize(walls);
       const m = summarize(rss);
-      const label = size >= 1000 ? `${size / 1000}k` : String(size);
-      const target = size === 100_000;
-      addSummary('4 audit', `${label} volume BDMs: wall`, w, 'ms', target ? { verdict: `target < 5 s: ${w.median < 5000 ? 'met' : `MISSED by ${((w.median - 5000) / 1000).toFixed(2)} s`}` } : {});
-      addSummary('4 audit', `${label} volume BDMs: peak RSS`, m, 'MiB', target ? { verdict: `target < 200 MiB: ${m.median < 200 ? 'met' : `MISSED by ${(m.median - 200).toFixed(1)} MiB`}` } : {});
-      rows.push({ section: '4 audit', measure: `${label}: BDMs per second (median)`, unit: '', median: Math.round(size / (w.median / 1000)) });
-      audit[size] = { wall_ms: w, peak_rss_mib: m, seeded, stale_found: (last.totals as { stale: number }).stale, by_reason: (last.totals as { by_reason: unknown }).by_reason, output_bytes: JSON.stringify(last).length };
+      const c = summarize(cpu);
+      const label = sizeLabel(size);
+      const target = size === 1_000_000;
+      addSummary('4 audit', `${label} volume BDMs, ${seeder.cellCount} cells: wall`, w, 'ms', target ? { verdict: `target < 15 s: ${w.median < 15_000 ? 'met' : `MISSED by ${((w.median - 15_000) / 1000).toFixed(2)} s`}` } : {});
+      addSummary('4 audit', `${label}: CPU of the audit process (user+sys)`, c, 'ms');
+      addSummary('4 audit', `${label}: peak RSS`, m, 'MiB', target ? { verdict: `target < 200 MiB: ${m.median < 200 ? 'met' : `MISSED by ${(m.median - 200).toFixed(1)} MiB`}` } : {});
+      rows.push({ section: '4 audit', measure: `${label}: BDMs per second (median wall)`, unit: '', median: Math.round(size / (w.median / 1000)) });
+      audit[size] = { wall_ms: w, cpu_ms: c, peak_rss_mib: m, seeded, stale_found: (last.totals as { stale: number }).stale, by_reason: (last.totals as { by_reason: unknown }).by_reason, output_bytes: JSON.stringify(last).length };
+      if (size === AUDIT_SIZES[AUDIT_SIZES.length - 1] && seeder.cellCount > 1) await benchCellsFilter(auditArgs, size, last);
     }
     if (doCheck && size === 1000) await benchCheckMode(env, seeded.volumeBdms);
+    if (doAudit && size === CINDER_SIZE) {
+      // Its own failure line; the larger sizes still run.
+      await benchAuditCinder(env, seeder, auditArgs).catch((err: Error) => {
+        rows.push({ section: '4 audit', measure: 'check_cinder FAILED', unit: '', note: err.message.split('\n')[0]!.slice(0, 160) });
+        log(`audit with check_cinder FAILED: ${err.message}`);
+        process.exitCode = 1;
+      });
+    }
     started = Date.now();
   }
-  if (doAudit) sections.audit = { sizes: audit, args: { action: 'audit', config_file: '<nbb nova.conf>', expect: EXPECT } };
+  if (doAudit) {
+    sections.audit = { cells: seeder.cellCount, sizes: audit, args: { action: 'audit', config_file: '<nbb nova.conf>', expect: EXPECT } };
+    linearity(audit);
+  }
+}
+
+function sizeLabel(size: number): string {
+  return size >= 1_000_000 ? `${size / 1_000_000}M` : size >= 1000 ? `${size / 1000}k` : String(size);
+}
+
+/** Linear time, flat memory: each size against the smallest one of at least 100k. */
+function linearity(audit: Record<string, unknown>): void {
+  const sizes = Object.keys(audit).map(Number).filter((n) => n >= 100_000).sort((a, b) => a - b);
+  const base = sizes[0];
+  if (base === undefined) return;
+  const of = (n: number) => audit[n] as { wall_ms: Summary; peak_rss_mib: Summary };
+  for (const n of sizes.slice(1)) {
+    const timeRatio = of(n).wall_ms.median / of(base).wall_ms.median;
+    rows.push({ section: '4 audit', measure: `${sizeLabel(n)} / ${sizeLabel(base)}: wall (linear = ${(n / base).toFixed(1)}x)`, unit: 'x', median: timeRatio });
+    rows.push({ section: '4 audit', measure: `${sizeLabel(n)} - ${sizeLabel(base)}: peak RSS (flat = 0)`, unit: 'MiB', median: of(n).peak_rss_mib.median - of(base).peak_rss_mib.median });
+  }
+}
+
+/** The `cells` filter: one cell of the ten, with the same arguments otherwise. */
+async function benchCellsFilter(auditArgs: string, size: number, full: Record<string, unknown>): Promise<void> {
+  const args = JSON.parse(readFileSync(auditArgs, 'utf8')) as Record<string, unknown>;
+  const one = argsFile('audit-one-cell', { ...args, cells: ['cell3'] });
+  const want = ((full.totals as { cells: Array<{ name: string; scanned: number }> }).cells.find((c) => c.name === 'cell3'))?.scanned;
+  const walls: number[] = [];
+  const rss: number[] = [];
+  for (let i = -1; i < REPS.audit; i++) {
+    const run = expectStatus(await timeChild(NODE, [BUNDLE, one], { rss: true, timeoutMs: 600_000 }), 'audit of one cell');
+    const r = parseJson(run.stdout, 'audit of one cell');
+    const totals = r.totals as { scanned: number; cells: unknown[] };
+    if (r.failed || totals.scanned !== want || totals.cells.length !== 1) throw new Error(`audit with cells [cell3]: scanned ${totals?.scanned} in ${totals?.cells?.length} cells (want ${want} in 1): ${String(r.msg)}`);
+    if (i < 0) continue;
+    walls.push(run.ms);
+    rss.push((run.rssKiB ?? NaN) / 1024);
+  }
+  const label = sizeLabel(size);
+  addSummary('4 audit', `${label}, cells: [cell3] (${want} BDMs, one cell of ten): wall`, summarize(walls), 'ms');
+  addSummary('4 audit', `${label}, cells: [cell3]: peak RSS`, summarize(rss), 'MiB');
+  sections.audit_one_cell = { size, cell: 'cell3', scanned: want, wall_ms: summarize(walls), peak_rss_mib: summarize(rss) };
+}
+
+// ------------------------------------------------------------------------------------ 4c. audit with the Cinder rules
+
+const CINDER_SIZE = int('BENCH_CINDER_SIZE', 10_000);
+
+/**
+ * The same fleet audited with check_cinder against the stand-in Cinder (test/support/fake-openstack.ts,
+ * which pages its listings like Cinder: osapi_max_limit 1000), holding one attached v3 attachment per
+ * seeded v3 BDM on the instance's host, with the new monitors. Interleaved with the DB-only audit.
+ */
+async function benchAuditCinder(env: NbbEnv, seeder: FleetSeeder, dbOnlyArgs: string): Promise<void> {
+  const cloud = await FakeOpenStack.start();
+  try {
+    const bdms = await seeder.v3Attachments();
+    for (const r of bdms) {
+      const stored = r.connection_info ? (JSON.parse(r.connection_info) as { driver_volume_type: string; data: Record<string, unknown> }) : undefined;
+      cloud.addVolume(r.volume_id, { project_id: 'project-bench', status: 'in-use' });
+      const attachment = cloud.addAttachedVolume(r.volume_id, r.instance_uuid, { driver_volume_type: 'rbd', data: {} }, false, r.host);
+      // Cinder re-keyed to this BDM's attachment, holding the new monitors (what cinder-volume hands out after the move).
+      cloud.attachments.delete(attachment.id);
+      attachment.id = r.attachment_id;
+      attachment.connection_info = stored ? { ...stored.data, hosts: NEW_MONS.hosts, ports: NEW_MONS.ports, driver_volume_type: stored.driver_volume_type, attachment_id: r.attachment_id } : {};
+      cloud.attachments.set(attachment.id, attachment);
+    }
+    const cinderConf = join(STATE_DIR, 'bench-cinder.conf');
+    writeFileSync(cinderConf, cloud.nova_conf_sections());
+    const withCinder = argsFile('audit-cinder', { action: 'audit', config_file: [env.confPath, cinderConf], expect: EXPECT, check_cinder: true });
+    log(`audit with check_cinder: ${bdms.length} attachments in the stand-in Cinder, ${REPS.audit} rounds interleaved with the DB-only audit`);
+    const dbOnly: number[] = [];
+    const cinder: number[] = [];
+    let requests = 0;
+    let last: Record<string, unknown> = {};
+    for (let i = -1; i < REPS.audit; i++) {
+      const a = expectStatus(await timeChild(NODE, [BUNDLE, dbOnlyArgs], { timeoutMs: 600_000 }), 'DB-only audit');
+      const b = expectStatus(await timeChild(NODE, [BUNDLE, withCinder], { timeoutMs: 600_000 }), 'audit with check_cinder');
+      last = parseJson(b.stdout, 'audit with check_cinder');
+      const totals = last.totals as { scanned: number; stale: number; cinder_requests?: number };
+      if (last.failed || totals.scanned !== seeder.seeded.volumeBdms || totals.stale !== seeder.seeded.expectedStale) {
+        throw new Error(`audit with check_cinder: scanned ${totals?.scanned}, stale ${totals?.stale} (want ${seeder.seeded.volumeBdms}, ${seeder.seeded.expectedStale}): ${String(last.msg)}`);
+      }
+      requests = totals.cinder_requests ?? NaN;
+      if (i < 0) continue;
+      dbOnly.push(a.ms);
+      cinder.push(b.ms);
+    }
+    const d = summarize(dbOnly);
+    const c = summarize(cinder);
+    const label = sizeLabel(CINDER_SIZE);
+    addSummary('4 audit', `${label} DB-only (paired with the next line)`, d, 'ms');
+    addSummary('4 audit', `${label} with check_cinder (stand-in Cinder)`, c, 'ms');
+    const r = ratio(c, d);
+    addRatio('4 audit', `${label}: check_cinder / DB-only`, r, { op: '<=', value: 3 });
+    rows.push({ section: '4 audit', measure: `${label} with check_cinder: Cinder requests per audit`, unit: '', median: requests, note: `${bdms.length} attachments; listing pages of 1000 + per-attachment GETs` });
+    sections.audit_cinder = { bdms: seeder.seeded.volumeBdms, attachments: bdms.length, db_only_ms: d, check_cinder_ms: c, ratio: r, cinder_requests: requests };
+  } finally {
+    await cloud.stop();
+  }
 }
 
 async function benchCheckMode(env: NbbEnv, bdms: number): Promise<void> {
@@ -378,6 +530,8 @@ async function benchRefresh(harness: Harness): Promise<void> {
   let started = Date.now();
   const lab = await harness.upLab();
   const upMs = Date.now() - started;
+  const memcached = /^\s*memcached_servers\s*=\s*(\S+)/m.exec(readFileSync(lab.cinderConf, 'utf8'))?.[1];
+  labTokenCache = memcached ? `keystonemiddleware token cache on memcached ${memcached} (cinder.conf [keystone_authtoken] memcached_servers)` : 'NO token cache: cinder.conf has no memcached_servers (every request waits on Keystone)';
   const connector = harness.getConnectorJson();
   const pairs = REPS.refreshPairs;
   started = Date.now();
@@ -473,7 +627,7 @@ async function main(): Promise<void> {
   let seeder: FleetSeeder | undefined;
   if (want('audit') || want('check') || want('show')) {
     env = ensureSchema();
-    seeder = await FleetSeeder.open(env.databases);
+    seeder = await FleetSeeder.open(env.databases.api, ensureCells(env, AUDIT_CELLS), PREFIX);
     await seeder.wipe();
   }
   if (want('audit') || want('check')) await guarded('4 audit', () => benchAuditAndCheck(env!, seeder!, want('audit'), want('check')));
@@ -488,11 +642,12 @@ async function main(): Promise<void> {
     `nova-bdm bench ${started.toISOString()}  (${Math.round((Date.now() - started.getTime()) / 1000)} s)`,
     `machine: ${facts.nproc} CPUs (${facts.cpu_model}), ${facts.memory_mib} MiB RAM, node ${facts.node}, kernel ${facts.kernel}`,
     `         MariaDB ${facts.mariadb}, python3-nova ${facts.python3_nova}, ansible-core ${facts.ansible_core}; load average ${JSON.stringify(facts.loadavg_at_start)} at start, ${JSON.stringify(facts.loadavg_at_end)} at end`,
+    `lab:     ${labTokenCache}`,
     `code:    ${facts.git_commit}${facts.git_dirty_files ? ` + ${facts.git_dirty_files} uncommitted file(s) in src/` : ''}; repetitions ${JSON.stringify(REPS)}`,
   ].join('\n');
   const output = `${header}\n\n${table()}\n`;
   process.stdout.write(output);
-  writeFileSync(RESULTS, `${JSON.stringify({ started: started.toISOString(), machine: facts, repetitions: REPS, rows, sections, errors }, null, 2)}\n`);
+  writeFileSync(RESULTS, `${JSON.stringify({ started: started.toISOString(), machine: facts, lab_token_cache: labTokenCache, repetitions: REPS, rows, sections, errors }, null, 2)}\n`);
   log(`wrote ${RESULTS}`);
   if (Object.keys(errors).length > 0) process.exitCode = 1;
 }

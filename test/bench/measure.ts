@@ -13,6 +13,8 @@ export interface ChildRun {
   stderr: string;
   /** Peak resident set size of the child in KiB (only with `rss: true`, from GNU time's %M). */
   rssKiB?: number;
+  /** CPU seconds of the child, user + system (with `rss: true`, from GNU time's %U %S): less inflated by other load than the wall time. */
+  cpuS?: number;
 }
 
 export const GNU_TIME = '/usr/bin/time';
@@ -34,7 +36,7 @@ export function timeChild(
   if (options.rss) {
     rssFile = join(tmpdir(), `nbb-time-${process.pid}-${Math.random().toString(36).slice(2)}`);
     file = GNU_TIME;
-    argv = ['-f', '%e %M', '-o', rssFile, cmd, ...args];
+    argv = ['-f', '%e %M %U %S', '-o', rssFile, cmd, ...args];
   }
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
@@ -52,8 +54,9 @@ export function timeChild(
       if (rssFile) {
         if (existsSync(rssFile)) {
           const last = readFileSync(rssFile, 'utf8').trim().split('\n').pop() ?? '';
-          const kib = Number(last.split(/\s+/)[1]);
-          if (Number.isFinite(kib)) run.rssKiB = kib;
+          const [, rss, user, sys] = last.split(/\s+/).map(Number);
+          if (Number.isFinite(rss)) run.rssKiB = rss;
+          if (Number.isFinite(user) && Number.isFinite(sys)) run.cpuS = user! + sys!;
           rmSync(rssFile, { force: true });
         }
       }

@@ -1,5 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import {
   cephMon,
   cinderAttachment,
@@ -147,27 +148,36 @@ describe('the Ceph monitor move on real Ceph, Cinder RBD and a libvirt compute',
     timings['start before the refresh, cast to failure'] = Math.round(r.seconds * 1000);
   });
 
-  test('refresh (require_libvirt, expect, the compute\'s real get_connector): the BDMs match what RBDDriver hands out now', async () => {
+  test('fleet refresh (require_libvirt, expect, the compute\'s real get_connector): the BDMs match what RBDDriver hands out now', async () => {
     connector = await timed('real get_connector on compute2', async () => getConnectorJson('compute2'));
+    const connectorJson = JSON.parse(readFileSync(connector, 'utf8')) as Record<string, unknown>;
+    assert.equal(connectorJson.host, 'compute2');
+    // One fleet refresh over a and c (b is left for the real nova-manage).
+    const r = await timed('fleet refresh of a and c', () =>
+      runOurs({
+        action: 'refresh',
+        config_file: lab.novaConf,
+        bdm_uuids: [a.bdm_uuid, c.bdm_uuid],
+        connectors: { compute2: connectorJson },
+        require_libvirt: true,
+        expect: EXPECT,
+      }),
+    );
+    assert.equal(r.result.failed, undefined, `our fleet refresh failed: ${JSON.stringify(r.result, null, 2)}\n${r.stderr}`);
+    assert.equal(r.status, 0);
+    assert.equal(r.result.changed, true);
+    assert.deepEqual(r.result.counts, { refreshed: 2, skipped: 0, failed: 0 }, JSON.stringify(r.result));
+    const refreshed = r.result.refreshed as Array<{ bdm_uuid: string; host: string; reasons: string[]; new_attachment_id: string; seconds: number }>;
+    assert.deepEqual(refreshed.map((x) => x.bdm_uuid).sort(), [a.bdm_uuid, c.bdm_uuid].sort());
+    for (const x of refreshed) {
+      assert.equal(x.host, 'compute2');
+      assert.deepEqual(x.reasons, ['expectation_mismatch']);
+      timings[`fleet refresh: BDM ${x.bdm_uuid === a.bdm_uuid ? 'a' : 'c'} (its own seconds)`] = Math.round(x.seconds * 1000);
+    }
     for (const s of [a, c]) {
-      const r = await timed(`refresh ${s === a ? 'a' : 'c'}`, () =>
-        runOurs({
-          action: 'refresh',
-          config_file: lab.novaConf,
-          instance_uuid: s.instance_uuid,
-          volume_id: s.volume_id,
-          connector_path: connector,
-          require_libvirt: true,
-          expect: EXPECT,
-        }),
-      );
-      assert.equal(r.result.failed, undefined, `our refresh failed: ${JSON.stringify(r.result, null, 2)}\n${r.stderr}`);
-      assert.equal(r.status, 0);
-      assert.equal(r.result.changed, true);
-      assert.equal(r.result.host, 'compute2');
-      assert.deepEqual((r.result.stale_reasons as Array<{ code: string }>).map((x) => x.code), ['expectation_mismatch']);
       const bdm = await bdmOf(s.instance_uuid);
-      assert.equal(bdm.attachment_id, r.result.attachment_id);
+      const mine = refreshed.find((x) => x.bdm_uuid === s.bdm_uuid)!;
+      assert.equal(bdm.attachment_id, mine.new_attachment_id);
       assert.notEqual(bdm.attachment_id, s.attachment_id, 'a new attachment');
       assert.deepEqual([bdm.connection_info.data.hosts, bdm.connection_info.data.ports], [[NEW_MON], ['6789']]);
     }
@@ -183,10 +193,14 @@ describe('the Ceph monitor move on real Ceph, Cinder RBD and a libvirt compute',
       assert.deepEqual(shapeOf(ci, s.instance_uuid, s.volume_id), shapeOf(freshCi, fresh.instance_uuid, fresh.volume_id), 'field by field, ids aside');
     }
 
-    // Re-run: nothing is stale any more, nothing changes.
+    // Re-run, single and fleet: nothing is stale any more, nothing changes.
     const again = await runOurs({ action: 'refresh', config_file: lab.novaConf, instance_uuid: a.instance_uuid, volume_id: a.volume_id, connector_path: connector, require_libvirt: true, expect: EXPECT });
     assert.equal(again.status, 0, again.stderr);
     assert.equal(again.result.changed, false, JSON.stringify(again.result));
+    const fleetAgain = await runOurs({ action: 'refresh', config_file: lab.novaConf, bdm_uuids: [a.bdm_uuid, c.bdm_uuid], connectors: { compute2: connectorJson }, require_libvirt: true, expect: EXPECT });
+    assert.equal(fleetAgain.status, 0, fleetAgain.stderr);
+    assert.equal(fleetAgain.result.changed, false, JSON.stringify(fleetAgain.result));
+    assert.deepEqual(fleetAgain.result.counts, { refreshed: 0, skipped: 2, failed: 0 });
     const audit = await runOurs({ action: 'audit', config_file: lab.novaConf, instance_uuids: [a.instance_uuid, c.instance_uuid], expect: EXPECT });
     assert.equal((audit.result.totals as { stale: number }).stale, 0, JSON.stringify(audit.result));
   });

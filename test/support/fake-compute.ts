@@ -30,6 +30,8 @@ export interface ReceivedCall {
 export class FakeCompute {
   readonly calls: ReceivedCall[] = [];
   behaviour: ComputeBehaviour = { kind: 'ok' };
+  /** The newest compute RPC version this compute speaks (as its release would); newer calls get oslo's UnsupportedVersion. */
+  maxVersion?: string;
   private readonly timers = new Set<NodeJS.Timeout>();
   /** Runs before the reply (e.g. to end a legacy connection in the stand-in Cinder, or to cut the DB). */
   onCall?: (call: ReceivedCall) => Promise<void> | void;
@@ -74,7 +76,9 @@ export class FakeCompute {
         // stopped meanwhile: a dead compute sends nothing
       }
     };
-    const b = this.behaviour;
+    const b: ComputeBehaviour = this.maxVersion && newerVersion(String(inner.version), this.maxVersion)
+      ? { kind: 'fail', cls: 'UnsupportedVersion', module: 'oslo_messaging.rpc.dispatcher', message: `Endpoint does not support RPC version ${inner.version}. Attempted method: ${inner.method}` }
+      : this.behaviour;
     if (b.kind === 'silent') {
       await this.onCall?.(call);
       return;
@@ -123,4 +127,10 @@ export class FakeCompute {
     await this.channel.deleteQueue(`compute.${this.host}`).catch(() => undefined);
     await this.stop();
   }
+}
+
+function newerVersion(v: string, than: string): boolean {
+  const [a, b] = v.split('.').map(Number) as [number, number];
+  const [c, d] = than.split('.').map(Number) as [number, number];
+  return a > c || (a === c && b > d);
 }

@@ -65,6 +65,8 @@ interface Fault {
   status: number;
   times: number;
   delayMs?: number;
+  /** Do the work first and answer late (the caller may give up on an answer to a done deed). */
+  answerLate?: boolean;
 }
 
 interface IssuedToken {
@@ -129,6 +131,11 @@ export class FakeOpenStack {
   /** Make the next `times` requests matching method+path answer `status` (after delayMs; status 0 = only the delay). */
   failNext(method: string, path: RegExp, status: number, times = 1, delayMs?: number): void {
     this.faults.push({ method, path, status, times, delayMs });
+  }
+
+  /** The next `times` matching requests are carried out at once but answered only after delayMs. */
+  answerLate(method: string, path: RegExp, delayMs: number, times = 1): void {
+    this.faults.push({ method, path, status: 0, times, delayMs, answerLate: true });
   }
 
   clearFaults(): void {
@@ -290,6 +297,7 @@ project_domain_name = Default
     }
     const url = new URL(req.url ?? '/', this.url);
     const method = req.method ?? 'GET';
+    let lateMs = 0;
     const send = (status: number, payload?: unknown, headers: Record<string, string> = {}) => {
       this.log.push({
         method,
@@ -303,14 +311,24 @@ project_domain_name = Default
           'x-openstack-request-id': req.headers['x-openstack-request-id'] as string | undefined,
         },
       });
-      res.writeHead(status, { 'Content-Type': 'application/json', 'x-openstack-request-id': `req-${randomUUID()}`, ...headers });
-      res.end(payload === undefined ? '' : JSON.stringify(payload));
+      const answer = () => {
+        if (res.destroyed) return;
+        res.writeHead(status, { 'Content-Type': 'application/json', 'x-openstack-request-id': `req-${randomUUID()}`, ...headers });
+        res.end(payload === undefined ? '' : JSON.stringify(payload));
+      };
+      if (lateMs) setTimeout(answer, lateMs);
+      else answer();
     };
     this.onRequest?.(method, url.pathname);
     const fault = this.faults.find((f) => f.method === method && f.path.test(url.pathname) && f.times > 0);
     if (fault) {
       fault.times--;
-      if (fault.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
+      if (fault.answerLate) lateMs = fault.delayMs ?? 0;
+      else if (fault.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
+      if (fault.status === 401) {
+        send(401, UNAUTHORIZED, { 'WWW-Authenticate': `Keystone uri="${this.url}/identity"` });
+        return;
+      }
       if (fault.status > 0) {
         send(fault.status, { [fault.status === 404 ? 'itemNotFound' : fault.status === 409 ? 'conflictingRequest' : fault.status === 400 ? 'badRequest' : 'computeFault']: { code: fault.status, message: `injected ${fault.status}` } });
         return;
@@ -375,6 +393,10 @@ project_domain_name = Default
       // The legacy flow ends the driver's connection; the attachment records stay as they are.
       if (!this.volumes.has(legacyAction[1]!)) send(404, { itemNotFound: { code: 404, message: `Volume ${legacyAction[1]} could not be found.` } });
       else send(202);
+      return;
+    }
+    if (rest === '/volumes/detail' && method === 'GET') {
+      this.listVolumes(url, auth.admin, send);
       return;
     }
     const volumeMatch = /^\/volumes\/([^/]+)$/.exec(rest);
@@ -568,5 +590,45 @@ project_domain_name = Default
     }
     list = list.slice(0, Math.min(limit, OSAPI_MAX_LIMIT));
     send(200, { attachments: list.map((a) => (detail ? this.view(a) : this.summary(a))) });
+  }
+
+  /**
+   * VolumeController.detail, only what the audit reads: project scoping (all_tenants for an
+   * admin), limit/marker (osapi_max_limit), sorted by id descending here, and the volumes_links
+   * next link when the page is full (api/common.py _get_collection_links). Each volume's
+   * `attachments` lists its attached attachments with host_name, as views/volumes.py does for an admin.
+   */
+  private listVolumes(url: URL, admin: boolean, send: (s: number, p?: unknown) => void): void {
+    const q = Object.fromEntries(url.searchParams.entries());
+    const limit = q.limit === undefined ? OSAPI_MAX_LIMIT : Number(q.limit);
+    if (!Number.isInteger(limit) || limit < 0) {
+      send(400, { badRequest: { code: 400, message: 'limit param must be an integer' } });
+      return;
+    }
+    let list = [...this.volumes.values()].filter((v) => (admin && 'all_tenants' in q) || v.project_id === PROJECT).sort((x, y) => (x.id < y.id ? 1 : -1));
+    if (q.marker !== undefined) {
+      if (!this.volumes.has(q.marker)) {
+        send(404, { itemNotFound: { code: 404, message: `Volume ${q.marker} could not be found.` } });
+        return;
+      }
+      list = list.filter((v) => v.id < q.marker!);
+    }
+    const pageLimit = Math.min(limit, OSAPI_MAX_LIMIT);
+    list = list.slice(0, pageLimit);
+    const attached = new Map<string, FakeAttachment[]>();
+    for (const a of this.attachments.values()) if (a.status === 'attached') attached.set(a.volume_id, [...(attached.get(a.volume_id) ?? []), a]);
+    const volumes = list.map((v) => ({
+      id: v.id, status: v.status, multiattach: v.multiattach,
+      attachments: (attached.get(v.id) ?? []).map((a) => ({
+        id: a.volume_id, attachment_id: a.id, volume_id: a.volume_id, server_id: a.instance, host_name: admin ? a.attached_host : null, device: a.connector?.mountpoint ?? null, attached_at: a.attached_at,
+      })),
+    }));
+    const body: Record<string, unknown> = { volumes };
+    if (list.length > 0 && list.length >= pageLimit) {
+      const next = new URLSearchParams(url.searchParams);
+      next.set('marker', list.at(-1)!.id);
+      body.volumes_links = [{ rel: 'next', href: `${this.url}/volume/v3/${PROJECT}/volumes/detail?${next}` }];
+    }
+    send(200, body);
   }
 }

@@ -6,7 +6,7 @@ import { execute } from '../../src/run';
 import { FakeCompute } from './fake-compute';
 import { FakeOpenStack } from './fake-openstack';
 import { Fixtures, RBD_CONNECTION_INFO, type CellName } from './fixtures';
-import { CONNECTOR, CONTROLLER_HOST, NEW_MONITORS, RefreshEnv } from './refresh-env';
+import { CONNECTOR, CONTROLLER_HOST, NEW_MONITORS, novaInfoFromCinder, RefreshEnv } from './refresh-env';
 
 // A small cloud for fleet refreshes: two cells (cell1 on RabbitMQ's / vhost, cell2 on its own
 // vhost, as prepare-nova-schema makes them), stand-in computes on several hosts, one stand-in
@@ -104,16 +104,17 @@ export class FleetEnv {
     const bdms: SeededBdm[] = [];
     for (const [i, isFresh] of fresh.entries()) {
       const volumeId = randomUUID();
-      const backend = { ...RBD_CONNECTION_INFO.data, name: `volumes/volume-${volumeId}`, volume_id: volumeId, hosts: NEW_MONITORS, keyring: 'AQBnewkeyringsecret==' };
-      const data = isFresh ? backend : { ...RBD_CONNECTION_INFO.data, name: `volumes/volume-${volumeId}`, volume_id: volumeId };
-      const att = this.cloud.addAttachedVolume(volumeId, instanceUuid, { ...data, driver_volume_type: 'rbd' }, false, host);
+      // What the volume driver returns (without the keys Cinder and Nova add), old or new monitors.
+      const { qos_specs: _q, access_mode: _a, encrypted: _e, ...base } = { ...RBD_CONNECTION_INFO.data, name: `volumes/volume-${volumeId}`, volume_id: volumeId };
+      const backend = { ...base, hosts: NEW_MONITORS, keyring: 'AQBnewkeyringsecret==' };
+      this.cloud.addVolume(volumeId, {});
+      const att = this.cloud.addAttachedVolume(volumeId, instanceUuid, { driver_volume_type: 'rbd', data: isFresh ? backend : base }, false, host);
       this.cloud.backends.set(volumeId, { driver_volume_type: 'rbd', data: backend });
-      const info = { driver_volume_type: 'rbd', data, status: 'attached', serial: volumeId };
       const seeded = await this.fx.seedBdm(cell, instanceUuid, {
         volume_id: volumeId,
         attachment_id: att.id,
         device_name: `/dev/vd${String.fromCharCode(98 + i)}`,
-        connection_info: JSON.stringify(info),
+        connection_info: JSON.stringify(novaInfoFromCinder(att, volumeId)),
       });
       bdms.push({ uuid: seeded.uuid, id: seeded.id, volumeId, oldAttachmentId: att.id, instanceUuid, host, cell });
     }

@@ -116,9 +116,12 @@ export class RefreshEnv {
       template?: Record<string, unknown>;
       readonly?: boolean;
       multiattach?: boolean;
+      /** Add the volume to this instance instead of a new one (then give another deviceName). */
+      instanceUuid?: string;
+      deviceName?: string;
     } = {},
   ) {
-    const instanceUuid = await this.fx.seedInstance('cell1', { host: this.host, node: `${this.host}.example.org`, ...options.instance });
+    const instanceUuid = options.instanceUuid ?? (await this.fx.seedInstance('cell1', { host: this.host, node: `${this.host}.example.org`, ...options.instance }));
     const volumeId = randomUUID();
     const template = options.oldInfo ?? options.template ?? RBD_CONNECTION_INFO;
     const filled = JSON.parse(JSON.stringify(template).replaceAll('"X"', JSON.stringify(volumeId)).replaceAll('volume-X', `volume-${volumeId}`)) as { driver_volume_type: string; data: Record<string, unknown> };
@@ -134,6 +137,7 @@ export class RefreshEnv {
       volume_id: volumeId,
       attachment_id: options.legacy ? null : cinderOld.id,
       connection_info_object: oldInfo,
+      ...(options.deviceName ? { device_name: options.deviceName } : {}),
     });
     this.cloud.backends.set(volumeId, {
       driver_volume_type: filled.driver_volume_type,

@@ -7,7 +7,8 @@ export class TcpProxy {
   port = 0;
   private cut = false;
 
-  static async start(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
+  /** `drip`: pass the server's answers on at most `bytes` per `everyMs` (a slow link), so a cut lands mid-answer. */
+  static async start(targetPort: number, targetHost = '127.0.0.1', drip?: { bytes: number; everyMs: number }): Promise<TcpProxy> {
     const proxy = new TcpProxy();
     proxy.server = createServer((client) => {
       if (proxy.cut) {
@@ -20,7 +21,23 @@ export class TcpProxy {
         s.on('close', () => proxy.sockets.delete(s));
         s.on('error', () => undefined);
       }
-      client.pipe(upstream).pipe(client);
+      if (!drip) {
+        client.pipe(upstream).pipe(client);
+        return;
+      }
+      client.pipe(upstream);
+      upstream.on('data', (chunk: Buffer) => {
+        upstream.pause();
+        let offset = 0;
+        const next = () => {
+          if (client.destroyed) return;
+          client.write(chunk.subarray(offset, offset + drip.bytes));
+          offset += drip.bytes;
+          if (offset < chunk.length) setTimeout(next, drip.everyMs);
+          else upstream.resume();
+        };
+        next();
+      });
     });
     await new Promise<void>((r) => proxy.server.listen(0, '127.0.0.1', r));
     proxy.port = (proxy.server.address() as { port: number }).port;

@@ -95,10 +95,8 @@ for sp in "${ports[@]}"; do
 done
 
 # ------------------------------------------------------------------ packages
-PKGS="python3-keystone python3-placement python3-cinder python3-nova python3-oslo.messaging
-      python3-pymysql python3-cinderclient python3-keystoneclient uwsgi-core uwsgi-plugin-python3
-      mariadb-server mariadb-client rabbitmq-server dmidecode curl memcached python3-memcache"
-((CEPH)) && PKGS+=" $CEPH_PKGS"
+PKGS=$(grep -hv '^#' "$LAB_SRC/packages.txt")
+((CEPH)) && PKGS+=" $(grep -hv '^#' "$LAB_SRC/packages-ceph.txt")"
 missing=()
 for p in $PKGS; do
   [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == "install ok installed" ]] || missing+=("$p")

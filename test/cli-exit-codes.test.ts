@@ -1,0 +1,129 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BUNDLE } from './support/nova-env';
+import { RefreshEnv } from './support/refresh-env';
+
+// The exit code of every CLI path through the built bundle: bdm refresh, bdm audit
+// (0 clean / 4 stale / 1 incomplete / 64 usage) and get_connector, next to what each wrote.
+
+let env: RefreshEnv;
+let connectorPath: string;
+before(async () => {
+  env = await RefreshEnv.start();
+  connectorPath = join(env.dir, 'connector.json');
+  writeFileSync(connectorPath, JSON.stringify(env.connector));
+});
+after(() => env.stop());
+
+function run(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(BUNDLE, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (status) => resolve({ status, stdout, stderr: stderr.trim() }));
+  });
+}
+const cli = (...args: string[]) => run(['--config-file', env.fx.env.confPath, '--config-file', env.extraConf, ...args]);
+
+describe('wrong usage: 64, nothing run', () => {
+  test('no command, unknown command, missing or extra positionals, a flag without its value', async () => {
+    for (const args of [[], ['bdm', 'frobnicate'], ['bdm', 'refresh'], ['bdm', 'audit', 'extra'], ['volume_attachment', 'refresh', randomUUID()], ['bdm', 'refresh', randomUUID(), '--connector-path']]) {
+      const r = await cli(...args);
+      assert.equal(r.status, 64, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /^nova-bdm: .+\n\nusage: nova-bdm/, args.join(' '));
+      assert.equal(r.stdout, '');
+    }
+  });
+});
+
+describe('bdm refresh', () => {
+  test('0 refreshed; 0 not stale (and nothing changed); 2 connector path missing; 3 connector unreadable; 5 instance not stopped; 6 no such BDM', async () => {
+    const s = await env.seed();
+    let r = await cli('bdm', 'refresh', s.bdm.uuid, '--connector-path', connectorPath, '--expect-json', JSON.stringify(RefreshEnv.EXPECT_NEW_MONITORS), '--json');
+    assert.equal(r.status, 0, r.stderr);
+    const refreshed = JSON.parse(r.stdout);
+    assert.equal(refreshed.changed, true);
+    const mutations = env.cloud.mutations().length;
+    r = await cli('bdm', 'refresh', s.bdm.uuid, '--connector-path', connectorPath, '--expect-json', JSON.stringify(RefreshEnv.EXPECT_NEW_MONITORS), '--json');
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).changed, false);
+    assert.equal(env.cloud.mutations().length, mutations, 'a second run changes nothing');
+
+    const t = await env.seed();
+    r = await cli('bdm', 'refresh', t.bdm.uuid, '--connector-path', join(env.dir, 'nope.json'));
+    assert.equal(r.status, 2);
+    writeFileSync(join(env.dir, 'bad.json'), '{');
+    r = await cli('bdm', 'refresh', t.bdm.uuid, '--connector-path', join(env.dir, 'bad.json'));
+    assert.equal(r.status, 3);
+    const active = await env.seed({ instance: { vm_state: 'active', power_state: 1 } });
+    r = await cli('bdm', 'refresh', active.bdm.uuid, '--connector-path', connectorPath, '--force');
+    assert.equal(r.status, 5, r.stderr);
+    r = await cli('bdm', 'refresh', randomUUID(), '--connector-path', connectorPath);
+    assert.equal(r.status, 6, r.stderr);
+    assert.equal((await env.dumpRows(t.instanceUuid)).bdms[0]!.attachment_id, t.oldAttachmentId, 'the refused runs wrote nothing');
+  });
+
+  test('1 when the refresh failed after the lock (compute error), and when Cinder still hands out data that misses expect', async () => {
+    const s = await env.seed();
+    env.compute.behaviour = { kind: 'fail', cls: 'VolumeDriverException', module: 'nova.exception', message: 'boom' };
+    try {
+      const r = await cli('bdm', 'refresh', s.bdm.uuid, '--connector-path', connectorPath, '--force');
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, /failed at rpc_remove_volume_connection: VolumeDriverException: boom/);
+    } finally {
+      env.compute.behaviour = { kind: 'ok' };
+    }
+    const t = await env.seed();
+    env.cloud.backends.set(t.volumeId, { driver_volume_type: 'rbd', data: { hosts: ['192.0.2.11'], ports: ['6789'] } });
+    const r = await cli('bdm', 'refresh', t.bdm.uuid, '--connector-path', connectorPath, '--expect-json', JSON.stringify(RefreshEnv.EXPECT_NEW_MONITORS));
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /does not match expect/);
+  });
+});
+
+describe('bdm audit', () => {
+  test('0 when nothing is stale, 4 when something is, 1 when a cell could not be audited', async () => {
+    const clean = `nbs-clean-${randomUUID().slice(0, 6)}`;
+    const stale = `nbs-stale-${randomUUID().slice(0, 6)}`;
+    const i1 = await env.fx.seedInstance('cell1', { host: clean });
+    await env.fx.seedBdm('cell1', i1, { connection_info_object: { driver_volume_type: 'rbd', data: { hosts: ['198.51.100.21', '198.51.100.22', '198.51.100.23'], ports: ['6789', '6789', '6789'] } } });
+    const i2 = await env.fx.seedInstance('cell1', { host: stale });
+    await env.fx.seedBdm('cell1', i2);
+    const expect = JSON.stringify(RefreshEnv.EXPECT_NEW_MONITORS);
+    let r = await cli('bdm', 'audit', '--host', clean, '--expect-json', expect, '--json');
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout).stale, []);
+    r = await cli('bdm', 'audit', '--host', clean, '--host', stale, '--expect-json', expect, '--json');
+    assert.equal(r.status, 4, r.stderr);
+    assert.equal(JSON.parse(r.stdout).stale.length, 1);
+    const broken = join(env.dir, 'broken-db.conf');
+    writeFileSync(broken, `[database]\nconnection = mysql+pymysql://${env.fx.env.dbUser}:Wr0ngPw@127.0.0.1:3306/${env.fx.env.databases.cell1}?charset=utf8\n`);
+    r = await cli('--config-file', broken, 'bdm', 'audit', '--host', stale, '--expect-json', expect);
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /^audit incomplete: cell1: /);
+    assert.ok(!r.stderr.includes('Wr0ngPw') && !r.stdout.includes('Wr0ngPw'));
+  });
+});
+
+describe('get_connector', () => {
+  test('0 with the connector as JSON; 1 when the host cannot give one (multipath wanted, multipathd not running)', async () => {
+    const conf = join(env.dir, 'compute.conf');
+    writeFileSync(conf, '[DEFAULT]\nhost = compute9\nmy_ip = 192.0.2.9\n');
+    let r = await run(['--config-file', conf, 'get_connector', '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.host, 'compute9', 'the connector itself, as nova-manage get_connector --json prints it');
+    assert.equal(out.ip, '192.0.2.9');
+    writeFileSync(conf, '[DEFAULT]\nhost = compute9\n[libvirt]\nvolume_use_multipath = true\n');
+    r = await run(['--config-file', conf, 'volume_attachment', 'get_connector']);
+    assert.equal(r.status, 1);
+    assert.equal(r.stderr, '[libvirt] volume_use_multipath is true but multipathd is not running on this host');
+    assert.equal(r.stdout, '');
+  });
+});
