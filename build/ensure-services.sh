@@ -22,3 +22,6 @@ if ! port_open 5672; then
   rabbitmq-server -detached
   wait_port RabbitMQ 5672
 fi
+# Debian's default of 151 connections is too few for the test tiers' parallel fleet runs (each
+# controller keeps a pool per cell database); production databases run with thousands.
+mysql -uroot -e 'SET GLOBAL max_connections = GREATEST(@@max_connections, 1000)'

@@ -119,6 +119,10 @@ if ! mysqladmin --protocol=socket -uroot ping >/dev/null 2>&1; then
   mysqladmin --protocol=socket -uroot ping >/dev/null 2>&1 || fail mariadb "mariadbd did not start"
 fi
 port_open 3306 || fail mariadb "MariaDB does not listen on 127.0.0.1:3306"
+# Debian's default of 151 connections is less than one cloud of services plus 20 controllers
+# at once (many-controllers.test.ts); production databases run with thousands.
+mysql --protocol=socket -uroot -e 'SET GLOBAL max_connections = GREATEST(@@max_connections, 1000)' 9>&- ||
+  fail mariadb "could not raise max_connections"
 if ! port_open 5672; then
   say "starting rabbitmq"
   rabbitmq-server -detached >>"$LAB_LOG/rabbitmq.log" 2>&1 9>&- || true
