@@ -40,7 +40,7 @@ function recordBundle(): void {
     if (!revealed) {
       try {
         const text = typeof out === 'string' ? out : out.toString('utf8');
-        if (text.includes('reveal_secrets') && (JSON.parse(text) as { reveal_secrets?: unknown })?.reveal_secrets === true) revealed = true;
+        if (text.includes('reveal_secrets') && asksToReveal(JSON.parse(text))) revealed = true;
       } catch {
         // not JSON (nova.conf): not the arguments
       }
@@ -70,7 +70,7 @@ function recordExecute(): void {
       const execute = exported.execute;
       exported.execute = async (raw: unknown) => {
         const outcome = await execute(raw);
-        const revealed = (raw as { reveal_secrets?: unknown } | null)?.reveal_secrets === true;
+        const revealed = asksToReveal(raw);
         recordOutput('execute', outcome.result, { revealed });
         const report = outcome.result?.report_path;
         if (typeof report === 'string') {
@@ -85,4 +85,10 @@ function recordExecute(): void {
     }
     return exported;
   };
+}
+
+/** reveal_secrets as the module's coercion reads it: true, or Ansible's boolean words (YES, on, 1). */
+function asksToReveal(args: unknown): boolean {
+  const v = (args as { reveal_secrets?: unknown } | null)?.reveal_secrets;
+  return v === true || v === 1 || (typeof v === 'string' && /^(y|yes|on|1|true|t)$/i.test(v.trim()));
 }
