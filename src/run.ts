@@ -1,4 +1,4 @@
-import { parseModuleInput, type AnsibleFlags } from './args/validate';
+import { isFleetRefresh, parseModuleInput, type AnsibleFlags } from './args/validate';
 import { SECRET_OPTIONS, type ModuleArgs } from './args/schema';
 import { configSecrets, resolveDatabaseSettings, urlPasswords } from './config/connections';
 import { loadNovaConf } from './config/nova-conf';
@@ -51,8 +51,9 @@ async function runAction(
   const topology = new NovaTopology({
     ...settings,
     connectTimeoutSeconds: args.connect_timeout,
-    // A fleet refresh keeps max_parallel instances in flight, each with its own short queries.
-    ...(args.action === 'refresh' ? { cellConnectionLimit: Math.min(args.max_parallel + 1, 17) } : {}),
+    // A fleet refresh keeps max_parallel instances in flight, each with its own short queries; a
+    // few more connections per cell than the default 2 (Nova's databases serve many clients).
+    ...(isFleetRefresh(args) ? { cellConnectionLimit: Math.min(args.max_parallel, 4) + 1 } : {}),
   });
   try {
     switch (args.action) {

@@ -144,7 +144,11 @@ describe('our client', () => {
     }
     const after = env.cloud.log.slice(log).filter((m) => m.path.startsWith('/volume/v3') && m.method !== 'GET');
     const seq = after.map((m) => `${m.method} ${m.status}`);
-    assert.deepEqual(seq.slice(-4), ['DELETE 200', 'PUT 401', 'PUT 200', 'POST 204']);
+    assert.deepEqual(seq.slice(-2), ['PUT 200', 'POST 204']);
+    seq.forEach((x, i) => {
+      if (x.endsWith(' 401')) assert.equal(seq[i + 1], `${x.split(' ')[0]} ${x.startsWith('DELETE') ? 200 : x.startsWith('PUT') ? 200 : seq[i + 1]!.split(' ')[1]}`, `one retry after ${x}: ${seq.join(', ')}`);
+    });
+    assert.ok(!seq.some((x) => x === 'DELETE 401'), `the DELETE passed on the service token: ${seq.join(', ')}`);
     const refreshLogins = env.cloud.log.slice(log).filter((m) => m.method === 'POST' && m.path.endsWith('/auth/tokens')).map((m) => (m.body as any).auth.identity.password.user.name);
     assert.deepEqual(refreshLogins.filter((u) => u === 'nova-service').length, 1, 'the service token was fetched once (first DELETE) and not renewed');
   });
@@ -153,9 +157,10 @@ describe('our client', () => {
     const seeded = await Promise.all([1, 2, 3, 4, 5, 6].map(() => env.seed()));
     const last = seeded.at(-1)!;
     env.cloud.attachments.get(last.oldAttachmentId)!.status = 'reserved'; // only Cinder can tell this one is stale
+    // The audit lists Cinder in bulk: the tokens expire as its first Cinder request arrives.
     let gets = 0;
     env.cloud.onRequest = (method, path) => {
-      if (method === 'GET' && path.includes('/attachments/') && ++gets === 5) env.cloud.expireTokens();
+      if (method === 'GET' && path.startsWith('/volume/v3/') && ++gets === 1) env.cloud.expireTokens();
     };
     const before = issued();
     try {
@@ -168,7 +173,7 @@ describe('our client', () => {
     } finally {
       env.cloud.onRequest = undefined;
     }
-    assert.ok(gets > 5, 'the expiry fell in the middle of the run');
+    assert.ok(gets > 2, 'the expiry fell in the middle of the run');
     assert.equal(issued().nova - before.nova, 2, 'one login, one renewal shared by the concurrent calls');
   });
 });

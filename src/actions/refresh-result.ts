@@ -42,8 +42,10 @@ export type WouldRefreshResult = Common & {
 
 export type RefreshedResult = Common & {
   changed: true;
-  /** Refreshed, but Cinder still hands out what expect says it must not be. */
+  /** Refreshed, but Cinder still hands out what expect says it must not be, or the instance could not be unlocked. */
   failed?: true;
+  /** Set with failed when the instance is still locked. */
+  remains?: string;
   old_attachment_id: string | null;
   new_attachment_id: string;
   attachment_id: string;

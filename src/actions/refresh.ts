@@ -111,7 +111,7 @@ export async function refreshBdm(
     }
     case 'refreshed': {
       const stillWrong = settings.expect ? expectationMismatch(outcome.newInfo, settings.expect) : undefined;
-      return buildResult.refreshed(
+      const result = buildResult.refreshed(
         summary,
         {
           reasons: outcome.reasons,
@@ -126,6 +126,14 @@ export async function refreshBdm(
         },
         extras,
       );
+      // Refreshed, but an instance left locked cannot be started: not a success to an operator.
+      const unlock = warnings.find((w) => w.startsWith(`could not unlock instance ${instance.uuid}`));
+      if (unlock && !result.failed) {
+        result.failed = true;
+        result.remains = `the BDM is refreshed, but the instance is still locked (${unlock}): run refresh again to unlock it`;
+        result.msg = `${result.msg}; ${result.remains}`;
+      }
+      return result;
     }
   }
 }

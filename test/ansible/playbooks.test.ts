@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { ISCSI_CHAP_CONNECTION_INFO } from '../support/fixtures';
 import { USERS } from '../support/fake-openstack';
 import { BUNDLE } from '../support/nova-env';
+import { recordOutput } from '../support/secret-scan-record';
 import { NEW_MONITORS, OLD_MONITORS, RefreshEnv } from '../support/refresh-env';
 
 // The osops.nova collection as users run it: the tarball `ansible-galaxy collection build`
@@ -67,6 +68,7 @@ function run(command: string, args: string[], timeoutMs = 180_000): Promise<Run>
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
+      recordOutput(command, out); // for the whole-suite secret scan
       resolve({ code, out, ms: Date.now() - started });
     });
   });

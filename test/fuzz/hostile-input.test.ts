@@ -66,7 +66,13 @@ const verbosityOf = (input: unknown) => {
 
 /** What the answer may not contain: every configured secret, and the rows' unless revealed. */
 const forbidden = (input: unknown) =>
-  (input as Record<string, unknown> | null)?.reveal_secrets === true ? s.secrets : [...s.secrets, ...s.rowSecrets];
+  asksToReveal(input) ? s.secrets : [...s.secrets, ...s.rowSecrets];
+
+/** reveal_secrets as the module's coercion reads it: true, or Ansible's boolean words. */
+const asksToReveal = (input: unknown) => {
+  const v = (input as Record<string, unknown> | null)?.reveal_secrets;
+  return v === true || v === 1 || (typeof v === 'string' && /^(y|yes|on|1|true|t)$/i.test(v.trim()));
+};
 
 async function bounded<T>(what: Promise<T>): Promise<{ value: T; ms: number }> {
   const started = Date.now();
