@@ -68,7 +68,7 @@ describe('two fleet runs at once, overlapping selections (two controllers)', () 
       assert.deepEqual([...refreshedA, ...refreshedB].sort(), bdms.map((x) => x.uuid).sort(), 'every BDM refreshed');
       assert.equal(ra.counts.refreshed + ra.counts.skipped, 24);
       assert.equal(rb.counts.refreshed + rb.counts.skipped, 20);
-      const whys = [...ra.skipped, ...rb.skipped].map((s: any) => s.why);
+      const whys = [...ra.skips, ...rb.skips].map((s: any) => s.why);
       for (const w of whys) assert.ok(['locked by another refresh', 'not stale', 'refreshed by another run meanwhile'].includes(w), w);
       assert.ok(whys.includes('locked by another refresh'), `the runs met: ${JSON.stringify(whys)}`);
       // Cinder saw one reservation per BDM, not two.
@@ -97,7 +97,7 @@ describe('a fleet run killed mid-way', () => {
       assert.equal(r.counts.failed, 0);
       // What the killed run finished is not stale any more; the rest is refreshed now.
       assert.equal(r.counts.refreshed + r.counts.skipped, 16);
-      for (const s of r.skipped) assert.match(s.why, /^not stale/);
+      for (const s of r.skips) assert.match(s.why, /^not stale/);
       assert.ok((r.warnings ?? []).some((w: string) => /left locked by an interrupted refresh; recovered it first/.test(w)));
       await assertConverged(bdms);
     });

@@ -110,7 +110,7 @@ describe('a fleet of 200 BDMs on 100 instances, 2 cells, 4 hosts', () => {
     assert.match(r.msg, /^65 of 200 selected BDMs failed \(first: BDM \S+ on \S+: .*\); refreshed 58, skipped 77$/);
     assert.ok(!r.msg.includes('\n'));
 
-    const why = (b: SeededBdm) => r.skipped.find((s: any) => s.bdm_uuid === b.uuid)?.why;
+    const why = (b: SeededBdm) => r.skips.find((s: any) => s.bdm_uuid === b.uuid)?.why;
     const failure = (b: SeededBdm) => r.failures.find((s: any) => s.bdm_uuid === b.uuid);
     const refreshed = (b: SeededBdm) => r.refreshed.find((s: any) => s.bdm_uuid === b.uuid);
     for (const s of seeded) {
@@ -198,7 +198,7 @@ describe('check mode is the plan and writes nothing', () => {
     assert.deepEqual(plan.counts, { refreshed: 8, skipped: 4, failed: 0 });
     assert.equal(plan.msg, 'would refresh 8 of 12 selected BDMs; 4 skipped, 0 failed');
     for (const e of plan.refreshed) assert.deepEqual([e.new_attachment_id, e.seconds, e.reasons], [null, 0, ['expectation_mismatch']]);
-    assert.deepEqual(plan.skipped.map((s: any) => s.why).sort(), ['not stale', 'not stale', 'vm_state active (must be stopped)', 'vm_state active (must be stopped)']);
+    assert.deepEqual(plan.skips.map((s: any) => s.why).sort(), ['not stale', 'not stale', 'vm_state active (must be stopped)', 'vm_state active (must be stopped)']);
     assert.equal(plan.diff.length, 8);
     assert.ok(plan.diff.every((d: any) => d.after.includes(NEW_MONITORS[0]) && d.before.includes('192.0.2.11') && !d.after.includes('AQB')));
     assert.deepEqual(await env.dump(instances), before, 'no row written');
@@ -208,7 +208,7 @@ describe('check mode is the plan and writes nothing', () => {
     const real = await env.refresh({ instance_uuids: uuids });
     assert.deepEqual(real.counts, plan.counts);
     assert.deepEqual(real.refreshed.map((e: any) => e.bdm_uuid).sort(), plan.refreshed.map((e: any) => e.bdm_uuid).sort());
-    assert.deepEqual(real.skipped.map((e: any) => [e.bdm_uuid, e.why]).sort(), plan.skipped.map((e: any) => [e.bdm_uuid, e.why]).sort());
+    assert.deepEqual(real.skips.map((e: any) => [e.bdm_uuid, e.why]).sort(), plan.skips.map((e: any) => [e.bdm_uuid, e.why]).sort());
   });
 });
 
@@ -231,9 +231,9 @@ describe('refuse_locked, and audit agreeing with the plan', () => {
       for (const s of audit.stale) {
         const inPlan = plan.refreshed.some((e: any) => e.bdm_uuid === s.bdm_uuid);
         assert.equal(s.refreshable, inPlan, `refuse_locked ${refuseLocked}: ${s.bdm_uuid}`);
-        if (!s.refreshable) assert.equal(s.blocked_by, plan.skipped.find((e: any) => e.bdm_uuid === s.bdm_uuid).why);
+        if (!s.refreshable) assert.equal(s.blocked_by, plan.skips.find((e: any) => e.bdm_uuid === s.bdm_uuid).why);
       }
-      const whys = plan.skipped.map((e: any) => e.why).sort();
+      const whys = plan.skips.map((e: any) => e.why).sort();
       assert.deepEqual(whys, [
         ...(refuseLocked ? ['locked by someone else (by admin; refuse_locked)', 'locked by someone else (by owner; refuse_locked)'] : []),
         'task_state rebooting (must have no task)',
@@ -267,7 +267,7 @@ describe('max_failures', () => {
     try {
       const r = await env.refresh({ instance_uuids: seeded.map((s) => s.instanceUuid), max_parallel: 1, max_failures: 2, rpc_timeout: 1 });
       assert.deepEqual(r.counts, { refreshed: 0, skipped: 3, failed: 2 });
-      assert.deepEqual(r.skipped.map((s: any) => s.why), Array(3).fill('not started: max_failures reached'));
+      assert.deepEqual(r.skips.map((s: any) => s.why), Array(3).fill('not started: max_failures reached'));
       for (const f of r.failures) assert.match(f.msg, /timed out after 1 s/);
       for (const s of seeded) await assertUntouched(s.bdms[0]!);
     } finally {

@@ -59,7 +59,8 @@ export type FleetRefreshResult = {
   msg: string;
   counts: { refreshed: number; skipped: number; failed: number };
   refreshed: FleetRefreshed[];
-  skipped: FleetSkipped[];
+  /** Not `skipped`: Ansible shows a task whose result holds a non-empty `skipped` as skipped and ignores its failed_when. */
+  skips: FleetSkipped[];
   /** `failures`, not `failed`: Ansible reads `failed` as the task's outcome. */
   failures: FleetFailure[];
   diff?: ConnectionInfoDiff[];
@@ -80,7 +81,7 @@ export async function refreshFleet(deps: FleetDeps, selection: FleetSelection, s
   const plan = await planFleet(inspector, selection, settings.maxParallel);
   const planSeconds = Math.round(performance.now() - planStarted) / 1000;
 
-  const out: Omit<FleetRefreshResult, 'changed' | 'msg' | 'counts' | 'plan_seconds' | 'peak_parallel'> = { refreshed: [], skipped: [], failures: [] };
+  const out: Omit<FleetRefreshResult, 'changed' | 'msg' | 'counts' | 'plan_seconds' | 'peak_parallel'> = { refreshed: [], skips: [], failures: [] };
   const diffs: ConnectionInfoDiff[] = [];
   const warnings: string[] = [];
   const toRun: Array<{ instance: PlannedInstance; planned: PlannedRefresh[] }> = [];
@@ -88,8 +89,8 @@ export async function refreshFleet(deps: FleetDeps, selection: FleetSelection, s
     const planned: PlannedRefresh[] = [];
     for (const p of instance.bdms) {
       const d = p.decision;
-      if (d.action === 'current') out.skipped.push({ ...item(p), why: 'not stale' });
-      else if (d.action === 'skip') out.skipped.push({ ...item(p), why: d.why });
+      if (d.action === 'current') out.skips.push({ ...item(p), why: 'not stale' });
+      else if (d.action === 'skip') out.skips.push({ ...item(p), why: d.why });
       else if (d.action === 'fail') out.failures.push({ ...item(p), msg: firstLine(d.error.message), undone: [], remains: 'nothing was changed' });
       else if (settings.checkMode) {
         out.refreshed.push({ ...item(p), reasons: reasonCodes(d), old_attachment_id: p.bdm.attachment_id, new_attachment_id: null, seconds: 0, rpc_version: d.rpcVersion });
@@ -126,10 +127,10 @@ export async function refreshFleet(deps: FleetDeps, selection: FleetSelection, s
     const p: PlannedBdm = { cell: instance.cell, bdm: o.bdm, instance: undefined, host: instance.host, decision: { action: 'current', reasons: [] } };
     switch (o.kind) {
       case 'current':
-        out.skipped.push({ ...item(p), why: 'not stale (after recovering an interrupted refresh)' });
+        out.skips.push({ ...item(p), why: 'not stale (after recovering an interrupted refresh)' });
         return;
       case 'skipped':
-        out.skipped.push({ ...item(p), why: o.why });
+        out.skips.push({ ...item(p), why: o.why });
         return;
       case 'failed':
         out.failures.push({ ...item(p), msg: firstLine(o.error.message), undone: o.undone, remains: o.remains });
@@ -154,7 +155,7 @@ export async function refreshFleet(deps: FleetDeps, selection: FleetSelection, s
     }
   }
 
-  const counts = { refreshed: out.refreshed.length, skipped: out.skipped.length, failed: out.failures.length };
+  const counts = { refreshed: out.refreshed.length, skipped: out.skips.length, failed: out.failures.length };
   const total = counts.refreshed + counts.skipped + counts.failed;
   const verb = settings.checkMode ? 'would refresh' : 'refreshed';
   const result: FleetRefreshResult = {

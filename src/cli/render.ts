@@ -34,7 +34,7 @@ function renderFleet(result: FleetRefreshResult, render: CliRender): string {
   const rows = [
     ...result.refreshed.map((e) => ['refreshed', e.bdm_uuid, e.instance_uuid, e.host ?? '-', e.cell, `${e.reasons.join(',')}${e.new_attachment_id ? ` -> ${e.new_attachment_id} (${e.seconds} s)` : ''}`]),
     ...result.failures.map((e) => ['FAILED', e.bdm_uuid, e.instance_uuid, e.host ?? '-', e.cell, `${e.msg}; ${e.remains}`]),
-    ...result.skipped.map((e) => ['skipped', e.bdm_uuid, e.instance_uuid, e.host ?? '-', e.cell, e.why]),
+    ...result.skips.map((e) => ['skipped', e.bdm_uuid, e.instance_uuid, e.host ?? '-', e.cell, e.why]),
   ];
   if (rows.length > 0) lines.push('', ...columns(['status', 'BDM', 'instance', 'host', 'cell', 'detail'], rows));
   if (result.report_path) lines.push('', `full result: ${result.report_path}`);

@@ -58,15 +58,15 @@ describe('many controllers: 20 fleet refreshes at once over the same 20 instance
     const refreshedBy = new Map<string, number[]>();
     const whys = new Map<string, number>();
     runs.forEach((r, p) => {
-      const res = r.result as { failed?: boolean; msg?: string; refreshed?: FleetEntry[]; skipped?: FleetEntry[]; failures?: FleetEntry[]; counts?: Record<string, number> };
+      const res = r.result as { failed?: boolean; msg?: string; refreshed?: FleetEntry[]; skips?: FleetEntry[]; failures?: FleetEntry[]; counts?: Record<string, number> };
       assert.equal(res.failed, undefined, `process ${p} failed: ${res.msg} ${JSON.stringify(res.failures ?? [])}`);
       assert.deepEqual(res.failures ?? [], [], `process ${p}: no failures`);
       for (const e of res.refreshed ?? []) refreshedBy.set(e.bdm_uuid, [...(refreshedBy.get(e.bdm_uuid) ?? []), p]);
-      for (const e of res.skipped ?? []) {
+      for (const e of res.skips ?? []) {
         assert.ok(SKIP_WHYS.includes(String(e.why)), `process ${p} skipped ${e.bdm_uuid} for ${e.why}`);
         whys.set(String(e.why), (whys.get(String(e.why)) ?? 0) + 1);
       }
-      assert.equal((res.refreshed ?? []).length + (res.skipped ?? []).length, WINDOW, `process ${p} accounts for its ${WINDOW} BDMs`);
+      assert.equal((res.refreshed ?? []).length + (res.skips ?? []).length, WINDOW, `process ${p} accounts for its ${WINDOW} BDMs`);
     });
     for (const twin of fleet) {
       assert.equal(refreshedBy.get(twin.bdm_uuid)?.length, 1, `BDM ${twin.bdm_uuid} refreshed once (by ${JSON.stringify(refreshedBy.get(twin.bdm_uuid))})`);
