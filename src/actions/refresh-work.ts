@@ -45,7 +45,8 @@ export interface WorkDone {
 }
 
 export async function refreshAttachment(w: WorkInput): Promise<WorkDone> {
-  const { db, cinder, steps, bdm } = w;
+  const { db, cinder, steps } = w;
+  let bdm = w.bdm;
   const volumeId = bdm.volume_id!;
   const instanceUuid = w.instance.uuid;
   const state: { newAttachment?: Attachment; rpcDone: boolean; bdmSaved: boolean } = { rpcDone: false, bdmSaved: false };
@@ -53,6 +54,17 @@ export async function refreshAttachment(w: WorkInput): Promise<WorkDone> {
   let failure: Error | undefined;
   try {
     actionId = await steps.run('start_action', () => startRefreshAction(db, instanceUuid, w.ctx));
+    if (bdm.attachment_id !== null && w.cinderView === null) {
+      // The BDM names an attachment Cinder no longer has: an earlier run's clean-up could not
+      // finish (e.g. a lock wait at save_bdm) and left a connected `attaching` attachment beside
+      // it, for whose volume Cinder reserves nothing (found by the interop fault matrix).
+      // Restore the invariant first: the reconcile adopts and completes that attachment.
+      const stranded = bdm;
+      const left = await steps.run('cinder_list_attachments', () => cinder.listAttachments(volumeId, instanceUuid));
+      if (left.some((a) => a.status === 'attaching' && a.connection_info && Object.keys(a.connection_info).length > 0)) {
+        bdm = (await steps.run('reconcile', () => reconcileBdm(db, cinder, stranded.id))).bdm;
+      }
+    }
     const pending = w.cinderView;
     if (pending?.id === bdm.attachment_id && pending.status === 'attaching' && pending.connection_info && Object.keys(pending.connection_info).length > 0) {
       // A run whose os-complete failed left the volume `attaching`; Cinder reserves a new
@@ -92,7 +104,7 @@ export async function refreshAttachment(w: WorkInput): Promise<WorkDone> {
     return { newAttachmentId: state.newAttachment.id, newInfo };
   } catch (err) {
     failure = err instanceof Error ? err : new Error(String(err));
-    const { undone, remains } = await afterFailure(w, state).catch((e: Error) => ({
+    const { undone, remains } = await afterFailure({ ...w, bdm }, state).catch((e: Error) => ({
       undone: [] as string[],
       remains: `clean-up failed too (${e.message.split('\n')[0]}); run refresh again to recover`,
     }));

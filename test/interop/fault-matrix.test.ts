@@ -178,7 +178,6 @@ const cases: Case[] = [
   {
     name: 'cell DB lock wait timeout at save_bdm (BDM row held)',
     at: 'save_bdm',
-    todo: "the re-run reserves while run 1's connected attachment is 'attaching' beside a BDM that points at a deleted one: Cinder refuses (400); reconcile before reserving",
     inject: async (c) => {
       await c.holdRowLock("SELECT id FROM block_device_mapping WHERE instance_uuid = ? AND destination_type = 'volume' AND deleted = 0 FOR UPDATE", [c.twin.instance_uuid]);
       return { cellDb: cellDbHook(() => 'pass') };
