@@ -1,10 +1,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BUNDLE } from './support/nova-env';
+import { runBundle } from './support/run-bundle';
 import { RefreshEnv } from './support/refresh-env';
 
 // The exit code of every CLI path through the built bundle: bdm refresh, bdm audit
@@ -19,16 +18,7 @@ before(async () => {
 });
 after(() => env.stop());
 
-function run(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(BUNDLE, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (status) => resolve({ status, stdout, stderr: stderr.trim() }));
-  });
-}
+const run = runBundle;
 const cli = (...args: string[]) => run(['--config-file', env.fx.env.confPath, '--config-file', env.extraConf, ...args]);
 
 describe('wrong usage: 64, nothing run', () => {

@@ -1,8 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { FleetEnv } from './support/fleet-env';
-import { BUNDLE } from './support/nova-env';
+import { runBundle } from './support/run-bundle';
 import { RefreshEnv } from './support/refresh-env';
 
 // nova-bdm bdm refresh FILTERS: through the built bundle, the summary table and the exit codes.
@@ -13,15 +12,8 @@ before(async () => {
 });
 after(() => env.stop());
 
-function cli(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(BUNDLE, ['--config-file', env.fx.env.confPath, '--config-file', env.extraConf, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (status) => resolve({ status, stdout, stderr: stderr.trim() }));
-  });
+function cli(...args: string[]) {
+  return runBundle(['--config-file', env.fx.env.confPath, '--config-file', env.extraConf, ...args]);
 }
 
 const EXPECT = JSON.stringify(RefreshEnv.EXPECT_NEW_MONITORS);

@@ -1,11 +1,10 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { runBundle } from './support/run-bundle';
 import { RefreshEnv } from './support/refresh-env';
-import { BUNDLE } from './support/nova-env';
 
 // The refresh command lines, through the built bundle, with nova-manage's exit codes.
 
@@ -19,16 +18,7 @@ before(async () => {
 after(() => env.stop());
 
 /** Runs the bundle asynchronously: the stand-in compute and Cinder live in this process. */
-function run(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(BUNDLE, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (status) => resolve({ status, stdout, stderr: stderr.trim() }));
-  });
-}
+const run = runBundle;
 
 function cli(...args: string[]) {
   return run(['--config-file', env.fx.env.confPath, '--config-file', env.extraConf, ...args]);
