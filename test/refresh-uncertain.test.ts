@@ -53,4 +53,26 @@ describe('a Cinder write without an answer', () => {
     assert.equal(JSON.parse(String(rows.bdms[0]!.connection_info)).data.hosts[0], '198.51.100.21');
     assert.equal(rows.instance!.locked, 0);
   });
+
+  test('a cinder-api that died inside the PUT: the BDM names an attachment left attaching with no connection_info; the next run completes it, then refreshes', async () => {
+    // What the fleet fault matrix's "cinder-api SIGKILL before PUT" left on the real lab: an
+    // earlier run deleted the old attachment and pointed the BDM (connection_info cleared) at its
+    // reservation; cinder-volume then took the PUT (attaching, connector) and cinder-api died
+    // before saving the connection_info. Cinder reserves nothing for an `attaching` volume.
+    const s = await env.seed();
+    const left = env.cloud.attachments.get(s.oldAttachmentId)!;
+    left.status = 'attaching';
+    left.connection_info = {};
+    env.cloud.volumes.get(s.volumeId)!.status = 'attaching';
+    await env.fx.cell('cell1').updateTable('block_device_mapping').set({ connection_info: null }).where('id', '=', s.bdm.id).execute();
+    const again = await env.refresh({ bdm_uuid: s.bdm.uuid });
+    assert.equal(again.failed, undefined, String(again.msg));
+    const atts = env.cloud.attachmentsOf(s.volumeId);
+    assert.deepEqual(atts.map((a) => a.status), ['attached'], 'exactly one attachment, attached');
+    assert.notEqual(atts[0]!.id, s.oldAttachmentId, 'a new attachment replaced the one left attaching');
+    const rows = await env.dumpRows(s.instanceUuid);
+    assert.equal(rows.bdms[0]!.attachment_id, atts[0]!.id);
+    assert.deepEqual(JSON.parse(String(rows.bdms[0]!.connection_info)).data.hosts, RefreshEnv.EXPECT_NEW_MONITORS.data.hosts);
+    assert.equal(rows.instance!.locked, 0);
+  });
 });

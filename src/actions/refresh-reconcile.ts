@@ -61,12 +61,13 @@ export async function reconcileBdm(
     done.repointed = true;
     done.notes.push(`pointed the BDM at attachment ${keep.id}${info ? '' : ' with connection_info cleared'}`);
   }
-  if (completePending && keep.status === 'attaching' && keep.connection_info && Object.keys(keep.connection_info).length > 0) {
-    // Connected but never completed: the volume stays `attaching`, and Cinder reserves no new
-    // attachment for it until this one is complete (cinder/volume/api.py _attachment_reserve).
+  if (completePending && keep.status === 'attaching') {
+    // Connected (or its PUT cut short inside cinder-api, connection_info never saved) but never
+    // completed: the volume stays `attaching`, and Cinder reserves no new attachment for it
+    // until this one is complete (cinder/volume/api.py _attachment_reserve).
     try {
       await cinder.completeAttachment(keep.id);
-      done.notes.push(`marked attachment ${keep.id} complete (it had been connected)`);
+      done.notes.push(`marked attachment ${keep.id} complete (it had been left attaching)`);
     } catch (err) {
       done.notes.push(`could not mark attachment ${keep.id} complete (${(err as Error).message.split('\n')[0]})`);
     }

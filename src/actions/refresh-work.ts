@@ -61,15 +61,18 @@ export async function refreshAttachment(w: WorkInput): Promise<WorkDone> {
       // Restore the invariant first: the reconcile adopts and completes that attachment.
       const stranded = bdm;
       const left = await steps.run('cinder_list_attachments', () => cinder.listAttachments(volumeId, instanceUuid));
-      if (left.some((a) => a.status === 'attaching' && a.connection_info && Object.keys(a.connection_info).length > 0)) {
+      if (left.some((a) => a.status === 'attaching')) {
         bdm = (await steps.run('reconcile', () => reconcileBdm(db, cinder, stranded.id))).bdm;
       }
     }
     const pending = w.cinderView;
-    if (pending?.id === bdm.attachment_id && pending.status === 'attaching' && pending.connection_info && Object.keys(pending.connection_info).length > 0) {
-      // A run whose os-complete failed left the volume `attaching`; Cinder reserves a new
-      // attachment only for an in-use or reserved volume (cinder/volume/api.py
-      // _attachment_reserve): complete it first.
+    if (pending?.id === bdm.attachment_id && pending.status === 'attaching') {
+      // The BDM's attachment was left `attaching`, so is the volume, and Cinder reserves a new
+      // attachment only for an in-use or reserved one (cinder/volume/api.py _attachment_reserve):
+      // complete it first. Left so by a run whose os-complete failed (connection_info set), or
+      // by a cinder-api that died inside the PUT: cinder-volume had set `attaching` and the
+      // connector, the API never saved the connection_info (api.py attachment_update saves it
+      // after the RPC returns; found by the fleet fault matrix). The refresh then replaces it.
       await steps.run('cinder_complete_pending', () => cinder.completeAttachment(pending.id));
     }
     state.newAttachment = await steps.run('cinder_reserve', () => cinder.reserveAttachment(volumeId, instanceUuid));
