@@ -25,6 +25,11 @@ export class DatabaseUnavailable extends NovaBdmError {
   override name = 'DatabaseUnavailable';
 }
 
+/** The connection broke after it was made: a write in flight may or may not have been committed. */
+export class DatabaseConnectionLost extends DatabaseUnavailable {
+  override name = 'DatabaseConnectionLost';
+}
+
 /** The data in Nova's databases contradicts itself (e.g. one BDM uuid live in two cells). */
 export class InconsistentData extends NovaBdmError {
   override name = 'InconsistentData';

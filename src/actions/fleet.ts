@@ -1,5 +1,5 @@
 import type { CinderClient } from '../cinder/cinder-client';
-import { BadInput, InstanceChanged, LockedByAnotherRefresh, NovaBdmError } from '../errors';
+import { BadInput, InstanceChanged, LockedByAnotherRefresh, NovaBdmError, RefreshFailed } from '../errors';
 import type { Cell, NovaTopology } from '../nova-db/cells';
 import type { OsloRpcClient } from '../rpc/oslo-rpc-client';
 import { checkPrivateFileTarget, writePrivateFile } from '../output/private-file';
@@ -237,6 +237,10 @@ function outcomesForLockError(planned: PlannedRefresh[], err: unknown): BdmOutco
   const error = err instanceof Error ? err : new Error(String(err));
   if (error instanceof LockedByAnotherRefresh) return planned.map((p) => ({ kind: 'skipped', bdm: p.bdm, why: 'locked by another refresh', error }));
   if (error instanceof InstanceChanged) return planned.map((p) => ({ kind: 'skipped', bdm: p.bdm, why: `changed meanwhile: ${error.why}`, error }));
+  if (error instanceof RefreshFailed) {
+    const { undone, remains } = error.details as { undone: string[]; remains: string };
+    return planned.map((p) => ({ kind: 'failed', bdm: p.bdm, error, undone, remains }));
+  }
   return planned.map((p) => ({ kind: 'failed', bdm: p.bdm, error, undone: [], remains: 'the instance could not be locked; nothing was changed' }));
 }
 

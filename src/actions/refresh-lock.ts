@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Selectable } from 'kysely';
-import { InstanceChanged, LockedByAnotherRefresh } from '../errors';
+import { DatabaseConnectionLost, InstanceChanged, LockedByAnotherRefresh, RefreshFailed } from '../errors';
 import type { NovaDatabase } from '../nova-db/connect';
 import { claimInstance, heartbeatClaim, readClaim, releaseClaim, type ClaimValue, type HeldClaim } from '../nova-db/refresh-claim';
 import type { CellDatabase, InstancesTable } from '../nova-db/schema';
@@ -107,6 +107,13 @@ export async function withInstanceLock<T>(req: LockRequest, work: (lock: HeldLoc
     );
   } catch (err) {
     heldHere.delete(token);
+    if (err instanceof DatabaseConnectionLost) {
+      // The claim's COMMIT may have reached the server before the connection broke: the
+      // instance may now be locked and claimed by this run. The next run takes the claim over
+      // (this process is gone then) and recovers, as after a kill.
+      const remains = 'the instance may have been locked by this run (the connection broke while the lock was written): run refresh again to recover it';
+      throw new RefreshFailed(`${err.message}; ${remains}`, { undone: [], remains }, err);
+    }
     throw err;
   }
   if (outcome.kind !== 'claimed') {

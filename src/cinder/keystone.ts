@@ -44,9 +44,17 @@ export const MIN_TOKEN_LIFE_MS = 120_000;
  * shared by concurrent callers, renewed when it is about to expire, and dropped when a service
  * answered 401 to it (the caller then asks again, once).
  */
+/**
+ * After an authentication failed (its connect retries spent), callers within this long get the
+ * same error at once: a fleet of 1,000 BDMs with Keystone down fails in seconds, not after
+ * 1,000 rounds of retries; a later BDM of a long run still tries again.
+ */
+export const FAILED_AUTH_HOLD_MS = 30_000;
+
 export class TokenSource {
   private pending?: Promise<KeystoneToken>;
   private current?: KeystoneToken;
+  private failure?: { error: unknown; at: number };
 
   constructor(
     private readonly http: OpenStackHttp,
@@ -58,6 +66,7 @@ export class TokenSource {
   get(): Promise<KeystoneToken> {
     const c = this.current;
     if (c && (c.expiresAt === undefined || c.expiresAt - this.now() > MIN_TOKEN_LIFE_MS)) return Promise.resolve(c);
+    if (!this.pending && this.failure && this.now() - this.failure.at < FAILED_AUTH_HOLD_MS) return Promise.reject(this.failure.error);
     if (!this.pending) {
       this.current = undefined;
       const pending = authenticate(this.http, this.credentials, this.what);
@@ -65,8 +74,11 @@ export class TokenSource {
       pending.then(
         (t) => {
           if (this.pending === pending) this.current = t;
+          this.failure = undefined;
         },
-        () => undefined,
+        (error: unknown) => {
+          this.failure = { error, at: this.now() };
+        },
       ).finally(() => {
         if (this.pending === pending) this.pending = undefined;
       });

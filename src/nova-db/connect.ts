@@ -4,7 +4,7 @@ import * as mysql2 from 'mysql2';
 import { createPool, type Pool, type PoolConnection, type PoolOptions } from 'mysql2';
 import type { DbTarget } from '../config/sqlalchemy-url';
 import { describeDbTarget } from '../config/sqlalchemy-url';
-import { BadInput, DatabaseUnavailable } from '../errors';
+import { BadInput, DatabaseConnectionLost, DatabaseUnavailable } from '../errors';
 
 /**
  * mysql2 decodes utf8mb3 (pymysql's and Nova's "utf8") as CESU-8, in JavaScript (iconv-lite).
@@ -29,6 +29,8 @@ export class NovaDatabase<T> {
   /** Raw connections streamRowBatches has set up (Kysely keeps its own record for its own use). */
   private readonly sessionReady = new WeakSet<PoolConnection>();
   private closed = false;
+  /** A connection was made: a failure after that is a connection lost, not one refused. */
+  private everConnected = false;
 
   constructor(
     /** "API database", "cell1 database": used in every error about it. */
@@ -58,6 +60,7 @@ export class NovaDatabase<T> {
     // mysql2 reports a connection lost in the middle of a streamed query (no callback) to the
     // connection only, so the stream would wait forever: hand the error to that query too.
     this.pool.on('connection', (conn) => {
+      this.everConnected = true;
       conn.on('error', (err: Error) => {
         const command = (conn as unknown as { _command?: { onResult?: unknown; emit(event: string, e: Error): void } })._command;
         if (command && !command.onResult) command.emit('error', err);
@@ -154,6 +157,9 @@ export class NovaDatabase<T> {
     if (!(err instanceof Error)) return new DatabaseUnavailable(`${this.label} failed: ${String(err)}`);
     const code = (err as NodeJS.ErrnoException).code;
     const where = describeDbTarget(this.target);
+    if (this.everConnected && (LOST_CODES.has(code ?? '') || /connection lost|closed state/i.test(err.message))) {
+      return new DatabaseConnectionLost(`the connection to the ${this.label} ${where} was lost (${code ?? err.message})`);
+    }
     const reason = CONNECT_ERRORS[code ?? ''];
     if (reason) return new DatabaseUnavailable(`cannot connect to the ${this.label} ${where}: ${reason(err)}`);
     if (err.name === 'BadInput') return err;
@@ -168,6 +174,9 @@ export class NovaDatabase<T> {
     await new Promise<void>((resolve) => this.pool.end(() => resolve()));
   }
 }
+
+/** A connection that was up and broke (mysql2's and the socket's codes). */
+const LOST_CODES = new Set(['PROTOCOL_CONNECTION_LOST', 'ECONNRESET', 'EPIPE', 'ERR_STREAM_DESTROYED']);
 
 const CONNECT_ERRORS: Record<string, (err: Error) => string> = {
   ECONNREFUSED: () => 'connection refused (is the database server running?)',

@@ -1,24 +1,20 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as mysql from 'mysql2/promise';
 import { getConnectorJson, runOurs, seed, upLab, type LabEnv, type Seeded } from './harness';
-import { amqpMethod, mysqlQuery, mysqlQueryPacket, type ProxyOptions } from './faults/fault-proxy';
+import { amqpMethod, type ProxyOptions } from './faults/fault-proxy';
 import { bdmProblems, failedActionProblems, finalProblems, interimProblems, snapshot } from './faults/end-state';
 import { computeConsumers, LabService } from './faults/lab-services';
 import { framers, startRig, type Rig } from './faults/rig';
+import { cellDbHook, cutAtNth, DB_WRITES, faultTable, loseAnswerToNthCommit, HTTP_TIMEOUT, LOCK_WAIT, newRow, RowLockHolder, RPC_TIMEOUT, sleep, type Row } from './faults/matrix';
 
 // Issue 14 item 1: a fault matrix on the real lab (real Keystone, Cinder, RabbitMQ, MariaDB,
 // nova-compute). Each case injects one fault at one step of a single refresh, checks what the
 // failed run says and leaves, heals the fault, runs the same refresh again and checks the end
 // state of the instance, the BDM and the volume. The table is printed at the end.
-// Fleet refresh (10 BDMs) is not covered yet: it is not in main.
+// fault-matrix-fleet.test.ts does the same for a fleet refresh of 10 BDMs.
 
 const enabled = process.env.NOVA_BDM_INTEROP === '1' || process.env.npm_lifecycle_event === 'test:interop';
 const SKIP = enabled ? false : 'interop tier: run `npm run test:interop` (or set NOVA_BDM_INTEROP=1); needs root, brings up real OpenStack services';
-
-const RPC_TIMEOUT = 8;
-const HTTP_TIMEOUT = 15;
-const LOCK_WAIT = 3;
 
 interface Ctx {
   lab: LabEnv;
@@ -44,55 +40,16 @@ interface Case {
   heal?(ctx: Ctx): Promise<void>;
 }
 
-interface Row {
-  name: string;
-  at: string;
-  first: string;
-  failSeconds: string;
-  interim: string;
-  rerun: string;
-  end: string;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 // The Cinder calls of a refresh of a v3 BDM, in order (each its own connection: no keep-alive).
 const CINDER_CALLS = ['GET attachment', 'GET volume', 'GET versions', 'POST attachments (reserve)', 'DELETE old attachment', 'PUT attachment (connector)', 'POST os-complete'];
 
-// The cell DB writes of a refresh, recognised by their SQL (kysely text, values inlined by mysql2).
-const DB_WRITES: Array<{ name: string; sql: RegExp; nth: number }> = [
-  { name: 'start_action', sql: /^insert into `instance_actions`/i, nth: 2 }, // the 1st is the lock's
-  { name: 'save_bdm', sql: /^update `block_device_mapping`/i, nth: 1 },
-  { name: 'finish_action', sql: /^update `instance_actions`/i, nth: 1 },
-  { name: 'unlock', sql: /^select `id` from `instances` where .* for update$/i, nth: 1 }, // the claim's release (the claim selects *)
+// The cell DB writes of a refresh, in order, and which occurrence of each is the refresh's.
+const WRITES: Array<{ name: string; sql: RegExp; nth: number }> = [
+  { name: 'start_action', sql: DB_WRITES.startAction, nth: 2 }, // the 1st is the lock's
+  { name: 'save_bdm', sql: DB_WRITES.saveBdm, nth: 1 },
+  { name: 'finish_action', sql: DB_WRITES.finishAction, nth: 1 },
+  { name: 'unlock', sql: DB_WRITES.unlock, nth: 1 },
 ];
-
-/** The tool's session gets a short lock wait (what MariaDB's 50 s default does, sooner). */
-function shortLockWait(): ProxyOptions['onClientFrame'] {
-  return (frame) => {
-    const q = mysqlQuery(frame);
-    if (q && /^SET SESSION sql_mode/i.test(q)) return mysqlQueryPacket(`${q}, innodb_lock_wait_timeout = ${LOCK_WAIT}`, frame[3]!);
-    return 'pass';
-  };
-}
-
-function cellDbHook(onQuery: (sql: string) => 'pass' | 'cut' | Promise<'pass' | 'cut'>): ProxyOptions {
-  const lockWait = shortLockWait()!;
-  return {
-    clientFramer: framers.mysqlClient,
-    async onClientFrame(frame, n) {
-      const rewritten = await lockWait(frame, n);
-      if (rewritten !== 'pass') return rewritten;
-      const q = mysqlQuery(frame);
-      return q ? onQuery(q) : 'pass';
-    },
-  };
-}
-
-function cutAtDbWrite(w: (typeof DB_WRITES)[number]): ProxyOptions {
-  let seen = 0;
-  return cellDbHook((q) => (w.sql.test(q) && ++seen === w.nth ? 'cut' : 'pass'));
-}
 
 const cases: Case[] = [
   {
@@ -162,11 +119,16 @@ const cases: Case[] = [
       await c.compute.restart();
     },
   },
-  ...DB_WRITES.map((w): Case => ({
+  ...WRITES.map((w): Case => ({
     name: `cell DB connection cut before ${w.name}`,
     at: w.name,
-    inject: () => ({ cellDb: cutAtDbWrite(w) }),
+    inject: () => ({ cellDb: cutAtNth(w.sql, w.nth) }),
   })),
+  {
+    name: "cell DB connection lost after the lock's COMMIT reached the server",
+    at: 'lock (its answer)',
+    inject: () => ({ cellDb: loseAnswerToNthCommit(1) }),
+  },
   {
     name: 'cell DB lock wait timeout at lock (instances row held)',
     at: 'lock',
@@ -190,7 +152,7 @@ const cases: Case[] = [
       let seen = 0;
       return {
         cellDb: cellDbHook(async (q): Promise<'pass'> => {
-          if (DB_WRITES[3]!.sql.test(q) && ++seen === 1) await c.holdRowLock('SELECT id FROM instances WHERE uuid = ? FOR UPDATE', [c.twin.instance_uuid]);
+          if (DB_WRITES.unlock.test(q) && ++seen === 1) await c.holdRowLock('SELECT id FROM instances WHERE uuid = ? FOR UPDATE', [c.twin.instance_uuid]);
           return 'pass';
         }),
       };
@@ -208,10 +170,11 @@ describe('fault matrix: single refresh on the real lab (issue 14 item 1)', { ski
   let connector: string;
   let pool: Seeded[] = [];
   const rows: Row[] = [];
-  let lockHolder: mysql.Connection | undefined;
+  let locks: RowLockHolder;
 
   before(async () => {
     lab = await upLab();
+    locks = new RowLockHolder(lab);
     connector = getConnectorJson();
     rig = await startRig(lab, { httpTimeoutSeconds: HTTP_TIMEOUT });
     // Seeding costs ~10 s per instance: a few stale ones, reused round robin (force: true).
@@ -219,16 +182,10 @@ describe('fault matrix: single refresh on the real lab (issue 14 item 1)', { ski
   });
 
   after(async () => {
-    await lockHolder?.end().catch(() => undefined);
+    await locks?.release();
     await rig?.stop();
     if (rows.length) {
-      const head: Row = { name: 'case', at: 'strikes at', first: 'first run', failSeconds: 'time to fail', interim: 'left after the first run', rerun: 're-run', end: 'end state' };
-      const all = [head, ...rows];
-      const width = (k: keyof Row) => Math.min(90, Math.max(...all.map((r) => r[k].length)));
-      const keys: Array<keyof Row> = ['name', 'at', 'first', 'failSeconds', 'interim', 'rerun', 'end'];
-      const line = (r: Row) => `| ${keys.map((k) => r[k].slice(0, 90).padEnd(width(k))).join(' | ')} |`;
-      const text = [line(head), `|${keys.map((k) => '-'.repeat(width(k) + 2)).join('|')}|`, ...rows.map(line)].join('\n');
-      process.stdout.write(`\nfault matrix (single refresh, v3 BDM; rpc_timeout ${RPC_TIMEOUT} s, Cinder timeout ${HTTP_TIMEOUT} s, lock wait ${LOCK_WAIT} s):\n${text}\n`);
+      process.stdout.write(`\nfault matrix (single refresh, v3 BDM; rpc_timeout ${RPC_TIMEOUT} s, Cinder timeout ${HTTP_TIMEOUT} s, lock wait ${LOCK_WAIT} s):\n${faultTable(rows)}\n`);
     }
   });
 
@@ -250,18 +207,9 @@ describe('fault matrix: single refresh on the real lab (issue 14 item 1)', { ski
         twin,
         cinderApi,
         compute,
-        async holdRowLock(sql, params) {
-          lockHolder = await mysql.createConnection({ host: '127.0.0.1', user: lab.dbUser, password: lab.dbPassword, database: lab.databases.nova });
-          await lockHolder.query('BEGIN');
-          await lockHolder.query(sql, params);
-        },
+        holdRowLock: (sql, params) => locks.hold(sql, params),
       };
-      const release = async () => {
-        const h = lockHolder;
-        lockHolder = undefined;
-        await h?.query('ROLLBACK').catch(() => undefined);
-        await h?.end().catch(() => undefined);
-      };
+      const release = () => locks.release();
       const args = {
         action: 'refresh',
         instance_uuid: twin.instance_uuid,
@@ -272,7 +220,7 @@ describe('fault matrix: single refresh on the real lab (issue 14 item 1)', { ski
         rpc_timeout: RPC_TIMEOUT,
         ...rig.toolArgs,
       };
-      const row: Row = { name: fault.name, at: fault.at, first: '?', failSeconds: '?', interim: '?', rerun: '?', end: '?' };
+      const row = newRow(fault.name, fault.at);
       rows.push(row);
 
       const before = await snapshot(twin);

@@ -17,6 +17,12 @@ export interface Framer {
 export interface ProxyOptions {
   /** Awaited before connection n (1-based) is opened upstream; the client waits meanwhile. */
   onConnection?: (n: number) => void | Promise<void>;
+  /**
+   * HTTP (one request per connection: the tool sends no keep-alive): awaited with the request
+   * line ("POST /v3/.../attachments HTTP/1.1") once it has arrived, before it goes upstream.
+   * A fleet runs calls side by side, so a fault is placed by what the call is, not by its count.
+   */
+  onHttpRequest?: (requestLine: string, n: number) => void | Promise<void>;
   clientFramer?: () => Framer;
   serverFramer?: () => Framer;
   onClientFrame?: FrameHook;
@@ -91,6 +97,15 @@ export class FaultProxy {
     } catch {
       /* the hook's own failure is the test's to report; the connection goes on */
     }
+    let head: Buffer | undefined;
+    if (options.onHttpRequest) {
+      head = await firstLine(client);
+      try {
+        await options.onHttpRequest(head.toString('latin1').split('\r\n')[0]!, n);
+      } catch {
+        /* as above */
+      }
+    }
     if (this.refusing || client.destroyed) {
       client.destroy();
       return;
@@ -102,6 +117,7 @@ export class FaultProxy {
     client.on('close', () => upstream.destroy());
     this.pump(client, upstream, options.clientFramer?.(), options.onClientFrame, n);
     this.pump(upstream, client, options.serverFramer?.(), options.onServerFrame, n);
+    if (head?.length) upstream.write(head);
     client.resume();
   }
 
@@ -127,6 +143,28 @@ export class FaultProxy {
       }
     });
   }
+}
+
+/** Reads from a paused socket until a whole first line (or the end) has come; leaves it paused. */
+function firstLine(socket: Socket): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    const done = () => {
+      socket.off('data', onData);
+      socket.off('end', done);
+      socket.off('close', done);
+      socket.pause();
+      resolve(Buffer.concat(chunks));
+    };
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      if (chunk.includes('\r\n')) done();
+    };
+    socket.on('data', onData);
+    socket.on('end', done);
+    socket.on('close', done);
+    socket.resume();
+  });
 }
 
 /** AMQP 0-9-1 frames; the client side starts with the 8-byte protocol header. */
