@@ -1,4 +1,5 @@
-import type { Attachment, AttachedHosts, CinderClient } from '../cinder/cinder-client';
+import type { CinderClient } from '../cinder/cinder-client';
+import { loadCinderIndex, type CinderIndex } from './cinder-index';
 import type { Cell, NovaTopology } from '../nova-db/cells';
 import { streamVolumeBdmBatches, type AuditFilters, type AuditRow } from '../nova-db/audit-query';
 import { AuditReportFile } from './audit-report';
@@ -62,25 +63,15 @@ export async function auditFleet(topology: NovaTopology, options: AuditOptions):
   }
 }
 
-/** What Cinder said in bulk, read once before the cells: attachments by id, and their hosts. */
-interface CinderIndex {
-  client: CinderClient;
-  concurrency: number;
-  attachments: Map<string, Attachment>;
-  hosts: AttachedHosts;
-}
+/** What Cinder said in bulk (read once before the cells), with the client for what it lacks. */
+type AuditCinder = CinderIndex & { client: CinderClient; concurrency: number };
 
-async function loadCinderIndex(cinder: NonNullable<AuditOptions['cinder']>): Promise<CinderIndex> {
-  const attachments = new Map<string, Attachment>();
-  const readAttachments = async () => {
-    for await (const page of cinder.client.listAllAttachments()) for (const a of page) attachments.set(a.id, a);
-  };
-  const [hosts] = await Promise.all([cinder.client.listAttachedHosts(), readAttachments()]);
-  return { ...cinder, attachments, hosts };
+async function loadAuditCinder(cinder: NonNullable<AuditOptions['cinder']>): Promise<AuditCinder> {
+  return { ...cinder, ...(await loadCinderIndex(cinder.client)) };
 }
 
 async function auditCells(topology: NovaTopology, options: AuditOptions, report: AuditReportFile | undefined): Promise<Record<string, unknown>> {
-  const [cells, cinder] = await Promise.all([topology.listCells().then((all) => selectCells(all, options.cells)), options.cinder ? loadCinderIndex(options.cinder) : undefined]);
+  const [cells, cinder] = await Promise.all([topology.listCells().then((all) => selectCells(all, options.cells)), options.cinder ? loadAuditCinder(options.cinder) : undefined]);
   const stale: StaleBdm[] = [];
   const byReason: Record<string, number> = {};
   let scanned = 0;
@@ -143,7 +134,7 @@ async function auditCell(
   topology: NovaTopology,
   cell: Cell,
   options: AuditOptions,
-  cinder: CinderIndex | undefined,
+  cinder: AuditCinder | undefined,
   record: (row: AuditRow, reasons: StaleReason[]) => void,
   report: AuditReportFile | undefined,
 ): Promise<void> {
@@ -161,7 +152,7 @@ async function auditCell(
 async function scanCell(
   db: ReturnType<NovaTopology['cellDatabase']>,
   options: AuditOptions,
-  cinder: CinderIndex | undefined,
+  cinder: AuditCinder | undefined,
   record: (row: AuditRow, reasons: StaleReason[]) => void,
   report: AuditReportFile | undefined,
   inFlight: Set<Promise<void>>,

@@ -7,6 +7,7 @@ import { findInstanceRow, systemMetadataOf } from '../nova-db/refresh-reads';
 import type { BdmRecord } from '../nova-db/records';
 import type { InstancesTable } from '../nova-db/schema';
 import { selectCells } from './audit';
+import { BULK_MIN_BDMS, bulkPays, loadCinderIndex } from './cinder-index';
 import { parseConnectionInfo } from './connection-info';
 import { inspectBdm, type Decision, type Inspector } from './refresh-inspect';
 
@@ -39,9 +40,10 @@ export interface PlannedInstance {
 /** Select, then inspect; `concurrency` instances are inspected at once. */
 export async function planFleet(ins: Inspector, selection: FleetSelection, concurrency: number): Promise<PlannedInstance[]> {
   const cells = selectCells(await ins.topology.listCells(), selection.cells);
-  const selected: Array<{ cell: Cell; instanceUuid: string; bdmUuids: Set<string> }> = [];
+  const selected: Array<{ cell: Cell; instanceUuid: string; bdmUuids: Set<string>; withAttachment: number }> = [];
   for (const cell of cells) {
     const byInstance = new Map<string, Set<string>>();
+    const attached = new Map<string, number>();
     for await (const row of streamVolumeBdms(ins.topology.cellDatabase(cell), selection.filters)) {
       if (!row.instance_uuid || !row.uuid) continue;
       const wanted = selection.filters.driverVolumeType;
@@ -49,8 +51,20 @@ export async function planFleet(ins: Inspector, selection: FleetSelection, concu
       let set = byInstance.get(row.instance_uuid);
       if (!set) byInstance.set(row.instance_uuid, (set = new Set()));
       set.add(row.uuid);
+      if (row.attachment_id) attached.set(row.instance_uuid, (attached.get(row.instance_uuid) ?? 0) + 1);
     }
-    for (const [instanceUuid, bdmUuids] of byInstance) selected.push({ cell, instanceUuid, bdmUuids });
+    for (const [instanceUuid, bdmUuids] of byInstance) selected.push({ cell, instanceUuid, bdmUuids, withAttachment: attached.get(instanceUuid) ?? 0 });
+  }
+
+  // Large fleets read Cinder in bulk (cinder-index.ts) instead of two GETs per BDM.
+  const withAttachment = selected.reduce((n, s) => n + s.withAttachment, 0);
+  if (withAttachment >= BULK_MIN_BDMS) {
+    try {
+      if (bulkPays(withAttachment, await ins.cinder.countVolumes())) ins.cinderIndex = await loadCinderIndex(ins.cinder);
+    } catch {
+      // No count or no listing (an older Cinder, a policy): each BDM asks for itself, and says so if that fails too.
+      ins.cinderIndex = undefined;
+    }
   }
 
   const plan: PlannedInstance[] = new Array(selected.length);

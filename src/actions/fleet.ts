@@ -68,6 +68,8 @@ export type FleetRefreshResult = {
   warnings?: string[];
   /** Seconds spent selecting and inspecting every BDM before any work started. */
   plan_seconds: number;
+  /** Requests the plan sent to Cinder: 2 per BDM, or a few pages when it read Cinder's listings in bulk. */
+  plan_cinder_requests: number;
   /** The most instances refreshed at once (0 in check mode). */
   peak_parallel: number;
 };
@@ -80,8 +82,9 @@ export async function refreshFleet(deps: FleetDeps, selection: FleetSelection, s
   const planStarted = performance.now();
   const plan = await planFleet(inspector, selection, settings.maxParallel);
   const planSeconds = Math.round(performance.now() - planStarted) / 1000;
+  const planCinderRequests = cinder.requestCount;
 
-  const out: Omit<FleetRefreshResult, 'changed' | 'msg' | 'counts' | 'plan_seconds' | 'peak_parallel'> = { refreshed: [], skips: [], failures: [] };
+  const out: Omit<FleetRefreshResult, 'changed' | 'msg' | 'counts' | 'plan_seconds' | 'plan_cinder_requests' | 'peak_parallel'> = { refreshed: [], skips: [], failures: [] };
   const diffs: ConnectionInfoDiff[] = [];
   const warnings: string[] = [];
   const toRun: Array<{ instance: PlannedInstance; planned: PlannedRefresh[] }> = [];
@@ -166,6 +169,7 @@ export async function refreshFleet(deps: FleetDeps, selection: FleetSelection, s
     ...(settings.diff && diffs.length ? { diff: diffs } : {}),
     ...(warnings.length ? { warnings } : {}),
     plan_seconds: planSeconds,
+    plan_cinder_requests: planCinderRequests,
     peak_parallel: peakParallel,
   };
   if (counts.failed > 0) {

@@ -7,6 +7,7 @@ import { readClaim } from '../nova-db/refresh-claim';
 import type { BdmRecord } from '../nova-db/records';
 import type { InstancesTable } from '../nova-db/schema';
 import type { OsloRpcClient } from '../rpc/oslo-rpc-client';
+import { listedAttachmentsOf, type CinderIndex } from './cinder-index';
 import { checkCompute, chooseRpcVersion } from './refresh-preconditions';
 import { describeClaim, isAbandoned } from './refresh-lock';
 import { instanceBlocker, isRefreshLockReason } from './refreshable';
@@ -30,6 +31,8 @@ export interface InspectSettings {
 export class Inspector {
   private readonly hostChecks = new Map<string, Promise<NovaBdmError | undefined>>();
   private rpcVersion?: Promise<string>;
+  /** Cinder's attachments read in bulk by a large fleet plan (never used under a lock: it may be stale there). */
+  cinderIndex?: CinderIndex;
 
   constructor(
     readonly topology: NovaTopology,
@@ -89,6 +92,8 @@ export type Decision =
       /** A refresh of this instance was interrupted: the lock wrapper recovers it first. */
       interrupted: boolean;
       cinderView: Attachment | null;
+      /** Every attachment of (volume, instance) as the bulk listing showed it; undefined: not read in bulk. */
+      listedAttachments?: Attachment[];
       connector: Connector;
       rpcVersion: string;
     }
@@ -120,11 +125,20 @@ export async function inspectBdm(ins: Inspector, t: Target, steps?: StepLog, und
   // Is it stale? The DB rules, then Cinder's view of the attachment.
   const reasons = dbStaleReasons(bdm, ins.settings.expect);
   let cinderView: Attachment | null = null;
+  const index = underLock ? undefined : ins.cinderIndex;
+  const listed = bdm.attachment_id ? index?.attachments.get(bdm.attachment_id) : undefined;
   if (bdm.attachment_id) {
     const attachmentId = bdm.attachment_id;
-    // One after the other: the first call's token is then validated once, not twice at once.
-    cinderView = await run(steps, 'cinder_get_attachment', () => ins.cinder.getAttachment(attachmentId));
-    const attachedHost = cinderView ? await run(steps, 'cinder_get_volume', () => ins.cinder.attachedHost(bdm.volume_id!, attachmentId)) : undefined;
+    let attachedHost: string | null | undefined;
+    if (listed) {
+      cinderView = listed;
+      attachedHost = index!.hosts.get(attachmentId);
+    } else {
+      // Not read in bulk, or the listing lacked it. One after the other: the first call's
+      // token is then validated once, not twice at once.
+      cinderView = await run(steps, 'cinder_get_attachment', () => ins.cinder.getAttachment(attachmentId));
+      attachedHost = cinderView ? await run(steps, 'cinder_get_volume', () => ins.cinder.attachedHost(bdm.volume_id!, attachmentId)) : undefined;
+    }
     reasons.push(...cinderStaleReasons({ ...bdm, volume_id: bdm.volume_id!, instance_uuid: instance.uuid }, cinderView, attachedHost, instance.host));
   }
   if (reasons.length === 0 && !ins.settings.force && !interrupted) return { action: 'current', reasons: [] };
@@ -139,5 +153,6 @@ export async function inspectBdm(ins: Inspector, t: Target, steps?: StepLog, und
   const hostProblem = await ins.checkHost(t.cell, host, steps);
   if (hostProblem) return { action: 'skip', why: hostProblem.message, error: hostProblem, reasons };
   const rpcVersion = await ins.chooseRpcVersion(steps);
-  return { action: 'refresh', reasons, forced: reasons.length === 0 && ins.settings.force, interrupted, cinderView, connector, rpcVersion };
+  const listedAttachments = listed ? listedAttachmentsOf(index!, bdm.volume_id!, instance.uuid) : undefined;
+  return { action: 'refresh', reasons, forced: reasons.length === 0 && ins.settings.force, interrupted, cinderView, ...(listedAttachments ? { listedAttachments } : {}), connector, rpcVersion };
 }

@@ -130,6 +130,7 @@ export async function refreshInstance(input: InstanceRunInput): Promise<Instance
             bdm: now,
             connector: decision.connector,
             cinderView: decision.cinderView,
+            listedAttachments: decision.listedAttachments,
             warnings: input.warnings,
           });
           run.outcomes.push({

@@ -36,6 +36,8 @@ export interface WorkInput {
   connector: Connector;
   /** Cinder's view of the BDM's attachment, read by the inspection (null: none or legacy). */
   cinderView?: Attachment | null;
+  /** Every attachment of (volume, instance) as a fleet plan's bulk listing showed it: no listing of our own needed. */
+  listedAttachments?: Attachment[];
   warnings: string[];
 }
 
@@ -94,7 +96,7 @@ export async function refreshAttachment(w: WorkInput): Promise<WorkDone> {
     );
     state.rpcDone = true;
     if (!(computeDeletesAttachment(w.rpcVersion) && bdm.attachment_id)) {
-      await steps.run('cinder_delete_old', () => removeOldAttachments(cinder, bdm, state.newAttachment!.id));
+      await steps.run('cinder_delete_old', () => removeOldAttachments(cinder, bdm, state.newAttachment!.id, w.listedAttachments));
     }
     const connector = { ...w.connector };
     if (connector.mountpoint === undefined && bdm.device_name) connector.mountpoint = bdm.device_name;
@@ -155,9 +157,12 @@ async function afterFailure(w: WorkInput, state: { newAttachment?: Attachment; r
  * new one goes too, a stray an earlier run could not remove (e.g. a reservation Cinder carried
  * out after that run had timed out and given up: found by the interop fault matrix).
  */
-async function removeOldAttachments(cinder: CinderClient, bdm: BdmRecord, newId: string): Promise<void> {
+async function removeOldAttachments(cinder: CinderClient, bdm: BdmRecord, newId: string, listed?: Attachment[]): Promise<void> {
   if (bdm.attachment_id) await cinder.deleteAttachment(bdm.attachment_id);
-  for (const a of await cinder.listAttachments(bdm.volume_id!, bdm.instance_uuid!)) {
+  // The plan's listing is as good as a fresh one here: the instance is locked and stopped,
+  // so nothing but this run adds an attachment to it.
+  const others = listed ? listed.filter((a) => a.id !== bdm.attachment_id) : await cinder.listAttachments(bdm.volume_id!, bdm.instance_uuid!);
+  for (const a of others) {
     if (a.id !== newId) await cinder.deleteAttachment(a.id);
   }
 }

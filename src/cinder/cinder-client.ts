@@ -8,6 +8,8 @@ import { TokenSource, type CatalogEntry, type KeystoneCredentials, type Keystone
 // (Cinder refuses to delete an in-use attachment without one).
 
 export const ATTACHMENT_MICROVERSION = '3.44';
+/** with_count on the volume listings (SUPPORT_COUNT_INFO). */
+const COUNT_MICROVERSION = '3.45';
 
 export interface CinderSettings {
   auth: KeystoneCredentials;
@@ -200,6 +202,14 @@ export class CinderClient {
     }
   }
 
+  /** How many volumes Cinder holds, all projects (one request); undefined when it does not say. */
+  async countVolumes(): Promise<number | undefined> {
+    const q = new URLSearchParams({ all_tenants: '1', limit: '1', with_count: 'true' });
+    const res = await this.call('GET', `/volumes/detail?${q}`, undefined, [], COUNT_MICROVERSION);
+    const count = (res.data as { count?: unknown }).count;
+    return typeof count === 'number' && Number.isInteger(count) && count >= 0 ? count : undefined;
+  }
+
   /**
    * The host of every attached attachment: each volume's `attachments` summary carries it as
    * host_name (admins see it; Cinder lists only attached ones there). GET /volumes/detail with
@@ -226,7 +236,7 @@ export class CinderClient {
     return hosts;
   }
 
-  private async call(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, allowed: number[] = []) {
+  private async call(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, allowed: number[] = [], microversion = ATTACHMENT_MICROVERSION) {
     for (let attempt = 1; ; attempt++) {
       const session = await this.ensureSession();
       this.requestCount++;
@@ -235,7 +245,7 @@ export class CinderClient {
         'User-Agent': 'nova-bdm',
         'X-Auth-Token': session.token,
         'X-OpenStack-Request-ID': this.requestId,
-        'OpenStack-API-Version': `volume ${ATTACHMENT_MICROVERSION}`,
+        'OpenStack-API-Version': `volume ${microversion}`,
       };
       const serviceToken = method === 'DELETE' ? await this.session.serviceToken() : undefined;
       if (serviceToken) headers['X-Service-Token'] = serviceToken;

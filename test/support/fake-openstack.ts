@@ -396,7 +396,8 @@ project_domain_name = Default
       return;
     }
     if (rest === '/volumes/detail' && method === 'GET') {
-      this.listVolumes(url, auth.admin, send);
+      const mv = /^volume 3\.(\d+)$/.exec(String(req.headers['openstack-api-version'] ?? ''));
+      this.listVolumes(url, auth.admin, send, mv ? Number(mv[1]) : 0);
       return;
     }
     const volumeMatch = /^\/volumes\/([^/]+)$/.exec(rest);
@@ -598,7 +599,7 @@ project_domain_name = Default
    * next link when the page is full (api/common.py _get_collection_links). Each volume's
    * `attachments` lists its attached attachments with host_name, as views/volumes.py does for an admin.
    */
-  private listVolumes(url: URL, admin: boolean, send: (s: number, p?: unknown) => void): void {
+  private listVolumes(url: URL, admin: boolean, send: (s: number, p?: unknown) => void, minor: number): void {
     const q = Object.fromEntries(url.searchParams.entries());
     const limit = q.limit === undefined ? OSAPI_MAX_LIMIT : Number(q.limit);
     if (!Number.isInteger(limit) || limit < 0) {
@@ -606,6 +607,8 @@ project_domain_name = Default
       return;
     }
     let list = [...this.volumes.values()].filter((v) => (admin && 'all_tenants' in q) || v.project_id === PROJECT).sort((x, y) => (x.id < y.id ? 1 : -1));
+    // with_count (3.45, SUPPORT_COUNT_INFO): the number of volumes the filters match, before paging.
+    const count = minor >= 45 && ['true', '1', 'yes'].includes(String(q.with_count).toLowerCase()) ? list.length : undefined;
     if (q.marker !== undefined) {
       if (!this.volumes.has(q.marker)) {
         send(404, { itemNotFound: { code: 404, message: `Volume ${q.marker} could not be found.` } });
@@ -623,7 +626,7 @@ project_domain_name = Default
         id: a.volume_id, attachment_id: a.id, volume_id: a.volume_id, server_id: a.instance, host_name: admin ? a.attached_host : null, device: a.connector?.mountpoint ?? null, attached_at: a.attached_at,
       })),
     }));
-    const body: Record<string, unknown> = { volumes };
+    const body: Record<string, unknown> = { volumes, ...(count !== undefined ? { count } : {}) };
     if (list.length > 0 && list.length >= pageLimit) {
       const next = new URLSearchParams(url.searchParams);
       next.set('marker', list.at(-1)!.id);
