@@ -5,7 +5,7 @@ import { amqpMethod, type ProxyOptions } from './faults/fault-proxy';
 import { bdmProblems, failedActionProblems, finalProblems, interimProblems, snapshot, type Snapshot } from './faults/end-state';
 import { computeConsumers, LabService } from './faults/lab-services';
 import { framers, startRig, type Rig } from './faults/rig';
-import { cellDbHook, cutAtNth, DB_WRITES, faultTable, HTTP_TIMEOUT, LOCK_WAIT, newRow, RowLockHolder, RPC_TIMEOUT, sleep, type Row } from './faults/matrix';
+import { armFaults, cellDbHook, cutAtNth, DB_WRITES, disarmFaults, faultTable, HTTP_TIMEOUT, LOCK_WAIT, newRow, onNthPublish, RowLockHolder, RPC_TIMEOUT, sleep, type Hooks, type Row } from './faults/matrix';
 
 // Issue 14 item 1, the fleet half: one fleet refresh of 10 BDMs (10 stopped instances on
 // compute1, 4 at a time) on the real lab, with one fault per case. A fleet runs its calls side
@@ -30,8 +30,6 @@ interface Ctx {
   compute: LabService;
   locks: RowLockHolder;
 }
-
-type Hooks = Partial<Record<'keystone' | 'cinder' | 'amqp' | 'cellDb', ProxyOptions>>;
 
 interface Case {
   name: string;
@@ -110,20 +108,11 @@ const cases: Case[] = [
     name: `nova-compute SIGSTOP for ${RPC_TIMEOUT + 4} s (past rpc_timeout), then SIGCONT mid-run`,
     at: `the ${NTH}rd remove_volume_connection publish`,
     inject: (c) => ({
-      amqp: {
-        clientFramer: framers.amqpClient,
-        onClientFrame: (() => {
-          let seen = 0;
-          return (f: Buffer) => {
-            if (amqpMethod(f) === 'basic.publish' && ++seen === NTH) {
-              c.compute.signal('SIGSTOP');
-              // Late replies then reach the reply queue while other instances' calls wait on it.
-              setTimeout(() => c.compute.signal('SIGCONT'), (RPC_TIMEOUT + 4) * 1000);
-            }
-            return 'pass' as const;
-          };
-        })(),
-      },
+      amqp: onNthPublish(NTH, () => {
+        c.compute.signal('SIGSTOP');
+        // Late replies then reach the reply queue while other instances' calls wait on it.
+        setTimeout(() => c.compute.signal('SIGCONT'), (RPC_TIMEOUT + 4) * 1000);
+      }),
     }),
     heal: async (c) => {
       c.compute.signal('SIGCONT');
@@ -133,19 +122,10 @@ const cases: Case[] = [
     name: 'nova-compute SIGKILL holding remove_volume_connection',
     at: `1 s after the ${NTH}rd publish`,
     inject: (c) => ({
-      amqp: {
-        clientFramer: framers.amqpClient,
-        onClientFrame: (() => {
-          let seen = 0;
-          return (f: Buffer) => {
-            if (amqpMethod(f) === 'basic.publish' && ++seen === NTH) {
-              c.compute.signal('SIGSTOP'); // it holds what was delivered when it dies
-              setTimeout(() => void c.compute.kill(), 1000);
-            }
-            return 'pass' as const;
-          };
-        })(),
-      },
+      amqp: onNthPublish(NTH, () => {
+        c.compute.signal('SIGSTOP'); // it holds what was delivered when it dies
+        setTimeout(() => void c.compute.kill(), 1000);
+      }),
     }),
     heal: async (c) => void (await c.compute.restart()),
   },
@@ -227,12 +207,7 @@ describe(`fault matrix: fleet refresh of ${FLEET} BDMs on the real lab (issue 14
       const row = newRow(fault.name, fault.at);
       rows.push(row);
 
-      rig.reset();
-      const hooks = await fault.inject(ctx);
-      rig.keystone.options = hooks.keystone ?? {};
-      rig.cinder.options = hooks.cinder ?? {};
-      rig.amqp.options = hooks.amqp ?? {};
-      rig.cellDb.options = hooks.cellDb ?? cellDbHook(() => 'pass');
+      armFaults(rig, await fault.inject(ctx));
 
       const t0 = Date.now();
       let first;
@@ -240,8 +215,7 @@ describe(`fault matrix: fleet refresh of ${FLEET} BDMs on the real lab (issue 14
         first = await runOurs(args, 600_000);
       } finally {
         await locks.release();
-        rig.reset();
-        rig.cellDb.options = cellDbHook(() => 'pass');
+        disarmFaults(rig);
         await fault.heal?.(ctx);
         if ((await computeConsumers(lab)) === 0) await sleep(3000);
       }

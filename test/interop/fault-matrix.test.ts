@@ -1,11 +1,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { getConnectorJson, runOurs, seed, upLab, type LabEnv, type Seeded } from './harness';
-import { amqpMethod, type ProxyOptions } from './faults/fault-proxy';
+import { amqpMethod } from './faults/fault-proxy';
 import { bdmProblems, failedActionProblems, finalProblems, interimProblems, snapshot } from './faults/end-state';
 import { computeConsumers, LabService } from './faults/lab-services';
 import { framers, startRig, type Rig } from './faults/rig';
-import { cellDbHook, cutAtNth, DB_WRITES, faultTable, loseAnswerToNthCommit, HTTP_TIMEOUT, LOCK_WAIT, newRow, RowLockHolder, RPC_TIMEOUT, sleep, type Row } from './faults/matrix';
+import { armFaults, onNthPublish, cellDbHook, cutAtNth, DB_WRITES, disarmFaults, faultTable, loseAnswerToNthCommit, type Hooks, HTTP_TIMEOUT, LOCK_WAIT, newRow, RowLockHolder, RPC_TIMEOUT, sleep, type Row } from './faults/matrix';
 
 // Issue 14 item 1: a fault matrix on the real lab (real Keystone, Cinder, RabbitMQ, MariaDB,
 // nova-compute). Each case injects one fault at one step of a single refresh, checks what the
@@ -25,8 +25,6 @@ interface Ctx {
   /** Runs SQL on a connection of its own (row locks held until release()). */
   holdRowLock(sql: string, params: unknown[]): Promise<void>;
 }
-
-type Hooks = Partial<Record<'keystone' | 'cinder' | 'amqp' | 'cellDb', ProxyOptions>>;
 
 interface Case {
   name: string;
@@ -105,15 +103,7 @@ const cases: Case[] = [
     at: 'rpc_remove_volume_connection',
     inject: (c) => {
       c.compute.signal('SIGSTOP'); // so it holds the delivered request when it dies
-      return {
-        amqp: {
-          clientFramer: framers.amqpClient,
-          onClientFrame: (f) => {
-            if (amqpMethod(f) === 'basic.publish') setTimeout(() => void c.compute.kill(), 1000);
-            return 'pass';
-          },
-        },
-      };
+      return { amqp: onNthPublish(1, () => setTimeout(() => void c.compute.kill(), 1000)) };
     },
     heal: async (c) => {
       await c.compute.restart();
@@ -226,12 +216,7 @@ describe('fault matrix: single refresh on the real lab (issue 14 item 1)', { ski
       const before = await snapshot(twin);
       const actionsBefore = before.nova.instance_actions.length;
 
-      rig.reset();
-      const hooks = await fault.inject(ctx);
-      rig.keystone.options = hooks.keystone ?? {};
-      rig.cinder.options = hooks.cinder ?? {};
-      rig.amqp.options = hooks.amqp ?? {};
-      rig.cellDb.options = hooks.cellDb ?? cellDbHook(() => 'pass');
+      armFaults(rig, await fault.inject(ctx));
 
       const t0 = Date.now();
       let first;
@@ -239,8 +224,7 @@ describe('fault matrix: single refresh on the real lab (issue 14 item 1)', { ski
         first = await runOurs(args, 180_000);
       } finally {
         await release();
-        rig.reset();
-        rig.cellDb.options = cellDbHook(() => 'pass');
+        disarmFaults(rig);
         await fault.heal?.(ctx);
         if ((await computeConsumers(lab)) === 0) await sleep(3000);
       }

@@ -1,7 +1,7 @@
 import * as mysql from 'mysql2/promise';
 import type { LabEnv } from '../harness';
-import { mysqlQuery, mysqlQueryPacket, type ProxyOptions } from './fault-proxy';
-import { framers } from './rig';
+import { amqpMethod, mysqlQuery, mysqlQueryPacket, type ProxyOptions } from './fault-proxy';
+import { framers, type Rig } from './rig';
 
 // What the single-refresh and the fleet fault matrices share: the timeouts the tool runs with,
 // the cell DB hooks, a connection that holds row locks, and the printed table.
@@ -61,6 +61,36 @@ export function loseAnswerToNthCommit(nth: number): ProxyOptions {
     return 'pass';
   });
   return { ...base, serverFramer: framers.mysqlClient, onServerFrame: () => (armed ? 'cut' : 'pass') };
+}
+
+/** A case's faults, one hook set per proxy. */
+export type Hooks = Partial<Record<'keystone' | 'cinder' | 'amqp' | 'cellDb', ProxyOptions>>;
+
+/** Sets a case's hooks on fresh proxies (the cell DB always gets the short lock wait). */
+export function armFaults(rig: Rig, hooks: Hooks): void {
+  rig.reset();
+  rig.keystone.options = hooks.keystone ?? {};
+  rig.cinder.options = hooks.cinder ?? {};
+  rig.amqp.options = hooks.amqp ?? {};
+  rig.cellDb.options = hooks.cellDb ?? cellDbHook(() => 'pass');
+}
+
+/** After the first run: no fault left but the short lock wait. */
+export function disarmFaults(rig: Rig): void {
+  rig.reset();
+  rig.cellDb.options = cellDbHook(() => 'pass');
+}
+
+/** Runs `act` when the tool publishes its nth RPC request (the publish itself goes through). */
+export function onNthPublish(nth: number, act: () => void): ProxyOptions {
+  let seen = 0;
+  return {
+    clientFramer: framers.amqpClient,
+    onClientFrame: (f) => {
+      if (amqpMethod(f) === 'basic.publish' && ++seen === nth) act();
+      return 'pass';
+    },
+  };
 }
 
 /** A connection of the test's own that holds row locks until release(). */
