@@ -573,14 +573,7 @@ async function benchRefresh(harness: Harness): Promise<void> {
       if (r.status !== 0) throw new Error(`nova-manage refresh failed (${r.status}): ${r.stderr.split('\n').slice(-10).join('\n')}`);
       theirs.push(ms);
     };
-    // A B, then B A: neither side always runs right after the other's RabbitMQ/Cinder work.
-    if (k % 2 === 0) {
-      await runMine();
-      await runTheirs();
-    } else {
-      await runTheirs();
-      await runMine();
-    }
+    await inTurn(k, runMine, runTheirs);
     log(`refresh pair ${k + 1}/${pairs}: ours ${ours.at(-1)!.toFixed(0)} ms, nova-manage ${theirs.at(-1)!.toFixed(0)} ms`);
   }
   const o = summarize(ours);
@@ -599,6 +592,17 @@ async function benchRefresh(harness: Harness): Promise<void> {
   const outside = summarize(steps.map((run, i) => ours[i]! - run.reduce((a, s) => a + s.ms, 0)));
   addSummary('3 refresh', '  outside the steps (node start, args, nova.conf, connect, exit)', outside, 'ms');
   sections.refresh = { pairs, lab_up_ms: upMs, ours_ms: o, nova_manage_ms: t, nova_manage_over_ours: r, steps_ms: perStep, outside_steps_ms: outside, raw_steps: steps };
+}
+
+/** Round k of an A-B comparison: A then B, then B then A, so neither side always runs right after the other's RabbitMQ/Cinder work. */
+async function inTurn(k: number, a: () => Promise<void>, b: () => Promise<void>): Promise<void> {
+  if (k % 2 === 0) {
+    await a();
+    await b();
+  } else {
+    await b();
+    await a();
+  }
 }
 
 // ------------------------------------------------------------------------------------ 6. fleet refresh
@@ -658,13 +662,7 @@ async function benchFleet(harness: Harness): Promise<void> {
       if (r.status !== 0) throw new Error(`nova-manage refresh failed (${r.status}): ${r.stderr.split('\n').slice(-10).join('\n')}`);
       nm.push(Number(process.hrtime.bigint() - t0) / 1e6);
     };
-    if (k % 2 === 0) {
-      await runMine();
-      await runTheirs();
-    } else {
-      await runTheirs();
-      await runMine();
-    }
+    await inTurn(k, runMine, runTheirs);
     log(`fleet baseline ${k + 1}/${singles}: single refresh ${single.at(-1)!.toFixed(0)} ms, nova-manage ${nm.at(-1)!.toFixed(0)} ms`);
   }
   const one = summarize(single);
