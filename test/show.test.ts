@@ -2,6 +2,11 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:net';
 import { randomUUID } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { readlinkSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { lockReasonFor } from '../src/actions/lock-reason';
+import { CLAIM_KEY } from '../src/nova-db/refresh-claim';
 import { execute } from '../src/run';
 import { MASK } from '../src/output/mask-secrets';
 import { Fixtures, ISCSI_CHAP_CONNECTION_INFO } from './support/fixtures';
@@ -238,5 +243,62 @@ describe('databases that fail', () => {
     assert.equal(lost.failed, true);
     assert.match(String(lost.msg), new RegExp(`^cannot connect to the cell1 database ${env.databases.cell1} at 127\\.0\\.0\\.1:3306: Access denied for user`));
     assert.ok(!JSON.stringify([found, lost]).includes('N0tThePw'));
+  });
+});
+
+describe('show says when a refresh of the BDM holds the instance or was interrupted', () => {
+  const host = `${hostname()}${(() => {
+    try {
+      return ` ${readlinkSync('/proc/self/ns/pid')}`;
+    } catch {
+      return '';
+    }
+  })()}`;
+  const claim = async (instanceUuid: string, bdmUuid: string, pid: number) =>
+    fx.cell('cell1').insertInto('instance_system_metadata').values({
+      created_at: new Date(), updated_at: new Date(), deleted: 0, instance_uuid: instanceUuid, key: CLAIM_KEY,
+      value: JSON.stringify({ token: `t-${pid}`, host, pid, bdms: [bdmUuid], we_locked: false, since: '2026-12-01T03:00:00.000Z' }),
+    }).execute();
+
+  test('the claim of a dead refresh under the owner\'s lock; a running one; a refresh lock with no claim; none', async () => {
+    const dead = await new Promise<number>((resolve) => {
+      const child = spawn('true');
+      child.on('exit', () => resolve(child.pid!));
+    });
+    // Killed while it refreshed under the owner's lock: the lock is the owner's, only the claim tells.
+    const i1 = await fx.seedInstance('cell1', { locked: 1, locked_by: 'owner' });
+    const b1 = await fx.seedBdm('cell1', i1);
+    await claim(i1, b1.uuid, dead);
+    const r1 = await show({ bdm_uuid: b1.uuid });
+    assert.equal(r1.interrupted_refresh, true);
+    assert.match(String((r1.warnings as string[])[0]), new RegExp(`^an interrupted refresh of this BDM \\(nova-bdm on \\S+, pid ${dead}, since 2026-12-01T03:00:00.000Z\\) left its claim on instance ${i1} and the instance locked; the next refresh of this BDM recovers it first$`));
+
+    // A live holder: running now, not interrupted.
+    const live = spawn('sleep', ['30']);
+    try {
+      const i2 = await fx.seedInstance('cell1');
+      const b2 = await fx.seedBdm('cell1', i2);
+      await claim(i2, b2.uuid, live.pid!);
+      const r2 = await show({ bdm_uuid: b2.uuid });
+      assert.equal(r2.interrupted_refresh, undefined);
+      assert.match(String((r2.warnings as string[])[0]), new RegExp(`^a refresh of this BDM is running now \\(nova-bdm on \\S+, pid ${live.pid}, since 2026-12-01T03:00:00.000Z, last heartbeat \\d+ s ago\\)$`));
+    } finally {
+      live.kill();
+    }
+
+    // nova-manage's lock (its locked_reason, no claim of ours).
+    const i3 = await fx.seedInstance('cell1', { locked: 1, locked_by: 'admin' });
+    const b3 = await fx.seedBdm('cell1', i3);
+    await fx.cell('cell1').insertInto('instance_system_metadata').values({ created_at: new Date(), deleted: 0, instance_uuid: i3, key: 'locked_reason', value: lockReasonFor({ uuid: b3.uuid, instance_uuid: i3, volume_id: b3.volumeId }) }).execute();
+    const r3 = await show({ bdm_uuid: b3.uuid });
+    assert.equal(r3.interrupted_refresh, true);
+    assert.deepEqual(r3.warnings, [`an interrupted refresh of this BDM left instance ${i3} locked; the next refresh of this BDM recovers it first`]);
+
+    // Nothing of the kind: no key, no warning.
+    const i4 = await fx.seedInstance('cell1', { locked: 1, locked_by: 'owner' });
+    const b4 = await fx.seedBdm('cell1', i4);
+    const r4 = await show({ bdm_uuid: b4.uuid });
+    assert.equal(r4.interrupted_refresh, undefined);
+    assert.equal(r4.warnings, undefined);
   });
 });

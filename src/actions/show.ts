@@ -3,7 +3,11 @@ import type { Cell, NovaTopology } from '../nova-db/cells';
 import { findInstanceSummary, listVolumeBdmsOfInstance } from '../nova-db/queries';
 import { locateOneBdm, type BdmSelector } from './locate-bdm';
 import { lockReasonFor } from './lock-reason';
+import type { NovaDatabase } from '../nova-db/connect';
+import { readClaim } from '../nova-db/refresh-claim';
 import { systemMetadataOf } from '../nova-db/refresh-reads';
+import type { CellDatabase } from '../nova-db/schema';
+import { isAbandoned } from './refresh-lock';
 import type { BdmRecord, InstanceSummary } from '../nova-db/records';
 import { maskSecrets } from '../output/mask-secrets';
 
@@ -22,7 +26,7 @@ export type ShowResult = {
   connection_info?: unknown;
   /** Every volume BDM of the instance (instance_uuid alone). */
   bdms?: BdmView[];
-  /** The instance is still locked by a refresh of this BDM that was interrupted. */
+  /** A refresh of this BDM was interrupted: its claim (or its lock) is still on the instance. */
   interrupted_refresh?: boolean;
   warnings?: string[];
 };
@@ -43,14 +47,10 @@ export async function showBdm(topology: NovaTopology, selector: BdmSelector, opt
       );
     }
     const instance = await instanceOf(topology, cell, bdm.instance_uuid, warnings);
+    const refresh = instance ? await refreshStateOf(topology.cellDatabase(cell), instance, bdm) : undefined;
+    if (refresh) warnings.push(refresh.warning);
     const result = single(cell, instance, view(bdm), warnings);
-    if (instance?.locked && (await systemMetadataOf(topology.cellDatabase(cell), instance.uuid)).locked_reason === lockReasonFor(bdm)) {
-      result.interrupted_refresh = true;
-      result.warnings = [
-        ...(result.warnings ?? []),
-        `an interrupted refresh of this BDM left instance ${instance.uuid} locked; the next refresh of this BDM recovers it first`,
-      ];
-    }
+    if (refresh?.interrupted) result.interrupted_refresh = true;
     return result;
   }
 
@@ -61,6 +61,27 @@ export async function showBdm(topology: NovaTopology, selector: BdmSelector, opt
     instanceOf(topology, cell, selector.instanceUuid, warnings),
   ]);
   return withWarnings({ changed: false, cell: cellRef(cell), instance, bdms: bdms.map(view) }, warnings);
+}
+
+/**
+ * A refresh of this BDM that holds the instance now, or was interrupted: its claim row (which
+ * names the BDMs, and stays behind a refresh killed under someone else's lock too), else a lock
+ * with the refresh's locked_reason (nova-manage's, or a run that left no claim).
+ */
+async function refreshStateOf(db: NovaDatabase<CellDatabase>, instance: InstanceSummary, bdm: BdmRecord): Promise<{ interrupted: boolean; warning: string } | undefined> {
+  const [claim, sysmeta] = await Promise.all([readClaim(db, instance.uuid), instance.locked ? systemMetadataOf(db, instance.uuid) : undefined]);
+  if (claim && bdm.uuid && claim.value.bdms.includes(bdm.uuid)) {
+    const who = `nova-bdm on ${claim.value.host.split(' ')[0]}, pid ${claim.value.pid}, since ${claim.value.since}`;
+    if (!isAbandoned(claim)) return { interrupted: false, warning: `a refresh of this BDM is running now (${who}, last heartbeat ${claim.ageSeconds} s ago)` };
+    return {
+      interrupted: true,
+      warning: `an interrupted refresh of this BDM (${who}) left its claim on instance ${instance.uuid}${instance.locked ? ' and the instance locked' : ''}; the next refresh of this BDM recovers it first`,
+    };
+  }
+  if (sysmeta?.locked_reason === lockReasonFor(bdm)) {
+    return { interrupted: true, warning: `an interrupted refresh of this BDM left instance ${instance.uuid} locked; the next refresh of this BDM recovers it first` };
+  }
+  return undefined;
 }
 
 async function instanceOf(topology: NovaTopology, cell: Cell, instanceUuid: string | null, warnings: string[]): Promise<InstanceSummary | null> {
