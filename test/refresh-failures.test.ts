@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { lockReasonFor } from '../src/actions/lock-reason';
 import { RefreshEnv } from './support/refresh-env';
 import { BUNDLE } from './support/nova-env';
 import { TcpProxy } from './support/tcp-proxy';
@@ -279,6 +280,34 @@ describe('crash safety: SIGKILL at each step, then a run that recovers', () => {
 });
 
 describe('the cell database lost mid-flow', () => {
+  test('lost between the lock and the first BDM (while recovering an interrupted refresh): the result says the instance stays locked, and the next run recovers', async () => {
+    const proxy = await TcpProxy.start(3306);
+    const viaProxy = `mysql+pymysql://${env.fx.env.dbUser}:${encodeURIComponent(env.fx.env.dbPassword)}@127.0.0.1:${proxy.port}/${env.fx.env.databases.cell1}?charset=utf8`;
+    const s = await env.seed();
+    // nova-manage (or a run of ours that left no claim) was killed holding the refresh lock.
+    const db = env.fx.cell('cell1');
+    await db.updateTable('instances').set({ locked: 1, locked_by: 'admin' }).where('uuid', '=', s.instanceUuid).execute();
+    await db.insertInto('instance_system_metadata').values({ created_at: new Date(), deleted: 0, instance_uuid: s.instanceUuid, key: 'locked_reason', value: lockReasonFor({ uuid: s.bdm.uuid, instance_uuid: s.instanceUuid, volume_id: s.volumeId }) }).execute();
+    // The recovery lists the volume's attachments: the database goes away while Cinder answers.
+    env.cloud.onRequest = (method, path) => {
+      if (method === 'GET' && path.endsWith('/attachments/detail')) proxy.cutAll();
+    };
+    try {
+      const r = await env.refresh({ bdm_uuid: s.bdm.uuid, database_connection: viaProxy, connect_timeout: 2 });
+      assert.equal(r.failed, true);
+      assert.equal(r.remains, 'no BDM was refreshed; the instance stays locked by this refresh (the unlock failed too): run refresh again to recover it');
+      assert.match(String(r.msg), new RegExp(`cell1 database.*; ${String(r.remains).replace(/[().]/g, '\\$&')}$`));
+      env.cloud.onRequest = undefined;
+      proxy.restore();
+      const again = await env.refresh({ bdm_uuid: s.bdm.uuid, database_connection: viaProxy });
+      assert.equal(again.failed, undefined, String(again.msg));
+      await assertConsistent(s, String(again.new_attachment_id ?? again.attachment_id));
+    } finally {
+      env.cloud.onRequest = undefined;
+      await proxy.stop();
+    }
+  });
+
   test('the connection drops during the RPC: failed clearly, and the next run recovers', async () => {
     const proxy = await TcpProxy.start(3306);
     const viaProxy = `mysql+pymysql://${env.fx.env.dbUser}:${encodeURIComponent(env.fx.env.dbPassword)}@127.0.0.1:${proxy.port}/${env.fx.env.databases.cell1}?charset=utf8`;

@@ -137,28 +137,41 @@ export async function withInstanceLock<T>(req: LockRequest, work: (lock: HeldLoc
     void heartbeatClaim(req.db, claimed.claimId, claimed.value).catch(() => undefined);
   }, HEARTBEAT_SECONDS * 1000);
   heartbeat.unref();
+  let done: { ok: true; value: T } | { ok: false; error: unknown };
   try {
-    return await work({ instance: claimed.instance, weLocked: claimed.value.we_locked, interrupted, lockContext });
-  } finally {
-    clearInterval(heartbeat);
-    const unlockContext = newAdminContext();
-    await req.steps
-      .run('unlock', () =>
-        releaseClaim(req.db, {
-          instanceUuid: req.instanceUuid,
-          claimId: claimed.claimId,
-          value: claimed.value as ClaimValue,
-          lockReason: req.lockReason,
-          ctx: unlockContext,
-          eventHost: req.eventHost,
-        }),
-      )
-      .then((released) => {
-        if (!released) req.warnings.push(`the claim on instance ${req.instanceUuid} was taken over by another run before this one gave it back`);
-      })
-      .catch((e: Error) => {
-        req.warnings.push(`could not unlock instance ${req.instanceUuid} (${e.message.split('\n')[0]}); the next refresh of it recovers it`);
-      })
-      .finally(() => heldHere.delete(token));
+    done = { ok: true, value: await work({ instance: claimed.instance, weLocked: claimed.value.we_locked, interrupted, lockContext }) };
+  } catch (error) {
+    done = { ok: false, error };
   }
+  clearInterval(heartbeat);
+  const unlockContext = newAdminContext();
+  const unlocked = await req.steps
+    .run('unlock', () =>
+      releaseClaim(req.db, {
+        instanceUuid: req.instanceUuid,
+        claimId: claimed.claimId,
+        value: claimed.value as ClaimValue,
+        lockReason: req.lockReason,
+        ctx: unlockContext,
+        eventHost: req.eventHost,
+      }),
+    )
+    .then((released) => {
+      if (!released) req.warnings.push(`the claim on instance ${req.instanceUuid} was taken over by another run before this one gave it back`);
+      return true;
+    })
+    .catch((e: Error) => {
+      req.warnings.push(`could not unlock instance ${req.instanceUuid} (${e.message.split('\n')[0]}); the next refresh of it recovers it`);
+      return false;
+    })
+    .finally(() => heldHere.delete(token));
+  if (done.ok) return done.value;
+  // `work` handles each BDM's own failure; what escapes it struck between the lock and the
+  // first BDM (a read, a recovery): say what the lock left, not "nothing was changed".
+  const error = done.error instanceof Error ? done.error : new Error(String(done.error));
+  if (error instanceof RefreshFailed) throw error;
+  const remains = unlocked
+    ? 'no BDM was refreshed; the instance was unlocked again: run refresh again'
+    : 'no BDM was refreshed; the instance stays locked by this refresh (the unlock failed too): run refresh again to recover it';
+  throw new RefreshFailed(`${error.message.split('\n')[0]}; ${remains}`, { undone: [], remains }, error);
 }
