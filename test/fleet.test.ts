@@ -9,6 +9,8 @@ import { CLAIM_KEY } from '../src/nova-db/refresh-claim';
 import { FleetEnv, type SeededBdm } from './support/fleet-env';
 import type { CellName } from './support/fixtures';
 import { NEW_MONITORS } from './support/refresh-env';
+import { PROJECT } from './support/fake-openstack';
+import { TcpProxy } from './support/tcp-proxy';
 
 // Fleet refresh on the real MariaDB (Nova schema, two cells) and the real RabbitMQ (one vhost
 // per cell) with stand-in computes and Cinder: exact counts, every reason, every end state.
@@ -297,5 +299,38 @@ describe('the plan reads Cinder in bulk for a large fleet', () => {
     assert.deepEqual(r2.counts, { refreshed: 10, skipped: 0, failed: 0 });
     assert.equal(r2.plan_cinder_requests, 20, 'below 50 BDMs: its attachment and its volume, per BDM');
     for (const s of small) await assertRefreshed(s.bdms[0]!);
+  });
+});
+
+describe('Cinder unreachable in the middle of a fleet', () => {
+  test('the BDMs in flight fail and say what remains; the rest are not started (no retries per BDM); a re-run finishes', async () => {
+    const [h1] = env.hostNames() as [string];
+    env.writeConnectors(env.hostNames());
+    const seeded = await Promise.all(Array.from({ length: 8 }, () => env.seedInstance(h1, [false])));
+    const proxy = await TcpProxy.start(Number(new URL(env.cloud.url).port));
+    const viaProxy = { cinder_auth: { endpoint_template: `http://127.0.0.1:${proxy.port}/volume/v3/${PROJECT}` } };
+    // Cinder goes away while the compute serves the 3rd instance's RPC.
+    let calls = 0;
+    env.hosts.get(h1)!.compute.onCall = async () => {
+      if (++calls === 3) proxy.cutAll();
+    };
+    try {
+      const r = await env.refresh({ instance_uuids: seeded.map((s) => s.instanceUuid), max_parallel: 2, per_host_parallel: 2, ...viaProxy });
+      assert.equal(r.failed, true);
+      assert.ok(r.counts, String(r.msg));
+      assert.equal(r.counts.refreshed + r.counts.skipped + r.counts.failed, 8);
+      assert.ok(r.counts.failed >= 1 && r.counts.failed <= 2, `only the instances in flight fail: ${JSON.stringify(r.counts)}`);
+      const notStarted = r.skips.filter((x: any) => /^not started: cannot reach 127\.0\.0\.1:\d+: /.test(x.why));
+      assert.ok(notStarted.length >= 4, `the rest are not started, saying why: ${JSON.stringify(r.skips.map((x: any) => x.why))}`);
+      for (const f of r.failures) assert.ok(f.remains.length > 0);
+      env.hosts.get(h1)!.compute.onCall = undefined;
+      proxy.restore();
+      const again = await env.refresh({ instance_uuids: seeded.map((s) => s.instanceUuid), ...viaProxy });
+      assert.equal(again.failed, undefined, String(again.msg));
+      for (const s of seeded) await assertRefreshed(s.bdms[0]!);
+    } finally {
+      env.hosts.get(h1)!.compute.onCall = undefined;
+      await proxy.stop();
+    }
   });
 });

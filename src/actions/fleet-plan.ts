@@ -9,6 +9,7 @@ import type { InstancesTable } from '../nova-db/schema';
 import { selectCells } from './audit';
 import { BULK_MIN_BDMS, bulkPays, loadCinderIndex } from './cinder-index';
 import { parseConnectionInfo } from './connection-info';
+import type { Outage } from './outage';
 import { inspectBdm, type Decision, type Inspector } from './refresh-inspect';
 
 // The fleet plan: every selected BDM with one decision, made by the same inspection a single
@@ -38,7 +39,7 @@ export interface PlannedInstance {
 }
 
 /** Select, then inspect; `concurrency` instances are inspected at once. */
-export async function planFleet(ins: Inspector, selection: FleetSelection, concurrency: number): Promise<PlannedInstance[]> {
+export async function planFleet(ins: Inspector, selection: FleetSelection, concurrency: number, outage: Outage): Promise<PlannedInstance[]> {
   const cells = selectCells(await ins.topology.listCells(), selection.cells);
   const selected: Array<{ cell: Cell; instanceUuid: string; bdmUuids: Set<string>; withAttachment: number }> = [];
   for (const cell of cells) {
@@ -72,14 +73,14 @@ export async function planFleet(ins: Inspector, selection: FleetSelection, concu
   const worker = async () => {
     while (next < selected.length) {
       const i = next++;
-      plan[i] = await planInstance(ins, selected[i]!);
+      plan[i] = await planInstance(ins, selected[i]!, outage);
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, selected.length) }, worker));
   return plan;
 }
 
-async function planInstance(ins: Inspector, s: { cell: Cell; instanceUuid: string; bdmUuids: Set<string> }): Promise<PlannedInstance> {
+async function planInstance(ins: Inspector, s: { cell: Cell; instanceUuid: string; bdmUuids: Set<string> }, outage: Outage): Promise<PlannedInstance> {
   const db = ins.topology.cellDatabase(s.cell);
   const [instance, bdms, sysmeta] = await Promise.all([
     findInstanceRow(db, s.instanceUuid),
@@ -93,12 +94,16 @@ async function planInstance(ins: Inspector, s: { cell: Cell; instanceUuid: strin
     let decision: Decision;
     if (!instance) {
       decision = { action: 'skip', why: 'the instance has no live row', error: new NovaBdmError(`Instance ${s.instanceUuid} has no live row in its cell`), reasons: [] };
+    } else if (outage.why) {
+      const why = `not inspected: ${outage.why}`;
+      decision = { action: 'skip', why, error: new NovaBdmError(why), reasons: [] };
     } else {
       try {
         decision = await inspectBdm(ins, { cell: s.cell, bdm, instance, lockedReason: sysmeta.locked_reason ?? null });
       } catch (err) {
         // Cinder or a database failed for this BDM: it fails, the others go on.
         decision = { action: 'fail', error: err instanceof Error ? (err as NovaBdmError) : new NovaBdmError(String(err)), reasons: [] };
+        outage.note(err);
       }
     }
     out.bdms.push({ cell: s.cell, bdm, instance, host, decision });

@@ -6,6 +6,7 @@ import { checkPrivateFileTarget, writePrivateFile } from '../output/private-file
 import { newAdminContext } from '../rpc/request-context';
 import type { Connector } from '../args/connector-schema';
 import { connectionInfoFromAttachment, parseConnectionInfo } from './connection-info';
+import { Outage } from './outage';
 import { planFleet, type FleetSelection, type PlannedBdm, type PlannedInstance } from './fleet-plan';
 import { Inspector, type InspectSettings } from './refresh-inspect';
 import { refreshInstance, type BdmOutcome, type PlannedRefresh } from './refresh-instance';
@@ -80,7 +81,8 @@ export async function refreshFleet(deps: FleetDeps, selection: FleetSelection, s
   const cinder = deps.cinderFor(newAdminContext().requestId);
   const inspector = new Inspector(deps.topology, cinder, deps.rpcFor, settings, deps.connectorFor);
   const planStarted = performance.now();
-  const plan = await planFleet(inspector, selection, settings.maxParallel);
+  const outage = new Outage();
+  const plan = await planFleet(inspector, selection, settings.maxParallel, outage);
   const planSeconds = Math.round(performance.now() - planStarted) / 1000;
   const planCinderRequests = cinder.requestCount;
 
@@ -112,7 +114,7 @@ export async function refreshFleet(deps: FleetDeps, selection: FleetSelection, s
   const stepsOf = new Map<string, StepEntry[]>();
   let peakParallel = 0;
   if (!settings.checkMode) {
-    peakParallel = await runInstances(toRun, settings, (instance, planned, outcomes) => {
+    peakParallel = await runInstances(toRun, settings, outage, (instance, planned, outcomes) => {
       for (const o of outcomes) record(instance, o);
       void planned;
     }, async (instance, planned) => {
@@ -187,11 +189,13 @@ export async function refreshFleet(deps: FleetDeps, selection: FleetSelection, s
 
 /**
  * The scheduler: start instances while fewer than maxParallel run and their host has fewer than
- * perHostParallel; after maxFailures failed BDMs start nothing new, let the running finish.
+ * perHostParallel; after maxFailures failed BDMs, or once Cinder could not be reached (outage.ts),
+ * start nothing new, let the running finish.
  */
 async function runInstances(
   queue: Array<{ instance: PlannedInstance; planned: PlannedRefresh[] }>,
   settings: FleetSettings,
+  outage: Outage,
   report: (instance: PlannedInstance, planned: PlannedRefresh[], outcomes: BdmOutcome[]) => void,
   work: (instance: PlannedInstance, planned: PlannedRefresh[]) => Promise<BdmOutcome[]>,
 ): Promise<number> {
@@ -200,7 +204,7 @@ async function runInstances(
   const perHost = new Map<string, number>();
   const progress: FleetProgress = { instancesDone: 0, instances: queue.length, refreshed: 0, skipped: 0, failed: 0 };
   const pending = [...queue];
-  const stopped = () => settings.maxFailures !== undefined && progress.failed >= settings.maxFailures;
+  const stopped = () => outage.why !== undefined || (settings.maxFailures !== undefined && progress.failed >= settings.maxFailures);
   while (pending.length > 0 && !stopped()) {
     const index = running.size < settings.maxParallel ? pending.findIndex((q) => (perHost.get(q.instance.host ?? '') ?? 0) < settings.perHostParallel) : -1;
     if (index < 0) {
@@ -215,8 +219,10 @@ async function runInstances(
       .then((outcomes) => {
         for (const o of outcomes) {
           if (o.kind === 'refreshed') progress.refreshed++;
-          else if (o.kind === 'failed') progress.failed++;
-          else progress.skipped++;
+          else if (o.kind === 'failed') {
+            progress.failed++;
+            outage.note(o.error);
+          } else progress.skipped++;
         }
         progress.instancesDone++;
         report(instance, planned, outcomes);
@@ -231,7 +237,8 @@ async function runInstances(
   }
   await Promise.all(running);
   for (const { instance, planned } of pending) {
-    report(instance, planned, planned.map((p) => ({ kind: 'skipped', bdm: p.bdm, why: 'not started: max_failures reached', error: new NovaBdmError('not started') })));
+    const why = outage.why ? `not started: ${outage.why}` : 'not started: max_failures reached';
+    report(instance, planned, planned.map((p) => ({ kind: 'skipped', bdm: p.bdm, why, error: new NovaBdmError(why) })));
   }
   return peak;
 }
