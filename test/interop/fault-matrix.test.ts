@@ -231,7 +231,7 @@ describe('fault matrix: single refresh on the real lab (issue 14 item 1)', { ski
       const seconds = ((Date.now() - t0) / 1000).toFixed(1);
       const r1 = first.result;
       const msg = oneLine(r1);
-      row.first = r1.failed ? `failed at ${String((r1.steps as Array<{ step: string; ok: boolean }> | undefined)?.find((s) => !s.ok)?.step ?? 'a read before the lock: nothing written')}` : `ok (${r1.changed ? 'changed' : 'unchanged'}${r1.warnings ? ', warning' : ''})`;
+      row.first = r1.failed ? `failed at ${String((r1.steps as Array<{ step: string; ok: boolean }> | undefined)?.find((s) => !s.ok)?.step ?? (typeof r1.remains === 'string' ? 'the lock' : 'a read before the lock: nothing written'))}` : `ok (${r1.changed ? 'changed' : 'unchanged'}${r1.warnings ? ', warning' : ''})`;
       row.failSeconds = r1.failed ? `${seconds} s` : '-';
       const interim = await snapshot(twin);
       const cleanupFailed = /clean-up failed too/.test(String(r1.remains ?? ''));

@@ -248,7 +248,7 @@ if ((CEPH)); then
   [[ -n $m ]] && say "ceph: $m"
   set +e; ( set -e; libvirt_up ) >>"$LAB_LOG/libvirt.log" 2>&1 9>&-; rc=$?; set -e
   ((rc == 0)) || fail libvirt "libvirtd/virtlogd or the cephx secret failed"
-  say "libvirt: libvirtd $(cat "$LAB_RUN/libvirtd.pid"), virtlogd $(cat "$LAB_RUN/virtlogd.pid"), secret $OPENSTACK_LAB_CEPH_SECRET_UUID, virt_type $OPENSTACK_LAB_LIBVIRT_VIRT_TYPE"
+  say "libvirt: libvirtd $(cat "$LAB_RUN/libvirtd.pid"), virtlogd $(cat "$LAB_RUN/virtlogd.pid"), secret $OPENSTACK_LAB_CEPH_SECRET_UUID, virt_type $OPENSTACK_LAB_LIBVIRT_VIRT_TYPE${OPENSTACK_LAB_LIBVIRT_CPU_FLAGS:+, cpu_model_extra_flags $OPENSTACK_LAB_LIBVIRT_CPU_FLAGS}"
   CINDER_EXTRA_CONF=(--config-file "$LAB_ETC/cinder-rbd.conf")
 else
   CINDER_EXTRA_CONF=()
