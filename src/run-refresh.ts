@@ -43,6 +43,8 @@ export async function runRefresh(
   const { cinder, http } = cinderSettings(conf, args.cinder_auth ?? {});
   for (const s of cinderSecrets(cinder)) scrubber.add(s);
   const session = new CinderSession(new OpenStackHttp(http), cinder);
+  // A refresh (not its check mode) deletes with the service token: validate it while other steps run.
+  session.prewarmServiceToken = !ansible.checkMode;
   const rpcClients = new Map<string, Promise<OsloRpcClient>>();
   const rpcFor = (cell: Cell): Promise<OsloRpcClient> => {
     let client = rpcClients.get(cell.uuid);

@@ -51,6 +51,9 @@ describe('the happy path', () => {
     assert.deepEqual(reserve.body, { attachment: { volume_uuid: s.volumeId, connector: null, instance_uuid: s.instanceUuid } });
     const del = env.cloud.log.find((m) => m.method === 'DELETE' && m.path.endsWith(s.oldAttachmentId))!;
     assert.ok(del.headers['x-service-token'], 'service token sent');
+    // Its validation was started earlier, in the background: one GET carrying the same service token, before the DELETE.
+    const warm = env.cloud.log.findIndex((m) => m.method === 'GET' && m.path.endsWith('/attachments?limit=1') && m.headers['x-service-token'] === del.headers['x-service-token']);
+    assert.ok(warm >= 0 && warm < env.cloud.log.indexOf(del), 'the service token was sent ahead, alone, before the DELETE');
     assert.equal(del.headers['openstack-api-version'], 'volume 3.44');
     const refreshRequestId = del.headers['x-openstack-request-id'];
 

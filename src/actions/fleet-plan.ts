@@ -57,8 +57,12 @@ export async function planFleet(ins: Inspector, selection: FleetSelection, concu
     for (const [instanceUuid, bdmUuids] of byInstance) selected.push({ cell, instanceUuid, bdmUuids, withAttachment: attached.get(instanceUuid) ?? 0 });
   }
 
-  // Large fleets read Cinder in bulk (cinder-index.ts) instead of two GETs per BDM.
   const withAttachment = selected.reduce((n, s) => n + s.withAttachment, 0);
+  if (withAttachment > 1) {
+    // Before the inspections go out side by side: each token validated once, not once per call.
+    await ins.cinder.warmTokens().catch(() => undefined); // a failure shows again where it matters
+  }
+  // Large fleets read Cinder in bulk (cinder-index.ts) instead of two GETs per BDM.
   if (withAttachment >= BULK_MIN_BDMS) {
     try {
       if (bulkPays(withAttachment, await ins.cinder.countVolumes())) ins.cinderIndex = await loadCinderIndex(ins.cinder);

@@ -712,8 +712,14 @@ async function benchFleet(harness: Harness): Promise<void> {
       perStep[name] = summarize(items.map((i) => (i.steps ?? []).filter((s) => s.step === name).reduce((a, s) => a + s.ms, 0)));
       addSummary(S, `  ${label}: step ${name} (median over BDMs)`, perStep[name]!, 'ms');
     }
-    if (typeof result.plan_seconds === 'number') rows.push({ section: S, measure: `  ${label}: plan (select, inspect every BDM)`, unit: 'ms', n: 1, median: result.plan_seconds * 1000 });
-    fleets[n] = { wall_ms: run.ms, over_single: over, per_bdm_ms: perBdm, mean_parallel: meanParallel, peak_parallel: peak, peak_rss_kib: run.rssKiB, cpu_s: run.cpuS, nova_manage_extrapolated_ms: extrapolated, steps_ms: perStep, plan_seconds: result.plan_seconds };
+    if (typeof result.plan_seconds === 'number') {
+      const requests = typeof result.plan_cinder_requests === 'number' ? `; ${result.plan_cinder_requests} Cinder requests (${n} BDMs)` : '';
+      rows.push({ section: S, measure: `  ${label}: plan (select, inspect every BDM)`, unit: 'ms', n: 1, median: result.plan_seconds * 1000, note: `plan_seconds${requests}` });
+    }
+    fleets[n] = {
+      wall_ms: run.ms, over_single: over, per_bdm_ms: perBdm, mean_parallel: meanParallel, peak_parallel: peak, peak_rss_kib: run.rssKiB, cpu_s: run.cpuS,
+      nova_manage_extrapolated_ms: extrapolated, steps_ms: perStep, plan_seconds: result.plan_seconds, plan_cinder_requests: result.plan_cinder_requests,
+    };
     log(`fleet ${label}: ${(run.ms / 1000).toFixed(1)} s = ${over.toFixed(2)}x one single refresh, mean concurrency ${meanParallel.toFixed(1)}, peak RSS ${((run.rssKiB ?? 0) / 1024).toFixed(0)} MiB`);
   }
   const singleStepNames = [...new Set(singleSteps.flat().map((s) => s.step))];
