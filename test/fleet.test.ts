@@ -279,7 +279,7 @@ describe('max_failures', () => {
 });
 
 describe('the plan reads Cinder in bulk for a large fleet', () => {
-  test('60 BDMs: a count and a few listing pages instead of 120 GETs (a BDM the listing lacks is asked for alone); 10 BDMs: 2 GETs each; both after one warm-up', async () => {
+  test('60 BDMs: a count and a few listing pages instead of 120 GETs (a BDM the listing lacks is asked for alone); 10 BDMs: 2 GETs each', async () => {
     const [h1] = env.hostNames() as [string];
     env.writeConnectors(env.hostNames());
     const large = await Promise.all(Array.from({ length: 60 }, () => env.seedInstance(h1, [false])));
@@ -290,14 +290,14 @@ describe('the plan reads Cinder in bulk for a large fleet', () => {
     const r = await env.refresh({ instance_uuids: large.map((s) => s.instanceUuid), max_parallel: 8, per_host_parallel: 8 });
     assert.equal(r.failed, undefined, String(r.msg));
     assert.deepEqual(r.counts, { refreshed: 60, skipped: 0, failed: 0 });
-    assert.ok(r.plan_cinder_requests <= 7, `1 token warm-up + 1 count + attachment and volume pages + 1 GET for the missing one, not 120: ${r.plan_cinder_requests}`);
+    assert.ok(r.plan_cinder_requests <= 7, `1 count + attachment and volume pages + 1 GET for the missing one (+ the service token's warm-up), not 120: ${r.plan_cinder_requests}`);
     assert.ok(r.refreshed.find((x: any) => x.bdm_uuid === gone.uuid).reasons.includes('attachment_missing'), 'judged from its own GET');
     for (const s of large) await assertRefreshed(s.bdms[0]!);
 
     const small = await Promise.all(Array.from({ length: 10 }, () => env.seedInstance(h1, [false])));
     const r2 = await env.refresh({ instance_uuids: small.map((s) => s.instanceUuid) });
     assert.deepEqual(r2.counts, { refreshed: 10, skipped: 0, failed: 0 });
-    assert.equal(r2.plan_cinder_requests, 21, 'below 50 BDMs: one token warm-up, then its attachment and its volume, per BDM');
+    assert.ok(r2.plan_cinder_requests === 20 || r2.plan_cinder_requests === 21, `below 50 BDMs: its attachment and its volume, per BDM (+ the service token's warm-up, if it ended within the plan): ${r2.plan_cinder_requests}`);
     for (const s of small) await assertRefreshed(s.bdms[0]!);
   });
 });

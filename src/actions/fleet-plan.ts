@@ -57,12 +57,8 @@ export async function planFleet(ins: Inspector, selection: FleetSelection, concu
     for (const [instanceUuid, bdmUuids] of byInstance) selected.push({ cell, instanceUuid, bdmUuids, withAttachment: attached.get(instanceUuid) ?? 0 });
   }
 
-  const withAttachment = selected.reduce((n, s) => n + s.withAttachment, 0);
-  if (withAttachment > 1) {
-    // Before the inspections go out side by side: each token validated once, not once per call.
-    await ins.cinder.warmTokens().catch(() => undefined); // a failure shows again where it matters
-  }
   // Large fleets read Cinder in bulk (cinder-index.ts) instead of two GETs per BDM.
+  const withAttachment = selected.reduce((n, s) => n + s.withAttachment, 0);
   if (withAttachment >= BULK_MIN_BDMS) {
     try {
       if (bulkPays(withAttachment, await ins.cinder.countVolumes())) ins.cinderIndex = await loadCinderIndex(ins.cinder);
@@ -74,6 +70,12 @@ export async function planFleet(ins: Inspector, selection: FleetSelection, concu
 
   const plan: PlannedInstance[] = new Array(selected.length);
   let next = 0;
+  if (selected.length > 1 && !ins.cinderIndex) {
+    // The first inspection alone: Cinder then validates our new token once (and caches it),
+    // not once per inspection that arrives before the first validation is done.
+    plan[0] = await planInstance(ins, selected[0]!, outage);
+    next = 1;
+  }
   const worker = async () => {
     while (next < selected.length) {
       const i = next++;
