@@ -279,10 +279,24 @@ describe('crash safety: SIGKILL at each step, then a run that recovers', () => {
   }
 });
 
+/** A TCP proxy to MariaDB the test can cut, and cell1's database_connection through it. */
+async function cellDbProxy() {
+  const proxy = await TcpProxy.start(3306);
+  const viaProxy = `mysql+pymysql://${env.fx.env.dbUser}:${encodeURIComponent(env.fx.env.dbPassword)}@127.0.0.1:${proxy.port}/${env.fx.env.databases.cell1}?charset=utf8`;
+  return { proxy, viaProxy };
+}
+
+/** After the fault: the same refresh through the healed proxy converges. */
+async function recoversThrough(s: Awaited<ReturnType<RefreshEnv['seed']>>, proxy: TcpProxy, viaProxy: string) {
+  proxy.restore();
+  const again = await env.refresh({ bdm_uuid: s.bdm.uuid, database_connection: viaProxy });
+  assert.equal(again.failed, undefined, String(again.msg));
+  await assertConsistent(s, String(again.new_attachment_id ?? again.attachment_id));
+}
+
 describe('the cell database lost mid-flow', () => {
   test('lost between the lock and the first BDM (while recovering an interrupted refresh): the result says the instance stays locked, and the next run recovers', async () => {
-    const proxy = await TcpProxy.start(3306);
-    const viaProxy = `mysql+pymysql://${env.fx.env.dbUser}:${encodeURIComponent(env.fx.env.dbPassword)}@127.0.0.1:${proxy.port}/${env.fx.env.databases.cell1}?charset=utf8`;
+    const { proxy, viaProxy } = await cellDbProxy();
     const s = await env.seed();
     // nova-manage (or a run of ours that left no claim) was killed holding the refresh lock.
     const db = env.fx.cell('cell1');
@@ -298,10 +312,7 @@ describe('the cell database lost mid-flow', () => {
       assert.equal(r.remains, 'no BDM was refreshed; the instance stays locked by this refresh (the unlock failed too): run refresh again to recover it');
       assert.match(String(r.msg), new RegExp(`cell1 database.*; ${String(r.remains).replace(/[().]/g, '\\$&')}$`));
       env.cloud.onRequest = undefined;
-      proxy.restore();
-      const again = await env.refresh({ bdm_uuid: s.bdm.uuid, database_connection: viaProxy });
-      assert.equal(again.failed, undefined, String(again.msg));
-      await assertConsistent(s, String(again.new_attachment_id ?? again.attachment_id));
+      await recoversThrough(s, proxy, viaProxy);
     } finally {
       env.cloud.onRequest = undefined;
       await proxy.stop();
@@ -309,8 +320,7 @@ describe('the cell database lost mid-flow', () => {
   });
 
   test('the connection drops during the RPC: failed clearly, and the next run recovers', async () => {
-    const proxy = await TcpProxy.start(3306);
-    const viaProxy = `mysql+pymysql://${env.fx.env.dbUser}:${encodeURIComponent(env.fx.env.dbPassword)}@127.0.0.1:${proxy.port}/${env.fx.env.databases.cell1}?charset=utf8`;
+    const { proxy, viaProxy } = await cellDbProxy();
     const s = await env.seed();
     env.compute.onCall = () => proxy.cutAll();
     try {
@@ -319,10 +329,7 @@ describe('the cell database lost mid-flow', () => {
       assert.match(String(r.msg), /cell1 database/);
       assert.ok(!JSON.stringify(r).includes(env.fx.env.dbPassword));
       env.compute.onCall = undefined;
-      proxy.restore();
-      const again = await env.refresh({ bdm_uuid: s.bdm.uuid, database_connection: viaProxy });
-      assert.equal(again.failed, undefined, String(again.msg));
-      await assertConsistent(s, String(again.new_attachment_id ?? again.attachment_id));
+      await recoversThrough(s, proxy, viaProxy);
     } finally {
       env.compute.onCall = undefined;
       await proxy.stop();

@@ -13,6 +13,20 @@ before(async () => {
 });
 after(() => env.stop());
 
+type Seeded = Awaited<ReturnType<RefreshEnv['seed']>>;
+
+/** Refresh again: it must succeed and leave one attachment, attached, the BDM's, the instance unlocked. Returns them. */
+async function refreshConverges(s: Seeded) {
+  const again = await env.refresh({ bdm_uuid: s.bdm.uuid });
+  assert.equal(again.failed, undefined, String(again.msg));
+  const atts = env.cloud.attachmentsOf(s.volumeId);
+  assert.deepEqual(atts.map((a) => a.status), ['attached'], 'exactly one attachment, attached');
+  const rows = await env.dumpRows(s.instanceUuid);
+  assert.equal(rows.bdms[0]!.attachment_id, atts[0]!.id);
+  assert.equal(rows.instance!.locked, 0);
+  return { attachment: atts[0]!, bdm: rows.bdms[0]! };
+}
+
 describe('a Cinder write without an answer', () => {
   test('reserve answered after the timeout: the next run removes the late reservation', async () => {
     const s = await env.seed();
@@ -27,13 +41,7 @@ describe('a Cinder write without an answer', () => {
     } finally {
       env.cloud.clearFaults();
     }
-    const again = await env.refresh({ bdm_uuid: s.bdm.uuid });
-    assert.equal(again.failed, undefined, String(again.msg));
-    const atts = env.cloud.attachmentsOf(s.volumeId);
-    assert.deepEqual(atts.map((a) => a.status), ['attached'], 'exactly one attachment, attached');
-    const rows = await env.dumpRows(s.instanceUuid);
-    assert.equal(rows.bdms[0]!.attachment_id, atts[0]!.id);
-    assert.equal(rows.instance!.locked, 0);
+    await refreshConverges(s);
   });
 
   test('a clean-up that could not finish: the BDM names a deleted attachment, a connected one is left attaching; the next run reconciles first', async () => {
@@ -44,14 +52,8 @@ describe('a Cinder write without an answer', () => {
     connected.status = 'attaching';
     env.cloud.volumes.get(s.volumeId)!.status = 'attaching';
     env.cloud.attachments.delete(s.oldAttachmentId);
-    const again = await env.refresh({ bdm_uuid: s.bdm.uuid });
-    assert.equal(again.failed, undefined, String(again.msg));
-    const atts = env.cloud.attachmentsOf(s.volumeId);
-    assert.deepEqual(atts.map((a) => a.status), ['attached'], 'exactly one attachment, attached');
-    const rows = await env.dumpRows(s.instanceUuid);
-    assert.equal(rows.bdms[0]!.attachment_id, atts[0]!.id);
-    assert.equal(JSON.parse(String(rows.bdms[0]!.connection_info)).data.hosts[0], '198.51.100.21');
-    assert.equal(rows.instance!.locked, 0);
+    const { bdm } = await refreshConverges(s);
+    assert.equal(JSON.parse(String(bdm.connection_info)).data.hosts[0], '198.51.100.21');
   });
 
   test('a cinder-api that died inside the PUT: the BDM names an attachment left attaching with no connection_info; the next run completes it, then refreshes', async () => {
@@ -65,14 +67,8 @@ describe('a Cinder write without an answer', () => {
     left.connection_info = {};
     env.cloud.volumes.get(s.volumeId)!.status = 'attaching';
     await env.fx.cell('cell1').updateTable('block_device_mapping').set({ connection_info: null }).where('id', '=', s.bdm.id).execute();
-    const again = await env.refresh({ bdm_uuid: s.bdm.uuid });
-    assert.equal(again.failed, undefined, String(again.msg));
-    const atts = env.cloud.attachmentsOf(s.volumeId);
-    assert.deepEqual(atts.map((a) => a.status), ['attached'], 'exactly one attachment, attached');
-    assert.notEqual(atts[0]!.id, s.oldAttachmentId, 'a new attachment replaced the one left attaching');
-    const rows = await env.dumpRows(s.instanceUuid);
-    assert.equal(rows.bdms[0]!.attachment_id, atts[0]!.id);
-    assert.deepEqual(JSON.parse(String(rows.bdms[0]!.connection_info)).data.hosts, RefreshEnv.EXPECT_NEW_MONITORS.data.hosts);
-    assert.equal(rows.instance!.locked, 0);
+    const { attachment, bdm } = await refreshConverges(s);
+    assert.notEqual(attachment.id, s.oldAttachmentId, 'a new attachment replaced the one left attaching');
+    assert.deepEqual(JSON.parse(String(bdm.connection_info)).data.hosts, RefreshEnv.EXPECT_NEW_MONITORS.data.hosts);
   });
 });

@@ -28,8 +28,13 @@ export async function loadCinderIndex(client: CinderClient): Promise<CinderIndex
 export const BULK_MIN_BDMS = 50;
 export const VOLUMES_PER_BDM = 20;
 
+/** Worth asking Cinder how many volumes it has (one request)? */
+export function bulkMayPay(bdmsWithAttachment: number): boolean {
+  return bdmsWithAttachment >= BULK_MIN_BDMS;
+}
+
 export function bulkPays(bdmsWithAttachment: number, volumesInCloud: number | undefined): boolean {
-  return bdmsWithAttachment >= BULK_MIN_BDMS && volumesInCloud !== undefined && volumesInCloud <= VOLUMES_PER_BDM * bdmsWithAttachment;
+  return bulkMayPay(bdmsWithAttachment) && volumesInCloud !== undefined && volumesInCloud <= VOLUMES_PER_BDM * bdmsWithAttachment;
 }
 
 const byVolume = new WeakMap<CinderIndex, Map<string, Attachment[]>>();

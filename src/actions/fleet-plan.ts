@@ -7,7 +7,7 @@ import { findInstanceRow, systemMetadataOf } from '../nova-db/refresh-reads';
 import type { BdmRecord } from '../nova-db/records';
 import type { InstancesTable } from '../nova-db/schema';
 import { selectCells } from './audit';
-import { BULK_MIN_BDMS, bulkPays, loadCinderIndex } from './cinder-index';
+import { bulkMayPay, bulkPays, loadCinderIndex } from './cinder-index';
 import { parseConnectionInfo } from './connection-info';
 import type { Outage } from './outage';
 import { inspectBdm, type Decision, type Inspector } from './refresh-inspect';
@@ -59,12 +59,11 @@ export async function planFleet(ins: Inspector, selection: FleetSelection, concu
 
   // Large fleets read Cinder in bulk (cinder-index.ts) instead of two GETs per BDM.
   const withAttachment = selected.reduce((n, s) => n + s.withAttachment, 0);
-  if (withAttachment >= BULK_MIN_BDMS) {
+  if (bulkMayPay(withAttachment)) {
     try {
       if (bulkPays(withAttachment, await ins.cinder.countVolumes())) ins.cinderIndex = await loadCinderIndex(ins.cinder);
     } catch {
       // No count or no listing (an older Cinder, a policy): each BDM asks for itself, and says so if that fails too.
-      ins.cinderIndex = undefined;
     }
   }
 

@@ -54,9 +54,14 @@ export async function liveClaimOf(db: NovaDatabase<CellDatabase>, instanceUuid: 
   return claim && !isAbandoned(claim) ? claim : undefined;
 }
 
-export function describeClaim(claim: HeldClaim): string {
+/** Who holds a claim: "nova-bdm on HOST, pid PID, since TIME". */
+export function claimHolder(claim: HeldClaim): string {
   const v = claim.value;
-  return `another refresh holds it (nova-bdm on ${v.host.split(' ')[0]}, pid ${v.pid}, since ${v.since}, BDMs ${v.bdms.join(', ')})`;
+  return `nova-bdm on ${v.host.split(' ')[0]}, pid ${v.pid}, since ${v.since}`;
+}
+
+export function describeClaim(claim: HeldClaim): string {
+  return `another refresh holds it (${claimHolder(claim)}, BDMs ${claim.value.bdms.join(', ')})`;
 }
 
 export interface HeldLock {

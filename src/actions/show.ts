@@ -7,7 +7,7 @@ import type { NovaDatabase } from '../nova-db/connect';
 import { readClaim } from '../nova-db/refresh-claim';
 import { systemMetadataOf } from '../nova-db/refresh-reads';
 import type { CellDatabase } from '../nova-db/schema';
-import { isAbandoned } from './refresh-lock';
+import { claimHolder, isAbandoned } from './refresh-lock';
 import type { BdmRecord, InstanceSummary } from '../nova-db/records';
 import { maskSecrets } from '../output/mask-secrets';
 
@@ -71,7 +71,7 @@ export async function showBdm(topology: NovaTopology, selector: BdmSelector, opt
 async function refreshStateOf(db: NovaDatabase<CellDatabase>, instance: InstanceSummary, bdm: BdmRecord): Promise<{ interrupted: boolean; warning: string } | undefined> {
   const [claim, sysmeta] = await Promise.all([readClaim(db, instance.uuid), instance.locked ? systemMetadataOf(db, instance.uuid) : undefined]);
   if (claim && bdm.uuid && claim.value.bdms.includes(bdm.uuid)) {
-    const who = `nova-bdm on ${claim.value.host.split(' ')[0]}, pid ${claim.value.pid}, since ${claim.value.since}`;
+    const who = claimHolder(claim);
     if (!isAbandoned(claim)) return { interrupted: false, warning: `a refresh of this BDM is running now (${who}, last heartbeat ${claim.ageSeconds} s ago)` };
     return {
       interrupted: true,

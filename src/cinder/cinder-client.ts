@@ -244,15 +244,12 @@ export class CinderClient {
     return hosts;
   }
 
-  /**
-   * One cheap request carrying both tokens, sent alone before many calls go out side by side:
-   * keystonemiddleware then validates each token once and caches it, instead of once per call
-   * that arrives before the first validation is done (16 at once: 16 round trips to Keystone).
-   */
-  async warmTokens(): Promise<void> {
-    const warm = this.call('GET', '/attachments?limit=1', undefined, [], ATTACHMENT_MICROVERSION, true).then(() => undefined);
-    this.session.serviceWarm ??= warm.catch(() => undefined);
-    await warm;
+  /** The service token's validation, started in the background (CinderSession.prewarmServiceToken). */
+  private startServiceWarm(): void {
+    this.session.serviceWarm = this.call('GET', '/attachments?limit=1', undefined, [], ATTACHMENT_MICROVERSION, true).then(
+      () => undefined,
+      () => undefined, // the DELETE then validates it itself, and says so if that fails
+    );
   }
 
   private async call(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, allowed: number[] = [], microversion = ATTACHMENT_MICROVERSION, withServiceToken = method === 'DELETE') {
@@ -279,7 +276,7 @@ export class CinderClient {
       if (res.status >= 300 && !allowed.includes(res.status)) throw this.error(method, path, res);
       if (this.session.prewarmServiceToken && !this.session.serviceWarm && this.session.settings.serviceAuth && !withServiceToken) {
         // Our user token is now validated and cached by Cinder: the service token's turn.
-        this.session.serviceWarm = this.warmTokens().catch(() => undefined);
+        this.startServiceWarm();
       }
       return res;
     }

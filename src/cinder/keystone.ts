@@ -40,17 +40,17 @@ export interface KeystoneToken {
 export const MIN_TOKEN_LIFE_MS = 120_000;
 
 /**
- * One set of credentials' token, the way a keystoneauth plugin keeps it: fetched on first use,
- * shared by concurrent callers, renewed when it is about to expire, and dropped when a service
- * answered 401 to it (the caller then asks again, once).
- */
-/**
  * After an authentication failed (its connect retries spent), callers within this long get the
  * same error at once: a fleet of 1,000 BDMs with Keystone down fails in seconds, not after
  * 1,000 rounds of retries; a later BDM of a long run still tries again.
  */
 export const FAILED_AUTH_HOLD_MS = 30_000;
 
+/**
+ * One set of credentials' token, the way a keystoneauth plugin keeps it: fetched on first use,
+ * shared by concurrent callers, renewed when it is about to expire, and dropped when a service
+ * answered 401 to it (the caller then asks again, once).
+ */
 export class TokenSource {
   private pending?: Promise<KeystoneToken>;
   private current?: KeystoneToken;
