@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { openSync, readFileSync, readlinkSync, writeFileSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import * as amqp from 'amqplib';
+import * as mysql from 'mysql2/promise';
 import type { LabEnv } from '../harness';
 
 // Signals for the lab's own services (test/interop/lab/up.sh starts each with setsid, so its
@@ -82,20 +83,26 @@ export class LabService {
     closeSync(out);
     child.unref();
     writeFileSync(this.pidFile, `${child.pid}\n`);
-    await this.waitServing();
+    await this.waitServing(started);
     return Date.now() - started;
   }
 
-  private async waitServing(): Promise<void> {
+  private async waitServing(since: number): Promise<void> {
     const deadline = Date.now() + 180_000;
     while (Date.now() < deadline) {
-      if (await this.serving()) return;
+      if (await this.serving(since)) return;
       await sleep(250);
     }
     throw new Error(`${this.name} did not come back within 180 s (see ${this.lab.logDir})`);
   }
 
-  private async serving(): Promise<boolean> {
+  /**
+   * nova-compute serves once it consumes its queue AND has sent a heartbeat since it was
+   * started: the tool judges a compute by its heartbeat (service_down_time), and after a long
+   * first run the dead one's last heartbeat can be older than that (seen: 67 s, so the re-run
+   * skipped every BDM as "compute down").
+   */
+  private async serving(since: number): Promise<boolean> {
     if (this.name === 'cinder-api') {
       try {
         const res = await fetch(this.lab.cinderUrl.replace(/\/v3$/, '/'), { signal: AbortSignal.timeout(2000) });
@@ -104,7 +111,22 @@ export class LabService {
         return false;
       }
     }
-    return (await computeConsumers(this.lab)) > 0;
+    return (await computeConsumers(this.lab)) > 0 && (await heartbeatAgeSeconds(this.lab, 'compute1')) * 1000 <= Date.now() - since;
+  }
+}
+
+/** Seconds since nova-compute on `host` last reported (by the database's clock); Infinity if never. */
+async function heartbeatAgeSeconds(lab: LabEnv, host: string): Promise<number> {
+  const c = await mysql.createConnection({ host: '127.0.0.1', user: lab.dbUser, password: lab.dbPassword, database: lab.databases.nova });
+  try {
+    const [rows] = await c.query(
+      "SELECT TIMESTAMPDIFF(SECOND, COALESCE(last_seen_up, updated_at, created_at), UTC_TIMESTAMP()) AS age FROM services WHERE host = ? AND `binary` = 'nova-compute' AND deleted = 0",
+      [host],
+    );
+    const age = (rows as Array<{ age: number | null }>)[0]?.age;
+    return age === null || age === undefined ? Infinity : Number(age);
+  } finally {
+    await c.end();
   }
 }
 
