@@ -73,24 +73,26 @@ if (exec 3<>/dev/kvm) 2>/dev/null; then OPENSTACK_LAB_LIBVIRT_VIRT_TYPE=kvm; els
 export OPENSTACK_LAB_LIBVIRT_VIRT_TYPE
 # compute2's [libvirt] cpu_model_extra_flags. Some KVM hosts cannot set MSR 0x10a
 # (IA32_ARCH_CAPABILITIES), which QEMU sets for a host-model CPU: every guest then aborts at
-# start ("failed to set MSR 0x10a", kvm_buf_set_msrs assertion; seen 2026-12-01 on an AMD EPYC
-# under Firecracker). Probed once per lab dir by a 3 s QEMU run with -cpu host; where it aborts,
-# the guests get -arch-capabilities (nova's "-flag" notation).
+# start ("failed to set MSR 0x10a", kvm_buf_set_msrs assertion; seen on an AMD EPYC under
+# Firecracker). up.sh probes it once per state dir (lab_probe_cpu_flags, after the dir is marked
+# as the lab's); sourcing this file only reads the result, it never writes.
+LAB_CPU_FLAGS_FILE=$LAB_STATE/kvm-cpu-flags
 OPENSTACK_LAB_LIBVIRT_CPU_FLAGS=
-if [[ $OPENSTACK_LAB_LIBVIRT_VIRT_TYPE == kvm ]]; then
-  _probe=$OPENSTACK_LAB_DIR/kvm-cpu-flags
-  if [[ ! -f $_probe ]] && command -v qemu-system-x86_64 >/dev/null 2>&1 && mkdir -p "$OPENSTACK_LAB_DIR" 2>/dev/null; then
-    # 124: still running when timeout stopped it (the guest CPU works); a quick exit is an abort
-    if timeout 3 qemu-system-x86_64 -enable-kvm -cpu host -display none -m 64 -nodefaults -no-reboot >/dev/null 2>&1 || [[ $? == 124 ]]; then
-      : >"$_probe"
-    else
-      echo -arch-capabilities >"$_probe"
-    fi
-  fi
-  [[ -f $_probe ]] && OPENSTACK_LAB_LIBVIRT_CPU_FLAGS=$(cat "$_probe")
-  unset _probe
-fi
+[[ $OPENSTACK_LAB_LIBVIRT_VIRT_TYPE == kvm && -f $LAB_CPU_FLAGS_FILE ]] && OPENSTACK_LAB_LIBVIRT_CPU_FLAGS=$(cat "$LAB_CPU_FLAGS_FILE")
 export OPENSTACK_LAB_LIBVIRT_CPU_FLAGS
+# A 3 s QEMU run with -cpu host: still running when timeout stops it (124) means the guest CPU
+# works; a quick exit is an abort, and the guests get -arch-capabilities (nova's "-flag" notation).
+lab_probe_cpu_flags() {
+  [[ $OPENSTACK_LAB_LIBVIRT_VIRT_TYPE == kvm && ! -f $LAB_CPU_FLAGS_FILE ]] || return 0
+  command -v qemu-system-x86_64 >/dev/null 2>&1 || return 0
+  if timeout 3 qemu-system-x86_64 -enable-kvm -cpu host -display none -m 64 -nodefaults -no-reboot >/dev/null 2>&1 || [[ $? == 124 ]]; then
+    : >"$LAB_CPU_FLAGS_FILE"
+  else
+    echo -arch-capabilities >"$LAB_CPU_FLAGS_FILE"
+  fi
+  OPENSTACK_LAB_LIBVIRT_CPU_FLAGS=$(cat "$LAB_CPU_FLAGS_FILE")
+  export OPENSTACK_LAB_LIBVIRT_CPU_FLAGS
+}
 export OPENSTACK_LAB_NOVA_MANAGE=$LAB_SRC/nova-manage OPENSTACK_LAB_SEED=$LAB_SRC/seed.py OPENSTACK_LAB_PYTHON=$LAB_PY
 export OPENSTACK_LAB_DB_KEYSTONE=${_p}keystone OPENSTACK_LAB_DB_CINDER=${_p}cinder
 export OPENSTACK_LAB_DB_NOVA_API=${_p}nova_api OPENSTACK_LAB_DB_NOVA=${_p}nova

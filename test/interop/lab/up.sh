@@ -71,6 +71,7 @@ if ((FRESH)); then
 fi
 mkdir -p "$LAB_ETC" "$LAB_RUN" "$LAB_LOG" "$LAB_STATE"/{cinder,locks,nova/instances}
 ((CEPH)) && mkdir -p "$LAB_STATE/nova2/instances"
+((CEPH)) && lab_probe_cpu_flags
 rm -f "$LAB_RUN/check.failed"
 say "state dir $OPENSTACK_LAB_DIR, db prefix '${OPENSTACK_LAB_DB_PREFIX}', vhost '$OPENSTACK_LAB_VHOST'$( ((CEPH)) && echo ', ceph flavour')"
 # Settings or templates changed while this state dir's services run? Refuse before touching anything.
