@@ -18,7 +18,8 @@ export function fleetSummary(
       (e) => `${verb}: ${named(e)} on ${e.host ?? 'no host'} [${e.cell}]: ${e.reasons.join(', ')}${e.new_attachment_id ? ` -> attachment ${e.new_attachment_id} (${e.seconds} s)` : ''}`,
     ),
     ...result.skips.map((e) => `skipped: ${named(e)}: ${e.why}`),
-    ...result.failures.map((e) => `FAILED: ${named(e)}: ${e.msg}; ${e.remains}`),
+    // A failed refresh's msg may already end with what remains: said once.
+    ...result.failures.map((e) => `FAILED: ${named(e)}: ${e.msg.endsWith(e.remains) ? e.msg : `${e.msg}; ${e.remains}`}`),
     ...(result.report_path ? [`full result: ${result.report_path}`] : []),
   ];
 }

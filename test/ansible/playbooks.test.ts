@@ -340,6 +340,7 @@ describe('playbooks by FQCN', () => {
       const line = r.out.split('\n').find((l) => l.includes('FAILED: BDM'));
       assert.ok(line, r.out);
       assert.match(line!, new RegExp(`FAILED: BDM ${stale.bdm.uuid} \\(instance ${stale.instanceUuid}, volume ${stale.volumeId}\\): .*device busy.*; `));
+      assert.doesNotMatch(line!, /(the BDM and its attachment are unchanged).*\1/, 'what remains is said once');
       assert.match(r.out, /"refreshed 0, skipped 0, failed 1"/);
       assert.match(r.out, /fatal: \[localhost\]: FAILED! => \{"changed": false, "msg": "1 of 1 selected BDMs failed \(first: BDM /);
       assert.deepEqual((await env.dumpRows(stale.instanceUuid)).bdms, before, 'the BDM is unchanged');
