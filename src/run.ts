@@ -61,9 +61,9 @@ async function runAction(
     switch (args.action) {
       case 'show': {
         const { showBdm } = await import('./actions/show');
-        if (selection.kind === 'bdm') return await showBdm(topology, selection.bdm, { revealSecrets: args.reveal_secrets });
-        if (selection.kind === 'instance') return await showBdm(topology, { instanceUuid: selection.instanceUuid }, { revealSecrets: args.reveal_secrets });
-        throw new Error(`show got a ${selection.kind} selection`);
+        if (selection.kind !== 'bdm' && selection.kind !== 'instance') throw new Error(`show got a ${selection.kind} selection`);
+        const ref = selection.kind === 'bdm' ? selection.bdm : { instanceUuid: selection.instanceUuid };
+        return await showBdm(topology, ref, { revealSecrets: args.reveal_secrets });
       }
       case 'refresh': {
         const { runRefresh } = await import('./run-refresh');
