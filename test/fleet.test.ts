@@ -357,10 +357,14 @@ describe('volume_attachments: each entry selects exactly what it names', () => {
     assert.deepEqual(selected(crossed), [ax, ay, bx, by].map((s) => s.uuid).sort());
 
     const named = [pair(ax), pair(by)];
-    const plan = await env.refresh({ volume_attachments: named, _ansible_check_mode: true });
+    const plan = await env.refresh({ volume_attachments: named, _ansible_check_mode: true, _ansible_diff: true });
     assert.equal(plan.failed, undefined, plan.msg);
+    assert.equal(plan.changed, true);
     assert.deepEqual(plan.counts, { refreshed: 2, skipped: 0, failed: 0 });
     assert.deepEqual(selected(plan), [ax.uuid, by.uuid].sort());
+    // -C -D: the predicted diff of exactly the two named BDMs.
+    assert.deepEqual(plan.diff.map((d: any) => /^BDM (\S+) /.exec(d.before_header)![1]).sort(), [ax.uuid, by.uuid].sort());
+    assert.ok(plan.diff.every((d: any) => d.after.includes(NEW_MONITORS[0])));
     assert.deepEqual(plan.hosts_without_connector, []);
     const audit = (await (await import('../src/run')).execute({ action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], volume_attachments: named, expect: env.args({}).expect })).result as any;
     assert.deepEqual(audit.stale.map((s: any) => s.bdm_uuid).sort(), [ax.uuid, by.uuid].sort());
