@@ -1,14 +1,14 @@
 import type { ModuleArgs } from './args/schema';
-import { filtersOf } from './run-filters';
 import { auditFleet } from './actions/audit';
 import type { CinderClient } from './cinder/cinder-client';
 import type { NovaConf } from './config/nova-conf';
 import type { NovaTopology } from './nova-db/cells';
 import type { TextScrubber } from './output/scrub-text';
+import type { FleetFilters } from './selection';
 
 // Wires the fleet audit: the cell databases always, Cinder only with check_cinder.
 
-export async function runAudit(args: ModuleArgs, conf: NovaConf, topology: NovaTopology, scrubber: TextScrubber): Promise<Record<string, unknown> & { changed: boolean }> {
+export async function runAudit(args: ModuleArgs, filters: FleetFilters, conf: NovaConf, topology: NovaTopology, scrubber: TextScrubber): Promise<Record<string, unknown> & { changed: boolean }> {
   let cinder: { client: CinderClient; concurrency: number } | undefined;
   if (args.check_cinder) {
     // Loaded only here: a DB-only audit never pays for the HTTP stack.
@@ -24,8 +24,7 @@ export async function runAudit(args: ModuleArgs, conf: NovaConf, topology: NovaT
   }
   const interactive = process.stderr.isTTY === true;
   const result = await auditFleet(topology, {
-    filters: filtersOf(args),
-    cells: args.cells,
+    filters,
     refuseLocked: args.refuse_locked,
     expect: args.expect as Record<string, unknown> | undefined,
     cinder,

@@ -1,11 +1,9 @@
 import type { AnsibleFlags } from './args/validate';
 import type { ModuleArgs } from './args/schema';
-import { filtersOf } from './run-filters';
 import { refreshBdm } from './actions/refresh';
 import type { SingleRefreshResult } from './actions/refresh-result';
 import type { FleetProgress, FleetRefreshResult } from './actions/fleet';
 import { connectorLookup } from './actions/fleet-connectors';
-import { isFleetRefresh } from './args/validate';
 import { CinderClient, CinderSession } from './cinder/cinder-client';
 import { OpenStackHttp } from './cinder/http';
 import { cinderSecrets, cinderSettings } from './cinder/cinder-settings';
@@ -17,12 +15,14 @@ import { BadInput } from './errors';
 import type { Cell, NovaTopology } from './nova-db/cells';
 import { OsloRpcClient } from './rpc/oslo-rpc-client';
 import type { TextScrubber } from './output/scrub-text';
+import type { Selection } from './selection';
 
 // Wires refresh to the real outside systems from nova.conf and the arguments. Loaded only for
 // refresh, so `show` never pays for the RabbitMQ and HTTP stacks.
 
 export async function runRefresh(
   args: ModuleArgs,
+  selection: Extract<Selection, { kind: 'bdm' | 'fleet' }>,
   conf: NovaConf,
   ansible: AnsibleFlags,
   topology: NovaTopology,
@@ -30,7 +30,7 @@ export async function runRefresh(
   /** A live progress line (the CLI on a terminal). */
   onProgress?: (p: FleetProgress) => void,
 ): Promise<SingleRefreshResult | FleetRefreshResult> {
-  const fleet = isFleetRefresh(args);
+  const fleet = selection.kind === 'fleet';
   // The single form needs its one connector up front (nova-manage's exit codes 2 and 3).
   const connector = fleet || (args.connector === undefined && args.connector_path === undefined)
     ? undefined
@@ -73,16 +73,13 @@ export async function runRefresh(
   };
   const cinderFor = (requestId: string) => new CinderClient(session, requestId);
   try {
-    if (fleet) {
+    if (selection.kind === 'fleet') {
       const { refreshFleet } = await import('./actions/fleet');
       // A live progress line on a terminal (the CLI); Ansible's stderr is never one.
       const progress = onProgress ?? (process.stderr.isTTY === true ? writeProgress : undefined);
       const result = await refreshFleet(
         { topology, cinderFor, rpcFor, connectorFor },
-        {
-          filters: filtersOf(args),
-          cells: args.cells,
-        },
+        selection.filters,
         {
           ...settings,
           maxParallel: args.max_parallel,
@@ -94,11 +91,12 @@ export async function runRefresh(
       );
       // Failure messages come from errors of the outside systems: scrubbed like msg.
       for (const f of result.failures) f.msg = scrubber.scrub(f.msg);
+      result.summary = result.summary.map((line) => scrubber.scrub(line));
       return result;
     }
     return await refreshBdm(
       { topology, cinderFor, rpcFor },
-      args.bdm_uuid !== undefined ? { bdmUuid: args.bdm_uuid.toLowerCase() } : { instanceUuid: args.instance_uuid!.toLowerCase(), volumeId: args.volume_id!.toLowerCase() },
+      selection.bdm,
       { ...settings, connector: connector ?? connectorFor },
     );
   } finally {

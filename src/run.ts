@@ -1,9 +1,10 @@
-import { isFleetRefresh, parseModuleInput, type AnsibleFlags } from './args/validate';
+import { parseModuleInput, type AnsibleFlags } from './args/validate';
 import { SECRET_OPTIONS, type ModuleArgs } from './args/schema';
 import { configSecrets, resolveDatabaseSettings, urlPasswords } from './config/connections';
 import { loadNovaConf } from './config/nova-conf';
 import { NovaBdmError, RefreshFailed } from './errors';
 import { TextScrubber } from './output/scrub-text';
+import type { Selection } from './selection';
 
 export type ModuleResult = Record<string, unknown> & { changed: boolean; failed?: boolean; msg?: string };
 
@@ -22,12 +23,12 @@ export async function execute(raw: unknown): Promise<Outcome> {
   let verbosity = 0;
   try {
     rememberArgumentSecrets(raw, scrubber);
-    const { args, ansible } = parseModuleInput(raw);
+    const { args, selection, ansible } = parseModuleInput(raw);
     rememberArgumentSecrets(args, scrubber); // converted: a cinder_auth given as k=v text is a dict now
     verbosity = ansible.verbosity;
     const conf = loadNovaConf(typeof args.config_file === 'string' ? [args.config_file] : args.config_file);
     for (const s of configSecrets(conf)) scrubber.add(s);
-    const result = await runAction(args, conf, ansible, scrubber);
+    const result = await runAction(args, selection, conf, ansible, scrubber);
     return { result: scrubResult(result, scrubber) };
   } catch (err) {
     const error = err instanceof Error ? err : new Error(String(err));
@@ -37,6 +38,7 @@ export async function execute(raw: unknown): Promise<Outcome> {
 
 async function runAction(
   args: ModuleArgs,
+  selection: Selection,
   conf: ReturnType<typeof loadNovaConf>,
   ansible: AnsibleFlags,
   scrubber: TextScrubber,
@@ -53,24 +55,25 @@ async function runAction(
     connectTimeoutSeconds: args.connect_timeout,
     // A fleet refresh keeps max_parallel instances in flight, each with its own short queries; a
     // few more connections per cell than the default 2 (Nova's databases serve many clients).
-    ...(isFleetRefresh(args) ? { cellConnectionLimit: Math.min(args.max_parallel, 4) + 1 } : {}),
+    ...(args.action === 'refresh' && selection.kind === 'fleet' ? { cellConnectionLimit: Math.min(args.max_parallel, 4) + 1 } : {}),
   });
   try {
     switch (args.action) {
       case 'show': {
         const { showBdm } = await import('./actions/show');
-        const selector = args.bdm_uuid !== undefined
-          ? { bdmUuid: args.bdm_uuid.toLowerCase() }
-          : { instanceUuid: args.instance_uuid!.toLowerCase(), volumeId: args.volume_id?.toLowerCase() };
-        return await showBdm(topology, selector, { revealSecrets: args.reveal_secrets });
+        if (selection.kind !== 'bdm' && selection.kind !== 'instance') throw new Error(`show got a ${selection.kind} selection`);
+        const ref = selection.kind === 'bdm' ? selection.bdm : { instanceUuid: selection.instanceUuid };
+        return await showBdm(topology, ref, { revealSecrets: args.reveal_secrets });
       }
       case 'refresh': {
         const { runRefresh } = await import('./run-refresh');
-        return await runRefresh(args, conf, ansible, topology, scrubber);
+        if (selection.kind !== 'bdm' && selection.kind !== 'fleet') throw new Error(`refresh got a ${selection.kind} selection`);
+        return await runRefresh(args, selection, conf, ansible, topology, scrubber);
       }
       case 'audit': {
         const { runAudit } = await import('./run-audit');
-        return await runAudit(args, conf, topology, scrubber);
+        if (selection.kind !== 'fleet') throw new Error(`audit got a ${selection.kind} selection`);
+        return await runAudit(args, selection.filters, conf, topology, scrubber);
       }
     }
   } finally {

@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { lockReasonFor } from '../src/actions/lock-reason';
@@ -331,6 +331,108 @@ describe('Cinder unreachable in the middle of a fleet', () => {
     } finally {
       env.hosts.get(h1)!.compute.onCall = undefined;
       await proxy.stop();
+    }
+  });
+});
+
+describe('volume_attachments: each entry selects exactly what it names', () => {
+  /** A on h1 with volumes X and Y, B on h1 with the same X and Y: four BDMs whose pairs could cross. */
+  async function crossingPairs() {
+    const [h1] = env.hostNames() as [string];
+    env.writeConnectors(env.hostNames());
+    const a = await env.seedInstance(h1, [false, false]);
+    const [ax, ay] = a.bdms as [SeededBdm, SeededBdm];
+    const b = await env.fx.seedInstance('cell1', { host: h1, node: `${h1}.example.org` });
+    const bx = await env.attachVolume(b, h1, { volumeId: ax.volumeId, deviceName: '/dev/vdb' });
+    const by = await env.attachVolume(b, h1, { volumeId: ay.volumeId, deviceName: '/dev/vdc' });
+    return { a: a.instanceUuid, b, ax, ay, bx, by };
+  }
+  const selected = (r: any) => [...r.refreshed, ...r.skips, ...r.failures].map((e: any) => e.bdm_uuid).sort();
+  const pair = (s: SeededBdm) => ({ instance_uuid: s.instanceUuid, volume_id: s.volumeId });
+
+  test('[(A, X), (B, Y)] where A/Y and B/X exist too: the plan, the audit and the refresh touch only A/X and B/Y', async () => {
+    const { a, b, ax, ay, bx, by } = await crossingPairs();
+    // All four are stale: the filters that AND instances and volumes would take all four.
+    const crossed = await env.refresh({ instance_uuids: [a, b], volume_ids: [ax.volumeId, ay.volumeId], _ansible_check_mode: true });
+    assert.deepEqual(selected(crossed), [ax, ay, bx, by].map((s) => s.uuid).sort());
+
+    const named = [pair(ax), pair(by)];
+    const plan = await env.refresh({ volume_attachments: named, _ansible_check_mode: true, _ansible_diff: true });
+    assert.equal(plan.failed, undefined, plan.msg);
+    assert.equal(plan.changed, true);
+    assert.deepEqual(plan.counts, { refreshed: 2, skipped: 0, failed: 0 });
+    assert.deepEqual(selected(plan), [ax.uuid, by.uuid].sort());
+    // -C -D: the predicted diff of exactly the two named BDMs.
+    assert.deepEqual(plan.diff.map((d: any) => /^BDM (\S+) /.exec(d.before_header)![1]).sort(), [ax.uuid, by.uuid].sort());
+    assert.ok(plan.diff.every((d: any) => d.after.includes(NEW_MONITORS[0])));
+    assert.deepEqual(plan.hosts_without_connector, []);
+    const audit = (await (await import('../src/run')).execute({ action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], volume_attachments: named, expect: env.args({}).expect })).result as any;
+    assert.deepEqual(audit.stale.map((s: any) => s.bdm_uuid).sort(), [ax.uuid, by.uuid].sort());
+    assert.equal(audit.totals.scanned, 2);
+
+    const real = await env.refresh({ volume_attachments: named });
+    assert.deepEqual(real.counts, { refreshed: 2, skipped: 0, failed: 0 }, real.msg);
+    for (const s of [ax, by]) {
+      const row = await env.bdmRow(s);
+      assert.notEqual(row.attachment_id, s.oldAttachmentId, `${s.uuid} refreshed`);
+      assert.deepEqual(JSON.parse(row.connection_info!).data.hosts, NEW_MONITORS);
+    }
+    for (const s of [ay, bx]) {
+      const row = await env.bdmRow(s);
+      assert.equal(row.attachment_id, s.oldAttachmentId, `${s.uuid} (not named) keeps its attachment`);
+      assert.notDeepEqual(JSON.parse(row.connection_info!).data.hosts, NEW_MONITORS);
+      assert.ok(env.cloud.attachments.has(s.oldAttachmentId), `${s.uuid}: its Cinder attachment is still there`);
+    }
+  });
+
+  test('[{A, X}, {B}] is A/X and every volume BDM of B (not B/X alone); a bdm_uuid entry mixes in; empty lists filter nothing', async () => {
+    const { b, ax, ay, bx, by } = await crossingPairs();
+    const plan = await env.refresh({ volume_attachments: [pair(ax), { instance_uuid: b }], _ansible_check_mode: true });
+    assert.deepEqual(selected(plan), [ax.uuid, bx.uuid, by.uuid].sort());
+    // Upper case UUIDs, a bdm_uuid entry, a null volume_id (Ansible's unset suboption).
+    const mixed = await env.refresh({ volume_attachments: [{ bdm_uuid: ay.uuid.toUpperCase() }, { instance_uuid: bx.instanceUuid.toUpperCase(), volume_id: bx.volumeId, bdm_uuid: null }], _ansible_check_mode: true });
+    assert.deepEqual(selected(mixed), [ay.uuid, bx.uuid].sort());
+    // hosts and driver_volume_type narrow it; an empty instance_uuids is no filter.
+    const narrowed = await env.refresh({ volume_attachments: [pair(ax)], driver_volume_type: 'iscsi', instance_uuids: [], _ansible_check_mode: true });
+    assert.deepEqual(narrowed.counts, { refreshed: 0, skipped: 0, failed: 0 });
+    const onHost = await env.refresh({ volume_attachments: [pair(ax)], hosts: [ax.host], _ansible_check_mode: true });
+    assert.deepEqual(selected(onHost), [ax.uuid]);
+  });
+
+  test('refused with one line: combined with instance_uuids/volume_ids/bdm_uuids, an entry naming nothing, only empty lists', async () => {
+    const { a, ax } = await crossingPairs();
+    const combined = await env.refresh({ volume_attachments: [pair(ax)], instance_uuids: [a] });
+    assert.equal(combined.failed, true);
+    assert.equal(combined.msg, 'volume_attachments names BDMs exactly and cannot be combined with instance_uuids: list those BDMs in volume_attachments (hosts, cells, project_id and driver_volume_type still narrow it)');
+    const nothing = await env.refresh({ volume_attachments: [pair(ax), { volume_id: ax.volumeId }] });
+    assert.equal(nothing.msg, 'volume_attachments[1]: volume_id needs instance_uuid: give bdm_uuid, or instance_uuid with an optional volume_id');
+    const both = await env.refresh({ volume_attachments: [{ bdm_uuid: ax.uuid, instance_uuid: a }] });
+    assert.match(both.msg, /^volume_attachments\[0\]: bdm_uuid names one BDM alone/);
+    const badUuid = await env.refresh({ volume_attachments: [pair(ax), { instance_uuid: a, volume_id: 'nope' }] });
+    assert.equal(badUuid.msg, 'volume_attachments[1].volume_id is not a valid UUID (expected the form 8-4-4-4-12 hex digits)');
+    const badKey = await env.refresh({ volume_attachments: [{ instance_uuid: a, volume: ax.volumeId }] });
+    assert.equal(badKey.msg, 'volume_attachments[0] has an unsupported key: volume');
+    const empty = await env.refresh({ volume_attachments: [], instance_uuids: [] });
+    assert.match(empty.msg, /^no BDM selected: .*a refresh never means the whole cloud$/);
+    for (const r of [combined, nothing, both, badUuid, badKey, empty]) assert.equal(r.failed, true);
+  });
+
+  test('hosts_without_connector: the hosts whose BDMs the plan needs a connector for', async () => {
+    const [h1, h2] = env.hostNames() as [string, string];
+    env.writeConnectors([h1]);
+    rmSync(join(env.connectorDir, `${h2}.json`), { force: true });
+    const one = await env.seedInstance(h1, [false]);
+    const two = await env.seedInstance(h2, [false]);
+    const current = await env.seedInstance(h2, [true]);
+    try {
+      const plan = await env.refresh({ instance_uuids: [one.instanceUuid, two.instanceUuid, current.instanceUuid], _ansible_check_mode: true });
+      assert.deepEqual(plan.hosts_without_connector, [h2]);
+      assert.deepEqual(plan.counts, { refreshed: 1, skipped: 1, failed: 1 });
+      assert.equal(plan.summary[0], 'would refresh 1, skipped 1, failed 1 (check mode: nothing was written)');
+      assert.ok(plan.summary.includes(`FAILED: BDM ${two.bdms[0]!.uuid} (instance ${two.instanceUuid}, volume ${two.bdms[0]!.volumeId}): no connector for compute host ${h2}; nothing was changed`), plan.summary.join('\n'));
+      assert.ok(plan.summary.includes(`skipped: BDM ${current.bdms[0]!.uuid} (instance ${current.instanceUuid}, volume ${current.bdms[0]!.volumeId}): not stale`));
+    } finally {
+      env.writeConnectors(env.hostNames());
     }
   });
 });

@@ -1,7 +1,8 @@
 import type { CinderClient } from '../cinder/cinder-client';
 import { loadCinderIndex, type CinderIndex } from './cinder-index';
 import type { Cell, NovaTopology } from '../nova-db/cells';
-import { streamVolumeBdmBatches, type AuditFilters, type AuditRow } from '../nova-db/audit-query';
+import { streamVolumeBdmBatches, type AuditRow } from '../nova-db/audit-query';
+import { matchesDriverVolumeType, type FleetFilters } from '../selection';
 import { AuditReportFile } from './audit-report';
 import { BadInput } from '../errors';
 import { parseConnectionInfo } from './connection-info';
@@ -16,9 +17,8 @@ import { cinderStaleReasons, dbStaleReasons, type StaleCode, type StaleReason } 
 export const CELL_CONCURRENCY = 4;
 
 export interface AuditOptions {
-  filters: AuditFilters;
-  /** Only these cells (names or uuids). */
-  cells?: string[];
+  /** The selection (cells by names or uuids). */
+  filters: FleetFilters;
   /** The refuse_locked rule (refreshable.ts). */
   refuseLocked?: boolean;
   expect?: Record<string, unknown>;
@@ -71,7 +71,7 @@ async function loadAuditCinder(cinder: NonNullable<AuditOptions['cinder']>): Pro
 }
 
 async function auditCells(topology: NovaTopology, options: AuditOptions, report: AuditReportFile | undefined): Promise<Record<string, unknown>> {
-  const [cells, cinder] = await Promise.all([topology.listCells().then((all) => selectCells(all, options.cells)), options.cinder ? loadAuditCinder(options.cinder) : undefined]);
+  const [cells, cinder] = await Promise.all([topology.listCells().then((all) => selectCells(all, options.filters.cells)), options.cinder ? loadAuditCinder(options.cinder) : undefined]);
   const stale: StaleBdm[] = [];
   const byReason: Record<string, number> = {};
   let scanned = 0;
@@ -92,7 +92,7 @@ async function auditCells(topology: NovaTopology, options: AuditOptions, report:
       report?.addStale(entry);
     };
     try {
-      await auditCell(topology, cell, { ...options, filters: { ...options.filters, withLockedReason: options.refuseLocked === true } }, cinder, record, report);
+      await auditCell(topology, cell, options, cinder, record, report);
     } catch (err) {
       totals.error = err instanceof Error ? err.message : String(err);
     }
@@ -157,11 +157,10 @@ async function scanCell(
   report: AuditReportFile | undefined,
   inFlight: Set<Promise<void>>,
 ): Promise<void> {
-  const wanted = options.filters.driverVolumeType;
-  for await (const rows of streamVolumeBdmBatches(db, options.filters)) {
+  for await (const rows of streamVolumeBdmBatches(db, options.filters, { withLockedReason: options.refuseLocked === true })) {
     for (const row of rows) {
       const info = parseConnectionInfo(row.connection_info); // once per row: the hot path at a million
-      if (wanted !== undefined && info?.driver_volume_type !== wanted) continue;
+      if (!matchesDriverVolumeType(options.filters, info)) continue;
       const reasons = dbStaleReasons(row, options.expect, info);
       if (!cinder || row.attachment_id === null) {
         record(row, reasons);

@@ -2,7 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Connector } from '../args/connector-schema';
 import { loadConnector } from '../args/connector-file';
-import { BadInput, NovaBdmError } from '../errors';
+import { BadInput, ConnectorMissing, NovaBdmError } from '../errors';
 
 // The connector of each compute host of a fleet refresh: `connectors` (host -> connector),
 // `connector_dir` (<host>.json files, as get_connector --json writes them), and a single
@@ -30,7 +30,7 @@ export function connectorLookup(sources: ConnectorSources): (host: string) => Co
       if (existsSync(path)) return loadConnector(undefined, path);
     }
     if (single && single.host === host) return single;
-    return new NovaBdmError(`no connector for compute host ${host}`);
+    return new ConnectorMissing(`no connector for compute host ${host}`);
   };
   return (host) => {
     let found = cache.get(host);

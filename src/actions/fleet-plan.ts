@@ -1,11 +1,12 @@
 import type { Selectable } from 'kysely';
 import { NovaBdmError } from '../errors';
-import { streamVolumeBdms, type AuditFilters } from '../nova-db/audit-query';
+import { streamVolumeBdms } from '../nova-db/audit-query';
 import type { Cell, NovaTopology } from '../nova-db/cells';
 import { listVolumeBdmsOfInstance } from '../nova-db/queries';
 import { findInstanceRow, systemMetadataOf } from '../nova-db/refresh-reads';
 import type { BdmRecord } from '../nova-db/records';
 import type { InstancesTable } from '../nova-db/schema';
+import { matchesDriverVolumeType, type FleetFilters } from '../selection';
 import { selectCells } from './audit';
 import { bulkMayPay, bulkPays, loadCinderIndex } from './cinder-index';
 import { parseConnectionInfo } from './connection-info';
@@ -15,12 +16,6 @@ import { inspectBdm, type Decision, type Inspector } from './refresh-inspect';
 // The fleet plan: every selected BDM with one decision, made by the same inspection a single
 // refresh makes. Selection is the audit's query (same filters); then, per instance, the full
 // rows are read and each BDM inspected, a bounded number of instances at a time.
-
-export interface FleetSelection {
-  filters: AuditFilters;
-  /** Cell names or uuids. */
-  cells?: string[];
-}
 
 export interface PlannedBdm {
   cell: Cell;
@@ -39,16 +34,15 @@ export interface PlannedInstance {
 }
 
 /** Select, then inspect; `concurrency` instances are inspected at once. */
-export async function planFleet(ins: Inspector, selection: FleetSelection, concurrency: number, outage: Outage): Promise<PlannedInstance[]> {
-  const cells = selectCells(await ins.topology.listCells(), selection.cells);
+export async function planFleet(ins: Inspector, filters: FleetFilters, concurrency: number, outage: Outage): Promise<PlannedInstance[]> {
+  const cells = selectCells(await ins.topology.listCells(), filters.cells);
   const selected: Array<{ cell: Cell; instanceUuid: string; bdmUuids: Set<string>; withAttachment: number }> = [];
   for (const cell of cells) {
     const byInstance = new Map<string, Set<string>>();
     const attached = new Map<string, number>();
-    for await (const row of streamVolumeBdms(ins.topology.cellDatabase(cell), selection.filters)) {
+    for await (const row of streamVolumeBdms(ins.topology.cellDatabase(cell), filters)) {
       if (!row.instance_uuid || !row.uuid) continue;
-      const wanted = selection.filters.driverVolumeType;
-      if (wanted !== undefined && parseConnectionInfo(row.connection_info)?.driver_volume_type !== wanted) continue;
+      if (!matchesDriverVolumeType(filters, parseConnectionInfo(row.connection_info))) continue;
       let set = byInstance.get(row.instance_uuid);
       if (!set) byInstance.set(row.instance_uuid, (set = new Set()));
       set.add(row.uuid);

@@ -1,5 +1,5 @@
 import type { CinderClient } from '../cinder/cinder-client';
-import { BadInput, InstanceChanged, LockedByAnotherRefresh, NovaBdmError, RefreshFailed } from '../errors';
+import { BadInput, ConnectorMissing, InstanceChanged, LockedByAnotherRefresh, NovaBdmError, RefreshFailed } from '../errors';
 import type { Cell, NovaTopology } from '../nova-db/cells';
 import type { OsloRpcClient } from '../rpc/oslo-rpc-client';
 import { checkPrivateFileTarget, writePrivateFile } from '../output/private-file';
@@ -7,7 +7,9 @@ import { newAdminContext } from '../rpc/request-context';
 import type { Connector } from '../args/connector-schema';
 import { connectionInfoFromAttachment, parseConnectionInfo } from './connection-info';
 import { Outage } from './outage';
-import { planFleet, type FleetSelection, type PlannedBdm, type PlannedInstance } from './fleet-plan';
+import type { FleetFilters } from '../selection';
+import { planFleet, type PlannedBdm, type PlannedInstance } from './fleet-plan';
+import { fleetSummary } from './fleet-summary';
 import { Inspector, type InspectSettings } from './refresh-inspect';
 import { refreshInstance, type BdmOutcome, type PlannedRefresh } from './refresh-instance';
 import { connectionInfoDiff, masker, type ConnectionInfoDiff } from './refresh-result';
@@ -73,20 +75,25 @@ export type FleetRefreshResult = {
   plan_cinder_requests: number;
   /** The most instances refreshed at once (0 in check mode). */
   peak_parallel: number;
+  /** The compute hosts of selected BDMs that need a connector and were given none (sorted). */
+  hosts_without_connector: string[];
+  /** One line for the counts, then one per BDM: what the role and the CLI print. */
+  summary: string[];
 };
 
-export async function refreshFleet(deps: FleetDeps, selection: FleetSelection, settings: FleetSettings): Promise<FleetRefreshResult> {
+export async function refreshFleet(deps: FleetDeps, filters: FleetFilters, settings: FleetSettings): Promise<FleetRefreshResult> {
   if (settings.reportPath) checkWritable(settings.reportPath);
   const mask = masker(settings.revealSecrets);
   const cinder = deps.cinderFor(newAdminContext().requestId);
   const inspector = new Inspector(deps.topology, cinder, deps.rpcFor, settings, deps.connectorFor);
   const planStarted = performance.now();
   const outage = new Outage();
-  const plan = await planFleet(inspector, selection, settings.maxParallel, outage);
+  const plan = await planFleet(inspector, filters, settings.maxParallel, outage);
   const planSeconds = Math.round(performance.now() - planStarted) / 1000;
   const planCinderRequests = cinder.requestCount;
 
-  const out: Omit<FleetRefreshResult, 'changed' | 'msg' | 'counts' | 'plan_seconds' | 'plan_cinder_requests' | 'peak_parallel'> = { refreshed: [], skips: [], failures: [] };
+  const out: Pick<FleetRefreshResult, 'refreshed' | 'skips' | 'failures'> = { refreshed: [], skips: [], failures: [] };
+  const hostsWithoutConnector = new Set<string>();
   const diffs: ConnectionInfoDiff[] = [];
   const warnings: string[] = [];
   const toRun: Array<{ instance: PlannedInstance; planned: PlannedRefresh[] }> = [];
@@ -96,7 +103,10 @@ export async function refreshFleet(deps: FleetDeps, selection: FleetSelection, s
       const d = p.decision;
       if (d.action === 'current') out.skips.push({ ...item(p), why: 'not stale' });
       else if (d.action === 'skip') out.skips.push({ ...item(p), why: d.why });
-      else if (d.action === 'fail') out.failures.push({ ...item(p), msg: firstLine(d.error.message), undone: [], remains: 'nothing was changed' });
+      else if (d.action === 'fail') {
+        out.failures.push({ ...item(p), msg: firstLine(d.error.message), undone: [], remains: 'nothing was changed' });
+        if (d.error instanceof ConnectorMissing && p.host) hostsWithoutConnector.add(p.host);
+      }
       else if (settings.checkMode) {
         out.refreshed.push({ ...item(p), reasons: reasonCodes(d), old_attachment_id: p.bdm.attachment_id, new_attachment_id: null, seconds: 0, rpc_version: d.rpcVersion });
         if (settings.diff) {
@@ -173,6 +183,8 @@ export async function refreshFleet(deps: FleetDeps, selection: FleetSelection, s
     plan_seconds: planSeconds,
     plan_cinder_requests: planCinderRequests,
     peak_parallel: peakParallel,
+    hosts_without_connector: [...hostsWithoutConnector].sort(),
+    summary: fleetSummary({ counts, ...out, report_path: settings.reportPath }, settings.checkMode),
   };
   if (counts.failed > 0) {
     result.failed = true;

@@ -2,13 +2,12 @@ import { BdmNotFound, InconsistentData, type NovaBdmError } from '../errors';
 import type { Cell, NovaTopology } from '../nova-db/cells';
 import { findBdmByInstanceAndVolume, findBdmsByUuid } from '../nova-db/queries';
 import type { BdmRecord } from '../nova-db/records';
-
-export type BdmSelector = { bdmUuid: string } | { instanceUuid: string; volumeId?: string };
+import type { OneBdm } from '../selection';
 
 /** One live BDM by its uuid (searched in every cell at once) or by instance + volume. */
 export async function locateOneBdm(
   topology: NovaTopology,
-  selector: { bdmUuid: string } | { instanceUuid: string; volumeId: string },
+  selector: OneBdm,
   warnings: string[],
 ): Promise<{ cell: Cell; bdm: BdmRecord }> {
   if ('bdmUuid' in selector) return findBdmInAllCells(topology, selector.bdmUuid, warnings);

@@ -12,6 +12,7 @@ import { refreshInstance } from './refresh-instance';
 import { buildResult, connectionInfoDiff, masker, summaryOf, type SingleRefreshResult } from './refresh-result';
 import { applyExpectation, expectationMismatch } from './staleness';
 import { StepLog } from './step-log';
+import type { OneBdm } from '../selection';
 
 /** The outside systems refresh works with; tests hand it real ones pointed at local services. */
 export interface RefreshDeps {
@@ -34,7 +35,7 @@ export interface RefreshSettings extends InspectSettings {
 /** One BDM: inspect (read-only), then under the instance's lock refresh it. */
 export async function refreshBdm(
   deps: RefreshDeps,
-  selector: { bdmUuid: string } | { instanceUuid: string; volumeId: string },
+  selector: OneBdm,
   settings: RefreshSettings & { connector: Connector | ((host: string) => Connector | NovaBdmError) },
 ): Promise<SingleRefreshResult> {
   const steps = new StepLog();

@@ -1,7 +1,7 @@
 import { BdmNotFound } from '../errors';
 import type { Cell, NovaTopology } from '../nova-db/cells';
 import { findInstanceSummary, listVolumeBdmsOfInstance } from '../nova-db/queries';
-import { locateOneBdm, type BdmSelector } from './locate-bdm';
+import { locateOneBdm } from './locate-bdm';
 import { lockReasonFor } from './lock-reason';
 import type { NovaDatabase } from '../nova-db/connect';
 import { readClaim } from '../nova-db/refresh-claim';
@@ -10,8 +10,7 @@ import type { CellDatabase } from '../nova-db/schema';
 import { claimHolder, isAbandoned } from './refresh-lock';
 import type { BdmRecord, InstanceSummary } from '../nova-db/records';
 import { maskSecrets } from '../output/mask-secrets';
-
-export type { BdmSelector };
+import type { BdmRef } from '../selection';
 
 /** A BDM as shown: every column as stored, connection_info parsed (and masked by default). */
 export type BdmView = Omit<BdmRecord, 'connection_info'> & { connection_info: unknown };
@@ -31,16 +30,12 @@ export type ShowResult = {
   warnings?: string[];
 };
 
-export async function showBdm(topology: NovaTopology, selector: BdmSelector, options: { revealSecrets: boolean }): Promise<ShowResult> {
+export async function showBdm(topology: NovaTopology, selector: BdmRef, options: { revealSecrets: boolean }): Promise<ShowResult> {
   const warnings: string[] = [];
   const view = (bdm: BdmRecord) => toView(bdm, options.revealSecrets, warnings);
 
-  if ('bdmUuid' in selector || selector.volumeId !== undefined) {
-    const { cell, bdm } = await locateOneBdm(
-      topology,
-      'bdmUuid' in selector ? selector : { instanceUuid: selector.instanceUuid, volumeId: selector.volumeId! },
-      warnings,
-    );
+  if ('bdmUuid' in selector || 'volumeId' in selector) {
+    const { cell, bdm } = await locateOneBdm(topology, selector, warnings);
     if ('bdmUuid' in selector && bdm.destination_type !== 'volume') {
       throw new BdmNotFound(
         `BDM ${selector.bdmUuid} is not a volume BDM (source_type ${bdm.source_type}, destination_type ${bdm.destination_type}).`,

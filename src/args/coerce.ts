@@ -190,7 +190,9 @@ function coerceValue(value: unknown, schema: CoercibleSchema, option: string, se
     const out: Record<string, unknown> = {};
     for (const [key, v] of Object.entries(converted as Record<string, unknown>)) {
       const sub = schema.properties[key];
-      out[key] = sub && v !== null ? coerceValue(v, sub, `${option}.${key}`, secret || sub.secret === true) : v;
+      // A known sub-option set to None is unset, as AnsibleModule has it (volume_id: null).
+      if (sub && v === null) continue;
+      out[key] = sub ? coerceValue(v, sub, `${option}.${key}`, secret || sub.secret === true) : v;
     }
     return out;
   }

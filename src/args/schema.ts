@@ -52,6 +52,20 @@ export const argsSchema = {
       items: { type: 'string', pattern: uuidPattern },
       description: 'audit and fleet refresh: only these block device mappings.',
     },
+    volume_attachments: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          instance_uuid: { type: 'string', pattern: uuidPattern },
+          volume_id: { type: 'string', pattern: uuidPattern },
+          bdm_uuid: { type: 'string', pattern: uuidPattern },
+        },
+      },
+      description:
+        'audit and fleet refresh: only these BDMs, each named exactly as {instance_uuid, volume_id} (as nova-manage volume_attachment), {instance_uuid} (every volume BDM of it) or {bdm_uuid}; not with instance_uuids, volume_ids or bdm_uuids.',
+    },
     cells: {
       type: 'array',
       items: { type: 'string', minLength: 1 },

@@ -3,6 +3,10 @@ import { argsSchema, OPTION_NAMES, type ModuleArgs } from './schema';
 import { coerceOptions, type CoercibleSchema } from './coerce';
 import { validateArgs as validateSchema } from './schema-validator';
 import { BadInput } from '../errors';
+import type { Selection } from '../selection';
+import { FLEET_FILTERS, given, isFleetRefresh, parseSelection } from './selection';
+
+export { FLEET_FILTERS, isFleetRefresh };
 
 /** What Ansible itself passes besides the user's options (only the ones we honour). */
 export interface AnsibleFlags {
@@ -13,6 +17,8 @@ export interface AnsibleFlags {
 
 export interface ParsedInput {
   args: ModuleArgs;
+  /** The BDMs the options select, parsed once: every action reads this, not the options. */
+  selection: Selection;
   ansible: AnsibleFlags;
 }
 
@@ -52,6 +58,7 @@ export function parseModuleInput(raw: unknown): ParsedInput {
   checkSelectors(args);
   return {
     args,
+    selection: parseSelection(args),
     ansible: {
       checkMode: internal._ansible_check_mode === true,
       diff: internal._ansible_diff === true,
@@ -67,15 +74,8 @@ function listShort(names: string[]): string {
   return names.length > 20 ? `${shown} and ${names.length - 20} more` : shown;
 }
 
-/** The audit's filters; a refresh given any of them is a fleet refresh. */
-export const FLEET_FILTERS = ['hosts', 'cells', 'instance_uuids', 'volume_ids', 'bdm_uuids', 'project_id', 'driver_volume_type'] as const;
 const FLEET_ONLY = [...FLEET_FILTERS, 'report_path'] as const;
 const CONNECTOR_SOURCES = ['connector', 'connector_path', 'connectors', 'connector_dir'] as const;
-
-/** Does this refresh select a fleet (filters) rather than one BDM? */
-export function isFleetRefresh(args: ModuleArgs): boolean {
-  return args.action === 'refresh' && FLEET_FILTERS.some((f) => args[f] !== undefined);
-}
 
 function checkSelectors(args: ModuleArgs): void {
   if (args.action === 'get_connector') {
@@ -96,7 +96,7 @@ function checkSelectors(args: ModuleArgs): void {
   if (isFleetRefresh(args)) {
     for (const option of ['bdm_uuid', 'instance_uuid', 'volume_id'] as const) {
       if (args[option] !== undefined) {
-        throw new BadInput(`${option} selects one BDM and cannot be combined with the fleet filters (${FLEET_FILTERS.filter((f) => args[f] !== undefined).join(', ')}); use bdm_uuids, instance_uuids or volume_ids`);
+        throw new BadInput(`${option} selects one BDM and cannot be combined with the fleet filters (${FLEET_FILTERS.filter((f) => given(args, f)).join(', ')}); use bdm_uuids, instance_uuids, volume_ids or volume_attachments`);
       }
     }
     if (args.connector !== undefined && args.connector_path !== undefined) {
@@ -108,7 +108,7 @@ function checkSelectors(args: ModuleArgs): void {
     return;
   }
   for (const option of FLEET_ONLY) {
-    if (args[option] !== undefined) throw new BadInput(`${option} is only used by action audit and by a fleet refresh`);
+    if (given(args, option)) throw new BadInput(`${option} is only used by action audit and by a fleet refresh`);
   }
   const selectors = 'one of bdm_uuid, or instance_uuid (with an optional volume_id)';
   if (args.bdm_uuid !== undefined && args.instance_uuid !== undefined) {
@@ -169,8 +169,20 @@ export function describeSchemaErrors(errors: ErrorObject[]): string {
 
 const SECONDS_OPTIONS = new Set(['rpc_timeout', 'connect_timeout', 'timeout']);
 
+/**
+ * The option an error is about: a list of plain values is named once for all its items; a key
+ * inside a list of dicts by its place (volume_attachments[1].volume_id).
+ */
+function optionOf(instancePath: string, aboutDict: boolean): string {
+  const [option, index, key] = instancePath.replace(/^\//, '').split('/');
+  if (!option) return 'arguments';
+  if (!/^\d+$/.test(index ?? '')) return option;
+  if (key !== undefined) return `${option}[${index}].${key}`;
+  return aboutDict ? `${option}[${index}]` : option;
+}
+
 function describeSchemaError(e: ErrorObject): string {
-  const option = e.instancePath.replace(/^\//, '').split('/')[0] || 'arguments';
+  const option = optionOf(e.instancePath, e.keyword === 'additionalProperties');
   switch (e.keyword) {
     case 'enum':
       return `value of ${option} must be one of: ${(e.params.allowedValues as unknown[]).join(', ')}`;

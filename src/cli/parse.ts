@@ -47,6 +47,10 @@ options:
   --instance UUID      (audit, fleet refresh) only this instance; repeatable
   --volume UUID        (audit, fleet refresh) only this volume; repeatable
   --bdm UUID           (audit, fleet refresh) only this BDM; repeatable
+  --volume-attachment INSTANCE_UUID[:VOLUME_ID]
+                       (audit, fleet refresh) only this instance's BDM of this volume
+                       (all of its volume BDMs without :VOLUME_ID); repeatable, each named
+                       exactly (not with --instance, --volume or --bdm)
   --project ID         (audit, fleet refresh) only this project's instances
   --driver-volume-type T (audit, fleet refresh) only BDMs of this type (rbd, iscsi, ...)
   --report-path FILE   (audit, fleet refresh) also write the full JSON result there (mode 0600)
@@ -89,6 +93,8 @@ interface Flag {
   names: readonly string[];
   short?: string;
   kind: 'switch' | 'value' | 'list';
+  /** A list flag's value as the module argument's item (default: the text itself). */
+  item?: (value: string) => unknown;
   /** The module argument it sets, or a render setting, or help. */
   to: { arg: string; set?: unknown } | { render: keyof CliRender } | 'help';
 }
@@ -111,6 +117,7 @@ const FLAGS: readonly Flag[] = [
   { names: ['instance'], kind: 'list', to: { arg: 'instance_uuids' } },
   { names: ['volume'], kind: 'list', to: { arg: 'volume_ids' } },
   { names: ['bdm'], kind: 'list', to: { arg: 'bdm_uuids' } },
+  { names: ['volume-attachment', 'volume_attachment'], kind: 'list', to: { arg: 'volume_attachments' }, item: volumeAttachmentOf },
   { names: ['connector-dir'], kind: 'value', to: { arg: 'connector_dir' } },
   { names: ['max-parallel'], kind: 'value', to: { arg: 'max_parallel' } },
   { names: ['per-host-parallel'], kind: 'value', to: { arg: 'per_host_parallel' } },
@@ -121,6 +128,12 @@ const FLAGS: readonly Flag[] = [
   { names: ['report-path'], kind: 'value', to: { arg: 'report_path' } },
   { names: ['check'], kind: 'switch', to: { arg: '_ansible_check_mode' } },
 ];
+
+/** INSTANCE_UUID:VOLUME_ID (nova-manage's pair), or INSTANCE_UUID alone; the module checks the UUIDs. */
+function volumeAttachmentOf(value: string): Record<string, string> {
+  const [instanceUuid, ...volume] = value.split(':');
+  return volume.length === 0 ? { instance_uuid: instanceUuid! } : { instance_uuid: instanceUuid!, volume_id: volume.join(':') };
+}
 
 const FLAG_BY_NAME = new Map(FLAGS.flatMap((f) => [...f.names.map((n) => [n, f] as const), ...(f.short ? [[f.short, f] as const] : [])]));
 
@@ -166,7 +179,7 @@ export function parseCli(argv: readonly string[]): CliCommand {
     } else if (flag.kind === 'switch') {
       moduleArgs[flag.to.arg] = flag.to.set ?? true;
     } else if (flag.kind === 'list') {
-      moduleArgs[flag.to.arg] = [...((moduleArgs[flag.to.arg] as string[] | undefined) ?? []), token.value];
+      moduleArgs[flag.to.arg] = [...((moduleArgs[flag.to.arg] as unknown[] | undefined) ?? []), flag.item ? flag.item(token.value!) : token.value];
     } else {
       moduleArgs[flag.to.arg] = token.value;
     }
@@ -202,7 +215,7 @@ function command(positional: readonly string[], moduleArgs: Record<string, unkno
     const filtered = FLEET_FILTERS.some((f) => moduleArgs[f] !== undefined);
     if (rest.length === 0 && filtered) return { kind: 'run', moduleArgs: { ...moduleArgs, action: 'refresh' }, render };
     if (rest.length === 0) {
-      return { kind: 'usage-error', message: 'bdm refresh needs a BDM_UUID, or at least one filter (--host, --cell, --instance, --volume, --bdm, --project, --driver-volume-type) for a fleet refresh' };
+      return { kind: 'usage-error', message: 'bdm refresh needs a BDM_UUID, or at least one filter (--host, --cell, --instance, --volume, --bdm, --volume-attachment, --project, --driver-volume-type) for a fleet refresh' };
     }
     if (rest.length !== 1 || filtered) return { kind: 'usage-error', message: 'bdm refresh takes exactly one BDM_UUID, or filters (not both)' };
     return { kind: 'run', moduleArgs: { ...moduleArgs, action: 'refresh', bdm_uuid: rest[0] }, render };

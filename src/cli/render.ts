@@ -26,25 +26,10 @@ function renderRefresh(result: Record<string, unknown>, render: CliRender): stri
   return `${table(summary)}\nsteps:\n${timings}`;
 }
 
-/** fleet refresh: the counts, then one line per BDM (refreshed, skipped with why, failed with msg). */
+/** fleet refresh: its msg, then the module's own summary (the counts, one line per BDM). */
 function renderFleet(result: FleetRefreshResult, render: CliRender): string {
   if (render.json) return JSON.stringify(result, null, 2);
-  const { refreshed, skipped, failed } = result.counts;
-  const lines = [`${result.msg}`, `  refreshed ${refreshed}, skipped ${skipped}, failed ${failed}`];
-  const rows = [
-    ...result.refreshed.map((e) => ['refreshed', e.bdm_uuid, e.instance_uuid, e.host ?? '-', e.cell, `${e.reasons.join(',')}${e.new_attachment_id ? ` -> ${e.new_attachment_id} (${e.seconds} s)` : ''}`]),
-    ...result.failures.map((e) => ['FAILED', e.bdm_uuid, e.instance_uuid, e.host ?? '-', e.cell, `${e.msg}; ${e.remains}`]),
-    ...result.skips.map((e) => ['skipped', e.bdm_uuid, e.instance_uuid, e.host ?? '-', e.cell, e.why]),
-  ];
-  if (rows.length > 0) lines.push('', ...columns(['status', 'BDM', 'instance', 'host', 'cell', 'detail'], rows));
-  if (result.report_path) lines.push('', `full result: ${result.report_path}`);
-  return lines.join('\n');
-}
-
-function columns(head: string[], rows: string[][]): string[] {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const fmt = (r: string[]) => r.map((v, i) => (i === r.length - 1 ? v : v.padEnd(widths[i]!))).join('  ').trimEnd();
-  return [fmt(head), ...rows.map(fmt)];
+  return [result.msg, ...result.summary].join('\n');
 }
 
 /** audit: totals per cell and per reason, then one line per stale BDM. */

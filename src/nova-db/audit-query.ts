@@ -1,19 +1,15 @@
 import type { NovaDatabase } from './connect';
+import type { ExpressionBuilder } from 'kysely';
+import type { BdmRef, FleetFilters } from '../selection';
 import type { CellDatabase } from './schema';
 
 // The fleet audit's one query per cell: every live, attached volume BDM with the instance
 // fields that decide whether it could be refreshed, streamed in batches (flat memory at any size).
 
-export interface AuditFilters {
-  hosts?: string[];
-  instanceUuids?: string[];
-  projectId?: string;
-  volumeIds?: string[];
-  bdmUuids?: string[];
+/** How to read: the rows a query serves besides the selection's filters. */
+export interface AuditReadOptions {
   /** Also read locked_reason (the refuse_locked rule needs to tell a refresh's lock from others'). */
   withLockedReason?: boolean;
-  /** Matched in code: connection_info is JSON text. */
-  driverVolumeType?: string;
 }
 
 export interface AuditRow {
@@ -31,7 +27,8 @@ export interface AuditRow {
   locked_reason?: string | null;
 }
 
-export async function* streamVolumeBdmBatches(db: NovaDatabase<CellDatabase>, filters: AuditFilters): AsyncGenerator<AuditRow[]> {
+/** The selection's filters but driver_volume_type (matched in code) and cells (each cell is its own query). */
+export async function* streamVolumeBdmBatches(db: NovaDatabase<CellDatabase>, filters: FleetFilters, options: AuditReadOptions = {}): AsyncGenerator<AuditRow[]> {
   let query = db.kysely
     .selectFrom('block_device_mapping as b')
     .leftJoin('instances as i', (join) => join.onRef('i.uuid', '=', 'b.instance_uuid').on('i.deleted', '=', 0))
@@ -43,8 +40,12 @@ export async function* streamVolumeBdmBatches(db: NovaDatabase<CellDatabase>, fi
   if (filters.instanceUuids?.length) query = query.where('b.instance_uuid', 'in', filters.instanceUuids);
   if (filters.volumeIds?.length) query = query.where('b.volume_id', 'in', filters.volumeIds);
   if (filters.bdmUuids?.length) query = query.where('b.uuid', 'in', filters.bdmUuids);
+  if (filters.volumeAttachments?.length) {
+    const named = filters.volumeAttachments;
+    query = query.where((eb) => namedBdms(eb, named));
+  }
   if (filters.projectId !== undefined) query = query.where('i.project_id', '=', filters.projectId);
-  const rows = filters.withLockedReason
+  const rows = options.withLockedReason
     ? query
         .leftJoin('instance_system_metadata as m', (join) =>
           join.onRef('m.instance_uuid', '=', 'b.instance_uuid').on('m.key', '=', 'locked_reason').on('m.deleted', '=', 0),
@@ -59,6 +60,32 @@ export async function* streamVolumeBdmBatches(db: NovaDatabase<CellDatabase>, fi
 }
 
 /** The same rows one at a time (the fleet plan's pace is the refresh, not the scan). */
-export async function* streamVolumeBdms(db: NovaDatabase<CellDatabase>, filters: AuditFilters): AsyncGenerator<AuditRow> {
+export async function* streamVolumeBdms(db: NovaDatabase<CellDatabase>, filters: FleetFilters): AsyncGenerator<AuditRow> {
   for await (const rows of streamVolumeBdmBatches(db, filters)) yield* rows;
+}
+
+/**
+ * volume_attachments: the BDMs its entries name, each entry on its own (an OR of exact names):
+ * (A, X) and (B, Y) select A's BDM of X and B's of Y, never A's of Y. The pairs are one row-value
+ * IN, kept to the instances they name so that the instance_uuid index serves it.
+ */
+function namedBdms(eb: ExpressionBuilder<CellDatabase & { b: CellDatabase['block_device_mapping'] }, 'b'>, refs: BdmRef[]) {
+  const bdmUuids: string[] = [];
+  const wholeInstances: string[] = [];
+  const pairs: Array<[string, string]> = [];
+  for (const ref of refs) {
+    if ('bdmUuid' in ref) bdmUuids.push(ref.bdmUuid);
+    else if ('volumeId' in ref) pairs.push([ref.instanceUuid, ref.volumeId]);
+    else wholeInstances.push(ref.instanceUuid);
+  }
+  const any = [];
+  if (bdmUuids.length) any.push(eb('b.uuid', 'in', bdmUuids));
+  if (wholeInstances.length) any.push(eb('b.instance_uuid', 'in', wholeInstances));
+  if (pairs.length) {
+    any.push(eb.and([
+      eb('b.instance_uuid', 'in', [...new Set(pairs.map(([i]) => i))]),
+      eb(eb.refTuple('b.instance_uuid', 'b.volume_id'), 'in', pairs.map(([i, v]) => eb.tuple(i, v))),
+    ]));
+  }
+  return eb.or(any);
 }

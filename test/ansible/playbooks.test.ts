@@ -259,8 +259,8 @@ describe('playbooks by FQCN', () => {
     assert.deepEqual(both.summary.counts, { refreshed: 1, skipped: 1, failed: 0 });
     assert.equal(both.summary.refreshed[0].bdm_uuid, stale.bdm.uuid);
     assert.deepEqual(both.summary.refreshed[0].reasons, ['expectation_mismatch']);
-    assert.equal(both.summary.skipped[0].bdm_uuid, active.bdm.uuid);
-    assert.equal(both.summary.skipped[0].why, 'vm_state active (must be stopped)');
+    assert.equal(both.summary.skips[0].bdm_uuid, active.bdm.uuid);
+    assert.equal(both.summary.skips[0].why, 'vm_state active (must be stopped)');
     assert.ok(both.run.out.includes(`skipped: BDM ${active.bdm.uuid} (instance ${active.instanceUuid}, volume ${active.volumeId}): vm_state active (must be stopped)`));
     assert.deepEqual(await snapshot(stale.instanceUuid, active.instanceUuid), before, 'check mode wrote nothing');
     assertNoSecret(r);
@@ -304,7 +304,7 @@ describe('playbooks by FQCN', () => {
     const again = await refreshPlaybook(vars);
     assertOk(again.run);
     assert.deepEqual(again.summary.counts, { refreshed: 0, skipped: 3, failed: 0 });
-    assert.deepEqual(again.summary.skipped.map((e: any) => e.why).sort(), ['not stale', 'not stale', 'vm_state active (must be stopped)']);
+    assert.deepEqual(again.summary.skips.map((e: any) => e.why).sort(), ['not stale', 'not stale', 'vm_state active (must be stopped)']);
     assert.match(again.run.out, /"refreshed 0, skipped 3, failed 0"/);
   });
 
@@ -319,7 +319,7 @@ describe('playbooks by FQCN', () => {
     const notForced = await refreshPlaybook(vars, [...strings, '-e', 'nova_bdm_force=false']);
     assertOk(notForced.run);
     assert.deepEqual(notForced.summary.counts, { refreshed: 0, skipped: 1, failed: 0 });
-    assert.equal(notForced.summary.skipped[0].why, 'not stale');
+    assert.equal(notForced.summary.skips[0].why, 'not stale');
     // ... and "True" true.
     const forced = await refreshPlaybook(vars, [...strings, '-e', 'nova_bdm_force=True']);
     assertOk(forced.run);
@@ -340,6 +340,7 @@ describe('playbooks by FQCN', () => {
       const line = r.out.split('\n').find((l) => l.includes('FAILED: BDM'));
       assert.ok(line, r.out);
       assert.match(line!, new RegExp(`FAILED: BDM ${stale.bdm.uuid} \\(instance ${stale.instanceUuid}, volume ${stale.volumeId}\\): .*device busy.*; `));
+      assert.doesNotMatch(line!, /(the BDM and its attachment are unchanged).*\1/, 'what remains is said once');
       assert.match(r.out, /"refreshed 0, skipped 0, failed 1"/);
       assert.match(r.out, /fatal: \[localhost\]: FAILED! => \{"changed": false, "msg": "1 of 1 selected BDMs failed \(first: BDM /);
       assert.deepEqual((await env.dumpRows(stale.instanceUuid)).bdms, before, 'the BDM is unchanged');
@@ -347,6 +348,64 @@ describe('playbooks by FQCN', () => {
     } finally {
       env.compute.behaviour = { kind: 'ok' };
     }
+  });
+
+  test('nova_bdm_bdms [(A, X), (B, Y)] with A/Y and B/X in the database too: exactly A/X and B/Y change', async () => {
+    const ax = await env.seed();
+    const by = await env.seed();
+    // The crossing BDMs: A's of Y and B's of X, stale too (old monitors).
+    const ay = await env.fx.seedBdm('cell1', ax.instanceUuid, { volume_id: by.volumeId, device_name: '/dev/vdc' });
+    const bx = await env.fx.seedBdm('cell1', by.instanceUuid, { volume_id: ax.volumeId, device_name: '/dev/vdc' });
+    const before = await snapshot(ax.instanceUuid, by.instanceUuid);
+    const crossing = (rows: typeof before.rows) => rows.flatMap((r) => r.bdms).filter((b) => b.uuid === ay.uuid || b.uuid === bx.uuid);
+    const { run: r, summary } = await refreshPlaybook({
+      ceph_monitors: NEW_MONITORS,
+      nova_bdm_bdms: [{ instance_uuid: ax.instanceUuid, volume_id: ax.volumeId }, { instance_uuid: by.instanceUuid, volume_id: by.volumeId }],
+      nova_bdm_connectors: { [env.host]: env.connector },
+    });
+    assertOk(r);
+    assert.deepEqual(summary.counts, { refreshed: 2, skipped: 0, failed: 0 });
+    assert.deepEqual(summary.refreshed.map((e: any) => e.bdm_uuid).sort(), [ax.bdm.uuid, by.bdm.uuid].sort());
+    assert.deepEqual(summary.skips, []);
+    assert.deepEqual(summary.failures, []);
+    assert.equal(summary.summary[0], 'refreshed 2, skipped 0, failed 0');
+    assert.ok(r.out.includes(`"refreshed: BDM ${ax.bdm.uuid} (instance ${ax.instanceUuid}, volume ${ax.volumeId}) on ${env.host} [cell1]: expectation_mismatch -> attachment `), r.out);
+    const after = await snapshot(ax.instanceUuid, by.instanceUuid);
+    assert.deepEqual(crossing(after.rows), crossing(before.rows), 'A/Y and B/X unchanged');
+    for (const s of [ax, by]) {
+      const row = after.rows.flatMap((x) => x.bdms).find((b) => b.uuid === s.bdm.uuid)!;
+      assert.notEqual(row.attachment_id, s.oldAttachmentId);
+      assert.deepEqual(JSON.parse(row.connection_info!).data.hosts, NEW_MONITORS);
+    }
+  });
+
+  test('nova_bdm_bdms [{A, X}, {B}]: A/X and every volume BDM of B, not A/Y', async () => {
+    const ax = await env.seed();
+    const ay = await env.seed({ instanceUuid: ax.instanceUuid, deviceName: '/dev/vdc' });
+    const bz = await env.seed();
+    const { run: r, summary } = await refreshPlaybook({
+      ceph_monitors: NEW_MONITORS,
+      nova_bdm_bdms: [{ instance_uuid: ax.instanceUuid, volume_id: ax.volumeId }, { instance_uuid: bz.instanceUuid }],
+      nova_bdm_connectors: { [env.host]: env.connector },
+    });
+    assertOk(r);
+    assert.deepEqual(summary.refreshed.map((e: any) => e.bdm_uuid).sort(), [ax.bdm.uuid, bz.bdm.uuid].sort());
+    assert.deepEqual(summary.counts, { refreshed: 2, skipped: 0, failed: 0 });
+    const a = (await env.dumpRows(ax.instanceUuid)).bdms;
+    assert.equal(a.find((b) => b.uuid === ay.bdm.uuid)!.attachment_id, ay.oldAttachmentId, 'A/Y (stale, refreshable, not named) unchanged');
+    assert.notEqual(a.find((b) => b.uuid === ax.bdm.uuid)!.attachment_id, ax.oldAttachmentId);
+    assert.notEqual((await env.dumpRows(bz.instanceUuid)).bdms[0]!.attachment_id, bz.oldAttachmentId);
+
+    // With instance_uuids in the filters too, the module refuses in one line before anything runs.
+    const mixed = await refreshPlaybook({
+      ceph_monitors: NEW_MONITORS,
+      nova_bdm_filters: { instance_uuids: [ay.instanceUuid] },
+      nova_bdm_bdms: [{ bdm_uuid: ay.bdm.uuid }],
+      nova_bdm_connectors: { [env.host]: env.connector },
+    });
+    assert.equal(mixed.run.code, 2, mixed.run.out);
+    assert.match(mixed.run.out, /volume_attachments names BDMs exactly and cannot be combined with instance_uuids/);
+    assert.equal((await env.dumpRows(ax.instanceUuid)).bdms.find((b) => b.uuid === ay.bdm.uuid)!.attachment_id, ay.oldAttachmentId);
   });
 
   test('the role gets the connector from the compute host itself (delegate_to via nova_bdm_host_map)', async () => {
@@ -400,7 +459,7 @@ describe('playbooks by FQCN', () => {
     const refreshed = [...a.refreshed, ...b.refreshed].map((e: any) => e.bdm_uuid).sort();
     assert.deepEqual(refreshed, seeded.map((x) => x.bdm.uuid).sort(), 'each BDM refreshed by exactly one controller');
     assert.equal(a.counts.failed + b.counts.failed, 0);
-    for (const e of [...a.skipped, ...b.skipped]) assert.match(e.why, /^(locked by another refresh|not stale|refreshed by another run meanwhile)/);
+    for (const e of [...a.skips, ...b.skips]) assert.match(e.why, /^(locked by another refresh|not stale|refreshed by another run meanwhile)/);
     for (const x of seeded) {
       const rows = await env.dumpRows(x.instanceUuid);
       assert.deepEqual(JSON.parse(rows.bdms[0]!.connection_info!).data.hosts, NEW_MONITORS);

@@ -76,7 +76,9 @@ function compareOptions(where: string, schema: Record<string, JsonSchema>, docum
     assert.notEqual(d.required, true, `${what}: the schema requires no option`);
     const text = ([] as string[]).concat(d.description ?? []).join(' ');
     assert.ok(text.trim().length > 0, `${what}: description`);
-    if (spec.properties) compareOptions(`${what}.`, spec.properties, d.suboptions ?? {});
+    // A dict's keys, or the keys of each dict of a list (volume_attachments), are suboptions.
+    const keys = spec.properties ?? (spec.type === 'array' ? spec.items?.properties : undefined);
+    if (keys) compareOptions(`${what}.`, keys, d.suboptions ?? {});
     else assert.equal(d.suboptions, undefined, `${what}: suboptions without schema properties`);
   }
 }
@@ -99,7 +101,7 @@ describe('the sidecar documentation agrees with the JSON Schema', () => {
   test('RETURN documents every key each action returns', () => {
     const expected = {
       show: ['bdm', 'bdms', 'instance', 'cell', 'attachment_id', 'connection_info', 'warnings', 'interrupted_refresh'],
-      refresh: ['changed', 'stale', 'stale_reasons', 'old_attachment_id', 'new_attachment_id', 'attachment_id', 'connection_info', 'diff', 'steps',
+      refresh: ['changed', 'counts', 'refreshed', 'skips', 'failures', 'summary', 'hosts_without_connector', 'stale', 'stale_reasons', 'old_attachment_id', 'new_attachment_id', 'attachment_id', 'connection_info', 'diff', 'steps',
         'request_ids', 'recovered', 'rpc_version', 'undone', 'remains', 'msg', 'bdm_uuid', 'instance_uuid', 'volume_id', 'host', 'cell'],
       audit: ['totals', 'stale', 'report_path', 'msg'],
       get_connector: ['connector'],

@@ -102,23 +102,32 @@ export class FleetEnv {
     const { cell } = this.hosts.get(host) ?? { cell: 'cell1' as CellName };
     const instanceUuid = await this.fx.seedInstance(cell, { host, node: `${host}.example.org`, ...instance });
     const bdms: SeededBdm[] = [];
-    for (const [i, isFresh] of fresh.entries()) {
-      const volumeId = randomUUID();
-      // What the volume driver returns (without the keys Cinder and Nova add), old or new monitors.
-      const { qos_specs: _q, access_mode: _a, encrypted: _e, ...base } = { ...RBD_CONNECTION_INFO.data, name: `volumes/volume-${volumeId}`, volume_id: volumeId };
-      const backend = { ...base, hosts: NEW_MONITORS, keyring: 'AQBnewkeyringsecret==' };
-      this.cloud.addVolume(volumeId, {});
-      const att = this.cloud.addAttachedVolume(volumeId, instanceUuid, { driver_volume_type: 'rbd', data: isFresh ? backend : base }, false, host);
-      this.cloud.backends.set(volumeId, { driver_volume_type: 'rbd', data: backend });
-      const seeded = await this.fx.seedBdm(cell, instanceUuid, {
-        volume_id: volumeId,
-        attachment_id: att.id,
-        device_name: `/dev/vd${String.fromCharCode(98 + i)}`,
-        connection_info: JSON.stringify(novaInfoFromCinder(att, volumeId)),
-      });
-      bdms.push({ uuid: seeded.uuid, id: seeded.id, volumeId, oldAttachmentId: att.id, instanceUuid, host, cell });
-    }
+    for (const [i, isFresh] of fresh.entries()) bdms.push(await this.attachVolume(instanceUuid, host, { fresh: isFresh, deviceName: `/dev/vd${String.fromCharCode(98 + i)}` }));
     return { instanceUuid, bdms };
+  }
+
+  /**
+   * One rbd volume attached to the instance (in Cinder and as its BDM): a new volume, or
+   * `volumeId` attached once more (an instance's BDM of another instance's volume).
+   */
+  async attachVolume(instanceUuid: string, host: string, options: { fresh?: boolean; deviceName: string; volumeId?: string }): Promise<SeededBdm> {
+    const { cell } = this.hosts.get(host) ?? { cell: 'cell1' as CellName };
+    const volumeId = options.volumeId ?? randomUUID();
+    // What the volume driver returns (without the keys Cinder and Nova add), old or new monitors.
+    const { qos_specs: _q, access_mode: _a, encrypted: _e, ...base } = { ...RBD_CONNECTION_INFO.data, name: `volumes/volume-${volumeId}`, volume_id: volumeId };
+    const backend = { ...base, hosts: NEW_MONITORS, keyring: 'AQBnewkeyringsecret==' };
+    // A volume attached to a second instance is a multiattach volume, as Cinder would insist.
+    if (options.volumeId) this.cloud.volumes.get(volumeId)!.multiattach = true;
+    else this.cloud.addVolume(volumeId, {});
+    const att = this.cloud.addAttachedVolume(volumeId, instanceUuid, { driver_volume_type: 'rbd', data: options.fresh ? backend : base }, false, host);
+    this.cloud.backends.set(volumeId, { driver_volume_type: 'rbd', data: backend });
+    const seeded = await this.fx.seedBdm(cell, instanceUuid, {
+      volume_id: volumeId,
+      attachment_id: att.id,
+      device_name: options.deviceName,
+      connection_info: JSON.stringify(novaInfoFromCinder(att, volumeId)),
+    });
+    return { uuid: seeded.uuid, id: seeded.id, volumeId, oldAttachmentId: att.id, instanceUuid, host, cell };
   }
 
   args(extra: Record<string, unknown>): Record<string, unknown> {

@@ -59,3 +59,45 @@ test('a list of config files is accepted', () => {
   const { args } = parseModuleInput({ instance_uuid: U, config_file: ['/a.conf', '/b.conf'] });
   assert.deepEqual(args.config_file, ['/a.conf', '/b.conf']);
 });
+
+test('the selection is parsed once: one BDM, one instance, the fleet filters (lowercase, empty lists dropped)', () => {
+  const V = '9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d';
+  const B = '0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0';
+  assert.deepEqual(parseModuleInput({ bdm_uuid: U.toUpperCase() }).selection, { kind: 'bdm', bdm: { bdmUuid: U } });
+  assert.deepEqual(parseModuleInput({ instance_uuid: U, volume_id: V.toUpperCase() }).selection, { kind: 'bdm', bdm: { instanceUuid: U, volumeId: V } });
+  assert.deepEqual(parseModuleInput({ instance_uuid: U }).selection, { kind: 'instance', instanceUuid: U });
+  assert.deepEqual(parseModuleInput({ action: 'get_connector' }).selection, { kind: 'this-host' });
+  assert.deepEqual(parseModuleInput({ action: 'audit' }).selection, { kind: 'fleet', filters: {} });
+  const audit = parseModuleInput({
+    action: 'audit',
+    hosts: 'cmp-1, cmp-2',
+    cells: [],
+    driver_volume_type: 'rbd',
+    // As Ansible may send them: a dict, a k=v string, an unset (None) suboption.
+    volume_attachments: [{ instance_uuid: U.toUpperCase(), volume_id: V }, `instance_uuid=${B}`, { bdm_uuid: V, instance_uuid: null }],
+  });
+  assert.deepEqual(audit.selection, {
+    kind: 'fleet',
+    filters: { hosts: ['cmp-1', 'cmp-2'], driverVolumeType: 'rbd', volumeAttachments: [{ instanceUuid: U, volumeId: V }, { instanceUuid: B }, { bdmUuid: V }] },
+  });
+  // A refresh with volume_attachments is a fleet refresh; an empty one is no filter at all.
+  const fleet = parseModuleInput({ action: 'refresh', volume_attachments: [{ instance_uuid: U, volume_id: V }], connector_dir: '/c' });
+  assert.equal(fleet.selection.kind, 'fleet');
+  assert.equal(parseModuleInput({ action: 'refresh', bdm_uuid: U, volume_attachments: [], connector_path: '/c.json' }).selection.kind, 'bdm');
+});
+
+test('volume_attachments: each entry one of the three forms, never with the filters it would cross; one line each', () => {
+  const V = '9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d';
+  const audit = (extra: Record<string, unknown>) => ({ action: 'audit', ...extra });
+  failsWith(audit({ volume_attachments: [{ instance_uuid: U, volume_id: V }], volume_ids: [V], bdm_uuids: [U] }), /^volume_attachments names BDMs exactly and cannot be combined with volume_ids, bdm_uuids: /);
+  failsWith(audit({ volume_attachments: [{}] }), /^volume_attachments\[0\]: names no BDM: give bdm_uuid, or instance_uuid with an optional volume_id$/);
+  failsWith(audit({ volume_attachments: [{ instance_uuid: U }, { volume_id: V }] }), /^volume_attachments\[1\]: volume_id needs instance_uuid: /);
+  failsWith(audit({ volume_attachments: [{ bdm_uuid: U, volume_id: V }] }), /^volume_attachments\[0\]: bdm_uuid names one BDM alone and cannot be combined with instance_uuid or volume_id: /);
+  failsWith(audit({ volume_attachments: [{ instance_uuid: U, volume: V }] }), /^volume_attachments\[0\] has an unsupported key: volume$/);
+  failsWith(audit({ volume_attachments: [{ instance_uuid: 'x' }] }), /^volume_attachments\[0\]\.instance_uuid is not a valid UUID/);
+  failsWith(audit({ volume_attachments: [5] }), /^argument volume_attachments\[0\] is of type int and could not be converted to dict/);
+  failsWith({ volume_attachments: [{ instance_uuid: U }], bdm_uuid: U }, /^volume_attachments is only used by action audit and by a fleet refresh$/);
+  failsWith({ action: 'refresh', volume_attachments: [{ instance_uuid: U }], bdm_uuid: U, connector_dir: '/c' }, /^bdm_uuid selects one BDM and cannot be combined with the fleet filters \(volume_attachments\)/);
+  // Only empty lists: no filter, so no fleet; a refresh never means the whole cloud.
+  failsWith({ action: 'refresh', volume_attachments: [], instance_uuids: [], connector_dir: '/c' }, /^no BDM selected: .*a refresh never means the whole cloud$/);
+});

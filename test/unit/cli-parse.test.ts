@@ -42,6 +42,9 @@ test('flags: switches, values (both --flag V and --flag=V), repeatable lists in 
   const a = run(['bdm', 'audit', '--host', 'c1', '--host=c2', '--project', 'p', '--driver-volume-type', 'rbd', '--check-cinder', '--report-path', '/r.json']);
   assert.deepEqual(a.moduleArgs, { action: 'audit', hosts: ['c1', 'c2'], project_id: 'p', driver_volume_type: 'rbd', check_cinder: true, report_path: '/r.json' });
   assert.equal(run(['bdm', 'show', U, '--connection_info']).render.connectionInfoOnly, true);
+  // --volume-attachment INSTANCE:VOLUME (or INSTANCE alone), repeatable: a fleet refresh of exactly those.
+  const v = run(['bdm', 'refresh', '--volume-attachment', `${U}:${V}`, '--volume_attachment', U, '--connector-dir', '/d']);
+  assert.deepEqual(v.moduleArgs, { action: 'refresh', volume_attachments: [{ instance_uuid: U, volume_id: V }, { instance_uuid: U }], connector_dir: '/d' });
 });
 
 test('help wins anywhere before --; wrong usage is one line naming the flag', () => {

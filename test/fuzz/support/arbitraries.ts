@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { randomUUID } from 'node:crypto';
 import { argsSchema } from '../../../src/args/schema';
+import { FLEET_FILTERS } from '../../../src/args/selection';
 import { CONNECTOR } from '../../support/refresh-env';
 import type { FuzzSandbox } from './sandbox';
 
@@ -232,15 +233,13 @@ export function arbitraries(s: FuzzSandbox) {
   return { moduleArgs, argsText, argv };
 }
 
-const FLEET_FILTERS = ['hosts', 'cells', 'instance_uuids', 'volume_ids', 'bdm_uuids', 'project_id', 'driver_volume_type'];
-
 /**
  * A fleet refresh (refresh + filters) for real would refresh whatever the filters select in the
  * shared test DBs, other tests' instances included: confined to the sandbox's hosts unless in
  * check mode (which writes nothing anywhere, and the fuzz checks that too).
  */
 export function confineFleetRefresh(s: FuzzSandbox, args: Record<string, unknown>): Record<string, unknown> {
-  if (args.action !== 'refresh' || args._ansible_check_mode === true || !FLEET_FILTERS.some((f) => args[f] !== undefined && args[f] !== null)) return args;
+  if (args.action !== 'refresh' || args._ansible_check_mode === true || !FLEET_FILTERS.some((f: string) => args[f] !== undefined && args[f] !== null)) return args;
   return { ...args, hosts: [s.host, s.heavyHost] };
 }
 
