@@ -84,6 +84,17 @@ export const argsSchema = {
       minLength: 1,
       description: 'audit and fleet refresh: also write the full JSON result to this file (mode 0600).',
     },
+    metrics_path: {
+      type: 'string',
+      minLength: 1,
+      description: "audit: also write the audit's counts in the Prometheus text format to this file (mode 0644), e.g. for node_exporter's textfile collector.",
+    },
+    stale_limit: {
+      type: 'integer',
+      minimum: 0,
+      default: 1000,
+      description: 'audit: return at most this many stale BDMs inline (the first found); the counts cover all, and report_path lists all.',
+    },
     config_file: {
       anyOf: [
         { type: 'string', minLength: 1 },
