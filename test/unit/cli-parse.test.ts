@@ -42,6 +42,9 @@ test('flags: switches, values (both --flag V and --flag=V), repeatable lists in 
   const a = run(['bdm', 'audit', '--host', 'c1', '--host=c2', '--project', 'p', '--driver-volume-type', 'rbd', '--check-cinder', '--report-path', '/r.json']);
   assert.deepEqual(a.moduleArgs, { action: 'audit', hosts: ['c1', 'c2'], project_id: 'p', driver_volume_type: 'rbd', check_cinder: true, report_path: '/r.json' });
   assert.equal(run(['bdm', 'show', U, '--connection_info']).render.connectionInfoOnly, true);
+  const m = run(['bdm', 'audit', '--metrics-file', '/var/lib/prometheus/node-exporter/nova_bdm.prom', '--stale-limit', '0']);
+  assert.deepEqual(m.moduleArgs, { action: 'audit', metrics_path: '/var/lib/prometheus/node-exporter/nova_bdm.prom', stale_limit: 0 });
+  assert.equal(usage(['bdm', 'audit', '--stale-limit', 'all']), '--stale-limit: "all" is not an integer');
 });
 
 test('help wins anywhere before --; wrong usage is one line naming the flag', () => {
