@@ -102,7 +102,7 @@ export async function auditFleet(topology: NovaTopology, options: AuditOptions):
 type AuditCinder = CinderIndex & { client: CinderClient; concurrency: number };
 
 async function loadAuditCinder(cinder: NonNullable<AuditOptions['cinder']>): Promise<AuditCinder> {
-  return { ...cinder, ...(await loadCinderIndex(cinder.client)) };
+  return { ...cinder, ...(await loadCinderIndex(cinder.client, cinder.concurrency)) };
 }
 
 async function auditCells(

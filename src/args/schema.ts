@@ -77,7 +77,7 @@ export const argsSchema = {
       minimum: 1,
       maximum: 64,
       default: 8,
-      description: 'audit: per-attachment Cinder GETs in flight at once with check_cinder (only for attachments the lists lack).',
+      description: 'audit with check_cinder: Cinder requests in flight at once: the pages of its attachment and volume lists (from 4 up, half of it each, read side by side by offset; below, one page after another by marker), then the GETs for attachments the lists lack.',
     },
     report_path: {
       type: 'string',
