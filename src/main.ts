@@ -41,7 +41,7 @@ async function main(argv: string[]): Promise<number> {
     return 1;
   }
   // A CI gate can fail on stale BDMs by exit code alone.
-  if (command.moduleArgs.action === 'audit' && Array.isArray(result.stale) && result.stale.length > 0) return 4;
+  if (command.moduleArgs.action === 'audit' && ((result.totals as { stale?: number } | undefined)?.stale ?? 0) > 0) return 4;
   return 0;
 }
 

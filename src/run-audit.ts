@@ -29,9 +29,11 @@ export async function runAudit(args: ModuleArgs, filters: FleetFilters, conf: No
     expect: args.expect as Record<string, unknown> | undefined,
     cinder,
     reportPath: args.report_path,
+    metricsPath: args.metrics_path,
+    staleLimit: args.stale_limit,
     onProgress: interactive
       ? (p) => process.stderr.write(`\r${p.cellsDone}/${p.cells} cells done, ${p.scanned} BDMs scanned, ${p.stale} stale so far${p.cellsDone === p.cells ? '\n' : ''}`)
       : undefined,
   });
-  return result as Record<string, unknown> & { changed: boolean };
+  return result as unknown as Record<string, unknown> & { changed: boolean };
 }

@@ -7,7 +7,8 @@ import { RefreshEnv } from './support/refresh-env';
 
 // audit with check_cinder reads Cinder in bulk: the attachments list (detail, all_tenants,
 // limit/marker) and the volumes list (all_tenants, next links) once, then judges every BDM from
-// them; only an attachment the listing did not return is asked for alone.
+// them; only an attachment the listing did not return is asked for alone. With cinder_concurrency
+// above 3 the pages of each list are read side by side, by offset.
 
 describe('audit check_cinder in bulk', () => {
   let env: RefreshEnv;
@@ -37,7 +38,7 @@ describe('audit check_cinder in bulk', () => {
 
     const logged = env.cloud.log.length;
     const { result: r } = await execute({
-      action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], instance_uuids: mine.map((s) => s.instanceUuid), check_cinder: true,
+      action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], instance_uuids: mine.map((s) => s.instanceUuid), check_cinder: true, cinder_concurrency: 2,
     });
     assert.equal(r.failed, undefined, String(r.msg));
     const byBdm = new Map((r.stale as any[]).map((x) => [x.bdm_uuid, x.reasons]));
@@ -56,5 +57,23 @@ describe('audit check_cinder in bulk', () => {
     assert.deepEqual(paths.filter((p) => !p.endsWith('/detail')).sort(), [`GET /attachments/${gone.oldAttachmentId}`, `GET /volumes/${gone.volumeId}`]);
     for (const l of requests.filter((x) => x.path.includes('/attachments/detail'))) assert.match(l.path, /[?&]all_tenants=1(&|$)/);
     assert.equal((r.totals as any).cinder_requests, requests.length);
+
+    // Side by side (cinder_concurrency 8: 4 pages of each list in flight), by offset: the same
+    // verdicts, every page read, and past the end only the few asked for before the last came back.
+    const logged8 = env.cloud.log.length;
+    const { result: r8 } = await execute({
+      action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], instance_uuids: mine.map((s) => s.instanceUuid), check_cinder: true, cinder_concurrency: 8,
+    });
+    assert.equal(r8.failed, undefined, String(r8.msg));
+    assert.deepEqual(new Map((r8.stale as any[]).map((x) => [x.bdm_uuid, x.reasons])), byBdm);
+    const requests8 = env.cloud.log.slice(logged8).filter((l) => l.path.includes('/volume/v3/'));
+    for (const list of ['/attachments/detail', '/volumes/detail']) {
+      const offsets = requests8.filter((l) => l.path.split('?')[0]!.endsWith(list)).map((l) => Number(new URLSearchParams(l.path.split('?')[1]).get('offset') ?? 0));
+      assert.equal(new Set(offsets).size, offsets.length, `${list}: no page read twice`);
+      for (let k = 0; k < pages; k++) assert.ok(offsets.includes(k * OSAPI_MAX_LIMIT), `${list}: page at offset ${k * OSAPI_MAX_LIMIT} (${offsets})`);
+      assert.ok(offsets.length <= pages + 4, `${list}: ${offsets.length} requests for ${pages} pages`);
+      assert.ok(requests8.filter((l) => l.path.includes(list)).every((l) => !l.path.includes('marker=')));
+    }
+    assert.equal((r8.totals as any).cinder_requests, requests8.length);
   });
 });

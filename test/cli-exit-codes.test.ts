@@ -92,6 +92,11 @@ describe('bdm audit', () => {
     r = await cli('bdm', 'audit', '--host', clean, '--host', stale, '--expect-json', expect, '--json');
     assert.equal(r.status, 4, r.stderr);
     assert.equal(JSON.parse(r.stdout).stale.length, 1);
+    // Counts only: still 4, and the table says what it left out.
+    r = await cli('bdm', 'audit', '--host', clean, '--host', stale, '--expect-json', expect, '--stale-limit', '0');
+    assert.equal(r.status, 4, r.stderr);
+    assert.match(r.stdout, /^2 volume BDMs scanned, 1 stale$/m);
+    assert.match(r.stdout, /^\.\.\. and 1 more stale BDMs not listed \(stale_limit 0\)$/m);
     const broken = join(env.dir, 'broken-db.conf');
     writeFileSync(broken, `[database]\nconnection = mysql+pymysql://${env.fx.env.dbUser}:Wr0ngPw@127.0.0.1:3306/${env.fx.env.databases.cell1}?charset=utf8\n`);
     r = await cli('--config-file', broken, 'bdm', 'audit', '--host', stale, '--expect-json', expect);

@@ -185,6 +185,17 @@ describe('listing: all_tenants and pagination as Cinder serves them', () => {
     assert.equal((await cinder('GET', `/attachments/detail?all_tenants=1&marker=${randomUUID()}`)).status, 404);
     assert.equal((await cinder('GET', `/attachments/detail?all_tenants=1&limit=-1`)).status, 400);
     assert.equal(OSAPI_MAX_LIMIT, 1000);
+    // offset (what the audit reads side by side with): the same rows, in the same order, and after a marker.
+    const byOffset: string[] = [];
+    for (const offset of [0, 3, 6, 9]) {
+      const r = await cinder('GET', `/attachments/detail?volume_id=${volumeId}&all_tenants=1&limit=3&offset=${offset}`);
+      byOffset.push(...r.body.attachments.map((a: any) => a.id));
+    }
+    assert.deepEqual(byOffset, seen);
+    const afterMarker = await cinder('GET', `/attachments/detail?volume_id=${volumeId}&all_tenants=1&limit=2&offset=1&marker=${seen[1]}`);
+    assert.deepEqual(afterMarker.body.attachments.map((a: any) => a.id), seen.slice(3, 5));
+    assert.deepEqual((await cinder('GET', `/attachments/detail?all_tenants=1&offset=-1`)).body, { badRequest: { code: 400, message: 'offset must be >= 0' } });
+    assert.equal((await cinder('GET', `/attachments/detail?all_tenants=1&offset=x`)).status, 400);
   });
 });
 

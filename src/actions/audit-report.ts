@@ -34,11 +34,11 @@ export class AuditReportFile {
     return this.writing;
   }
 
-  /** Everything but `stale` (already written), then fsync and rename. */
-  async commit(rest: Record<string, unknown>): Promise<void> {
+  /** Everything but `stale` (already written, whole: so no stale_truncated), then fsync and rename. */
+  async commit(rest: object): Promise<void> {
     let tail = this.staleCount > 0 ? '\n  ]' : ']';
     for (const [k, v] of Object.entries(rest)) {
-      if (k === 'stale' || k === 'changed' || v === undefined) continue;
+      if (k === 'stale' || k === 'stale_truncated' || k === 'changed' || v === undefined) continue;
       tail += `,\n  ${JSON.stringify(k)}: ${JSON.stringify(v, null, 2).replace(/\n/g, '\n  ')}`;
     }
     await this.queue(`${tail}\n}\n`);

@@ -4,17 +4,25 @@ import type { Cell, NovaTopology } from '../nova-db/cells';
 import { streamVolumeBdmBatches, type AuditRow } from '../nova-db/audit-query';
 import { matchesDriverVolumeType, type FleetFilters } from '../selection';
 import { AuditReportFile } from './audit-report';
+import { checkMetricsPath, writeAuditMetrics } from './audit-metrics';
+import { StaleTally, type StaleBdm } from './audit-tally';
 import { BadInput } from '../errors';
 import { parseConnectionInfo } from './connection-info';
-import { instanceBlocker } from './refreshable';
+import { instanceBlocker, type BlockerCode } from './refreshable';
 import { cinderStaleReasons, dbStaleReasons, type StaleCode, type StaleReason } from './staleness';
 
+export type { StaleBdm } from './audit-tally';
+
 // Every attached volume BDM across all cells, judged by the staleness rules. A few cells are read
-// side by side, each streamed in batches, so memory stays flat however large the cloud: only the
-// stale BDMs are kept (and, with report_path, written to the file as they are found).
+// side by side, each streamed in batches, so memory stays flat however large the cloud: of the
+// stale BDMs only counts and the first stale_limit are kept; report_path gets them all, written
+// as they are found, and metrics_path the counts.
 
 /** Cells read at once: enough to keep the database servers busy, few enough to bound memory and connections. */
 export const CELL_CONCURRENCY = 4;
+
+/** The default of stale_limit: stale BDMs returned inline. */
+export const STALE_LIMIT = 1000;
 
 export interface AuditOptions {
   /** The selection (cells by names or uuids). */
@@ -25,19 +33,10 @@ export interface AuditOptions {
   /** Also judge by Cinder: its attachment listing, per-attachment GETs (bounded) only for what it lacks. */
   cinder?: { client: CinderClient; concurrency: number };
   reportPath?: string;
+  metricsPath?: string;
+  /** Stale entries returned inline (the first found); the rest only in the counts, report_path and metrics_path. */
+  staleLimit?: number;
   onProgress?: (p: { cellsDone: number; cells: number; scanned: number; stale: number }) => void;
-}
-
-export interface StaleBdm {
-  bdm_uuid: string | null;
-  instance_uuid: string | null;
-  volume_id: string;
-  host: string | null;
-  cell: string;
-  reasons: StaleCode[];
-  details: string[];
-  refreshable: boolean;
-  blocked_by?: string;
 }
 
 interface CellTotals {
@@ -48,13 +47,49 @@ interface CellTotals {
   error?: string;
 }
 
-export async function auditFleet(topology: NovaTopology, options: AuditOptions): Promise<Record<string, unknown>> {
+export interface AuditResult {
+  changed: false;
+  failed?: true;
+  msg: string;
+  totals: {
+    scanned: number;
+    /** Every stale BDM found, however many `stale` holds. */
+    stale: number;
+    by_reason: Partial<Record<StaleCode, number>>;
+    refreshable: number;
+    blocked_by: Partial<Record<BlockerCode, number>>;
+    cells: CellTotals[];
+    cinder_requests?: number;
+  };
+  /** The first stale_limit stale BDMs found. */
+  stale: StaleBdm[];
+  /** true when `stale` holds fewer than totals.stale. */
+  stale_truncated: boolean;
+  seconds: number;
+  report_path?: string;
+  metrics_path?: string;
+}
+
+export async function auditFleet(topology: NovaTopology, options: AuditOptions): Promise<AuditResult> {
+  const started = performance.now();
+  if (options.metricsPath) checkMetricsPath(options.metricsPath);
   const report = options.reportPath ? AuditReportFile.open(options.reportPath) : undefined;
   try {
-    const result = await auditCells(topology, options, report);
+    const { result, cells, tally } = await auditCells(topology, options, report);
+    result.seconds = Math.round(performance.now() - started) / 1000;
     if (report) {
       result.report_path = options.reportPath;
       await report.commit(result);
+    }
+    if (options.metricsPath) {
+      writeAuditMetrics(options.metricsPath, {
+        cells: cells.map((c) => ({ cell: c.name ?? c.uuid, scanned: c.scanned, stale: c.stale, ok: c.error === undefined })),
+        tally,
+        durationSeconds: result.seconds,
+        completedAt: new Date(),
+        checkCinder: options.cinder !== undefined,
+      });
+      result.metrics_path = options.metricsPath;
     }
     return result;
   } catch (err) {
@@ -67,16 +102,19 @@ export async function auditFleet(topology: NovaTopology, options: AuditOptions):
 type AuditCinder = CinderIndex & { client: CinderClient; concurrency: number };
 
 async function loadAuditCinder(cinder: NonNullable<AuditOptions['cinder']>): Promise<AuditCinder> {
-  return { ...cinder, ...(await loadCinderIndex(cinder.client)) };
+  return { ...cinder, ...(await loadCinderIndex(cinder.client, cinder.concurrency)) };
 }
 
-async function auditCells(topology: NovaTopology, options: AuditOptions, report: AuditReportFile | undefined): Promise<Record<string, unknown>> {
+async function auditCells(
+  topology: NovaTopology,
+  options: AuditOptions,
+  report: AuditReportFile | undefined,
+): Promise<{ result: AuditResult; cells: CellTotals[]; tally: StaleTally }> {
   const [cells, cinder] = await Promise.all([topology.listCells().then((all) => selectCells(all, options.filters.cells)), options.cinder ? loadAuditCinder(options.cinder) : undefined]);
-  const stale: StaleBdm[] = [];
-  const byReason: Record<string, number> = {};
+  const tally = new StaleTally(options.staleLimit ?? STALE_LIMIT);
   let scanned = 0;
   let cellsDone = 0;
-  const progress = () => options.onProgress?.({ cellsDone, cells: cells.length, scanned, stale: stale.length });
+  const progress = () => options.onProgress?.({ cellsDone, cells: cells.length, scanned, stale: tally.total });
 
   const perCell = await mapBounded(cells, CELL_CONCURRENCY, async (cell): Promise<CellTotals> => {
     const totals: CellTotals = { uuid: cell.uuid, name: cell.name, scanned: 0, stale: 0 };
@@ -86,9 +124,8 @@ async function auditCells(topology: NovaTopology, options: AuditOptions, report:
       if (scanned % 5000 === 0) progress();
       if (reasons.length === 0) return;
       totals.stale++;
-      for (const r of reasons) byReason[r.code] = (byReason[r.code] ?? 0) + 1;
-      const entry = staleEntry(row, cell, reasons, options.refuseLocked === true);
-      stale.push(entry);
+      const { entry, blocker } = staleEntry(row, cell, reasons, options.refuseLocked === true);
+      tally.add(entry, blocker);
       report?.addStale(entry);
     };
     try {
@@ -102,18 +139,30 @@ async function auditCells(topology: NovaTopology, options: AuditOptions, report:
   });
 
   const failedCells = perCell.filter((c) => c.error);
-  const result: Record<string, unknown> = {
+  const result: AuditResult = {
     changed: false,
-    totals: { scanned, stale: stale.length, by_reason: byReason, cells: perCell, ...(cinder ? { cinder_requests: cinder.client.requestCount } : {}) },
-    stale,
+    msg: '',
+    totals: {
+      scanned,
+      stale: tally.total,
+      by_reason: tally.byReason,
+      refreshable: tally.refreshable,
+      blocked_by: tally.blockedBy(),
+      cells: perCell,
+      ...(cinder ? { cinder_requests: cinder.client.requestCount } : {}),
+    },
+    stale: tally.kept,
+    stale_truncated: tally.truncated,
+    seconds: 0,
   };
   if (failedCells.length > 0) {
     result.failed = true;
     result.msg = `audit incomplete: ${failedCells.map((c) => `${c.name ?? c.uuid}: ${c.error}`).join('; ')} (the other cells were audited)`;
   } else {
-    result.msg = `${scanned} volume BDMs audited in ${cells.length} cells: ${stale.length} stale`;
+    const shown = tally.truncated ? ` (the first ${tally.kept.length} listed${options.reportPath ? `; all in ${options.reportPath}` : ''})` : '';
+    result.msg = `${scanned} volume BDMs audited in ${cells.length} cells: ${tally.total} stale${shown}`;
   }
-  return result;
+  return { result, cells: perCell, tally };
 }
 
 /** fn over every item, at most `limit` at once, results in the items' order. */
@@ -190,9 +239,9 @@ async function scanCell(
   await Promise.all(inFlight);
 }
 
-function staleEntry(row: AuditRow, cell: Cell, reasons: StaleReason[], refuseLocked: boolean): StaleBdm {
+function staleEntry(row: AuditRow, cell: Cell, reasons: StaleReason[], refuseLocked: boolean): { entry: StaleBdm; blocker: BlockerCode | undefined } {
   const blocker = instanceBlocker(row.vm_state === null ? undefined : { ...row, uuid: row.instance_uuid ?? '' }, { refuseLocked });
-  return {
+  const entry: StaleBdm = {
     bdm_uuid: row.uuid,
     instance_uuid: row.instance_uuid,
     volume_id: row.volume_id,
@@ -203,6 +252,7 @@ function staleEntry(row: AuditRow, cell: Cell, reasons: StaleReason[], refuseLoc
     refreshable: blocker === undefined,
     ...(blocker ? { blocked_by: blocker.why } : {}),
   };
+  return { entry, blocker: blocker?.code };
 }
 
 /** The cells named (by name or uuid), in the API database's order; an unknown name is an error. */

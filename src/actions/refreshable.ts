@@ -14,7 +14,11 @@ export interface InstanceFacts {
   locked_reason?: string | null;
 }
 
+/** Why not, as a code: a bounded set, for counting (audit's metrics_path labels). */
+export type BlockerCode = 'no_live_row' | 'vm_state' | 'task_state' | 'locked' | 'no_host';
+
 export interface Blocker {
+  code: BlockerCode;
   /** Short, for lists (audit's blocked_by, the fleet's skipped[].why). */
   why: string;
   /** One line in nova-manage's words, for a single refresh's msg. */
@@ -34,24 +38,25 @@ export function isRefreshLockReason(reason: string | null | undefined): boolean 
  * older rule applies, except to a lock left by an interrupted refresh (recovered first).
  */
 export function instanceBlocker(instance: InstanceFacts | undefined, options: { refuseLocked: boolean }): Blocker | undefined {
-  if (!instance) return { why: 'the instance has no live row', message: 'The instance has no live row in its cell.' };
+  if (!instance) return { code: 'no_live_row', why: 'the instance has no live row', message: 'The instance has no live row in its cell.' };
   const uuid = instance.uuid;
   const cannot = (state: string, must: string) => `Instance ${uuid} in ${state}. Cannot refresh connection_info (${must}) while the instance is in this state.`;
   if (instance.vm_state !== 'stopped') {
-    return { why: `vm_state ${instance.vm_state} (must be stopped)`, message: cannot(`vm_state ${instance.vm_state}`, 'must be stopped') };
+    return { code: 'vm_state', why: `vm_state ${instance.vm_state} (must be stopped)`, message: cannot(`vm_state ${instance.vm_state}`, 'must be stopped') };
   }
   if (instance.task_state !== null) {
-    return { why: `task_state ${instance.task_state} (must have no task)`, message: cannot(`task_state ${instance.task_state}`, 'must have no task') };
+    return { code: 'task_state', why: `task_state ${instance.task_state} (must have no task)`, message: cannot(`task_state ${instance.task_state}`, 'must have no task') };
   }
   if (instance.locked && options.refuseLocked && !isRefreshLockReason(instance.locked_reason)) {
     const by = instance.locked_by ?? 'unknown';
     return {
+      code: 'locked',
       why: `locked by someone else (by ${by}; refuse_locked)`,
       message: `${cannot(`locked True (by ${by})`, 'must be unlocked')} (refuse_locked is set)`,
     };
   }
   if (!instance.host) {
-    return { why: 'no host', message: `Instance ${uuid} has no host: it is not on any compute, so there is no connection to refresh.` };
+    return { code: 'no_host', why: 'no host', message: `Instance ${uuid} has no host: it is not on any compute, so there is no connection to refresh.` };
   }
   return undefined;
 }

@@ -91,12 +91,23 @@ export const argsSchema = {
       minimum: 1,
       maximum: 64,
       default: 8,
-      description: 'audit: per-attachment Cinder GETs in flight at once with check_cinder (only for attachments the lists lack).',
+      description: 'audit with check_cinder: Cinder requests in flight at once: the pages of its attachment and volume lists (from 4 up, half of it each, read side by side by offset; below, one page after another by marker), then the GETs for attachments the lists lack.',
     },
     report_path: {
       type: 'string',
       minLength: 1,
       description: 'audit and fleet refresh: also write the full JSON result to this file (mode 0600).',
+    },
+    metrics_path: {
+      type: 'string',
+      minLength: 1,
+      description: "audit: also write the audit's counts in the Prometheus text format to this file (mode 0644), e.g. for node_exporter's textfile collector.",
+    },
+    stale_limit: {
+      type: 'integer',
+      minimum: 0,
+      default: 1000,
+      description: 'audit: return at most this many stale BDMs inline (the first found); the counts cover all, and report_path lists all.',
     },
     config_file: {
       anyOf: [

@@ -77,7 +77,15 @@ function listShort(names: string[]): string {
 const FLEET_ONLY = [...FLEET_FILTERS, 'report_path'] as const;
 const CONNECTOR_SOURCES = ['connector', 'connector_path', 'connectors', 'connector_dir'] as const;
 
+/** The audit's output options; stale_limit at its default is no choice of the user's. */
+function checkAuditOutputOptions(args: ModuleArgs): void {
+  if (args.action === 'audit') return;
+  if (args.metrics_path !== undefined) throw new BadInput('metrics_path is only used by action audit');
+  if (args.stale_limit !== argsSchema.properties.stale_limit.default) throw new BadInput('stale_limit is only used by action audit');
+}
+
 function checkSelectors(args: ModuleArgs): void {
+  checkAuditOutputOptions(args);
   if (args.action === 'get_connector') {
     for (const option of ['bdm_uuid', 'instance_uuid', 'volume_id', ...CONNECTOR_SOURCES] as const) {
       if (args[option] !== undefined) throw new BadInput(`${option} does not apply to action get_connector (it reads this host only)`);

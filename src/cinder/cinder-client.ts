@@ -221,20 +221,29 @@ export class CinderClient {
   /**
    * The host of every attached attachment: each volume's `attachments` summary carries it as
    * host_name (admins see it; Cinder lists only attached ones there). GET /volumes/detail with
-   * all_tenants, following the volumes_links next link, as many volumes per request as Cinder gives.
+   * all_tenants, as many volumes per request as Cinder gives: following the volumes_links next
+   * link, or, with pagesAtOnce > 1, pages at offsets read side by side (readOffsetPages).
    */
-  async listAttachedHosts(): Promise<AttachedHosts> {
+  async listAttachedHosts(pagesAtOnce = 1): Promise<AttachedHosts> {
     const hosts: AttachedHosts = new Map();
+    type VolumesBody = {
+      volumes?: Array<{ id: string; attachments?: Array<{ attachment_id?: string; host_name?: string | null }> }>;
+      volumes_links?: Array<{ rel?: string; href?: string }>;
+    };
+    const take = (volumes: NonNullable<VolumesBody['volumes']>) => {
+      for (const v of volumes) for (const a of v.attachments ?? []) if (a.attachment_id) hosts.set(a.attachment_id, a.host_name ?? null);
+    };
+    if (pagesAtOnce > 1) {
+      await this.readOffsetPages('/volumes/detail', (data) => (data as VolumesBody).volumes ?? [], pagesAtOnce, take);
+      return hosts;
+    }
     let path: string | undefined = `/volumes/detail?${new URLSearchParams({ all_tenants: '1', limit: String(CINDER_PAGE_SIZE) })}`;
     let lastMarker: string | undefined;
     while (path) {
       const res = await this.call('GET', path);
-      const body = res.data as {
-        volumes?: Array<{ id: string; attachments?: Array<{ attachment_id?: string; host_name?: string | null }> }>;
-        volumes_links?: Array<{ rel?: string; href?: string }>;
-      };
+      const body = res.data as VolumesBody;
       const volumes = body.volumes ?? [];
-      for (const v of volumes) for (const a of v.attachments ?? []) if (a.attachment_id) hosts.set(a.attachment_id, a.host_name ?? null);
+      take(volumes);
       const next = body.volumes_links?.find((l) => l.rel === 'next')?.href;
       const marker = volumes.at(-1)?.id;
       // The next link's host is the public endpoint Cinder was configured with: keep ours, take its query.
@@ -242,6 +251,56 @@ export class CinderClient {
       lastMarker = marker;
     }
     return hosts;
+  }
+
+  /**
+   * Every attachment, all projects, detail view, in pages at offsets read side by side
+   * (listAllAttachments reads them one after another, by marker).
+   */
+  async readAllAttachments(pagesAtOnce: number, onPage: (page: Attachment[]) => void): Promise<void> {
+    await this.readOffsetPages('/attachments/detail', (data) => (data as { attachments?: Attachment[] }).attachments ?? [], pagesAtOnce, onPage);
+  }
+
+  /**
+   * A Cinder listing (all_tenants) read with limit and offset, which every v3 listing takes
+   * (cinder/api/common.py get_pagination_params), up to `atOnce` pages in flight. The first page
+   * is read alone: its length is the page size the server grants (osapi_max_limit may be below
+   * our limit), so page k starts at k times it. A page shorter than that is the last; pages
+   * already asked for beyond it come back empty (at most atOnce - 1 requests spent). Offsets are
+   * less steady than a marker while rows come and go: an item missed between two pages is
+   * asked for alone by the caller (what the listing lacks), one seen twice is the same item.
+   */
+  private async readOffsetPages<T extends { id: string }>(path: string, itemsOf: (data: unknown) => T[], atOnce: number, onPage: (items: T[]) => void): Promise<void> {
+    const fetchPage = async (offset: number): Promise<T[]> => {
+      const q = new URLSearchParams({ all_tenants: '1', limit: String(CINDER_PAGE_SIZE) });
+      if (offset > 0) q.set('offset', String(offset));
+      const res = await this.call('GET', `${path}?${q}`);
+      return itemsOf(res.data);
+    };
+    const first = await fetchPage(0);
+    if (first.length === 0) return;
+    onPage(first);
+    const size = first.length;
+    let next = 1;
+    let end = Infinity; // the index of the first page known to be short (the last one)
+    let failed = false;
+    const worker = async () => {
+      while (!failed && next < end) {
+        const k = next++;
+        const page = await fetchPage(k * size).catch((err: unknown) => {
+          failed = true;
+          throw err;
+        });
+        // A server that ignored the offset would send the first page again: never loop on it.
+        if (page.length > 0 && page[0]!.id === first[0]!.id) {
+          failed = true;
+          throw new OpenStackHttpError(`Cinder GET ${path} ignored the offset (the first page came back for offset ${k * size})`, 200);
+        }
+        if (page.length > 0) onPage(page);
+        if (page.length < size) end = Math.min(end, k);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, atOnce) }, worker));
   }
 
   /** The service token's validation, started in the background (CinderSession.prewarmServiceToken). */

@@ -54,6 +54,9 @@ options:
   --project ID         (audit, fleet refresh) only this project's instances
   --driver-volume-type T (audit, fleet refresh) only BDMs of this type (rbd, iscsi, ...)
   --report-path FILE   (audit, fleet refresh) also write the full JSON result there (mode 0600)
+  --metrics-file FILE  (audit) also write the counts in the Prometheus text format there
+                       (mode 0644), e.g. for node_exporter's textfile collector
+  --stale-limit N      (audit) list at most N stale BDMs (default 1000; the counts cover all)
   --connector-dir DIR  (fleet refresh) <host>.json connector files, one per compute host
   --max-parallel N     (fleet refresh) instances refreshed at once (default 8)
   --per-host-parallel N (fleet refresh) instances at once on one compute host (default 2)
@@ -126,6 +129,8 @@ const FLAGS: readonly Flag[] = [
   { names: ['project'], kind: 'value', to: { arg: 'project_id' } },
   { names: ['driver-volume-type'], kind: 'value', to: { arg: 'driver_volume_type' } },
   { names: ['report-path'], kind: 'value', to: { arg: 'report_path' } },
+  { names: ['metrics-file'], kind: 'value', to: { arg: 'metrics_path' } },
+  { names: ['stale-limit'], kind: 'value', to: { arg: 'stale_limit' } },
   { names: ['check'], kind: 'switch', to: { arg: '_ansible_check_mode' } },
 ];
 

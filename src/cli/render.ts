@@ -49,6 +49,9 @@ function renderAudit(result: Record<string, unknown>, render: CliRender): string
     const fmt = (r: string[]) => r.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
     lines.push('', fmt(head), ...rows.map(fmt));
   }
+  if (result.stale_truncated === true) lines.push(`... and ${totals.stale - stale.length} more stale BDMs not listed (stale_limit ${stale.length}${result.report_path ? `; all in ${result.report_path}` : ''})`);
+  if (result.report_path) lines.push(`report: ${result.report_path}`);
+  if (result.metrics_path) lines.push(`metrics: ${result.metrics_path}`);
   return lines.join('\n');
 }
 

@@ -29,7 +29,19 @@ export interface PrivateFileStream {
 
 /** Write `data` to `path` atomically, mode 0600, refusing anything but a regular file there. */
 export function writePrivateFile(path: string, data: string): void {
-  const temp = createTemp(path);
+  writeReplacing(path, data, 0o600);
+}
+
+/**
+ * The same, mode 0644: for a file other programs must read and that holds nothing private (the
+ * audit's metrics_path, read by node_exporter's textfile collector, often as another user).
+ */
+export function writePublicFile(path: string, data: string): void {
+  writeReplacing(path, data, 0o644);
+}
+
+function writeReplacing(path: string, data: string, mode: number): void {
+  const temp = createTemp(path, mode);
   try {
     writeAll(temp.fd, Buffer.from(data, 'utf8'));
     fsyncSync(temp.fd);
@@ -111,7 +123,7 @@ interface TempFile {
 const pendingTemps = new Set<string>();
 let exitHookInstalled = false;
 
-function createTemp(target: string): TempFile {
+function createTemp(target: string, mode = 0o600): TempFile {
   if (typeof target !== 'string' || target === '' || target.includes('\0')) throw new BadInput(`cannot write ${shown(target)}: not a usable file path`);
   refuseNonRegular(target);
   if (!exitHookInstalled) {
@@ -124,13 +136,13 @@ function createTemp(target: string): TempFile {
   const path = join(dirname(target), `.${basename(target).slice(0, 64)}.${randomBytes(6).toString('hex')}.tmp`);
   let fd: number;
   try {
-    fd = openSync(path, CREATE_FLAGS, 0o600);
+    fd = openSync(path, CREATE_FLAGS, 0o600); // widened by fchmod only once it is ours
   } catch (err) {
     throw asBadInput(err, target);
   }
   pendingTemps.add(path);
   try {
-    fchmodSync(fd, 0o600); // our own new file: a umask cannot have widened it, but can narrow it to 0400
+    fchmodSync(fd, mode); // our own new file: a umask cannot have widened it, but can narrow it (0400, 0640)
   } catch (err) {
     discard({ path, fd });
     throw asBadInput(err, target);

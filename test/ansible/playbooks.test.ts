@@ -10,6 +10,7 @@ import { USERS } from '../support/fake-openstack';
 import { BUNDLE } from '../support/nova-env';
 import { recordOutput } from '../support/secret-scan-record';
 import { NEW_MONITORS, OLD_MONITORS, RefreshEnv } from '../support/refresh-env';
+import { parseMetricsFile, sampleValue } from '../support/prometheus-text';
 
 // The osops.nova collection as users run it: the tarball `ansible-galaxy collection build`
 // makes from ansible/, installed with `ansible-galaxy collection install`, every playbook run
@@ -203,14 +204,22 @@ describe('playbooks by FQCN', () => {
     const stale = await env.seed();
     const active = await env.seed({ instance: { vm_state: 'active', power_state: 1 } });
     const reportPath = join(work, 'audit-report.json');
+    const metricsPath = join(work, 'audit.prom');
     const before = await snapshot(stale.instanceUuid, active.instanceUuid);
     const r = await playbook('osops.nova.audit', {
       nova_bdm_audit: { hosts: [env.host], instance_uuids: [stale.instanceUuid, active.instanceUuid] },
       nova_bdm_expect: EXPECT,
       nova_bdm_check_cinder: true,
       nova_bdm_report_path: reportPath,
+      nova_bdm_metrics_path: metricsPath,
     });
     assertOk(r);
+    assert.equal((statSync(metricsPath).mode & 0o777).toString(8), '644');
+    const metrics = parseMetricsFile(metricsPath);
+    assert.equal(sampleValue(metrics, 'nova_bdm_audit_stale_bdms', { cell: 'cell1' }), 2);
+    assert.equal(sampleValue(metrics, 'nova_bdm_audit_blocked_bdms', { cell: 'cell1', blocked_by: 'vm_state' }), 1);
+    assert.equal(sampleValue(metrics, 'nova_bdm_audit_check_cinder'), 1);
+    assert.ok(r.out.includes(`metrics: ${metricsPath}`), r.out);
     assert.deepEqual(await snapshot(stale.instanceUuid, active.instanceUuid), before);
     const report = JSON.parse(readFileSync(reportPath, 'utf8'));
     assert.equal((statSync(reportPath).mode & 0o777).toString(8), '600');
@@ -229,6 +238,12 @@ describe('playbooks by FQCN', () => {
     assert.equal(failing.code, 2, failing.out);
     assert.match(failing.out, /1 volume BDMs audited in \d+ cells: 1 stale/);
     assert.ok(failing.out.includes(`stale: BDM ${stale.bdm.uuid} (instance ${stale.instanceUuid}, volume ${stale.volumeId}) on ${env.host} [cell1]: data.hosts/ports are`), failing.out);
+    // stale_limit 0: the job still fails (on the count), the metrics file is written.
+    const metricsPath = join(work, 'ci.prom');
+    const counted = await playbook('osops.nova.ci_post_run', { nova_bdm_audit: { instance_uuids: [stale.instanceUuid] }, nova_bdm_expect: EXPECT, nova_bdm_stale_limit: 0, nova_bdm_metrics_path: metricsPath });
+    assert.equal(counted.code, 2, counted.out);
+    assert.ok(counted.out.includes('... and 1 more') && !counted.out.includes(`stale: BDM ${stale.bdm.uuid}`), counted.out);
+    assert.equal(sampleValue(parseMetricsFile(metricsPath), 'nova_bdm_audit_stale_bdms', { cell: 'cell1' }), 1);
     const passing = await playbook('osops.nova.ci_post_run', { nova_bdm_audit: { instance_uuids: [stale.instanceUuid] } });
     assertOk(passing);
     assert.match(passing.out, /1 volume BDMs audited in \d+ cells: 0 stale/);

@@ -103,7 +103,7 @@ describe('the sidecar documentation agrees with the JSON Schema', () => {
       show: ['bdm', 'bdms', 'instance', 'cell', 'attachment_id', 'connection_info', 'warnings', 'interrupted_refresh'],
       refresh: ['changed', 'counts', 'refreshed', 'skips', 'failures', 'summary', 'hosts_without_connector', 'stale', 'stale_reasons', 'old_attachment_id', 'new_attachment_id', 'attachment_id', 'connection_info', 'diff', 'steps',
         'request_ids', 'recovered', 'rpc_version', 'undone', 'remains', 'msg', 'bdm_uuid', 'instance_uuid', 'volume_id', 'host', 'cell'],
-      audit: ['totals', 'stale', 'report_path', 'msg'],
+      audit: ['totals', 'stale', 'stale_truncated', 'seconds', 'report_path', 'metrics_path', 'msg'],
       get_connector: ['connector'],
     };
     for (const [action, keys] of Object.entries(expected)) {

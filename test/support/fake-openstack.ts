@@ -560,8 +560,10 @@ project_domain_name = Default
       send(400, { badRequest: { code: 400, message: Number.isInteger(limit) ? 'limit param must be positive' : 'limit param must be an integer' } });
       return;
     }
-    const { marker, sort: _s, sort_key: _k, sort_dir: _d, offset: _o, limit: _l, ...filters } = q;
-    void [_s, _k, _d, _o, _l];
+    const { marker, sort: _s, sort_key: _k, sort_dir: _d, offset: offsetText, limit: _l, ...filters } = q;
+    void [_s, _k, _d, _l];
+    const offset = pageOffset(offsetText, send);
+    if (offset === undefined) return;
     const allTenants = admin && 'all_tenants' in filters;
     delete filters.all_tenants;
     if (filters.instance_id) {
@@ -589,7 +591,7 @@ project_domain_name = Default
       }
       list = list.filter((a) => a.created_at < m.created_at || (a.created_at === m.created_at && a.id < m.id));
     }
-    list = list.slice(0, Math.min(limit, OSAPI_MAX_LIMIT));
+    list = list.slice(offset, offset + Math.min(limit, OSAPI_MAX_LIMIT));
     send(200, { attachments: list.map((a) => (detail ? this.view(a) : this.summary(a))) });
   }
 
@@ -616,8 +618,10 @@ project_domain_name = Default
       }
       list = list.filter((v) => v.id < q.marker!);
     }
+    const offset = pageOffset(q.offset, send);
+    if (offset === undefined) return;
     const pageLimit = Math.min(limit, OSAPI_MAX_LIMIT);
-    list = list.slice(0, pageLimit);
+    list = list.slice(offset, offset + pageLimit);
     const attached = new Map<string, FakeAttachment[]>();
     for (const a of this.attachments.values()) if (a.status === 'attached') attached.set(a.volume_id, [...(attached.get(a.volume_id) ?? []), a]);
     const volumes = list.map((v) => ({
@@ -634,4 +638,19 @@ project_domain_name = Default
     }
     send(200, body);
   }
+}
+
+/** api/common.py _get_offset_param: rows skipped after the marker (or from the first); 400 unless an integer >= 0 (oslo's validate_integer words). */
+function pageOffset(text: string | undefined, send: (s: number, p?: unknown) => void): number | undefined {
+  if (text === undefined) return 0;
+  const offset = Number(text);
+  if (!/^-?\d+$/.test(text.trim()) || !Number.isSafeInteger(offset)) {
+    send(400, { badRequest: { code: 400, message: 'offset must be an integer' } });
+    return undefined;
+  }
+  if (offset < 0) {
+    send(400, { badRequest: { code: 400, message: 'offset must be >= 0' } });
+    return undefined;
+  }
+  return offset;
 }

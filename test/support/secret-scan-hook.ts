@@ -72,10 +72,11 @@ function recordExecute(): void {
         const outcome = await execute(raw);
         const revealed = asksToReveal(raw);
         recordOutput('execute', outcome.result, { revealed });
-        const report = outcome.result?.report_path;
-        if (typeof report === 'string') {
+        for (const [key, what] of [['report_path', 'report file'], ['metrics_path', 'metrics file']] as const) {
+          const path = outcome.result?.[key];
+          if (typeof path !== 'string') continue;
           try {
-            recordOutput('report file', readFileSync(report, 'utf8'), { revealed });
+            recordOutput(what, readFileSync(path, 'utf8'), { revealed });
           } catch {
             // already removed by the test
           }

@@ -25,7 +25,7 @@ test('defaults are applied and Ansible internals honoured, other _ansible keys i
   });
   assert.deepEqual(args, {
     bdm_uuid: U, action: 'show', config_file: '/etc/nova/nova.conf', reveal_secrets: false, connect_timeout: 10, require_libvirt: true,
-    force: false, check_cinder: false, cinder_concurrency: 8, host_root: '/', max_parallel: 8, per_host_parallel: 2, refuse_locked: false,
+    force: false, check_cinder: false, cinder_concurrency: 8, host_root: '/', max_parallel: 8, per_host_parallel: 2, refuse_locked: false, stale_limit: 1000,
   });
   assert.deepEqual(ansible, { checkMode: true, diff: true, verbosity: 3 });
 });

@@ -45,6 +45,9 @@ test('flags: switches, values (both --flag V and --flag=V), repeatable lists in 
   // --volume-attachment INSTANCE:VOLUME (or INSTANCE alone), repeatable: a fleet refresh of exactly those.
   const v = run(['bdm', 'refresh', '--volume-attachment', `${U}:${V}`, '--volume_attachment', U, '--connector-dir', '/d']);
   assert.deepEqual(v.moduleArgs, { action: 'refresh', volume_attachments: [{ instance_uuid: U, volume_id: V }, { instance_uuid: U }], connector_dir: '/d' });
+  const m = run(['bdm', 'audit', '--metrics-file', '/var/lib/prometheus/node-exporter/nova_bdm.prom', '--stale-limit', '0']);
+  assert.deepEqual(m.moduleArgs, { action: 'audit', metrics_path: '/var/lib/prometheus/node-exporter/nova_bdm.prom', stale_limit: 0 });
+  assert.equal(usage(['bdm', 'audit', '--stale-limit', 'all']), '--stale-limit: "all" is not an integer');
 });
 
 test('help wins anywhere before --; wrong usage is one line naming the flag', () => {
