@@ -339,6 +339,29 @@ export async function dumpNovaRows(instanceUuid: string): Promise<NovaRows> {
   });
 }
 
+/**
+ * What a refresh leaves behind, counted in the lab's databases rather than from anybody's report:
+ * every row of Cinder's volume_attachment for the volume (soft-deleted ones too: Cinder never
+ * removes them), and Nova's instance_actions of the instance by action.
+ */
+export interface RefreshTraces {
+  attachments: Array<{ id: string; deleted: boolean; attach_status: string | null }>;
+  actions: Record<string, number>;
+}
+
+export async function refreshTraces(twin: Seeded): Promise<RefreshTraces> {
+  const attachments = await withDb(env().databases.cinder, (c) =>
+    rows<{ id: string; deleted: number | null; attach_status: string | null }>(c, 'SELECT id, deleted, attach_status FROM volume_attachment WHERE volume_id = ? ORDER BY created_at, id', [twin.volume_id]),
+  );
+  const actions = await withDb(env().databases.nova, (c) =>
+    rows<{ action: string; n: number }>(c, 'SELECT action, COUNT(*) AS n FROM instance_actions WHERE instance_uuid = ? AND deleted = 0 GROUP BY action', [twin.instance_uuid]),
+  );
+  return {
+    attachments: attachments.map((a) => ({ id: a.id, deleted: Boolean(a.deleted), attach_status: a.attach_status })),
+    actions: Object.fromEntries(actions.map((a) => [a.action, Number(a.n)])),
+  };
+}
+
 // ---------------------------------------------------------------- Keystone + Cinder API
 
 interface Token {
