@@ -148,12 +148,30 @@ describe('audit', () => {
     assert.deepEqual((all.stale as any[]).map((x) => [x.bdm_uuid, x.reasons]), [[missing.uuid, ['connection_info_missing']]]);
   });
 
-  test('check_cinder adds the Cinder rules with bounded concurrency', async () => {
+  test('check_cinder adds the Cinder rules', async () => {
     const s = await env.seed();
     env.cloud.attachments.get(s.oldAttachmentId)!.status = 'reserved';
     const { result: r } = await execute({ action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], instance_uuids: [s.instanceUuid], check_cinder: true, cinder_concurrency: 2 });
     assert.equal(r.failed, undefined, String(r.msg));
     assert.deepEqual((r.stale as any[]).map((x) => x.reasons), [['attachment_not_attached']]);
+  });
+
+  test('check_cinder asks for attachments missing from the listing one by one, at most cinder_concurrency at once (12 BDMs; 2, then 5)', async () => {
+    // Attachments gone from Cinder are not in its listing: the audit asks for each alone.
+    const seeded = [];
+    for (let i = 0; i < 12; i++) seeded.push(await env.seed());
+    for (const s of seeded) env.cloud.attachments.delete(s.oldAttachmentId);
+    const single = /^\/volume\/v3\/[^/]+\/attachments\/[0-9a-f-]{36}$/;
+    for (const concurrency of [2, 5]) {
+      const gets = env.cloud.meter('GET', single);
+      env.cloud.answerLate('GET', single, 150, seeded.length); // slow answers: the requests overlap unless bounded
+      const { result: r } = await execute({ action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], instance_uuids: seeded.map((s) => s.instanceUuid), check_cinder: true, cinder_concurrency: concurrency });
+      env.cloud.clearFaults();
+      assert.equal(r.failed, undefined, String(r.msg));
+      assert.equal((r.stale as any[]).length, seeded.length, JSON.stringify(r.stale));
+      assert.equal(gets.total, seeded.length, 'one GET per BDM whose attachment the listing lacked');
+      assert.equal(gets.peak, concurrency, `at most (and, with slow answers, exactly) ${concurrency} GETs in flight at once`);
+    }
   });
 
   test('a cell whose DB is down is reported; the others are still audited; overall failed', async () => {

@@ -1,12 +1,16 @@
-import { test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { argsSchema } from '../src/args/schema';
 import { parseCli } from '../src/cli/parse';
+import { RefreshEnv } from './support/refresh-env';
+import { runBundle } from './support/run-bundle';
 
 // The docs cannot drift: every command line they show must parse, every playbook they name must
-// exist, and the options table must be the schema's.
+// exist, the options table must be the schema's, and the exit code table must be what the built
+// bundle does: one run per documented code.
 
 const ROOT = join(__dirname, '..', '..');
 const DOCS = [join(ROOT, 'README.md'), ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => join(ROOT, 'docs', f))];
@@ -107,11 +111,141 @@ test('the options table of docs/reference.md is the schema: names, defaults, sec
   }
 });
 
-test('every stale reason code and exit code the code knows is documented', () => {
+test('every stale reason code the code knows is documented', () => {
   const text = readFileSync(join(ROOT, 'docs', 'reference.md'), 'utf8');
   const source = readFileSync(join(ROOT, 'src', 'actions', 'staleness.ts'), 'utf8');
   const typeBlock = source.slice(source.indexOf('export type StaleCode'), source.indexOf(';', source.indexOf('export type StaleCode')));
   const codes = typeBlock.match(/'([a-z_]+)'/g)!.map((c) => c.slice(1, -1));
   assert.ok(codes.length >= 7);
   for (const code of codes) assert.ok(text.includes(`\`${code}\``), code);
+});
+
+/** docs/reference.md's exit code table: command -> code -> what it says. */
+function documentedExitCodes(): Map<string, Map<number, string>> {
+  const text = readFileSync(join(ROOT, 'docs', 'reference.md'), 'utf8');
+  const section = text.slice(text.indexOf('## Exit codes'), text.indexOf('\n## ', text.indexOf('## Exit codes') + 1));
+  const lines = section.split('\n').filter((l) => l.startsWith('|'));
+  const cells = (line: string) => line.split('|').slice(1, -1).map((c) => c.trim());
+  const codes = cells(lines[0]!).slice(1).map(Number);
+  const table = new Map<string, Map<number, string>>();
+  for (const line of lines.slice(2)) {
+    const [command, ...meanings] = cells(line);
+    table.set(command!.replace(/`/g, ''), new Map(meanings.flatMap((m, i) => (m ? [[codes[i]!, m] as [number, string]] : []))));
+  }
+  return table;
+}
+
+describe('the exit code table of docs/reference.md is what the bundle does', () => {
+  let env: RefreshEnv;
+  let connector: string;
+  before(async () => {
+    env = await RefreshEnv.start();
+    connector = join(env.dir, 'connector.json');
+    writeFileSync(connector, JSON.stringify(env.connector));
+  });
+  after(() => env.stop());
+  const cli = (...args: string[]) => runBundle(['--config-file', env.fx.env.confPath, '--config-file', env.extraConf, ...args]);
+  const expectJson = () => JSON.stringify(RefreshEnv.EXPECT_NEW_MONITORS);
+  /** A nova.conf whose cell database refuses the password: an error nothing else explains. */
+  const brokenDb = () => {
+    const path = join(env.dir, 'broken-db.conf');
+    writeFileSync(path, `[database]\nconnection = mysql+pymysql://${env.fx.env.dbUser}:Wr0ngPw@127.0.0.1:3306/${env.fx.env.databases.cell1}?charset=utf8\n`);
+    return path;
+  };
+
+  /** One run of the bundle per documented cell: [command row, code, what makes it happen]. */
+  const scenarios: Array<[string, number, () => Promise<{ status: number | null; stderr: string }>]> = [
+    ['show', 0, async () => cli('bdm', 'show', (await env.seed()).bdm.uuid)],
+    ['show', 1, async () => cli('--config-file', brokenDb(), 'bdm', 'show', (await env.seed()).bdm.uuid)],
+    ['show', 2, async () => cli('volume_attachment', 'show', randomUUID(), randomUUID())],
+    ['show', 3, async () => cli('volume_attachment', 'show', (await env.seed()).instanceUuid, randomUUID())],
+    ['show', 64, async () => cli('bdm', 'show')],
+    ['refresh', 0, async () => cli('bdm', 'refresh', (await env.seed()).bdm.uuid, '--connector-path', connector, '--expect-json', expectJson())],
+    [
+      'refresh',
+      1,
+      async () => {
+        const s = await env.seed();
+        env.compute.behaviour = { kind: 'fail', cls: 'VolumeDriverException', module: 'nova.exception', message: 'boom' };
+        try {
+          return await cli('bdm', 'refresh', s.bdm.uuid, '--connector-path', connector, '--force');
+        } finally {
+          env.compute.behaviour = { kind: 'ok' };
+        }
+      },
+    ],
+    ['refresh', 2, async () => cli('bdm', 'refresh', (await env.seed()).bdm.uuid, '--connector-path', join(env.dir, 'nope.json'))],
+    [
+      'refresh',
+      3,
+      async () => {
+        writeFileSync(join(env.dir, 'bad.json'), '{');
+        return cli('bdm', 'refresh', (await env.seed()).bdm.uuid, '--connector-path', join(env.dir, 'bad.json'));
+      },
+    ],
+    ['refresh', 4, async () => cli('volume_attachment', 'refresh', randomUUID(), randomUUID(), connector)],
+    ['refresh', 5, async () => cli('bdm', 'refresh', (await env.seed({ instance: { vm_state: 'active', power_state: 1 } })).bdm.uuid, '--connector-path', connector, '--force')],
+    ['refresh', 6, async () => cli('bdm', 'refresh', randomUUID(), '--connector-path', connector)],
+    [
+      'refresh',
+      7,
+      async () => {
+        const other = join(env.dir, 'other-host.json');
+        writeFileSync(other, JSON.stringify({ ...env.connector, host: `not-${env.host}` }));
+        return cli('bdm', 'refresh', (await env.seed()).bdm.uuid, '--connector-path', other, '--force');
+      },
+    ],
+    ['refresh', 64, async () => cli('bdm', 'refresh')],
+    [
+      'fleet refresh',
+      0,
+      async () => {
+        const dir = join(env.dir, `connectors-${randomUUID().slice(0, 8)}`);
+        mkdirSync(dir);
+        writeFileSync(join(dir, `${env.host}.json`), JSON.stringify(env.connector));
+        return cli('bdm', 'refresh', '--instance', (await env.seed()).instanceUuid, '--connector-dir', dir, '--expect-json', expectJson());
+      },
+    ],
+    ['fleet refresh', 1, async () => cli('bdm', 'refresh', '--instance', (await env.seed()).instanceUuid, '--connector-dir', mkdtempSync(join(env.dir, 'empty-')), '--expect-json', expectJson())],
+    ['fleet refresh', 64, async () => cli('bdm', 'refresh', '--connector-dir', env.dir)],
+    ['audit', 0, async () => cli('bdm', 'audit', '--host', `nbt-nobody-${randomUUID().slice(0, 6)}`, '--expect-json', expectJson())],
+    ['audit', 1, async () => cli('--config-file', brokenDb(), 'bdm', 'audit', '--host', env.host, '--expect-json', expectJson())],
+    ['audit', 4, async () => cli('bdm', 'audit', '--instance', (await env.seed()).instanceUuid, '--expect-json', expectJson())],
+    ['audit', 64, async () => cli('bdm', 'audit', 'extra')],
+    [
+      'get_connector',
+      0,
+      async () => {
+        const conf = join(env.dir, 'compute-ok.conf');
+        writeFileSync(conf, '[DEFAULT]\nhost = compute9\nmy_ip = 192.0.2.9\n');
+        return runBundle(['--config-file', conf, 'get_connector', '--json']);
+      },
+    ],
+    [
+      'get_connector',
+      1,
+      async () => {
+        const conf = join(env.dir, 'compute-multipath.conf');
+        writeFileSync(conf, '[DEFAULT]\nhost = compute9\n[libvirt]\nvolume_use_multipath = true\n');
+        return runBundle(['--config-file', conf, 'get_connector']);
+      },
+    ],
+    ['get_connector', 64, async () => runBundle(['get_connector', '--no-such-option'])],
+  ];
+
+  test('every documented exit code comes out of the bundle in its case (one run per code and command)', async () => {
+    const documented = documentedExitCodes();
+    assert.deepEqual([...documented.keys()].sort(), ['audit', 'fleet refresh', 'get_connector', 'refresh', 'show']);
+    const seen = new Map<string, Set<number>>();
+    for (const [command, code, run] of scenarios) {
+      const meaning = documented.get(command)?.get(code);
+      assert.ok(meaning, `the bundle exits ${code} for ${command}, and the table does not list it`);
+      const r = await run();
+      assert.equal(r.status, code, `${command}: "${meaning}" should exit ${code}; the bundle exited ${r.status}: ${r.stderr}`);
+      seen.set(command, (seen.get(command) ?? new Set()).add(code));
+    }
+    for (const [command, codes] of documented) {
+      assert.deepEqual([...(seen.get(command) ?? [])].sort((a, b) => a - b), [...codes.keys()].sort((a, b) => a - b), `${command}: every documented exit code run`);
+    }
+  });
 });

@@ -1,6 +1,6 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync, chmodSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,6 +19,30 @@ const fresh = () => {
   mkdirSync(d);
   return d;
 };
+
+/** The unprivileged user root's run of the suite uses to see permissions apply (setpriv, util-linux). */
+const UNPRIVILEGED = { uid: 65534, gid: 65534 }; // nobody:nogroup
+
+/**
+ * writePrivateFile(path, data) as a user without root's DAC override: in this process when it is
+ * not root, else in a node child run by setpriv as nobody, which loads the same compiled module.
+ */
+function writeAsUnprivileged(path: string, data: string): { error?: { name: string; message: string } } {
+  const attempt = (): { error?: { name: string; message: string } } => {
+    try {
+      writePrivateFile(path, data);
+      return {};
+    } catch (err) {
+      return { error: { name: (err as Error).name, message: (err as Error).message } };
+    }
+  };
+  if (process.getuid?.() !== 0) return attempt();
+  const module = join(__dirname, '..', 'src', 'output', 'private-file.js');
+  const script = `try { require(${JSON.stringify(module)}).writePrivateFile(process.argv[1], process.argv[2]); console.log('{}'); } catch (err) { console.log(JSON.stringify({ error: { name: err.name, message: err.message } })); }`;
+  const r = spawnSync('setpriv', [`--reuid=${UNPRIVILEGED.uid}`, `--regid=${UNPRIVILEGED.gid}`, '--clear-groups', process.execPath, '-e', script, path, data], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `setpriv as nobody: ${r.error?.message ?? r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as { error?: { name: string; message: string } };
+}
 
 describe('writePrivateFile', () => {
   test('a new file is created 0600 with the data, and no temp file stays behind', () => {
@@ -93,16 +117,21 @@ describe('writePrivateFile', () => {
     assert.throws(() => writePrivateFile(`${dir}/a\nb/r.json`, 'x'), (err: Error) => !err.message.includes('\n'));
     assert.throws(() => writePrivateFile('', 'x'), /not a usable file path/);
     assert.throws(() => writePrivateFile('a\0b', 'x'), /not a usable file path/);
-    if (process.getuid?.() !== 0) {
-      const d = fresh();
-      chmodSync(d, 0o500);
-      try {
-        assert.throws(() => writePrivateFile(join(d, 'r.json'), 'x'), /permission denied/);
-      } finally {
-        chmodSync(d, 0o700);
-      }
-      assert.deepEqual(readdirSync(d), []);
+  });
+
+  test('a directory the user may not write to: permission denied in one line, nothing created (as an unprivileged user, also when the suite runs as root)', () => {
+    const d = fresh();
+    chmodSync(dir, 0o755); // mkdtemp's 0700 would hide d itself from another user
+    chmodSync(d, 0o555);
+    try {
+      const answer = writeAsUnprivileged(join(d, 'r.json'), 'x');
+      assert.equal(answer.error?.name, 'BadInput', JSON.stringify(answer));
+      assert.match(answer.error.message, /permission denied/);
+      assert.ok(!answer.error.message.includes('\n'), 'one line');
+    } finally {
+      chmodSync(d, 0o700);
     }
+    assert.deepEqual(readdirSync(d), []);
   });
 
   test('checkPrivateFileTarget refuses the same things up front and writes nothing at the path', () => {

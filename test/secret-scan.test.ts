@@ -2,10 +2,11 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { execute } from '../src/run';
+import { labSecrets } from './interop/lab-secrets';
 import { BUNDLE } from './support/nova-env';
 import { RefreshEnv } from './support/refresh-env';
 import { configuredSecrets, findSecretsIn, recordOutput, registerSecrets, scanLog } from './support/secret-scan';
@@ -78,6 +79,31 @@ describe('the scan itself', () => {
     const r = scanLog(log);
     assert.equal(r.records, lines.length - 1);
     assert.deepEqual([...new Set(r.hits.map((h) => h.source))].sort(), ['base64', 'json', 'not revealed', 'percent', 'rabbit', 'raw', 'revealed but a password']);
+  });
+
+  test('a plain-word password (the lab\'s nova, lab, guest) counts where it stands as a password, in every encoding, not as a bare word', () => {
+    const hits = (text: string) => findSecretsIn(text, ['nova', 'lab']).map((h) => h.secret);
+    assert.deepEqual(hits('nova-compute on compute1, lab cell1, nova_api, guest queue'), []);
+    assert.deepEqual(hits('mysql+pymysql://lab:lab@127.0.0.1/nbi_nova'), ['lab']);
+    assert.deepEqual(hits(encodeURIComponent('mysql://nova:lab@h/x')), ['lab']);
+    assert.deepEqual(hits('[keystone_authtoken]\npassword = nova\n'), ['nova']);
+    assert.deepEqual(hits(JSON.stringify({ msg: JSON.stringify({ auth: { password: 'nova' } }) })), ['nova']);
+    assert.deepEqual(hits(`Authorization: Basic ${Buffer.from('nova:nova').toString('base64')}`), ['nova']);
+    assert.deepEqual(hits("{'auth_password': 'nova'}"), ['nova']);
+    assert.deepEqual(hits('rabbit://guest:guest@127.0.0.1:5672/nbi'), ['guest (RabbitMQ)']);
+  });
+
+  test('the lab\'s secrets are read from its own files: DB, RabbitMQ, Keystone passwords, Keystone keys, cephx keys', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nbh-lab-secrets-'));
+    for (const d of ['etc/fernet-keys', 'etc/placement', 'ceph/keyring', 'ceph/mon/ceph-a']) mkdirSync(join(dir, d), { recursive: true });
+    writeFileSync(join(dir, 'etc', 'nova.conf'), '[DEFAULT]\ntransport_url = rabbit://guest:rabbit-pw@127.0.0.1:5672/nbi\n[api_database]\nconnection = mysql+pymysql://lab:db%2Fpw@127.0.0.1/nbi_nova_api?charset=utf8\n[keystone_authtoken]\npassword = nova-ks-pw\n[cinder]\nauth_type = password\n');
+    writeFileSync(join(dir, 'etc', 'placement', 'placement.conf'), '[keystone_authtoken]\npassword=placement-pw\n');
+    writeFileSync(join(dir, 'etc', 'fernet-keys', '0'), 'fernetKeyBase64AAAAAAAAAAAAAAAAAAAAAAAAAAA=');
+    writeFileSync(join(dir, 'ceph', 'keyring', 'ceph.client.cinder.keyring'), '[client.cinder]\n\tkey = AQCinderKeyAAAAAAAAAAAAAAAAAAAAAAAAAAA==\n');
+    writeFileSync(join(dir, 'ceph', 'mon', 'ceph-a', 'keyring'), '[mon.]\n\tkey = AQMonKeyAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==\n\tcaps mon = "allow *"\n');
+    const r = labSecrets({ dir, dbPassword: 'db/pw', transportUrl: 'rabbit://guest:rabbit-pw@127.0.0.1:5672/nbi', raw: { OS_PASSWORD: 'admin-pw' } });
+    assert.deepEqual(r.values.sort(), ['AQCinderKeyAAAAAAAAAAAAAAAAAAAAAAAAAAA==', 'AQMonKeyAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==', 'admin-pw', 'db/pw', 'fernetKeyBase64AAAAAAAAAAAAAAAAAAAAAAAAAAA=', 'nova-ks-pw', 'placement-pw', 'rabbit-pw'].sort());
+    assert.deepEqual(r.counts, { 'db password': 1, 'rabbitmq password': 1, 'keystone admin password': 1, 'config password': 2, 'config URL password': 2, 'keystone fernet/credential key': 1, 'cephx key': 2 });
   });
 
   test('the hook records what a bundle process writes, even under another harness', async () => {

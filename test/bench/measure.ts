@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import { recordOutput } from '../support/secret-scan-record';
 
 // Timing helpers of the benchmark: one child process timed from spawn to exit, the summary of
 // repeated runs (median, min, max) and the side-by-side (A B A B ...) scheduling.
@@ -60,6 +61,7 @@ export function timeChild(
           rmSync(rssFile, { force: true });
         }
       }
+      recordOurOutput(cmd, args, options.input, run);
       resolve(run);
     });
     child.stdin.on('error', () => undefined);
@@ -101,4 +103,29 @@ export function expectStatus(run: ChildRun, what: string, ok: number[] = [0]): C
     throw new Error(`${what}: exit ${run.status}\nstdout: ${tail(run.stdout).slice(0, 3000)}\nstderr: ${tail(run.stderr).slice(0, 3000)}`);
   }
   return run;
+}
+
+/**
+ * For the secret scan of `npm run bench` (a no-op without its log): what our tool printed, run
+ * directly (the bundle) or through ansible-playbook. Recorded here, in the bench's process,
+ * rather than by the hook inside the timed child, so the measured processes are left as they are.
+ */
+function recordOurOutput(cmd: string, args: string[], input: string | undefined, run: ChildRun): void {
+  const ours = args.some((a) => basename(a) === 'bdm.cjs');
+  const ansible = basename(cmd) === 'ansible-playbook';
+  if (!ours && !ansible) return;
+  const inputs = [input, ...args.filter((a) => a.endsWith('.json') && existsSync(a)).map((a) => readFileSync(a, 'utf8'))].flatMap((t) => {
+    try {
+      return t === undefined ? [] : [JSON.parse(t) as Record<string, unknown>];
+    } catch {
+      return [];
+    }
+  });
+  const revealed = args.includes('--reveal-secrets') || inputs.some((i) => i.reveal_secrets === true);
+  const what = ours ? 'bench bundle' : 'bench ansible-playbook';
+  recordOutput(`${what} stdout`, run.stdout, { revealed });
+  recordOutput(`${what} stderr`, run.stderr, { revealed });
+  for (const report of inputs.map((i) => i.report_path)) {
+    if (typeof report === 'string' && existsSync(report)) recordOutput('bench report file', readFileSync(report, 'utf8'), { revealed });
+  }
 }

@@ -1,13 +1,15 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { randomInt } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
+import { exitCodeFor } from '../../src/cli/exit-codes';
 import { parseCli } from '../../src/cli/parse';
 import { renderResult } from '../../src/cli/render';
-import { execute } from '../../src/run';
+import { execute, type Outcome } from '../../src/run';
 import { BUNDLE, STATE_DIR } from '../support/nova-env';
 import { arbitraries, safeStringify } from './support/arbitraries';
 import { ansibleOutputProblem, cliOutputProblem, moduleResultProblem } from './support/check-answer';
@@ -17,15 +19,33 @@ import { FuzzSandbox } from './support/sandbox';
 // (module args as Ansible's args file or stdin, and the CLI argv), most in process through the
 // same `execute` the bundle runs, a sample through the real bundle process. Every answer is one
 // JSON object (or a one-line CLI error) within a bounded time: no stack trace, no write, no
-// secret. The counts tried and passed are printed and kept in test/.state/fuzz-counts.json.
-// NOVA_BDM_FUZZ_RUNS (default 10000, in process) and NOVA_BDM_FUZZ_BUNDLE_RUNS (300) scale it;
-// NOVA_BDM_FUZZ_SEED replays a run (the seed is printed on failure).
+// secret. Only inputs that reach `execute` (in process) or the bundle (a process) are counted:
+// args text that is not JSON and argv the CLI parser answers itself (help, usage error) never
+// reach `execute`, so in process they are discarded (fast-check draws another) and listed as
+// not run; the bundle sample runs them for real. The counts are printed, kept in
+// test/.state/fuzz-counts.json, and the total run is asserted (>= 10,000).
+// NOVA_BDM_FUZZ_RUNS (default 10000, in process) and NOVA_BDM_FUZZ_BUNDLE_RUNS (300) scale it
+// (below 10,000 only outside CI); the seed is always printed, every generator (the bundle
+// samples too) derives its seed from it, and NOVA_BDM_FUZZ_SEED=<seed> replays the whole run.
 
 const IN_PROCESS = Number(process.env.NOVA_BDM_FUZZ_RUNS ?? 10_000);
 const BUNDLE_RUNS = Number(process.env.NOVA_BDM_FUZZ_BUNDLE_RUNS ?? 300);
-const SEED = process.env.NOVA_BDM_FUZZ_SEED ? Number(process.env.NOVA_BDM_FUZZ_SEED) : undefined;
+const SEED = seedOf(process.env.NOVA_BDM_FUZZ_SEED);
+/** The least a run must have run; a smaller NOVA_BDM_FUZZ_RUNS lowers it only outside CI. */
+const MIN_TOTAL = process.env.CI || process.env.NOVA_BDM_FUZZ_RUNS === undefined ? 10_000 : Math.min(10_000, IN_PROCESS);
 /** Every answer within this, however hostile the input (all targets are local and answer fast). */
 const BOUND_MS = 30_000;
+console.log(`fuzz seed: ${SEED} (replay this run: NOVA_BDM_FUZZ_SEED=${SEED})`);
+
+function seedOf(given: string | undefined): number {
+  if (given === undefined || given === '') return randomInt(0, 2 ** 31);
+  const n = Number(given);
+  if (!Number.isSafeInteger(n)) throw new Error(`NOVA_BDM_FUZZ_SEED must be an integer, not ${JSON.stringify(given)}`);
+  return n | 0;
+}
+
+/** One seed per generator, all from SEED: the same SEED replays every one of them. */
+const seedFor = (generator: number) => (SEED + generator) | 0;
 
 interface Count {
   tried: number;
@@ -36,6 +56,14 @@ interface Count {
 }
 const counts: Record<string, Count> = {};
 const count = (way: string) => (counts[way] ??= { tried: 0, passed: 0, ms: 0, slowestMs: 0 });
+/** Generated inputs that never reached execute in process (discarded, not counted above). */
+const notRun: Record<string, number> = {};
+const discard = (why: string): never => {
+  notRun[why] = (notRun[why] ?? 0) + 1;
+  fc.pre(false);
+  throw new Error('unreachable: fc.pre(false) throws');
+};
+const totalRun = () => Object.values(counts).reduce((t, c) => t + c.passed, 0);
 
 let s: FuzzSandbox;
 let arb: ReturnType<typeof arbitraries>;
@@ -50,10 +78,11 @@ before(async () => {
 after(async () => {
   process.chdir(originalCwd);
   const total = Object.values(counts).reduce((t, c) => ({ tried: t.tried + c.tried, passed: t.passed + c.passed }), { tried: 0, passed: 0 });
-  const summary = { ...counts, total };
+  const summary = { seed: SEED, ...counts, total, notRun };
   mkdirSync(STATE_DIR, { recursive: true });
   writeFileSync(join(STATE_DIR, 'fuzz-counts.json'), `${JSON.stringify(summary, null, 2)}\n`);
-  console.log(`fuzz counts: ${Object.entries(summary).map(([k, c]) => `${k} ${c.passed}/${c.tried} passed`).join(', ')}`);
+  console.log(`fuzz counts (seed ${SEED}): ${Object.entries({ ...counts, total }).map(([k, c]) => `${k} ${c.passed}/${c.tried} passed`).join(', ')}`);
+  console.log(`fuzz: not run in process (discarded, run by the bundle sample instead): ${JSON.stringify(notRun)}`);
   for (const [k, c] of Object.entries(counts)) console.log(`fuzz time: ${k} ${Math.round(c.ms)} ms in all, slowest ${c.slowestMs} ms: ${c.slowest ?? ''}`);
   rmSync(scratch, { recursive: true, force: true });
   await s?.close();
@@ -88,7 +117,7 @@ async function bounded<T>(what: Promise<T>): Promise<{ value: T; ms: number }> {
   }
 }
 
-/** One in-process input through execute, with every invariant checked. */
+/** One in-process input through execute, with every invariant checked (and the CLI's answer, for argv). */
 async function throwAtExecute(way: string, input: unknown, render?: Parameters<typeof renderResult>[1]): Promise<void> {
   const c = count(way);
   c.tried++;
@@ -98,9 +127,10 @@ async function throwAtExecute(way: string, input: unknown, render?: Parameters<t
   if (ms > c.slowestMs) [c.slowestMs, c.slowest] = [ms, shown(input).slice(0, 300)];
   const problem = moduleResultProblem(outcome.result, verbosityOf(input), forbidden(input));
   assert.equal(problem, undefined, `${problem} for input ${shown(input)}`);
-  if (render && !outcome.result.failed) {
-    const text = renderResult(outcome.result, render);
-    assert.equal(typeof text, 'string');
+  if (render) {
+    const { stdout, stderr, code } = cliAnswer(outcome, input as Record<string, unknown>, render);
+    const answer = cliOutputProblem(stdout, stderr, code, forbidden(input));
+    assert.equal(answer, undefined, `${answer} in the CLI's answer for input ${shown(input)}`);
   }
   assert.equal(s.snapshot(), filesBefore, `files changed for input ${shown(input)}`);
   c.passed++;
@@ -123,15 +153,15 @@ async function unchangedWorld(run: () => Promise<void>): Promise<void> {
   }
 }
 
-const runs = (share: number): fc.Parameters<[unknown]> => ({
+const runs = (share: number, generator: number): fc.Parameters<[unknown]> => ({
   numRuns: Math.max(1, Math.round(IN_PROCESS * share)),
-  seed: SEED,
+  seed: seedFor(generator),
   endOnFailure: true, // each input is a real run: report the first failure, do not shrink
   // fast-check's own report prints the whole counterexample (megabytes here): keep it short.
   reporter: (details) => {
     if (!details.failed) return;
     const error = details.errorInstance as Error | undefined;
-    throw new Error(`${error?.message ?? 'property failed'} (replay: NOVA_BDM_FUZZ_SEED=${details.seed})`);
+    throw new Error(`${error?.message ?? 'property failed'} (replay: NOVA_BDM_FUZZ_SEED=${SEED})`);
   },
 });
 
@@ -195,7 +225,7 @@ describe('hostile input, in process', () => {
 
   test('generated module arguments (as the args file or stdin would carry them)', async () => {
     await unchangedWorld(async () => {
-      await fc.assert(fc.asyncProperty(arb.moduleArgs, (input) => throwAtExecute('module args', input)), runs(0.6));
+      await fc.assert(fc.asyncProperty(arb.moduleArgs, (input) => throwAtExecute('module args', input)), runs(0.6, 0));
     });
   });
 
@@ -207,38 +237,45 @@ describe('hostile input, in process', () => {
           try {
             raw = JSON.parse(text);
           } catch {
-            count('args text').tried++;
-            count('args text').passed++; // main answers a fixed one-line JSON failure (checked in the bundle runs)
-            return;
+            // main.ts answers this itself, without execute: only the bundle sample runs it
+            return discard('args text that is not JSON');
           }
           await throwAtExecute('args text', raw);
         }),
-        runs(0.2),
+        runs(0.2, 1),
       );
     });
   });
 
-  test('generated CLI argv, through parseCli, execute and the renderer', async () => {
+  test('generated CLI argv, through parseCli, execute and the renderer, answered as main.ts does', async () => {
     await unchangedWorld(async () => {
       await fc.assert(
         fc.asyncProperty(arb.argv, async (argv) => {
           const command = parseCli(argv);
-          if (command.kind !== 'run') {
-            const c = count('cli argv');
-            c.tried++;
-            if (command.kind === 'usage-error') {
-              assert.ok(!/[\r\n]/.test(command.message) && command.message.length < 16 * 1024, `usage error not one short line: ${JSON.stringify(command.message.slice(0, 300))}`);
-            }
-            c.passed++;
-            return;
+          if (command.kind === 'usage-error') {
+            assert.ok(!/[\r\n]/.test(command.message) && command.message.length < 16 * 1024, `usage error not one short line: ${JSON.stringify(command.message.slice(0, 300))}`);
           }
+          // help and usage errors never reach execute: only the bundle sample runs them
+          if (command.kind !== 'run') return discard(`argv the parser answers (${command.kind})`);
           await throwAtExecute('cli argv', command.moduleArgs, command.render);
         }),
-        runs(0.2),
+        runs(0.2, 2),
       );
     });
   });
 });
+
+/** What main.ts prints and exits with for a CLI command's outcome (its run branch). */
+function cliAnswer(outcome: Outcome, moduleArgs: Record<string, unknown>, render: Parameters<typeof renderResult>[1]): { stdout: string; stderr: string; code: number } {
+  const { result, error } = outcome;
+  const partial = result.failed === true && result.counts !== undefined;
+  if (result.failed && !partial) return { stdout: '', stderr: `${result.msg}\n`, code: exitCodeFor(error, String(moduleArgs.action)) };
+  const stdout = `${renderResult(result, render)}\n`;
+  const warnings = ((result.warnings as string[] | undefined) ?? []).map((w) => `warning: ${w}\n`).join('');
+  if (partial) return { stdout, stderr: `${warnings}${result.msg}\n`, code: 1 };
+  const stale = moduleArgs.action === 'audit' && Array.isArray(result.stale) && result.stale.length > 0;
+  return { stdout, stderr: warnings, code: stale ? 4 : 0 };
+}
 
 describe('hostile input, through the bundle process', () => {
   interface Answer {
@@ -290,14 +327,14 @@ describe('hostile input, through the bundle process', () => {
       for (const p of [s.paths.big!, s.paths.linkToBig!, s.paths.notJson!, s.paths.empty!, s.paths.binary!, s.paths.deepJson!, s.paths.protoJson!, s.paths.jsonArray!, s.paths.fifo!, s.paths.dir!]) {
         cases.push({ way: p === s.paths.fifo || p === s.paths.dir ? 'bundle argv' : 'bundle args file', args: [p], input: { args_file: p } });
       }
-      fc.sample(arb.argsText.filter((t) => t.length < 8_000_000), { numRuns: third, seed: SEED }).forEach((text, i) => {
+      fc.sample(arb.argsText.filter((t) => t.length < 8_000_000), { numRuns: third, seed: seedFor(3) }).forEach((text, i) => {
         const file = join(scratch, `args-${i}.json`);
         writeFileSync(file, text);
         cases.push({ way: 'bundle args file', args: [file], input: tryParse(text) });
       });
-      fc.sample(arb.argsText.filter((t) => t.length < 8_000_000), { numRuns: third, seed: SEED === undefined ? undefined : SEED + 1 }).forEach((text) => cases.push({ way: 'bundle stdin', args: ['-'], stdin: text, input: tryParse(text) }));
+      fc.sample(arb.argsText.filter((t) => t.length < 8_000_000), { numRuns: third, seed: seedFor(4) }).forEach((text) => cases.push({ way: 'bundle stdin', args: ['-'], stdin: text, input: tryParse(text) }));
       // the OS limits one argument to 128 KiB and all of them to about 2 MB (E2BIG)
-      fc.sample(arb.argv.filter((argv) => argv.every((w) => !w.includes('\0') && Buffer.byteLength(w) < 100_000) && Buffer.byteLength(argv.join(' ')) < 1_000_000), { numRuns: third, seed: SEED === undefined ? undefined : SEED + 2 })
+      fc.sample(arb.argv.filter((argv) => argv.every((w) => !w.includes('\0') && Buffer.byteLength(w) < 100_000) && Buffer.byteLength(argv.join(' ')) < 1_000_000), { numRuns: third, seed: seedFor(5) })
         .forEach((argv) => cases.push({ way: 'bundle argv', args: argv, input: cliInput(argv) }));
       let next = 0;
       const worker = async () => {
@@ -320,3 +357,9 @@ function tryParse(text: string): unknown {
 function cliInput(argv: string[]): unknown {
   return { argv, reveal_secrets: argv.includes('--reveal-secrets') ? true : undefined };
 }
+
+test(`the fuzz ran at least ${MIN_TOTAL.toLocaleString('en')} inputs that reached the module (seed ${SEED})`, () => {
+  const total = totalRun();
+  console.log(`fuzz total run: ${total} (seed ${SEED}; replay: NOVA_BDM_FUZZ_SEED=${SEED})`);
+  assert.ok(total >= MIN_TOTAL, `only ${total} inputs ran (counts ${JSON.stringify(counts)}; not run ${JSON.stringify(notRun)})`);
+});

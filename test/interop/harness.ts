@@ -2,6 +2,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as mysql from 'mysql2/promise';
+import { registerSecrets } from '../support/secret-scan-record';
+import { labSecrets } from './lab-secrets';
 
 // The interop tier's access to the lab in test/interop/lab/: the REAL Keystone, Placement,
 // Cinder and nova-compute/-conductor (Debian 12 packages) on 127.0.0.1, and the real
@@ -147,6 +149,8 @@ export async function upLab(options: { fresh?: boolean } = {}): Promise<LabEnv> 
   }
   if (r.status !== 0) throw new Error(`test/interop/lab/up.sh failed (exit ${r.status}):\n${tail(`${r.stdout}\n${r.stderr}`)}`);
   labEnv = readLabEnv();
+  // for the secret scan of the run (npm run test:interop, npm run bench): what to look for
+  registerSecrets(labSecrets(labEnv).values, 'config', 'lab');
   return labEnv;
 }
 
@@ -183,6 +187,8 @@ export async function seed(
   const r = await runAsync(e.python, args, { timeoutMs: 300_000 });
   if (r.status !== 0) throw new Error(`seed.py ${args.slice(1).join(' ')} failed (exit ${r.status}):\n${tail(r.stderr)}`);
   const rows = JSON.parse(r.stdout) as Array<Seeded & Record<string, unknown>>;
+  // CHAP passwords and keyrings of the seeded connection_info: shown only on reveal_secrets
+  registerSecrets(rows.flatMap((x) => connectionInfoSecrets(x.connection_info)), 'data', 'lab');
   return rows.map((x) => ({
     instance_uuid: x.instance_uuid,
     volume_id: x.volume_id,
@@ -190,6 +196,21 @@ export async function seed(
     attachment_id: x.attachment_id ?? null,
     connection_info: x.connection_info ?? null,
   }));
+}
+
+/** The values of auth_password, discovery_auth_password and keyring anywhere in a connection_info. */
+function connectionInfoSecrets(info: unknown): string[] {
+  if (typeof info === 'string') {
+    try {
+      return connectionInfoSecrets(JSON.parse(info));
+    } catch {
+      return [];
+    }
+  }
+  if (info === null || typeof info !== 'object') return [];
+  return Object.entries(info as Record<string, unknown>).flatMap(([k, v]) =>
+    typeof v === 'string' ? (/(^|_)password$|^keyring$/.test(k) && v !== '' ? [v] : []) : connectionInfoSecrets(v),
+  );
 }
 
 /**
@@ -316,6 +337,29 @@ export async function dumpNovaRows(instanceUuid: string): Promise<NovaRows> {
       })),
     };
   });
+}
+
+/**
+ * What a refresh leaves behind, counted in the lab's databases rather than from anybody's report:
+ * every row of Cinder's volume_attachment for the volume (soft-deleted ones too: Cinder never
+ * removes them), and Nova's instance_actions of the instance by action.
+ */
+export interface RefreshTraces {
+  attachments: Array<{ id: string; deleted: boolean; attach_status: string | null }>;
+  actions: Record<string, number>;
+}
+
+export async function refreshTraces(twin: Seeded): Promise<RefreshTraces> {
+  const attachments = await withDb(env().databases.cinder, (c) =>
+    rows<{ id: string; deleted: number | null; attach_status: string | null }>(c, 'SELECT id, deleted, attach_status FROM volume_attachment WHERE volume_id = ? ORDER BY created_at, id', [twin.volume_id]),
+  );
+  const actions = await withDb(env().databases.nova, (c) =>
+    rows<{ action: string; n: number }>(c, 'SELECT action, COUNT(*) AS n FROM instance_actions WHERE instance_uuid = ? AND deleted = 0 GROUP BY action', [twin.instance_uuid]),
+  );
+  return {
+    attachments: attachments.map((a) => ({ id: a.id, deleted: Boolean(a.deleted), attach_status: a.attach_status })),
+    actions: Object.fromEntries(actions.map((a) => [a.action, Number(a.n)])),
+  };
 }
 
 // ---------------------------------------------------------------- Keystone + Cinder API

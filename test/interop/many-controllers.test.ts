@@ -1,6 +1,6 @@
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { getConnectorJson, runOurs, seed, upLab, type LabEnv, type Seeded } from './harness';
+import { getConnectorJson, refreshTraces, runOurs, seed, upLab, type LabEnv, type RefreshTraces, type Seeded } from './harness';
 import { finalProblems, snapshot } from './faults/end-state';
 
 // Issue 14 item 5: many controllers on the real lab. 20 processes start at once, each a fleet
@@ -8,6 +8,10 @@ import { finalProblems, snapshot } from './faults/end-state';
 // Keystone, Cinder, RabbitMQ, MariaDB and nova-compute. Every BDM must be refreshed exactly
 // once, every instance end unlocked and consistent, and no process fail: a BDM another
 // process holds is skipped ("locked by another refresh"), one it already refreshed is not stale.
+// "Exactly once" is counted in the lab's databases, independently of what the processes report:
+// each volume got exactly one new Cinder attachment (the seeded one deleted, the new one the
+// BDM's) and each instance exactly one new refresh_volume_attachment action in Nova, with as
+// many unlock actions as lock actions.
 
 const enabled = process.env.NOVA_BDM_INTEROP === '1' || process.env.npm_lifecycle_event === 'test:interop';
 const SKIP = enabled ? false : 'interop tier: run `npm run test:interop` (or set NOVA_BDM_INTEROP=1); needs root, brings up real OpenStack services';
@@ -26,11 +30,13 @@ describe('many controllers: 20 fleet refreshes at once over the same 20 instance
   let lab: LabEnv;
   let connector: string;
   let fleet: Seeded[];
+  let tracesBefore: Map<string, RefreshTraces>;
 
   before(async () => {
     lab = await upLab();
     connector = getConnectorJson();
     fleet = await seed({ count: INSTANCES, stale: true });
+    tracesBefore = new Map(await Promise.all(fleet.map(async (twin) => [twin.bdm_uuid, await refreshTraces(twin)] as const)));
   });
 
   // The first run here failed 2 BDMs on a Cinder 500: cinder-api had hit MariaDB's 151
@@ -67,14 +73,28 @@ describe('many controllers: 20 fleet refreshes at once over the same 20 instance
       }
       assert.equal((res.refreshed ?? []).length + (res.skips ?? []).length, WINDOW, `process ${p} accounts for its ${WINDOW} BDMs`);
     });
+    let newAttachments = 0;
+    let newRefreshActions = 0;
     for (const twin of fleet) {
-      assert.equal(refreshedBy.get(twin.bdm_uuid)?.length, 1, `BDM ${twin.bdm_uuid} refreshed once (by ${JSON.stringify(refreshedBy.get(twin.bdm_uuid))})`);
+      // counted in Cinder and Nova: what happened, whoever says what
+      const was = tracesBefore.get(twin.bdm_uuid)!;
+      const now = await refreshTraces(twin);
+      const created = now.attachments.filter((a) => !was.attachments.some((w) => w.id === a.id));
+      newAttachments += created.length;
+      assert.equal(created.length, 1, `volume ${twin.volume_id}: Cinder has ${created.length} new attachments, not 1: ${JSON.stringify(now.attachments)}`);
+      assert.deepEqual(now.attachments.filter((a) => !a.deleted).map((a) => a.id), [created[0]!.id], `volume ${twin.volume_id}: only the new attachment is left`);
+      const added = (action: string) => (now.actions[action] ?? 0) - (was.actions[action] ?? 0);
+      newRefreshActions += added('refresh_volume_attachment');
+      assert.equal(added('refresh_volume_attachment'), 1, `instance ${twin.instance_uuid}: ${added('refresh_volume_attachment')} new refresh_volume_attachment actions in Nova, not 1: ${JSON.stringify(now.actions)}`);
+      assert.ok(added('lock') >= 1 && added('lock') === added('unlock'), `instance ${twin.instance_uuid}: ${added('lock')} lock and ${added('unlock')} unlock actions`);
+      // and the processes' own reports agree
+      assert.equal(refreshedBy.get(twin.bdm_uuid)?.length, 1, `BDM ${twin.bdm_uuid} reported refreshed once (by ${JSON.stringify(refreshedBy.get(twin.bdm_uuid))})`);
       const s = await snapshot(twin);
       assert.deepEqual(finalProblems(twin, s, 0), [], `instance ${twin.instance_uuid}`);
-      assert.notEqual(s.nova.block_device_mapping[0]!.attachment_id, twin.attachment_id, 'a new attachment');
+      assert.equal(s.nova.block_device_mapping[0]!.attachment_id, created[0]!.id, 'the BDM points at the one new attachment');
     }
     process.stdout.write(
-      `\nmany controllers: ${PROCESSES} processes x ${WINDOW} of ${INSTANCES} instances in ${seconds} s; refreshed ${refreshedBy.size} BDMs once each; skipped: ${JSON.stringify(Object.fromEntries(whys))}\n`,
+      `\nmany controllers: ${PROCESSES} processes x ${WINDOW} of ${INSTANCES} instances in ${seconds} s; refreshed ${refreshedBy.size} BDMs once each (counted in the lab: ${newAttachments} new Cinder attachments, ${newRefreshActions} new refresh_volume_attachment actions); skipped: ${JSON.stringify(Object.fromEntries(whys))}\n`,
     );
   });
 });

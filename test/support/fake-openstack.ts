@@ -128,6 +128,18 @@ export class FakeOpenStack {
     await new Promise((r) => this.server.close(r));
   }
 
+  private readonly meters: Array<{ method: string; path: RegExp; now: number; peak: number; total: number }> = [];
+
+  /**
+   * Counts the requests matching method+path from now on: how many in all, and the most in
+   * flight at once (from arrival to the answer's end, a late answer included).
+   */
+  meter(method: string, path: RegExp): { readonly peak: number; readonly total: number } {
+    const m = { method, path, now: 0, peak: 0, total: 0 };
+    this.meters.push(m);
+    return m;
+  }
+
   /** Make the next `times` requests matching method+path answer `status` (after delayMs; status 0 = only the delay). */
   failNext(method: string, path: RegExp, status: number, times = 1, delayMs?: number): void {
     this.faults.push({ method, path, status, times, delayMs });
@@ -320,6 +332,12 @@ project_domain_name = Default
       else answer();
     };
     this.onRequest?.(method, url.pathname);
+    const meters = this.meters.filter((m) => m.method === method && m.path.test(url.pathname));
+    for (const m of meters) {
+      m.total++;
+      m.peak = Math.max(m.peak, ++m.now);
+    }
+    if (meters.length > 0) res.once('close', () => meters.forEach((m) => m.now--));
     const fault = this.faults.find((f) => f.method === method && f.path.test(url.pathname) && f.times > 0);
     if (fault) {
       fault.times--;

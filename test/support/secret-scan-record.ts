@@ -16,6 +16,8 @@ export interface OutputRecord {
   /** Secrets a test made up at run time (the fuzz sandbox) for the scan to look for too. */
   secrets?: string[];
   kind?: SecretKind;
+  /** Who registered the secrets (`lab`: the interop harness; default: a test). */
+  origin?: string;
 }
 
 /** Appends one record; a no-op outside `npm test` (no log named). */
@@ -26,9 +28,9 @@ export function recordOutput(source: string, output: unknown, options: { reveale
   append(log, { source, revealed: options.revealed || undefined, text });
 }
 
-export function registerSecrets(values: readonly string[], kind: SecretKind): void {
+export function registerSecrets(values: readonly string[], kind: SecretKind, origin?: string): void {
   const log = process.env[SCAN_LOG_ENV];
-  if (log && values.length > 0) append(log, { source: 'secrets', secrets: [...values], kind });
+  if (log && values.length > 0) append(log, { source: 'secrets', secrets: [...values], kind, origin });
 }
 
 function append(log: string, record: OutputRecord): void {

@@ -1,5 +1,4 @@
 import fc from 'fast-check';
-import { randomUUID } from 'node:crypto';
 import { argsSchema } from '../../../src/args/schema';
 import { FLEET_FILTERS } from '../../../src/args/selection';
 import { CONNECTOR } from '../../support/refresh-env';
@@ -201,7 +200,7 @@ export function arbitraries(s: FuzzSandbox) {
       weight: 1,
       arbitrary: fc.constantFrom(
         '{"action": "show", "action": "audit", "config_file": "/nonexistent"}',
-        `{"__proto__": {"action": "refresh"}, "bdm_uuid": "${randomUUID()}"}`,
+        `{"__proto__": {"action": "refresh"}, "bdm_uuid": "0b9f6d2e-5c43-4e1a-9a7d-3f2c1b0a9e8d"}`,
         `\ufeff{"action": "show"}`,
         '[]', 'null', '"show"', '1e999', '{"action": "show"} trailing',
         `${'['.repeat(100_000)}${']'.repeat(100_000)}`,

@@ -66,7 +66,7 @@ export function ansibleOutputProblem(stdout: string, stderr: string, code: numbe
 
 /** The human CLI: on failure the first stderr line is the message, no trace; secrets never. */
 export function cliOutputProblem(stdout: string, stderr: string, code: number | null, secrets: readonly string[]): string | undefined {
-  if (code === null || ![0, 1, 2, 3, 4, 5, 6, 64].includes(code)) return `exit code ${code} (stderr ${JSON.stringify(stderr.slice(0, 300))})`;
+  if (code === null || ![0, 1, 2, 3, 4, 5, 6, 7, 64].includes(code)) return `exit code ${code} (stderr ${JSON.stringify(stderr.slice(0, 300))})`;
   const secret = findSecret(stdout + stderr, secrets);
   if (secret) return `the output contains the secret ${secret}`;
   const trace = findStackTrace(stdout + stderr);
