@@ -225,6 +225,19 @@ describe('the connector of a compute host without Node.js', () => {
     assert.match(lines[0]!, new RegExp(`^get_connector failed on ${env.host}: nova-manage: \`${vars.nova_bdm_nova_manage} --config-file=${computeConf} volume_attachment get_connector --json\` failed \\(rc 2\\): .*No such file or directory.*; then module: .*\\(.*/nonexistent/node: .*not found\\)$`));
   });
 
+  test('an unreachable compute host: one line for it, its BDMs fail, the play goes on to the summary', async () => {
+    const stale = await env.seed();
+    // ssh to a closed port: refused at once.
+    const inventory = join(work, `inventory-${randomUUID()}.ini`);
+    writeFileSync(inventory, `localhost ansible_connection=local ansible_node_interpreter=${process.execPath} ansible_python_interpreter=/usr/bin/python3\ncompute-a ansible_connection=ssh ansible_host=127.0.0.1 ansible_port=1 ansible_ssh_common_args='-o ConnectTimeout=5'\n`);
+    const { run: r } = await refresh(inventory, { nova_bdm_bdms: [{ instance_uuid: stale.instanceUuid }], nova_bdm_host_map: { [env.host]: 'compute-a' } });
+    assert.equal(r.code, 2, r.out);
+    const lines = summaryLines(r, 'get_connector failed on');
+    assert.equal(lines.length, 1, r.out);
+    assert.match(lines[0]!, new RegExp(`^get_connector failed on ${env.host}: nova-manage: .*; then module: .*(refused|UNREACHABLE|unreachable|Failed to connect)`, 'i'));
+    assert.match(summaryLines(r, 'FAILED: BDM')[0]!, new RegExp(`no connector for compute host ${env.host}`));
+  });
+
   test('nova-manage printed something that is not a connector: checked on the controller, the host named, nothing written', async () => {
     const stale = await env.seed();
     const fakeBin = join(work, `bin-${randomUUID()}`);
