@@ -36,7 +36,7 @@ export async function runRefresh(
     ? undefined
     : loadConnector(args.connector as Record<string, unknown> | undefined, args.connector_path);
   const connectorFor = connectorLookup({
-    connectors: args.connectors as Record<string, Record<string, unknown>> | undefined,
+    connectors: args.connectors as Record<string, Record<string, unknown> | string> | undefined,
     connectorDir: args.connector_dir,
     ...(connector ? { connector } : { connector: args.connector as Record<string, unknown> | undefined, connectorPath: args.connector_path }),
   });

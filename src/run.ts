@@ -45,7 +45,8 @@ async function runAction(
 ): Promise<ModuleResult> {
   if (args.action === 'get_connector') {
     const { getConnector } = await import('./actions/get-connector');
-    return getConnector(conf, args.host_root);
+    const { lightosDiscoveryClientFound } = await import('./lightos/discovery-client');
+    return getConnector(conf, args.host_root, { lightosDiscoveryClient: lightosDiscoveryClientFound });
   }
   // Loaded on demand so `--help` and argument errors never pay for the database stack.
   const { NovaTopology } = await import('./nova-db/cells');

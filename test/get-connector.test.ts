@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:http';
 import { dirname, join } from 'node:path';
 import { execute } from '../src/run';
 
@@ -38,7 +39,8 @@ test('every source present: initiator, FC WWNs, NQN, root fs UUID, system UUID, 
   assert.equal(result.failed, undefined, String(result.msg));
   assert.equal(result.changed, false);
   const c = result.connector as Record<string, unknown>;
-  assert.deepEqual(Object.keys(c).sort(), ['do_local_attach', 'host', 'initiator', 'ip', 'multipath', 'nqn', 'nvme_native_multipath', 'os_type', 'platform', 'system uuid', 'uuid', 'wwnns', 'wwpns']);
+  assert.deepEqual(Object.keys(c).sort(), ['do_local_attach', 'found_dsc', 'host', 'initiator', 'ip', 'multipath', 'nqn', 'nvme_native_multipath', 'os_type', 'platform', 'system uuid', 'uuid', 'wwnns', 'wwpns']);
+  assert.equal(c.found_dsc, '', 'no LightOS discovery client answers here');
   assert.equal(c.host, 'compute7');
   assert.equal(c.ip, '198.51.100.7', 'my_block_storage_ip wins over my_ip');
   assert.equal(c.initiator, 'iqn.2004-10.com.ubuntu:01:abc123');
@@ -58,7 +60,8 @@ test('missing sources are left out, not guessed; multipath wanted without multip
   const conf = join(root, 'nova.conf');
   writeFileSync(conf, '[DEFAULT]\nhost = compute8\nmy_ip = 192.0.2.8\n');
   const { result } = await execute({ action: 'get_connector', config_file: conf, host_root: root });
-  assert.deepEqual(result.connector, { platform: (result.connector as any).platform, os_type: 'linux', ip: '192.0.2.8', host: 'compute8', multipath: false, do_local_attach: false });
+  // nvme_native_multipath is always there (false without nvme_core), as os-brick 6.1 reports it.
+  assert.deepEqual(result.connector, { platform: (result.connector as any).platform, os_type: 'linux', ip: '192.0.2.8', host: 'compute8', multipath: false, nvme_native_multipath: false, do_local_attach: false });
   writeFileSync(conf, '[DEFAULT]\nhost = compute8\n[libvirt]\nvolume_use_multipath = True\n');
   const failed = (await execute({ action: 'get_connector', config_file: conf, host_root: root })).result;
   assert.equal(failed.failed, true);
@@ -76,4 +79,29 @@ test('an absolute /dev/disk/by-uuid link resolves inside the host tree', async (
   writeFileSync(conf, '[DEFAULT]\nhost = compute9\nmy_ip = 192.0.2.9\n');
   const { result } = await execute({ action: 'get_connector', config_file: conf, host_root: root });
   assert.equal((result.connector as Record<string, unknown>).uuid, '22222222-0000-0000-0000-000000000002');
+});
+
+test('found_dsc: "found" while a LightOS discovery client answers on localhost:6060, as os-brick asks it', async () => {
+  const root = tree({ 'etc/nvme/hostnqn': 'nqn.2014-08.org.nvmexpress:uuid:0f8e3a7c-1111-2222-3333-444455556667\n' });
+  const conf = join(root, 'nova.conf');
+  writeFileSync(conf, '[DEFAULT]\nhost = compute10\nmy_ip = 192.0.2.10\n');
+  const heads: string[] = [];
+  const server = createServer((req, res) => {
+    heads.push(`${req.method} ${req.url}`);
+    res.statusCode = req.method === 'HEAD' && req.url === '/metrics' ? 200 : 404;
+    res.end();
+  });
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(6060, 'localhost', resolve));
+  try {
+    const { result } = await execute({ action: 'get_connector', config_file: conf, host_root: root });
+    assert.equal((result.connector as Record<string, unknown>).found_dsc, 'found');
+    assert.deepEqual(heads, ['HEAD /metrics']);
+  } finally {
+    await new Promise((resolve) => server.close(resolve));
+  }
+  // Without an NQN there is no found_dsc at all (os-brick adds it next to the NQN only).
+  const bare = tree({});
+  writeFileSync(join(bare, 'nova.conf'), '[DEFAULT]\nhost = compute10\nmy_ip = 192.0.2.10\n');
+  const { result } = await execute({ action: 'get_connector', config_file: join(bare, 'nova.conf'), host_root: bare });
+  assert.ok(!('found_dsc' in (result.connector as Record<string, unknown>)));
 });

@@ -4,13 +4,14 @@ import type { Connector } from '../args/connector-schema';
 import { loadConnector } from '../args/connector-file';
 import { BadInput, ConnectorMissing, NovaBdmError } from '../errors';
 
-// The connector of each compute host of a fleet refresh: `connectors` (host -> connector),
+// The connector of each compute host of a fleet refresh: `connectors` (host -> connector, or
+// the JSON text `get_connector --json` printed there),
 // `connector_dir` (<host>.json files, as get_connector --json writes them), and a single
 // `connector` / `connector_path` filed under its own host. Read lazily, once per host, so a
 // bad file only fails the BDMs of its host.
 
 export interface ConnectorSources {
-  connectors?: Record<string, Record<string, unknown>>;
+  connectors?: Record<string, Record<string, unknown> | string>;
   connectorDir?: string;
   connector?: Record<string, unknown>;
   connectorPath?: string;

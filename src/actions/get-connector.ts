@@ -1,4 +1,4 @@
-import { hostConnector, wantsMultipath } from '../config/host-connector';
+import { hostConnector, wantsMultipath, type HostProbes } from '../config/host-connector';
 import type { NovaConf } from '../config/nova-conf';
 import { PreconditionFailed } from '../errors';
 
@@ -7,8 +7,13 @@ import { PreconditionFailed } from '../errors';
  * get_connector` prints it. Read-only. Like os-brick with enforce_multipath, asking for
  * multipath without multipathd running is an error, not a silent downgrade.
  */
-export function getConnector(conf: NovaConf, root: string): { changed: false; connector: Record<string, unknown> } {
-  const connector = hostConnector(conf, root);
+export async function getConnector(
+  conf: NovaConf,
+  root: string,
+  probe: { lightosDiscoveryClient: () => Promise<boolean> },
+): Promise<{ changed: false; connector: Record<string, unknown> }> {
+  const probes: HostProbes = { lightosDiscoveryClient: await probe.lightosDiscoveryClient() };
+  const connector = hostConnector(conf, root, probes);
   if (wantsMultipath(conf) && connector.multipath !== true) {
     throw new PreconditionFailed('[libvirt] volume_use_multipath is true but multipathd is not running on this host');
   }

@@ -7,10 +7,21 @@ import { readRegularTextFile, type FileNotReadable } from '../config/read-file';
 /** A connector is a few hundred bytes; a FIFO or a huge file is refused, not read. */
 const MAX_CONNECTOR_BYTES = 1024 * 1024;
 
-/** The connector from the `connector` argument or a JSON file, like nova-manage's connector_path. */
-export function loadConnector(inline: Record<string, unknown> | undefined, path: string | undefined): Connector {
+/**
+ * The connector from the `connector` argument, from the JSON text `get_connector --json` printed
+ * (a compute without Node.js runs nova-manage there; the text is checked here, on the
+ * controller), or from a JSON file, like nova-manage's connector_path.
+ */
+export function loadConnector(inline: Record<string, unknown> | string | undefined, path: string | undefined): Connector {
   let value: unknown = inline;
   const source = path === undefined ? 'connector' : `connector file ${path}`;
+  if (typeof inline === 'string') {
+    try {
+      value = JSON.parse(inline);
+    } catch {
+      throw new ConnectorUnreadable(`the get_connector output is not JSON (${describeText(inline)}); it must be what get_connector --json prints`);
+    }
+  }
   if (path !== undefined) {
     let text: string;
     try {
@@ -32,4 +43,11 @@ export function loadConnector(inline: Record<string, unknown> | undefined, path:
     throw new ConnectorUnreadable(`${source} is not a valid host connector (${detail}); create it on the compute with get_connector`);
   }
   return value as Connector;
+}
+
+/** What a text that is not JSON holds, short and on one line (it is echoed in msg). */
+function describeText(text: string): string {
+  const flat = text.trim().replace(/\s+/g, ' ');
+  if (flat === '') return 'empty';
+  return JSON.stringify(flat.length > 80 ? `${flat.slice(0, 80)}...` : flat);
 }

@@ -145,8 +145,8 @@ export const argsSchema = {
     },
     connectors: {
       type: 'object',
-      additionalProperties: { type: 'object' },
-      description: 'fleet refresh: the connector of each compute host, keyed by Nova host name.',
+      additionalProperties: { anyOf: [{ type: 'object' }, { type: 'string' }] },
+      description: 'fleet refresh: the connector of each compute host, keyed by Nova host name (an object, or the JSON text get_connector --json printed).',
     },
     connector_dir: {
       type: 'string',

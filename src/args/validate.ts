@@ -189,6 +189,12 @@ function optionOf(instancePath: string, aboutDict: boolean): string {
   return aboutDict ? `${option}[${index}]` : option;
 }
 
+/** The forms an option with alternatives (anyOf in the schema) accepts. */
+const ANY_OF_CHOICES: Record<string, string> = {
+  config_file: 'must be a path or a non-empty list of paths',
+  connectors: 'must map each host to its connector: a dict, or the JSON text get_connector --json printed',
+};
+
 function describeSchemaError(e: ErrorObject): string {
   const option = optionOf(e.instancePath, e.keyword === 'additionalProperties');
   switch (e.keyword) {
@@ -199,7 +205,7 @@ function describeSchemaError(e: ErrorObject): string {
     case 'type':
       return `${option} must be of type ${String(e.params.type)}`;
     case 'anyOf':
-      return `${option} must be a path or a non-empty list of paths`;
+      return `${option} ${ANY_OF_CHOICES[option] ?? 'is not one of the accepted forms'}`;
     case 'exclusiveMinimum':
     case 'minimum':
     case 'maximum':

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
+import { readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import { hostname, machine, networkInterfaces, platform } from 'node:os';
 import { join } from 'node:path';
 import type { NovaConf } from './nova-conf';
@@ -65,7 +65,12 @@ export function wantsMultipath(conf: NovaConf): boolean {
   return conf.getBool('libvirt', 'volume_use_multipath', false);
 }
 
-export function hostConnector(conf: NovaConf, root = '/'): Record<string, unknown> {
+export interface HostProbes {
+  /** A LightOS discovery client answers on the host (os-brick's found_dsc). */
+  lightosDiscoveryClient: boolean;
+}
+
+export function hostConnector(conf: NovaConf, root = '/', probes: HostProbes = { lightosDiscoveryClient: false }): Record<string, unknown> {
   const connector: Record<string, unknown> = {
     platform: machine(),
     os_type: platform(),
@@ -81,14 +86,17 @@ export function hostConnector(conf: NovaConf, root = '/'): Record<string, unknow
   if (fc('port_name').length) connector.wwpns = fc('port_name');
   if (fc('node_name').length) connector.wwnns = fc('node_name');
   const nqn = read(root, 'etc/nvme/hostnqn');
-  if (nqn) connector.nqn = nqn;
+  if (nqn) {
+    connector.nqn = nqn;
+    // os-brick's LightOS connector adds it whenever the host has an NQN.
+    connector.found_dsc = probes.lightosDiscoveryClient ? 'found' : '';
+  }
   const fsUuid = rootFilesystemUuid(root);
   if (fsUuid) connector.uuid = fsUuid;
   const systemUuid = read(root, 'sys/class/dmi/id/product_uuid');
   if (systemUuid) connector['system uuid'] = systemUuid.toLowerCase();
-  if (existsSync(join(root, 'sys/module/nvme_core'))) {
-    connector.nvme_native_multipath = read(root, 'sys/module/nvme_core/parameters/multipath') === 'Y';
-  }
+  // Always there, false without the nvme_core module (os-brick's NVMe-oF connector).
+  connector.nvme_native_multipath = read(root, 'sys/module/nvme_core/parameters/multipath') === 'Y';
   connector.do_local_attach = false;
   return connector;
 }

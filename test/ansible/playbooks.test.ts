@@ -431,6 +431,7 @@ describe('playbooks by FQCN', () => {
       ceph_monitors: NEW_MONITORS,
       nova_bdm_bdms: [{ instance_uuid: stale.instanceUuid }],
       nova_bdm_host_map: { [env.host]: 'compute-under-test' },
+      nova_bdm_connector_source: 'module',
       nova_bdm_compute_config_file: computeConf,
     });
     assertOk(r);

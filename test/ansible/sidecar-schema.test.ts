@@ -157,7 +157,7 @@ describe('the collection', () => {
 
   test('the role and playbooks pass only real options to osops.nova.bdm', () => {
     const files = [
-      join(COLLECTION, 'roles', 'refresh_connection_info', 'tasks', 'main.yml'),
+      ...readdirSync(join(COLLECTION, 'roles', 'refresh_connection_info', 'tasks')).filter((f) => f.endsWith('.yml')).map((f) => join(COLLECTION, 'roles', 'refresh_connection_info', 'tasks', f)),
       ...readdirSync(join(COLLECTION, 'playbooks')).filter((f) => f.endsWith('.yml')).map((f) => join(COLLECTION, 'playbooks', f)),
     ];
     const actions = new Set<string>();
