@@ -27,6 +27,7 @@ export async function runAudit(args: ModuleArgs, conf: NovaConf, topology: NovaT
     filters: filtersOf(args),
     cells: args.cells,
     refuseLocked: args.refuse_locked,
+    runningInstances: args.running_instances,
     expect: args.expect as Record<string, unknown> | undefined,
     cinder,
     reportPath: args.report_path,

@@ -5,7 +5,8 @@ import { streamVolumeBdmBatches, type AuditFilters, type AuditRow } from '../nov
 import { AuditReportFile } from './audit-report';
 import { BadInput } from '../errors';
 import { parseConnectionInfo } from './connection-info';
-import { instanceBlocker } from './refreshable';
+import { onlineBlocker } from './online-eligibility';
+import { instanceBlocker, refreshFlowOf, type RunningInstances } from './refreshable';
 import { cinderStaleReasons, dbStaleReasons, type StaleCode, type StaleReason } from './staleness';
 
 // Every attached volume BDM across all cells, judged by the staleness rules. A few cells are read
@@ -21,6 +22,8 @@ export interface AuditOptions {
   cells?: string[];
   /** The refuse_locked rule (refreshable.ts). */
   refuseLocked?: boolean;
+  /** The running_instances rule (refreshable.ts, online-eligibility.ts); default skip. */
+  runningInstances?: RunningInstances;
   expect?: Record<string, unknown>;
   /** Also judge by Cinder: its attachment listing, per-attachment GETs (bounded) only for what it lacks. */
   cinder?: { client: CinderClient; concurrency: number };
@@ -38,6 +41,8 @@ export interface StaleBdm {
   details: string[];
   refreshable: boolean;
   blocked_by?: string;
+  /** Refreshable online, the instance running (running_instances: online). */
+  online?: true;
 }
 
 interface CellTotals {
@@ -87,7 +92,7 @@ async function auditCells(topology: NovaTopology, options: AuditOptions, report:
       if (reasons.length === 0) return;
       totals.stale++;
       for (const r of reasons) byReason[r.code] = (byReason[r.code] ?? 0) + 1;
-      const entry = staleEntry(row, cell, reasons, options.refuseLocked === true);
+      const entry = staleEntry(row, cell, reasons, { refuseLocked: options.refuseLocked === true, runningInstances: options.runningInstances });
       stale.push(entry);
       report?.addStale(entry);
     };
@@ -191,8 +196,14 @@ async function scanCell(
   await Promise.all(inFlight);
 }
 
-function staleEntry(row: AuditRow, cell: Cell, reasons: StaleReason[], refuseLocked: boolean): StaleBdm {
-  const blocker = instanceBlocker(row.vm_state === null ? undefined : { ...row, uuid: row.instance_uuid ?? '' }, { refuseLocked });
+function staleEntry(row: AuditRow, cell: Cell, reasons: StaleReason[], rule: { refuseLocked: boolean; runningInstances?: RunningInstances }): StaleBdm {
+  let blocker: { why: string } | undefined = instanceBlocker(row.vm_state === null ? undefined : { ...row, uuid: row.instance_uuid ?? '' }, rule);
+  const online = !blocker && refreshFlowOf(row) === 'online';
+  if (online) {
+    // The audit has no connectors: a local-attach host is found by the refresh, which has them.
+    const held = onlineBlocker({ attachment_id: row.attachment_id, info: parseConnectionInfo(row.connection_info), encrypted: row.encrypted, encryption_secret_uuid: row.encryption_secret_uuid });
+    if (held) blocker = { why: `running instance: ${held.why}` };
+  }
   return {
     bdm_uuid: row.uuid,
     instance_uuid: row.instance_uuid,
@@ -203,6 +214,7 @@ function staleEntry(row: AuditRow, cell: Cell, reasons: StaleReason[], refuseLoc
     details: reasons.map((r) => r.detail),
     refreshable: blocker === undefined,
     ...(blocker ? { blocked_by: blocker.why } : {}),
+    ...(online && !blocker ? { online: true as const } : {}),
   };
 }
 

@@ -10,7 +10,8 @@ import { lockReasonFor } from './lock-reason';
 import { inspectBdm, type Decision, type Inspector } from './refresh-inspect';
 import { withInstanceLock } from './refresh-lock';
 import { recoverInterrupted, type Recovery } from './refresh-reconcile';
-import { refreshAttachment } from './refresh-work';
+import { OnlineCleanupFailed, refreshAttachmentOnline, type OnlineStep } from './refresh-online';
+import { refreshAttachment, type WorkDone } from './refresh-work';
 import type { StaleReason } from './staleness';
 import type { StepLog } from './step-log';
 
@@ -29,7 +30,10 @@ export type BdmOutcome =
       oldInfo: ConnectionInfo | null;
       newInfo: ConnectionInfo;
       newAttachmentId: string;
-      rpcVersion: string;
+      /** null: refreshed online (no RPC). */
+      rpcVersion: string | null;
+      /** Set when refreshed online: the steps done, in order. */
+      onlineSteps?: OnlineStep[];
       seconds: number;
       requestId: string;
     }
@@ -63,7 +67,10 @@ export interface InstanceRunInput {
 export async function refreshInstance(input: InstanceRunInput): Promise<InstanceRun> {
   const { inspector, cinder, cell, planned } = input;
   const db = inspector.topology.cellDatabase(cell);
-  const rpc: OsloRpcClient = await input.steps.run('connect_rabbitmq', () => inspector.rpcFor(cell));
+  // One flow per instance: its state decides (refreshable.ts refreshFlowOf), and the lock admits it only in that state.
+  const flow = planned[0]!.decision.flow;
+  // The online flow sends no RPC: no RabbitMQ connection for it.
+  const rpc: OsloRpcClient | undefined = flow === 'stopped' ? await input.steps.run('connect_rabbitmq', () => inspector.rpcFor(cell)) : undefined;
   const lockReason = lockReasonFor(planned[0]!.bdm);
   return withInstanceLock(
     {
@@ -73,6 +80,7 @@ export async function refreshInstance(input: InstanceRunInput): Promise<Instance
       lockReason,
       eventHost: input.eventHost,
       refuseLocked: input.refuseLocked,
+      flow,
       steps: input.steps,
       warnings: input.warnings,
     },
@@ -117,14 +125,26 @@ export async function refreshInstance(input: InstanceRunInput): Promise<Instance
         }
         const ctx = newAdminContext();
         try {
-          const done = await refreshAttachment({
+          const done: WorkDone & { onlineSteps?: OnlineStep[] } = decision.flow === 'online' ? await refreshAttachmentOnline({
             db,
             cinder: input.cinderFor(ctx.requestId),
-            rpc,
             ctx,
             steps: input.steps,
             eventHost: input.eventHost,
-            rpcVersion: decision.rpcVersion,
+            instance: lock.instance,
+            bdm: now,
+            connector: decision.connector,
+            cinderView: decision.cinderView,
+            listedAttachments: decision.listedAttachments,
+            warnings: input.warnings,
+          }) : await refreshAttachment({
+            db,
+            cinder: input.cinderFor(ctx.requestId),
+            rpc: rpc!,
+            ctx,
+            steps: input.steps,
+            eventHost: input.eventHost,
+            rpcVersion: decision.rpcVersion!,
             rpcTimeoutSeconds: input.rpcTimeoutSeconds,
             instance: lock.instance,
             bdm: now,
@@ -136,12 +156,14 @@ export async function refreshInstance(input: InstanceRunInput): Promise<Instance
           run.outcomes.push({
             kind: 'refreshed', bdm: now, reasons: decision.reasons, forced: decision.forced, oldInfo: parseConnectionInfo(now.connection_info),
             newInfo: done.newInfo, newAttachmentId: done.newAttachmentId, rpcVersion: decision.rpcVersion,
+            ...(done.onlineSteps ? { onlineSteps: done.onlineSteps } : {}),
             seconds: Math.round(performance.now() - started) / 1000, requestId: ctx.requestId,
           });
         } catch (err) {
           const error = err instanceof Error ? err : new Error(String(err));
           const details = err instanceof RefreshFailed ? (err.details as { undone: string[]; remains: string }) : { undone: [], remains: 'unknown: run refresh again' };
           run.outcomes.push({ kind: 'failed', bdm: now, error, undone: details.undone, remains: details.remains });
+          if (err instanceof OnlineCleanupFailed) lock.keepForRecovery(`the clean-up after the failed online refresh of BDM ${now.uuid} could not run`);
           failedEarlier = `the refresh of BDM ${now.uuid} of this instance failed`;
         }
       }

@@ -78,6 +78,9 @@ export function isFleetRefresh(args: ModuleArgs): boolean {
 }
 
 function checkSelectors(args: ModuleArgs): void {
+  if ((args.action === 'show' || args.action === 'get_connector') && args.running_instances !== 'skip') {
+    throw new BadInput(`running_instances is only used by action refresh and audit`);
+  }
   if (args.action === 'get_connector') {
     for (const option of ['bdm_uuid', 'instance_uuid', 'volume_id', ...CONNECTOR_SOURCES] as const) {
       if (args[option] !== undefined) throw new BadInput(`${option} does not apply to action get_connector (it reads this host only)`);
