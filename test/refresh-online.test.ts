@@ -225,6 +225,17 @@ describe('a failure at each step, then a re-run that converges', () => {
       assert.match(String(first.msg), new RegExp(`online refresh of BDM \\S+ failed at ${step}`));
       await assertBdmAttachmentExists(s);
       assert.equal(env.compute.calls.filter((c) => JSON.stringify(c.inner).includes(s.instanceUuid)).length, 0, 'no RPC');
+      const left = await env.dumpRows(s.instanceUuid);
+      if (step === 'attachment_delete') {
+        // The clean-up could not delete the old attachment either: the claim and lock stay for the next run.
+        assert.equal(left.instance!.locked, 1);
+        assert.match(String((first.warnings as string[]).join(' ')), /stays locked by this refresh .*the next refresh of it recovers it/);
+        assert.equal(left.bdms[0]!.attachment_id, first.new_attachment_id ?? left.bdms[0]!.attachment_id);
+        assert.equal(env.cloud.attachmentsOf(s.volumeId).length, 2, 'the old attachment is still there');
+      } else {
+        assert.equal(left.instance!.locked, 0, 'unlocked after the clean-up');
+        assert.deepEqual(env.cloud.attachmentsOf(s.volumeId).map((a) => a.id), [s.oldAttachmentId], 'the clean-up removed the new attachment');
+      }
 
       const again = await env.refresh({ bdm_uuid: s.bdm.uuid, running_instances: 'online' });
       assert.equal(again.failed, undefined, String(again.msg));
