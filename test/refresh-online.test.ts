@@ -122,6 +122,7 @@ describe('online refresh of a running instance', () => {
       [{ vm_state: 'suspended', power_state: 7 }, /vm_state suspended.*resume it, then refresh it online/],
       [{ vm_state: 'active', power_state: 1, task_state: 'rebooting' }, /task_state rebooting/],
       [{ vm_state: 'active', power_state: 4 }, /power_state 4/],
+      [{ vm_state: 'shelved', power_state: 4 }, /vm_state shelved\. .*Offload it \(shelve_offload\): unshelve then connects its volumes anew/],
       [{ vm_state: 'error', power_state: 0 }, /vm_state error\. Cannot refresh connection_info \(must be stopped, active or paused\)/],
     ];
     for (const [instance, msg] of cases) {

@@ -63,6 +63,12 @@ function notRunning(instance: InstanceFacts, cannot: (state: string, must: strin
       message: `Instance ${instance.uuid} is shelved and offloaded: it has no host connection to refresh, and unshelve connects its volumes anew.`,
     };
   }
+  if (vm === 'shelved') {
+    return {
+      why: 'vm_state shelved (offload it: unshelve then connects the volume anew)',
+      message: `${cannot('vm_state shelved', 'must be stopped, active or paused')} Offload it (shelve_offload): unshelve then connects its volumes anew.`,
+    };
+  }
   if (vm !== 'active' && vm !== 'paused') {
     return { why: `vm_state ${vm} (must be stopped, active or paused)`, message: cannot(`vm_state ${vm}`, 'must be stopped, active or paused') };
   }
