@@ -26,6 +26,7 @@ test('defaults are applied and Ansible internals honoured, other _ansible keys i
   assert.deepEqual(args, {
     bdm_uuid: U, action: 'show', config_file: '/etc/nova/nova.conf', reveal_secrets: false, connect_timeout: 10, require_libvirt: true,
     force: false, check_cinder: false, cinder_concurrency: 8, host_root: '/', max_parallel: 8, per_host_parallel: 2, refuse_locked: false,
+    running_instances: 'skip',
   });
   assert.deepEqual(ansible, { checkMode: true, diff: true, verbosity: 3 });
 });
@@ -58,4 +59,11 @@ test('each bad argument gets a clear one-line message', () => {
 test('a list of config files is accepted', () => {
   const { args } = parseModuleInput({ instance_uuid: U, config_file: ['/a.conf', '/b.conf'] });
   assert.deepEqual(args.config_file, ['/a.conf', '/b.conf']);
+});
+
+test('running_instances: skip or online, for refresh and audit only', () => {
+  assert.equal(parseModuleInput({ action: 'audit', running_instances: 'online' }).args.running_instances, 'online');
+  assert.equal(parseModuleInput({ action: 'refresh', bdm_uuid: U, connector_path: '/c.json', running_instances: 'online' }).args.running_instances, 'online');
+  failsWith({ action: 'refresh', bdm_uuid: U, connector_path: '/c.json', running_instances: 'yes' }, /^value of running_instances must be one of: skip, online$/);
+  failsWith({ action: 'show', bdm_uuid: U, running_instances: 'online' }, /^running_instances is only used by action refresh and audit$/);
 });
