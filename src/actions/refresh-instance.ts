@@ -4,11 +4,11 @@ import type { Cell } from '../nova-db/cells';
 import { findBdmById, systemMetadataOf } from '../nova-db/refresh-reads';
 import type { BdmRecord } from '../nova-db/records';
 import type { OsloRpcClient } from '../rpc/oslo-rpc-client';
-import { newAdminContext } from '../rpc/request-context';
+import { newAdminContext, type AdminContext } from '../rpc/request-context';
 import { parseConnectionInfo, type ConnectionInfo } from './connection-info';
 import { lockReasonFor } from './lock-reason';
 import { inspectBdm, type Decision, type Inspector } from './refresh-inspect';
-import { withInstanceLock } from './refresh-lock';
+import { withInstanceLock, type HeldLock } from './refresh-lock';
 import { recoverInterrupted, type Recovery } from './refresh-reconcile';
 import { OnlineCleanupFailed, refreshAttachmentOnline, type OnlineStep } from './refresh-online';
 import { refreshAttachment, type WorkDone } from './refresh-work';
@@ -70,7 +70,17 @@ export async function refreshInstance(input: InstanceRunInput): Promise<Instance
   // One flow per instance: its state decides (refreshable.ts refreshFlowOf), and the lock admits it only in that state.
   const flow = planned[0]!.decision.flow;
   // The online flow sends no RPC: no RabbitMQ connection for it.
-  const rpc: OsloRpcClient | undefined = flow === 'stopped' ? await input.steps.run('connect_rabbitmq', () => inspector.rpcFor(cell)) : undefined;
+  let rpc: OsloRpcClient | undefined = flow === 'stopped' ? await input.steps.run('connect_rabbitmq', () => inspector.rpcFor(cell)) : undefined;
+  /** One BDM's writes, by the flow its decision names. */
+  const refreshOne = async (decision: PlannedRefresh['decision'], bdm: BdmRecord, instance: HeldLock['instance'], ctx: AdminContext): Promise<WorkDone & { onlineSteps?: OnlineStep[] }> => {
+    const common = {
+      db, cinder: input.cinderFor(ctx.requestId), ctx, steps: input.steps, eventHost: input.eventHost, instance, bdm,
+      connector: decision.connector, cinderView: decision.cinderView, listedAttachments: decision.listedAttachments, warnings: input.warnings,
+    };
+    if (decision.flow === 'online') return refreshAttachmentOnline(common);
+    rpc ??= await input.steps.run('connect_rabbitmq', () => inspector.rpcFor(cell));
+    return refreshAttachment({ ...common, rpc, rpcVersion: decision.rpcVersion ?? (await inspector.chooseRpcVersion(input.steps)), rpcTimeoutSeconds: input.rpcTimeoutSeconds });
+  };
   const lockReason = lockReasonFor(planned[0]!.bdm);
   return withInstanceLock(
     {
@@ -125,34 +135,7 @@ export async function refreshInstance(input: InstanceRunInput): Promise<Instance
         }
         const ctx = newAdminContext();
         try {
-          const done: WorkDone & { onlineSteps?: OnlineStep[] } = decision.flow === 'online' ? await refreshAttachmentOnline({
-            db,
-            cinder: input.cinderFor(ctx.requestId),
-            ctx,
-            steps: input.steps,
-            eventHost: input.eventHost,
-            instance: lock.instance,
-            bdm: now,
-            connector: decision.connector,
-            cinderView: decision.cinderView,
-            listedAttachments: decision.listedAttachments,
-            warnings: input.warnings,
-          }) : await refreshAttachment({
-            db,
-            cinder: input.cinderFor(ctx.requestId),
-            rpc: rpc!,
-            ctx,
-            steps: input.steps,
-            eventHost: input.eventHost,
-            rpcVersion: decision.rpcVersion!,
-            rpcTimeoutSeconds: input.rpcTimeoutSeconds,
-            instance: lock.instance,
-            bdm: now,
-            connector: decision.connector,
-            cinderView: decision.cinderView,
-            listedAttachments: decision.listedAttachments,
-            warnings: input.warnings,
-          });
+          const done = await refreshOne(decision, now, lock.instance, ctx);
           run.outcomes.push({
             kind: 'refreshed', bdm: now, reasons: decision.reasons, forced: decision.forced, oldInfo: parseConnectionInfo(now.connection_info),
             newInfo: done.newInfo, newAttachmentId: done.newAttachmentId, rpcVersion: decision.rpcVersion,
