@@ -72,6 +72,17 @@ export class HostConflict extends NovaBdmError {
   override name = 'HostConflict';
 }
 
+/** A BDM of a running instance that the online flow cannot refresh; `code` says what its host holds. */
+export class NotRefreshableOnline extends InstanceStateInvalid {
+  override name = 'NotRefreshableOnline';
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+  }
+}
+
 /** Another refresh (another controller, or another run here) holds the instance right now. */
 export class LockedByAnotherRefresh extends InstanceStateInvalid {
   override name = 'LockedByAnotherRefresh';

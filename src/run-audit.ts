@@ -26,6 +26,7 @@ export async function runAudit(args: ModuleArgs, filters: FleetFilters, conf: No
   const result = await auditFleet(topology, {
     filters,
     refuseLocked: args.refuse_locked,
+    runningInstances: args.running_instances,
     expect: args.expect as Record<string, unknown> | undefined,
     cinder,
     reportPath: args.report_path,

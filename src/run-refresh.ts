@@ -70,6 +70,7 @@ export async function runRefresh(
     force: args.force,
     expect: args.expect as Record<string, unknown> | undefined,
     refuseLocked: args.refuse_locked,
+    runningInstances: args.running_instances,
   };
   const cinderFor = (requestId: string) => new CinderClient(session, requestId);
   try {

@@ -18,6 +18,8 @@ export interface StaleBdm {
   details: string[];
   refreshable: boolean;
   blocked_by?: string;
+  /** Refreshable online, the instance running (running_instances: online). */
+  online?: true;
 }
 
 /** Stale BDMs of one (cell, host, reason): a BDM with several reasons counts under each. */

@@ -8,7 +8,8 @@ import { checkMetricsPath, writeAuditMetrics } from './audit-metrics';
 import { StaleTally, type StaleBdm } from './audit-tally';
 import { BadInput } from '../errors';
 import { parseConnectionInfo } from './connection-info';
-import { instanceBlocker, type BlockerCode } from './refreshable';
+import { onlineBlocker } from './online-eligibility';
+import { instanceBlocker, refreshFlowOf, type BlockerCode, type RunningInstances } from './refreshable';
 import { cinderStaleReasons, dbStaleReasons, type StaleCode, type StaleReason } from './staleness';
 
 export type { StaleBdm } from './audit-tally';
@@ -29,6 +30,8 @@ export interface AuditOptions {
   filters: FleetFilters;
   /** The refuse_locked rule (refreshable.ts). */
   refuseLocked?: boolean;
+  /** The running_instances rule (refreshable.ts, online-eligibility.ts); default skip. */
+  runningInstances?: RunningInstances;
   expect?: Record<string, unknown>;
   /** Also judge by Cinder: its attachment listing, per-attachment GETs (bounded) only for what it lacks. */
   cinder?: { client: CinderClient; concurrency: number };
@@ -124,7 +127,7 @@ async function auditCells(
       if (scanned % 5000 === 0) progress();
       if (reasons.length === 0) return;
       totals.stale++;
-      const { entry, blocker } = staleEntry(row, cell, reasons, options.refuseLocked === true);
+      const { entry, blocker } = staleEntry(row, cell, reasons, { refuseLocked: options.refuseLocked === true, runningInstances: options.runningInstances });
       tally.add(entry, blocker);
       report?.addStale(entry);
     };
@@ -239,8 +242,19 @@ async function scanCell(
   await Promise.all(inFlight);
 }
 
-function staleEntry(row: AuditRow, cell: Cell, reasons: StaleReason[], refuseLocked: boolean): { entry: StaleBdm; blocker: BlockerCode | undefined } {
-  const blocker = instanceBlocker(row.vm_state === null ? undefined : { ...row, uuid: row.instance_uuid ?? '' }, { refuseLocked });
+function staleEntry(
+  row: AuditRow,
+  cell: Cell,
+  reasons: StaleReason[],
+  rule: { refuseLocked: boolean; runningInstances?: RunningInstances },
+): { entry: StaleBdm; blocker: BlockerCode | undefined } {
+  let blocker: { code: BlockerCode; why: string } | undefined = instanceBlocker(row.vm_state === null ? undefined : { ...row, uuid: row.instance_uuid ?? '' }, rule);
+  const online = !blocker && refreshFlowOf(row) === 'online';
+  if (online) {
+    // The audit has no connectors: a local-attach host is found by the refresh, which has them.
+    const held = onlineBlocker({ attachment_id: row.attachment_id, info: parseConnectionInfo(row.connection_info), encrypted: row.encrypted, encryption_secret_uuid: row.encryption_secret_uuid });
+    if (held) blocker = { code: 'online_backend', why: `running instance: ${held.why}` };
+  }
   const entry: StaleBdm = {
     bdm_uuid: row.uuid,
     instance_uuid: row.instance_uuid,
@@ -251,6 +265,7 @@ function staleEntry(row: AuditRow, cell: Cell, reasons: StaleReason[], refuseLoc
     details: reasons.map((r) => r.detail),
     refreshable: blocker === undefined,
     ...(blocker ? { blocked_by: blocker.why } : {}),
+    ...(online && !blocker ? { online: true as const } : {}),
   };
   return { entry, blocker: blocker?.code };
 }

@@ -1,11 +1,12 @@
 import type { CinderClient } from '../cinder/cinder-client';
-import { BadInput, ConnectorMissing, InstanceChanged, LockedByAnotherRefresh, NovaBdmError, RefreshFailed } from '../errors';
+import { BadInput, ConnectorMissing, InstanceChanged, LockedByAnotherRefresh, NotRefreshableOnline, NovaBdmError, RefreshFailed } from '../errors';
 import type { Cell, NovaTopology } from '../nova-db/cells';
 import type { OsloRpcClient } from '../rpc/oslo-rpc-client';
 import { checkPrivateFileTarget, writePrivateFile } from '../output/private-file';
 import { newAdminContext } from '../rpc/request-context';
 import type { Connector } from '../args/connector-schema';
 import { connectionInfoFromAttachment, parseConnectionInfo } from './connection-info';
+import type { OnlineBlockerCode } from './online-eligibility';
 import { Outage } from './outage';
 import type { FleetFilters } from '../selection';
 import { planFleet, type PlannedBdm, type PlannedInstance } from './fleet-plan';
@@ -49,11 +50,18 @@ export type FleetRefreshed = FleetItem & {
   /** null in check mode. */
   new_attachment_id: string | null;
   seconds: number;
-  rpc_version: string;
+  /** null when refreshed (or, in check mode, to be refreshed) online: no RPC. */
+  rpc_version: string | null;
+  /** The instance is running and the BDM was (check mode: would be) refreshed online. */
+  online?: true;
   /** Where the time went: the steps of its instance's run (lock, RabbitMQ, each BDM's work, unlock); absent in check mode. */
   steps?: StepEntry[];
 };
-export type FleetSkipped = FleetItem & { why: string };
+export type FleetSkipped = FleetItem & {
+  why: string;
+  /** A BDM of a running instance the online flow cannot refresh: what its host holds (online-eligibility.ts). */
+  online_blocker?: OnlineBlockerCode;
+};
 export type FleetFailure = FleetItem & { msg: string; undone: string[]; remains: string };
 
 export type FleetRefreshResult = {
@@ -102,13 +110,13 @@ export async function refreshFleet(deps: FleetDeps, filters: FleetFilters, setti
     for (const p of instance.bdms) {
       const d = p.decision;
       if (d.action === 'current') out.skips.push({ ...item(p), why: 'not stale' });
-      else if (d.action === 'skip') out.skips.push({ ...item(p), why: d.why });
+      else if (d.action === 'skip') out.skips.push({ ...item(p), why: d.why, ...(d.onlineBlocker ? { online_blocker: d.onlineBlocker } : {}) });
       else if (d.action === 'fail') {
         out.failures.push({ ...item(p), msg: firstLine(d.error.message), undone: [], remains: 'nothing was changed' });
         if (d.error instanceof ConnectorMissing && p.host) hostsWithoutConnector.add(p.host);
       }
       else if (settings.checkMode) {
-        out.refreshed.push({ ...item(p), reasons: reasonCodes(d), old_attachment_id: p.bdm.attachment_id, new_attachment_id: null, seconds: 0, rpc_version: d.rpcVersion });
+        out.refreshed.push({ ...item(p), reasons: reasonCodes(d), old_attachment_id: p.bdm.attachment_id, new_attachment_id: null, seconds: 0, rpc_version: d.rpcVersion, ...(d.flow === 'online' ? { online: true as const } : {}) });
         if (settings.diff) {
           const old = parseConnectionInfo(p.bdm.connection_info);
           const predicted = d.cinderView && d.reasons.some((r) => r.code === 'connection_info_differs')
@@ -145,7 +153,7 @@ export async function refreshFleet(deps: FleetDeps, filters: FleetFilters, setti
         out.skips.push({ ...item(p), why: 'not stale (after recovering an interrupted refresh)' });
         return;
       case 'skipped':
-        out.skips.push({ ...item(p), why: o.why });
+        out.skips.push({ ...item(p), why: o.why, ...(o.error instanceof NotRefreshableOnline ? { online_blocker: o.error.code as OnlineBlockerCode } : {}) });
         return;
       case 'failed':
         out.failures.push({ ...item(p), msg: firstLine(o.error.message), undone: o.undone, remains: o.remains });
@@ -163,6 +171,7 @@ export async function refreshFleet(deps: FleetDeps, filters: FleetFilters, setti
         out.refreshed.push({
           ...item(p), reasons: o.forced ? ['forced'] : o.reasons.length ? o.reasons.map((r) => r.code) : ['interrupted'], old_attachment_id: o.bdm.attachment_id,
           new_attachment_id: o.newAttachmentId, seconds: o.seconds, rpc_version: o.rpcVersion,
+          ...(o.onlineSteps ? { online: true as const } : {}),
           ...(stepsOf.has(instance.instanceUuid) ? { steps: stepsOf.get(instance.instanceUuid)! } : {}),
         });
         if (settings.diff) diffs.push(connectionInfoDiff(summary(p), mask(o.oldInfo), mask(o.newInfo)));

@@ -1,7 +1,7 @@
 import type { Selectable } from 'kysely';
 import type { Connector } from '../args/connector-schema';
 import type { Attachment, CinderClient } from '../cinder/cinder-client';
-import { HostConflict, InstanceStateInvalid, LockedByAnotherRefresh, NovaBdmError, PreconditionFailed } from '../errors';
+import { HostConflict, InstanceStateInvalid, LockedByAnotherRefresh, NotRefreshableOnline, NovaBdmError, PreconditionFailed } from '../errors';
 import type { Cell, NovaTopology } from '../nova-db/cells';
 import { readClaim } from '../nova-db/refresh-claim';
 import type { BdmRecord } from '../nova-db/records';
@@ -10,7 +10,9 @@ import type { OsloRpcClient } from '../rpc/oslo-rpc-client';
 import { listedAttachmentsOf, type CinderIndex } from './cinder-index';
 import { checkCompute, chooseRpcVersion } from './refresh-preconditions';
 import { describeClaim, isAbandoned } from './refresh-lock';
-import { instanceBlocker, isRefreshLockReason } from './refreshable';
+import { parseConnectionInfo } from './connection-info';
+import { onlineBlocker, type OnlineBlockerCode } from './online-eligibility';
+import { instanceBlocker, isRefreshLockReason, refreshFlowOf, type RefreshFlow, type RunningInstances } from './refreshable';
 import { cinderStaleReasons, dbStaleReasons, type StaleReason } from './staleness';
 import type { StepLog } from './step-log';
 
@@ -25,6 +27,8 @@ export interface InspectSettings {
   force: boolean;
   expect?: Record<string, unknown>;
   refuseLocked: boolean;
+  /** skip (default): only stopped instances; online: also running ones, their rbd BDMs QEMU serves. */
+  runningInstances?: RunningInstances;
 }
 
 /** What inspections share: clients and the per-host / per-run answers, asked once. */
@@ -43,14 +47,18 @@ export class Inspector {
     readonly connectorFor: (host: string) => Connector | NovaBdmError,
   ) {}
 
-  /** The compute is up, libvirt, and consumes its queue (once per cell and host). */
-  checkHost(cell: Cell, host: string, steps?: StepLog): Promise<NovaBdmError | undefined> {
-    const key = `${cell.uuid} ${host}`;
+  /**
+   * The compute is up, libvirt, and (for the stopped flow, which calls it) consumes its queue;
+   * once per cell, host and flow. The online flow sends no RPC: it does not need the queue.
+   */
+  checkHost(cell: Cell, host: string, steps?: StepLog, flow: RefreshFlow = 'stopped'): Promise<NovaBdmError | undefined> {
+    const key = `${cell.uuid} ${host} ${flow}`;
     let check = this.hostChecks.get(key);
     if (!check) {
       check = (async () => {
         try {
           await run(steps, 'check_compute', () => checkCompute(this.topology, cell, host, this.settings));
+          if (flow === 'online') return undefined;
           const rpc = await run(steps, 'connect_rabbitmq', () => this.rpcFor(cell));
           const consumers = await run(steps, 'check_compute_queue', () => rpc.consumersOf(`compute.${host}`));
           if (consumers === 0) {
@@ -87,6 +95,8 @@ export interface Target {
 export type Decision =
   | {
       action: 'refresh';
+      /** stopped: nova-manage's flow, with the compute's RPC; online: Cinder and the database alone, the guest untouched. */
+      flow: RefreshFlow;
       reasons: StaleReason[];
       forced: boolean;
       /** A refresh of this instance was interrupted: the lock wrapper recovers it first. */
@@ -95,11 +105,12 @@ export type Decision =
       /** Every attachment of (volume, instance) as the bulk listing showed it; undefined: not read in bulk. */
       listedAttachments?: Attachment[];
       connector: Connector;
-      rpcVersion: string;
+      /** The compute RPC version (null for the online flow, which sends none). */
+      rpcVersion: string | null;
     }
   | { action: 'current'; reasons: [] }
-  /** Not refreshable now (the operator may fix it and run again). */
-  | { action: 'skip'; why: string; error: NovaBdmError; reasons: StaleReason[] }
+  /** Not refreshable now (the operator may fix it and run again); onlineBlocker: what the host of a running instance holds. */
+  | { action: 'skip'; why: string; error: NovaBdmError; reasons: StaleReason[]; onlineBlocker?: OnlineBlockerCode }
   /** Cannot be refreshed as asked (no connector, a connector of another host). */
   | { action: 'fail'; error: NovaBdmError; reasons: StaleReason[] };
 
@@ -143,16 +154,27 @@ export async function inspectBdm(ins: Inspector, t: Target, steps?: StepLog, und
   }
   if (reasons.length === 0 && !ins.settings.force && !interrupted) return { action: 'current', reasons: [] };
 
-  const blocker = instanceBlocker({ ...instance, locked_reason: t.lockedReason }, { refuseLocked: ins.settings.refuseLocked });
+  const blocker = instanceBlocker({ ...instance, locked_reason: t.lockedReason }, { refuseLocked: ins.settings.refuseLocked, runningInstances: ins.settings.runningInstances });
   if (blocker) return { action: 'skip', why: blocker.why, error: new InstanceStateInvalid(blocker.message), reasons };
+  const flow = refreshFlowOf(instance);
   const host = instance.host!;
   const connector = ins.connectorFor(host);
   if (connector instanceof NovaBdmError) return { action: 'fail', error: connector, reasons };
   const conflict = hostConflict(connector, host);
   if (conflict) return { action: 'fail', error: conflict, reasons };
-  const hostProblem = await ins.checkHost(t.cell, host, steps);
+  if (flow === 'online') {
+    const held = onlineBlocker(
+      { attachment_id: bdm.attachment_id, info: parseConnectionInfo(bdm.connection_info), encrypted: bdm.encrypted, encryption_secret_uuid: bdm.encryption_secret_uuid, cinderInfo: cinderView?.connection_info ?? null },
+      connector,
+    );
+    if (held) {
+      const why = `running instance: ${held.why}`;
+      return { action: 'skip', why, error: new NotRefreshableOnline(`BDM ${bdm.uuid} of running instance ${instance.uuid} cannot be refreshed online: ${held.why}.`, held.code), reasons, onlineBlocker: held.code };
+    }
+  }
+  const hostProblem = await ins.checkHost(t.cell, host, steps, flow);
   if (hostProblem) return { action: 'skip', why: hostProblem.message, error: hostProblem, reasons };
-  const rpcVersion = await ins.chooseRpcVersion(steps);
+  const rpcVersion = flow === 'stopped' ? await ins.chooseRpcVersion(steps) : null;
   const listedAttachments = listed ? listedAttachmentsOf(index!, bdm.volume_id!, instance.uuid) : undefined;
-  return { action: 'refresh', reasons, forced: reasons.length === 0 && ins.settings.force, interrupted, cinderView, ...(listedAttachments ? { listedAttachments } : {}), connector, rpcVersion };
+  return { action: 'refresh', flow, reasons, forced: reasons.length === 0 && ins.settings.force, interrupted, cinderView, ...(listedAttachments ? { listedAttachments } : {}), connector, rpcVersion };
 }

@@ -4,13 +4,14 @@ import type { Cell } from '../nova-db/cells';
 import { findBdmById, systemMetadataOf } from '../nova-db/refresh-reads';
 import type { BdmRecord } from '../nova-db/records';
 import type { OsloRpcClient } from '../rpc/oslo-rpc-client';
-import { newAdminContext } from '../rpc/request-context';
+import { newAdminContext, type AdminContext } from '../rpc/request-context';
 import { parseConnectionInfo, type ConnectionInfo } from './connection-info';
 import { lockReasonFor } from './lock-reason';
 import { inspectBdm, type Decision, type Inspector } from './refresh-inspect';
-import { withInstanceLock } from './refresh-lock';
+import { withInstanceLock, type HeldLock } from './refresh-lock';
 import { recoverInterrupted, type Recovery } from './refresh-reconcile';
-import { refreshAttachment } from './refresh-work';
+import { OnlineCleanupFailed, refreshAttachmentOnline, type OnlineStep } from './refresh-online';
+import { refreshAttachment, type WorkDone } from './refresh-work';
 import type { StaleReason } from './staleness';
 import type { StepLog } from './step-log';
 
@@ -29,7 +30,10 @@ export type BdmOutcome =
       oldInfo: ConnectionInfo | null;
       newInfo: ConnectionInfo;
       newAttachmentId: string;
-      rpcVersion: string;
+      /** null: refreshed online (no RPC). */
+      rpcVersion: string | null;
+      /** Set when refreshed online: the steps done, in order. */
+      onlineSteps?: OnlineStep[];
       seconds: number;
       requestId: string;
     }
@@ -63,7 +67,20 @@ export interface InstanceRunInput {
 export async function refreshInstance(input: InstanceRunInput): Promise<InstanceRun> {
   const { inspector, cinder, cell, planned } = input;
   const db = inspector.topology.cellDatabase(cell);
-  const rpc: OsloRpcClient = await input.steps.run('connect_rabbitmq', () => inspector.rpcFor(cell));
+  // One flow per instance: its state decides (refreshable.ts refreshFlowOf), and the lock admits it only in that state.
+  const flow = planned[0]!.decision.flow;
+  // The online flow sends no RPC: no RabbitMQ connection for it.
+  let rpc: OsloRpcClient | undefined = flow === 'stopped' ? await input.steps.run('connect_rabbitmq', () => inspector.rpcFor(cell)) : undefined;
+  /** One BDM's writes, by the flow its decision names. */
+  const refreshOne = async (decision: PlannedRefresh['decision'], bdm: BdmRecord, instance: HeldLock['instance'], ctx: AdminContext): Promise<WorkDone & { onlineSteps?: OnlineStep[] }> => {
+    const common = {
+      db, cinder: input.cinderFor(ctx.requestId), ctx, steps: input.steps, eventHost: input.eventHost, instance, bdm,
+      connector: decision.connector, cinderView: decision.cinderView, listedAttachments: decision.listedAttachments, warnings: input.warnings,
+    };
+    if (decision.flow === 'online') return refreshAttachmentOnline(common);
+    rpc ??= await input.steps.run('connect_rabbitmq', () => inspector.rpcFor(cell));
+    return refreshAttachment({ ...common, rpc, rpcVersion: decision.rpcVersion ?? (await inspector.chooseRpcVersion(input.steps)), rpcTimeoutSeconds: input.rpcTimeoutSeconds });
+  };
   const lockReason = lockReasonFor(planned[0]!.bdm);
   return withInstanceLock(
     {
@@ -73,6 +90,7 @@ export async function refreshInstance(input: InstanceRunInput): Promise<Instance
       lockReason,
       eventHost: input.eventHost,
       refuseLocked: input.refuseLocked,
+      flow,
       steps: input.steps,
       warnings: input.warnings,
     },
@@ -117,31 +135,18 @@ export async function refreshInstance(input: InstanceRunInput): Promise<Instance
         }
         const ctx = newAdminContext();
         try {
-          const done = await refreshAttachment({
-            db,
-            cinder: input.cinderFor(ctx.requestId),
-            rpc,
-            ctx,
-            steps: input.steps,
-            eventHost: input.eventHost,
-            rpcVersion: decision.rpcVersion,
-            rpcTimeoutSeconds: input.rpcTimeoutSeconds,
-            instance: lock.instance,
-            bdm: now,
-            connector: decision.connector,
-            cinderView: decision.cinderView,
-            listedAttachments: decision.listedAttachments,
-            warnings: input.warnings,
-          });
+          const done = await refreshOne(decision, now, lock.instance, ctx);
           run.outcomes.push({
             kind: 'refreshed', bdm: now, reasons: decision.reasons, forced: decision.forced, oldInfo: parseConnectionInfo(now.connection_info),
             newInfo: done.newInfo, newAttachmentId: done.newAttachmentId, rpcVersion: decision.rpcVersion,
+            ...(done.onlineSteps ? { onlineSteps: done.onlineSteps } : {}),
             seconds: Math.round(performance.now() - started) / 1000, requestId: ctx.requestId,
           });
         } catch (err) {
           const error = err instanceof Error ? err : new Error(String(err));
           const details = err instanceof RefreshFailed ? (err.details as { undone: string[]; remains: string }) : { undone: [], remains: 'unknown: run refresh again' };
           run.outcomes.push({ kind: 'failed', bdm: now, error, undone: details.undone, remains: details.remains });
+          if (err instanceof OnlineCleanupFailed) lock.keepForRecovery(`the clean-up after the failed online refresh of BDM ${now.uuid} could not run`);
           failedEarlier = `the refresh of BDM ${now.uuid} of this instance failed`;
         }
       }

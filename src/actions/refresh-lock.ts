@@ -7,7 +7,7 @@ import type { NovaDatabase } from '../nova-db/connect';
 import { claimInstance, heartbeatClaim, readClaim, releaseClaim, type ClaimValue, type HeldClaim } from '../nova-db/refresh-claim';
 import type { CellDatabase, InstancesTable } from '../nova-db/schema';
 import { newAdminContext, type AdminContext } from '../rpc/request-context';
-import { instanceBlocker, isRefreshLockReason } from './refreshable';
+import { instanceBlocker, isRefreshLockReason, refreshFlowOf, type InstanceFacts, type RefreshFlow } from './refreshable';
 import type { StepLog } from './step-log';
 
 // The lock around a refresh's work, like nova-manage's `locked_instance` context manager:
@@ -73,6 +73,11 @@ export interface HeldLock {
   interrupted: string[];
   /** The request ids of the lock and unlock phases. */
   lockContext: AdminContext;
+  /**
+   * Leave the claim and the lock in place when the work ends: what it left needs the recovery
+   * only an interrupted refresh gets (the next run takes the claim over and reconciles first).
+   */
+  keepForRecovery(why: string): void;
 }
 
 export interface LockRequest {
@@ -83,8 +88,18 @@ export interface LockRequest {
   /** [DEFAULT] host: recorded on the lock/unlock events. */
   eventHost: string;
   refuseLocked: boolean;
+  /** The flow the BDMs were inspected for: the lock admits only an instance that still takes it. */
+  flow: RefreshFlow;
   steps: StepLog;
   warnings: string[];
+}
+
+/** Why the instance no longer takes `flow` (a stopped instance started, a running one stopped), or undefined. */
+function flowBlocker(instance: InstanceFacts | undefined, flow: RefreshFlow, refuseLocked: boolean): string | undefined {
+  const blocker = instanceBlocker(instance, { refuseLocked, runningInstances: flow === 'online' ? 'online' : 'skip' });
+  if (blocker) return blocker.why;
+  if (instance && refreshFlowOf(instance) !== flow) return `vm_state ${instance.vm_state} (inspected for the ${flow} refresh)`;
+  return undefined;
 }
 
 /**
@@ -108,6 +123,7 @@ export async function withInstanceLock<T>(req: LockRequest, work: (lock: HeldLoc
         refuseLocked: req.refuseLocked,
         isAbandoned,
         isRefreshLock: isRefreshLockReason,
+        stateAllows: (i) => flowBlocker({ ...i, locked: 0, locked_reason: null }, req.flow, false) === undefined,
       }),
     );
   } catch (err) {
@@ -125,8 +141,7 @@ export async function withInstanceLock<T>(req: LockRequest, work: (lock: HeldLoc
     heldHere.delete(token);
     if (outcome.kind === 'held') throw new LockedByAnotherRefresh(`Instance ${req.instanceUuid} is locked by another refresh: ${describeClaim(outcome.by)}; nothing was changed.`);
     const now = outcome.instance;
-    const blocker = instanceBlocker(now && { ...now, locked_reason: null }, { refuseLocked: outcome.kind === 'locked' });
-    const why = blocker?.why ?? 'the instance has no live row';
+    const why = flowBlocker(now && { ...now, locked_reason: null }, req.flow, outcome.kind === 'locked') ?? 'the instance has no live row';
     throw new InstanceChanged(`Instance ${req.instanceUuid} changed while it was being checked (${why}): another operation got there first; nothing was changed.`, why);
   }
   const claimed = outcome;
@@ -143,14 +158,25 @@ export async function withInstanceLock<T>(req: LockRequest, work: (lock: HeldLoc
   }, HEARTBEAT_SECONDS * 1000);
   heartbeat.unref();
   let done: { ok: true; value: T } | { ok: false; error: unknown };
+  let kept: string | undefined;
+  const keepForRecovery = (why: string) => {
+    kept ??= why;
+  };
   try {
-    done = { ok: true, value: await work({ instance: claimed.instance, weLocked: claimed.value.we_locked, interrupted, lockContext }) };
+    done = { ok: true, value: await work({ instance: claimed.instance, weLocked: claimed.value.we_locked, interrupted, lockContext, keepForRecovery }) };
   } catch (error) {
     done = { ok: false, error };
   }
   clearInterval(heartbeat);
+  if (kept !== undefined) {
+    // Given up, not given back: this process no longer holds it, so the next run (here or on
+    // another controller, once the lease ran out) takes it over and recovers.
+    heldHere.delete(token);
+    req.warnings.push(`instance ${req.instanceUuid} stays locked by this refresh (${kept}): the next refresh of it recovers it`);
+    if (done.ok) return done.value;
+  }
   const unlockContext = newAdminContext();
-  const unlocked = await req.steps
+  const unlocked = kept !== undefined ? false : await req.steps
     .run('unlock', () =>
       releaseClaim(req.db, {
         instanceUuid: req.instanceUuid,

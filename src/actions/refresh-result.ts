@@ -35,7 +35,10 @@ export type NotStaleResult = Common & { changed: boolean; attachment_id: string 
 export type WouldRefreshResult = Common & {
   changed: true;
   old_attachment_id: string | null;
-  rpc_version: string;
+  /** null when it would be refreshed online (no RPC). */
+  rpc_version: string | null;
+  /** The instance is running: the BDM would be refreshed online (running_instances: online). */
+  online?: true;
   interrupted_refresh?: true;
   diff?: ConnectionInfoDiff;
 };
@@ -49,7 +52,10 @@ export type RefreshedResult = Common & {
   old_attachment_id: string | null;
   new_attachment_id: string;
   attachment_id: string;
-  rpc_version: string;
+  /** null when refreshed online (no RPC). */
+  rpc_version: string | null;
+  /** Refreshed online, the instance running: `steps` holds attachment_create, attachment_complete, bdm_save, attachment_delete. */
+  online?: true;
   request_ids: { lock: string; refresh: string };
   recovered?: Recovery;
   diff?: ConnectionInfoDiff;
@@ -101,15 +107,17 @@ export const buildResult = {
 
   wouldRefresh(
     summary: BdmSummary,
-    p: { reasons: StaleReason[]; oldAttachmentId: string | null; info: unknown; rpcVersion: string; interrupted: boolean; diff?: ConnectionInfoDiff },
+    p: { reasons: StaleReason[]; oldAttachmentId: string | null; info: unknown; rpcVersion: string | null; online: boolean; interrupted: boolean; diff?: ConnectionInfoDiff },
     extras: Extras,
   ): WouldRefreshResult {
     const why = p.reasons.length ? ` (${p.reasons.map((r) => r.code).join(', ')})` : p.interrupted ? ' (recovering an interrupted refresh first)' : ' (forced)';
+    const how = p.online ? ' online, the instance running' : '';
     return {
       changed: true,
-      ...common(summary, `would refresh the connection_info of BDM ${summary.bdm_uuid}${why}`, p.reasons, p.info, extras),
+      ...common(summary, `would refresh the connection_info of BDM ${summary.bdm_uuid}${how}${why}`, p.reasons, p.info, extras),
       old_attachment_id: p.oldAttachmentId,
       rpc_version: p.rpcVersion,
+      ...(p.online ? { online: true as const } : {}),
       ...(p.interrupted ? { interrupted_refresh: true as const } : {}),
       ...(p.diff ? { diff: p.diff } : {}),
     };
@@ -122,7 +130,8 @@ export const buildResult = {
       oldAttachmentId: string | null;
       newAttachmentId: string;
       info: unknown;
-      rpcVersion: string;
+      rpcVersion: string | null;
+      online: boolean;
       requestIds: { lock: string; refresh: string };
       recovered?: Recovery;
       diff?: ConnectionInfoDiff;
@@ -133,7 +142,7 @@ export const buildResult = {
   ): RefreshedResult {
     const msg = p.stillWrong
       ? `refreshed BDM ${summary.bdm_uuid}, but Cinder still hands out connection_info that does not match expect (${p.stillWrong}); most likely cinder-volume's own configuration was not updated. Cinder handed out: ${JSON.stringify(maskSecrets(p.info))}`
-      : `refreshed the connection_info of BDM ${summary.bdm_uuid}`;
+      : `refreshed the connection_info of BDM ${summary.bdm_uuid}${p.online ? ' online, the instance running' : ''}`;
     return {
       changed: true,
       ...(p.stillWrong ? { failed: true as const } : {}),
@@ -142,6 +151,7 @@ export const buildResult = {
       new_attachment_id: p.newAttachmentId,
       attachment_id: p.newAttachmentId,
       rpc_version: p.rpcVersion,
+      ...(p.online ? { online: true as const } : {}),
       request_ids: p.requestIds,
       ...(p.recovered ? { recovered: p.recovered } : {}),
       ...(p.diff ? { diff: p.diff } : {}),

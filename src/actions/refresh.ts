@@ -79,7 +79,7 @@ export async function refreshBdm(
     return buildResult.wouldRefresh(
       summary,
       {
-        reasons: decision.reasons, oldAttachmentId: bdm.attachment_id, info: mask(oldInfo), rpcVersion: decision.rpcVersion, interrupted: decision.interrupted,
+        reasons: decision.reasons, oldAttachmentId: bdm.attachment_id, info: mask(oldInfo), rpcVersion: decision.rpcVersion, online: decision.flow === 'online', interrupted: decision.interrupted,
         ...(settings.diff ? { diff: connectionInfoDiff(summary, mask(oldInfo), mask(predicted)) } : {}),
       },
       extras,
@@ -120,6 +120,7 @@ export async function refreshBdm(
           newAttachmentId: outcome.newAttachmentId,
           info: mask(outcome.newInfo),
           rpcVersion: outcome.rpcVersion,
+          online: outcome.onlineSteps !== undefined,
           requestIds: { lock: run.lockRequestId, refresh: outcome.requestId },
           recovered: run.recovered,
           ...(settings.diff ? { diff: connectionInfoDiff(summary, mask(oldInfo), mask(outcome.newInfo)) } : {}),

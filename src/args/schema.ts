@@ -177,6 +177,13 @@ export const argsSchema = {
       default: false,
       description: 'refresh and audit: treat an instance locked by someone else as not refreshable (the rule before nova-manage 27.5.1/28.3.0/29.0.0).',
     },
+    running_instances: {
+      type: 'string',
+      enum: ['skip', 'online'],
+      default: 'skip',
+      description:
+        "refresh and audit: what to do with running instances (vm_state active or paused, power_state running or paused, no task). skip: leave them (nova-manage's rule). online: refresh their rbd BDMs that QEMU serves itself (no local attach, no encryption) by Cinder and the database alone, the guest untouched and no RPC; their other BDMs are skipped with what the host holds.",
+    },
     force: {
       type: 'boolean',
       default: false,

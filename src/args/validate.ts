@@ -86,6 +86,9 @@ function checkAuditOutputOptions(args: ModuleArgs): void {
 
 function checkSelectors(args: ModuleArgs): void {
   checkAuditOutputOptions(args);
+  if ((args.action === 'show' || args.action === 'get_connector') && args.running_instances !== 'skip') {
+    throw new BadInput(`running_instances is only used by action refresh and audit`);
+  }
   if (args.action === 'get_connector') {
     for (const option of ['bdm_uuid', 'instance_uuid', 'volume_id', ...CONNECTOR_SOURCES] as const) {
       if (args[option] !== undefined) throw new BadInput(`${option} does not apply to action get_connector (it reads this host only)`);

@@ -138,6 +138,19 @@ export class CinderClient {
     return (res.data as { attachment: Attachment }).attachment;
   }
 
+  /**
+   * POST /attachments with the host's connector: reserve and connect in one call. Cinder's
+   * attachment_create connects without attachment_update's duplicate-connector check, so this
+   * is how a second attachment of a non-multiattach volume for the same instance and host is
+   * made (cinder/volume/api.py; live migration's rule, LP #1694530). The volume goes
+   * `attaching` until the attachment is completed.
+   */
+  async createAttachment(volumeId: string, instanceUuid: string, connector: Record<string, unknown>): Promise<Attachment> {
+    await this.checkMicroversion();
+    const res = await this.call('POST', '/attachments', { attachment: { volume_uuid: volumeId, connector, instance_uuid: instanceUuid } });
+    return (res.data as { attachment: Attachment }).attachment;
+  }
+
   /** DELETE; 404 means already gone; 500/504 retried up to 5 attempts, like nova. */
   async deleteAttachment(attachmentId: string): Promise<'deleted' | 'not_found'> {
     for (let attempt = 1; ; attempt++) {

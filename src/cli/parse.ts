@@ -62,6 +62,9 @@ options:
   --per-host-parallel N (fleet refresh) instances at once on one compute host (default 2)
   --max-failures N     (fleet refresh) start nothing new after N failed BDMs
   --refuse-locked      (refresh, audit) do not refresh instances someone else locked
+  --running-instances skip|online
+                       (refresh, audit) skip running instances (default), or refresh
+                       their rbd BDMs online: no RPC, the guest untouched
   --check              (refresh) check every precondition and say what would change; write nothing
   -h, --help           show this help
 
@@ -126,6 +129,7 @@ const FLAGS: readonly Flag[] = [
   { names: ['per-host-parallel'], kind: 'value', to: { arg: 'per_host_parallel' } },
   { names: ['max-failures'], kind: 'value', to: { arg: 'max_failures' } },
   { names: ['refuse-locked'], kind: 'switch', to: { arg: 'refuse_locked' } },
+  { names: ['running-instances'], kind: 'value', to: { arg: 'running_instances' } },
   { names: ['project'], kind: 'value', to: { arg: 'project_id' } },
   { names: ['driver-volume-type'], kind: 'value', to: { arg: 'driver_volume_type' } },
   { names: ['report-path'], kind: 'value', to: { arg: 'report_path' } },

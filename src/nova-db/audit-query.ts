@@ -23,6 +23,9 @@ export interface AuditRow {
   task_state: string | null;
   locked: number | null;
   locked_by: string | null;
+  power_state: number | null;
+  encrypted: number | null;
+  encryption_secret_uuid: string | null;
   /** Only read with withLockedReason. */
   locked_reason?: string | null;
 }
@@ -32,7 +35,7 @@ export async function* streamVolumeBdmBatches(db: NovaDatabase<CellDatabase>, fi
   let query = db.kysely
     .selectFrom('block_device_mapping as b')
     .leftJoin('instances as i', (join) => join.onRef('i.uuid', '=', 'b.instance_uuid').on('i.deleted', '=', 0))
-    .select(['b.uuid', 'b.instance_uuid', 'b.volume_id', 'b.attachment_id', 'b.connection_info', 'i.host', 'i.vm_state', 'i.task_state', 'i.locked', 'i.locked_by'])
+    .select(['b.uuid', 'b.instance_uuid', 'b.volume_id', 'b.attachment_id', 'b.connection_info', 'b.encrypted', 'b.encryption_secret_uuid', 'i.host', 'i.vm_state', 'i.task_state', 'i.power_state', 'i.locked', 'i.locked_by'])
     .where('b.deleted', '=', 0)
     .where('b.destination_type', '=', 'volume')
     .where('b.volume_id', 'is not', null);

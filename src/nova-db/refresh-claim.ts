@@ -48,7 +48,7 @@ export type ClaimOutcome =
       adoptedLockReason?: string;
     }
   | { kind: 'held'; by: HeldClaim }
-  /** The instance is gone, or no longer stopped without a task: nothing was written. */
+  /** The instance is gone, or its state no longer admits the refresh: nothing was written. */
   | { kind: 'changed'; instance: Selectable<InstancesTable> | undefined }
   /** Locked by someone else and refuse_locked: nothing was written. */
   | { kind: 'locked'; instance: Selectable<InstancesTable> };
@@ -65,6 +65,8 @@ export interface ClaimRequest {
   isAbandoned(claim: HeldClaim): boolean;
   /** Is this locked_reason a refresh's own lock? */
   isRefreshLock(reason: string | null): boolean;
+  /** Does the instance row, as locked, still admit this refresh (the refreshable rule, without the lock part)? */
+  stateAllows(instance: Selectable<InstancesTable>): boolean;
 }
 
 /** Read the claim, if any (the plan uses this to skip instances another run holds). */
@@ -122,7 +124,7 @@ async function claimOnce(db: CellDb, req: ClaimRequest): Promise<ClaimOutcome> {
         .where('deleted', '=', 0)
         .forUpdate()
         .executeTakeFirst();
-      if (!instance || instance.vm_state !== 'stopped' || instance.task_state !== null) return { kind: 'changed', instance };
+      if (!instance || !req.stateAllows(instance)) return { kind: 'changed', instance };
       const held = await selectClaim(tx, req.instanceUuid);
       if (held && !req.isAbandoned(held)) return { kind: 'held', by: held };
       const reasonRow = await tx

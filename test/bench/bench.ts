@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { FakeOpenStack } from '../support/fake-openstack';
 import { EXPECT, FleetSeeder, NEW_MONS } from './fleet-seed';
 import { expectStatus, ratio, summarize, timeChild, type Summary } from './measure';
+import { benchOnline } from './online';
 
 // `npm run bench`: cold start, show, refresh, audit at scale and Ansible check mode, each figure
 // the median of repeated runs (with min and max), every comparison measured side by side in the
@@ -49,9 +50,10 @@ const REPS = {
   refreshPairs: int('BENCH_REFRESH_PAIRS', 3),
   audit: int('BENCH_AUDIT_REPS', 5),
   check: int('BENCH_CHECK_REPS', 5),
+  onlinePairs: int('BENCH_ONLINE_PAIRS', 7),
 };
 // BENCH_SKIP_LAB=1: everything but what needs the interop lab (refresh, fleet), e.g. while another engineer owns the lab.
-const SECTIONS = (process.env.BENCH_ONLY ?? 'cold,audit,check,show,refresh,fleet')
+const SECTIONS = (process.env.BENCH_ONLY ?? 'cold,audit,check,show,refresh,fleet,online')
   .split(',')
   .map((s) => s.trim())
   .filter((s) => !(process.env.BENCH_SKIP_LAB === '1' && (s === 'refresh' || s === 'fleet')));
@@ -60,6 +62,8 @@ const FLEET_SIZES = (process.env.BENCH_FLEET_SIZES ?? '10,100').split(',').map(N
 const FLEET_PARALLEL = int('BENCH_FLEET_PARALLEL', 16);
 /** seed.py processes at once (each ~10 s per instance on a loaded 2-vCPU machine, mostly waiting on Cinder). */
 const FLEET_SEED_PROCS = int('BENCH_FLEET_SEED_PROCS', 4);
+/** Section 7: the online refresh next to the stopped flow, on the stand-in Cinder and compute. */
+const ONLINE_FLEET_SIZES = (process.env.BENCH_ONLINE_FLEET_SIZES ?? '10,100').split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0);
 const AUDIT_SIZES = (process.env.BENCH_AUDIT_SIZES ?? '1000,10000,100000,300000,1000000').split(',').map(Number);
 const AUDIT_CELLS = int('BENCH_AUDIT_CELLS', 10);
 
@@ -796,11 +800,25 @@ async function main(): Promise<void> {
   if (want('audit') || want('check')) await guarded('4 audit', () => benchAuditAndCheck(env!, seeder!, want('audit'), want('check')));
   if (want('show')) await guarded('2 show', () => benchShow(env!, seeder!));
   await seeder?.close();
+  if (want('online')) {
+    await guarded('7 online', async () => {
+      ensureSchema();
+      await benchOnline(
+        {
+          node: NODE, bundle: BUNDLE, stateDir: STATE_DIR, prefix: PREFIX, log, sections,
+          addSummary: (section, measure, s, unit, extra) => addSummary(section, measure, s, unit, extra),
+          addRatio: (section, measure, r) => void addRatio(section, measure, r),
+          addRow: (section, measure, unit, median, note) => rows.push({ section, measure, unit, n: 1, median, ...(note ? { note } : {}) }),
+        },
+        { pairs: REPS.onlinePairs, fleetSizes: ONLINE_FLEET_SIZES, parallel: FLEET_PARALLEL },
+      );
+    });
+  }
   if (harness && want('refresh')) await guarded('3 refresh', () => benchRefresh(harness));
   if (harness && want('fleet')) await guarded('6 fleet', () => benchFleet(harness));
 
   facts.loadavg_at_end = loadavg().map((l) => Number(l.toFixed(2)));
-  const order = ['1', '2', '3', '4', '5', '6'];
+  const order = ['1', '2', '3', '4', '5', '6', '7'];
   rows.sort((a, b) => order.indexOf(a.section[0]!) - order.indexOf(b.section[0]!));
   const header = [
     `nova-bdm bench ${started.toISOString()}  (${Math.round((Date.now() - started.getTime()) / 1000)} s)`,

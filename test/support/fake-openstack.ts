@@ -534,7 +534,7 @@ project_domain_name = Default
     };
     this.attachments.set(att.id, att);
     if (a.connector && typeof a.connector === 'object') {
-      const err = this.connect(volume, att, a.connector as Record<string, unknown>);
+      const err = this.connect(volume, att, a.connector as Record<string, unknown>, 'create');
       if (err) {
         send(500, { computeFault: { code: 500, message: `Unable to create attachment for volume (${err}).` } });
         return;
@@ -545,11 +545,16 @@ project_domain_name = Default
     send(200, { attachment: this.view(att) });
   }
 
-  /** api + manager attachment_update; returns an error text instead of connecting. */
-  private connect(volume: FakeVolume, att: FakeAttachment, connectorIn: Record<string, unknown>): string | undefined {
+  /**
+   * api + manager attachment_update; returns an error text instead of connecting. Only the API's
+   * PUT checks for duplicate connectors: attachment_create with a connector calls the volume
+   * service directly (cinder/volume/api.py), which is how a second attachment of the same
+   * instance on an in-use volume gets connected.
+   */
+  private connect(volume: FakeVolume, att: FakeAttachment, connectorIn: Record<string, unknown>, via: 'update' | 'create' = 'update'): string | undefined {
     if (volume.status.includes('error')) return `Volume attachments can not be updated if the volume is in an error state`;
     const others = this.attachmentsOf(volume.id);
-    if (others.length > 1 && !volume.multiattach && others.some((x) => x.connection_info && Object.keys(x.connection_info).length > 0)) {
+    if (via === 'update' && others.length > 1 && !volume.multiattach && others.some((x) => x.connection_info && Object.keys(x.connection_info).length > 0)) {
       return `Invalid volume: duplicate connectors detected on volume ${volume.id}`;
     }
     const connector = { ...connectorIn };

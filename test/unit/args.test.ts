@@ -26,6 +26,7 @@ test('defaults are applied and Ansible internals honoured, other _ansible keys i
   assert.deepEqual(args, {
     bdm_uuid: U, action: 'show', config_file: '/etc/nova/nova.conf', reveal_secrets: false, connect_timeout: 10, require_libvirt: true,
     force: false, check_cinder: false, cinder_concurrency: 8, host_root: '/', max_parallel: 8, per_host_parallel: 2, refuse_locked: false, stale_limit: 1000,
+    running_instances: 'skip',
   });
   assert.deepEqual(ansible, { checkMode: true, diff: true, verbosity: 3 });
 });
@@ -100,4 +101,11 @@ test('volume_attachments: each entry one of the three forms, never with the filt
   failsWith({ action: 'refresh', volume_attachments: [{ instance_uuid: U }], bdm_uuid: U, connector_dir: '/c' }, /^bdm_uuid selects one BDM and cannot be combined with the fleet filters \(volume_attachments\)/);
   // Only empty lists: no filter, so no fleet; a refresh never means the whole cloud.
   failsWith({ action: 'refresh', volume_attachments: [], instance_uuids: [], connector_dir: '/c' }, /^no BDM selected: .*a refresh never means the whole cloud$/);
+});
+
+test('running_instances: skip or online, for refresh and audit only', () => {
+  assert.equal(parseModuleInput({ action: 'audit', running_instances: 'online' }).args.running_instances, 'online');
+  assert.equal(parseModuleInput({ action: 'refresh', bdm_uuid: U, connector_path: '/c.json', running_instances: 'online' }).args.running_instances, 'online');
+  failsWith({ action: 'refresh', bdm_uuid: U, connector_path: '/c.json', running_instances: 'yes' }, /^value of running_instances must be one of: skip, online$/);
+  failsWith({ action: 'show', bdm_uuid: U, running_instances: 'online' }, /^running_instances is only used by action refresh and audit$/);
 });

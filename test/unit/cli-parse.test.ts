@@ -66,3 +66,10 @@ test('help wins anywhere before --; wrong usage is one line naming the flag', ()
   assert.equal(usage([]), 'no command given');
   assert.equal(usage(['volume_attachment', 'refresh', U, V]), 'volume_attachment refresh takes INSTANCE_UUID VOLUME_ID CONNECTOR_PATH');
 });
+
+test('--running-instances sets running_instances', () => {
+  assert.deepEqual(run(['bdm', 'refresh', '--host', 'compute1', '--connector-dir', '/c', '--running-instances', 'online']).moduleArgs, {
+    action: 'refresh', hosts: ['compute1'], connector_dir: '/c', running_instances: 'online',
+  });
+  assert.equal(run(['bdm', 'audit', '--running-instances=online']).moduleArgs.running_instances, 'online');
+});
