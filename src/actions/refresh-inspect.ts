@@ -6,9 +6,10 @@ import type { Cell, NovaTopology } from '../nova-db/cells';
 import { readClaim } from '../nova-db/refresh-claim';
 import type { BdmRecord } from '../nova-db/records';
 import type { InstancesTable } from '../nova-db/schema';
+import type { ComputeTopic } from '../rpc/compute-rpc-version';
 import type { OsloRpcClient } from '../rpc/oslo-rpc-client';
 import { listedAttachmentsOf, type CinderIndex } from './cinder-index';
-import { checkCompute, chooseRpcVersion } from './refresh-preconditions';
+import { checkCompute, chooseComputeRoute, type ComputeRoute } from './refresh-preconditions';
 import { describeClaim, isAbandoned } from './refresh-lock';
 import { instanceBlocker, isRefreshLockReason } from './refreshable';
 import { cinderStaleReasons, dbStaleReasons, type StaleReason } from './staleness';
@@ -30,7 +31,7 @@ export interface InspectSettings {
 /** What inspections share: clients and the per-host / per-run answers, asked once. */
 export class Inspector {
   private readonly hostChecks = new Map<string, Promise<NovaBdmError | undefined>>();
-  private rpcVersion?: Promise<string>;
+  private route?: Promise<ComputeRoute>;
   /** Cinder's attachments read in bulk by a large fleet plan (never used under a lock: it may be stale there). */
   cinderIndex?: CinderIndex;
 
@@ -43,7 +44,7 @@ export class Inspector {
     readonly connectorFor: (host: string) => Connector | NovaBdmError,
   ) {}
 
-  /** The compute is up, libvirt, and consumes its queue (once per cell and host). */
+  /** The compute is up, libvirt, and consumes the queue remove_volume_connection goes to (once per cell and host). */
   checkHost(cell: Cell, host: string, steps?: StepLog): Promise<NovaBdmError | undefined> {
     const key = `${cell.uuid} ${host}`;
     let check = this.hostChecks.get(key);
@@ -51,10 +52,12 @@ export class Inspector {
       check = (async () => {
         try {
           await run(steps, 'check_compute', () => checkCompute(this.topology, cell, host, this.settings));
+          const { topic } = await this.chooseRoute(steps);
           const rpc = await run(steps, 'connect_rabbitmq', () => this.rpcFor(cell));
-          const consumers = await run(steps, 'check_compute_queue', () => rpc.consumersOf(`compute.${host}`));
+          const queue = `${topic}.${host}`;
+          const consumers = await run(steps, 'check_compute_queue', () => rpc.consumersOf(queue));
           if (consumers === 0) {
-            return new PreconditionFailed(`nova-compute on ${host} is not consuming its queue compute.${host} on ${rpc.where} (is it running and connected?)`);
+            return new PreconditionFailed(`nova-compute on ${host} is not consuming its queue ${queue} on ${rpc.where} (is it running and connected?)`);
           }
           return undefined;
         } catch (err) {
@@ -67,9 +70,9 @@ export class Inspector {
     return check;
   }
 
-  chooseRpcVersion(steps?: StepLog): Promise<string> {
-    this.rpcVersion ??= run(steps, 'choose_rpc_version', () => chooseRpcVersion(this.topology, this.settings.upgradeLevel));
-    return this.rpcVersion;
+  chooseRoute(steps?: StepLog): Promise<ComputeRoute> {
+    this.route ??= run(steps, 'choose_rpc_version', () => chooseComputeRoute(this.topology, this.settings.upgradeLevel));
+    return this.route;
   }
 }
 
@@ -96,6 +99,7 @@ export type Decision =
       listedAttachments?: Attachment[];
       connector: Connector;
       rpcVersion: string;
+      rpcTopic: ComputeTopic;
     }
   | { action: 'current'; reasons: [] }
   /** Not refreshable now (the operator may fix it and run again). */
@@ -152,7 +156,7 @@ export async function inspectBdm(ins: Inspector, t: Target, steps?: StepLog, und
   if (conflict) return { action: 'fail', error: conflict, reasons };
   const hostProblem = await ins.checkHost(t.cell, host, steps);
   if (hostProblem) return { action: 'skip', why: hostProblem.message, error: hostProblem, reasons };
-  const rpcVersion = await ins.chooseRpcVersion(steps);
+  const { version: rpcVersion, topic: rpcTopic } = await ins.chooseRoute(steps);
   const listedAttachments = listed ? listedAttachmentsOf(index!, bdm.volume_id!, instance.uuid) : undefined;
-  return { action: 'refresh', reasons, forced: reasons.length === 0 && ins.settings.force, interrupted, cinderView, ...(listedAttachments ? { listedAttachments } : {}), connector, rpcVersion };
+  return { action: 'refresh', reasons, forced: reasons.length === 0 && ins.settings.force, interrupted, cinderView, ...(listedAttachments ? { listedAttachments } : {}), connector, rpcVersion, rpcTopic };
 }

@@ -125,6 +125,7 @@ export async function refreshInstance(input: InstanceRunInput): Promise<Instance
             steps: input.steps,
             eventHost: input.eventHost,
             rpcVersion: decision.rpcVersion,
+            rpcTopic: decision.rpcTopic,
             rpcTimeoutSeconds: input.rpcTimeoutSeconds,
             instance: lock.instance,
             bdm: now,
