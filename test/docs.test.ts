@@ -115,3 +115,44 @@ test('every stale reason code and exit code the code knows is documented', () =>
   assert.ok(codes.length >= 7);
   for (const code of codes) assert.ok(text.includes(`\`${code}\``), code);
 });
+
+test('the exit-code table: every code exitCodeFor returns has its cell, and 3 is the connector file (unreadable or not JSON, nova-manage 77851bb365)', () => {
+  const text = readFileSync(join(ROOT, 'docs', 'reference.md'), 'utf8');
+  const table = text.slice(text.indexOf('## Exit codes'));
+  const header = table.split('\n').find((l) => l.startsWith('| command |'))!.split('|').map((c) => c.trim());
+  const row = (command: string) => {
+    const cells = table.split('\n').find((l) => l.startsWith(`| \`${command}\` |`))!.split('|').map((c) => c.trim());
+    return (code: number) => cells[header.indexOf(String(code))]!;
+  };
+  const source = readFileSync(join(ROOT, 'src', 'cli', 'exit-codes.ts'), 'utf8');
+  const refreshPart = source.slice(source.indexOf("if (action === 'refresh')"), source.indexOf('return 1;'));
+  const showPart = source.slice(source.indexOf('return 1;') + 1);
+  const codes = (part: string) => [...part.matchAll(/return (\d+);/g)].map((m) => Number(m[1]));
+  assert.deepEqual(codes(refreshPart), [2, 3, 4, 5, 6, 7]);
+  for (const code of codes(refreshPart)) assert.notEqual(row('refresh')(code), '', `refresh exit ${code} documented`);
+  for (const code of codes(showPart).filter((c) => c > 1)) assert.notEqual(row('show')(code), '', `show exit ${code} documented`);
+  assert.match(row('refresh')(3), /unreadable/);
+  assert.match(row('refresh')(3), /not JSON/);
+  assert.match(row('refresh')(2), /connector path missing/);
+});
+
+test('docs/compatibility.md: every test it names exists in the test it points to', () => {
+  const text = readFileSync(join(ROOT, 'docs', 'compatibility.md'), 'utf8');
+  const releases = readFileSync(join(ROOT, 'test', 'compute-releases.test.ts'), 'utf8');
+  const rows = text.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| release') && !l.startsWith('| cap') && !l.startsWith('|---'));
+  assert.ok(rows.length >= 11 + 8, `${rows.length} rows`);
+  for (const row of rows) {
+    const name = /`([^`]+)`(?: in `([^`]+)`)? \|$/.exec(row);
+    assert.ok(name, `a test named in: ${row}`);
+    const source = name[2] ? readFileSync(join(ROOT, name[2]), 'utf8') : releases;
+    if (name[1]!.startsWith('release ')) {
+      const [, release, version, topic] = /^release (\w+): (\S+) to (\S+),/.exec(name[1]!)!;
+      assert.ok(source.includes(`release: '${release}'`) && new RegExp(`release: '${release}', serviceVersion: \\d+, version: '${version!.replace('.', '\\.')}', topic: '${topic}'`).test(source), `${name[1]}`);
+    } else if (name[1]!.startsWith('cap ') && /^cap [\d.]+: /.test(name[1]!)) {
+      const [, cap, version, topic] = /^cap ([\d.]+): (\S+) to (\S+)\.<host>,/.exec(name[1]!)!;
+      assert.ok(new RegExp(`cap: '${cap!.replace('.', '\\.')}', serviceVersion: \\d+, version: '${version!.replace('.', '\\.')}', topic: '${topic}'`).test(source), name[1]);
+    } else {
+      assert.ok(source.includes(name[1]!), `${name[1]} is a test in ${name[2] ?? 'test/compute-releases.test.ts'}`);
+    }
+  }
+});
