@@ -10,7 +10,7 @@ import type { BdmRecord } from '../nova-db/records';
 import type { CellDatabase, InstancesTable } from '../nova-db/schema';
 import { instancePrimitive } from '../rpc/instance-primitive';
 import type { OsloRpcClient } from '../rpc/oslo-rpc-client';
-import type { ComputeTopic } from '../rpc/compute-rpc-version';
+import { takesDeleteAttachment, type ComputeTopic } from '../rpc/compute-rpc-version';
 import { contextDict, type AdminContext } from '../rpc/request-context';
 import { connectionInfoFromAttachment, parseConnectionInfo, pythonJsonDumps, type ConnectionInfo } from './connection-info';
 import { reconcileBdm } from './refresh-reconcile';
@@ -91,7 +91,7 @@ export async function refreshAttachment(w: WorkInput): Promise<WorkDone> {
           // From 6.3 nova's rpcapi always sends delete_attachment; nova-manage sends True and lets
           // the compute delete the attachment the BDM still names. We send False and delete it
           // ourselves once the BDM names the new one: the BDM never names a deleted attachment.
-          args: { instance: primitive, volume_id: volumeId, ...(w.rpcVersion === '6.3' ? { delete_attachment: false } : {}) },
+          args: { instance: primitive, volume_id: volumeId, ...(takesDeleteAttachment(w.rpcVersion) ? { delete_attachment: false } : {}) },
           version: w.rpcVersion,
         },
         contextDict(w.ctx),

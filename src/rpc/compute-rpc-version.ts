@@ -57,6 +57,11 @@ export function removeVolumeConnectionVersion(cap: string | null): string {
   throw new BadInput(`the compute RPC version cap ${cap} is older than 5.0: remove_volume_connection cannot be sent`);
 }
 
+/** From 6.3 nova's rpcapi sends remove_volume_connection's delete_attachment argument (dc6dac360c). */
+export function takesDeleteAttachment(version: string): boolean {
+  return version === '6.3';
+}
+
 /** nova's two compute RPC topics (nova/compute/rpcapi.py RPC_TOPIC, RPC_TOPIC_ALT). */
 export type ComputeTopic = 'compute' | 'compute-alt';
 
