@@ -51,6 +51,22 @@ describe('bdm refresh', () => {
     writeFileSync(join(env.dir, 'bad.json'), '{');
     r = await cli('bdm', 'refresh', t.bdm.uuid, '--connector-path', join(env.dir, 'bad.json'));
     assert.equal(r.status, 3);
+    // nova-manage since 77851bb365: the parser's error after the question (here on one line, with line and column).
+    assert.match(r.stderr, new RegExp(`Failed to open ${join(env.dir, 'bad.json')}\\. Does it contain valid connector_info data\\? Error: Expected property name or '\\}' in JSON at line 1 column 2`));
+    writeFileSync(join(env.dir, 'multi.json'), '{\n  "host": "h",\n  "ip": 1,\n}\n');
+    r = await cli('bdm', 'refresh', t.bdm.uuid, '--connector-path', join(env.dir, 'multi.json'));
+    assert.equal(r.status, 3);
+    assert.match(r.stderr, /Error: Expected double-quoted property name in JSON at line 4 column 1/);
+    // Not JSON at all, and holding a secret: the parser's excerpt of the file is not repeated.
+    writeFileSync(join(env.dir, 'secret.json'), 'rbd_secret_uuid = AQBsecretkeyringvalue==\n');
+    r = await cli('bdm', 'refresh', t.bdm.uuid, '--connector-path', join(env.dir, 'secret.json'));
+    assert.equal(r.status, 3);
+    assert.match(r.stderr, /Does it contain valid connector_info data\? Error: Unexpected token: not JSON/);
+    assert.ok(!`${r.stdout}${r.stderr}`.includes('AQBsecret') && !`${r.stdout}${r.stderr}`.includes('rbd_secret'), r.stderr);
+    // Not readable (nova-manage: OSError, 3): a directory.
+    r = await cli('bdm', 'refresh', t.bdm.uuid, '--connector-path', env.dir);
+    assert.equal(r.status, 3);
+    assert.match(r.stderr, new RegExp(`Failed to open ${env.dir}: `));
     const active = await env.seed({ instance: { vm_state: 'active', power_state: 1 } });
     r = await cli('bdm', 'refresh', active.bdm.uuid, '--connector-path', connectorPath, '--force');
     assert.equal(r.status, 5, r.stderr);

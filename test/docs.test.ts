@@ -249,3 +249,24 @@ describe('the exit code table of docs/reference.md is what the bundle does', () 
     }
   });
 });
+
+test('docs/compatibility.md: every test it names exists in the test it points to', () => {
+  const text = readFileSync(join(ROOT, 'docs', 'compatibility.md'), 'utf8');
+  const releases = readFileSync(join(ROOT, 'test', 'compute-releases.test.ts'), 'utf8');
+  const rows = text.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| release') && !l.startsWith('| cap') && !l.startsWith('|---'));
+  assert.ok(rows.length >= 11 + 8, `${rows.length} rows`);
+  for (const row of rows) {
+    const name = /`([^`]+)`(?: in `([^`]+)`)? \|$/.exec(row);
+    assert.ok(name, `a test named in: ${row}`);
+    const source = name[2] ? readFileSync(join(ROOT, name[2]), 'utf8') : releases;
+    if (name[1]!.startsWith('release ')) {
+      const [, release, version, topic] = /^release (\w+): (\S+) to (\S+),/.exec(name[1]!)!;
+      assert.ok(source.includes(`release: '${release}'`) && new RegExp(`release: '${release}', serviceVersion: \\d+, version: '${version!.replace('.', '\\.')}', topic: '${topic}'`).test(source), `${name[1]}`);
+    } else if (name[1]!.startsWith('cap ') && /^cap [\d.]+: /.test(name[1]!)) {
+      const [, cap, version, topic] = /^cap ([\d.]+): (\S+) to (\S+)\.<host>,/.exec(name[1]!)!;
+      assert.ok(new RegExp(`cap: '${cap!.replace('.', '\\.')}', serviceVersion: \\d+, version: '${version!.replace('.', '\\.')}', topic: '${topic}'`).test(source), name[1]);
+    } else {
+      assert.ok(source.includes(name[1]!), `${name[1]} is a test in ${name[2] ?? 'test/compute-releases.test.ts'}`);
+    }
+  }
+});

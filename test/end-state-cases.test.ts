@@ -103,17 +103,19 @@ describe('a multiattach volume attached to other instances too', () => {
 });
 
 describe('crash recovery of a legacy BDM: SIGKILL at each step, then a run that recovers', () => {
-  const steps = ['cinder_reserve', 'rpc_remove_volume_connection', 'cinder_delete_old', 'cinder_update', 'save_bdm', 'cinder_complete', 'unlock'];
+  const steps = ['cinder_reserve', 'rpc_remove_volume_connection', 'repoint_bdm', 'cinder_delete_old', 'cinder_update', 'save_bdm', 'cinder_complete', 'unlock'];
   for (const step of steps) {
     test(`killed before ${step}`, async () => {
       const s = await env.seed({ legacy: true });
       const args = JSON.stringify({ action: 'refresh', bdm_uuid: s.bdm.uuid, config_file: [env.fx.env.confPath, env.extraConf], connector: env.connector, expect: RefreshEnv.EXPECT_NEW_MONITORS });
+      const watch = env.watchDanglingBdms(s.instanceUuid);
       const killed = await new Promise<string | null>((resolve) => {
         const child = spawn(BUNDLE, ['-'], { env: { ...process.env, NOVA_BDM_KILL_BEFORE_STEP: step }, stdio: ['pipe', 'ignore', 'ignore'] });
         child.on('exit', (_code, signal) => resolve(signal));
         child.stdin.end(args);
       });
       assert.equal(killed, 'SIGKILL');
+      assert.deepEqual(await watch.stop(), [], 'the killed run never left a BDM naming a deleted attachment');
       assert.equal((await env.dumpRows(s.instanceUuid)).instance!.locked, 1, 'the killed run left its lock');
       const r = await env.refresh({ bdm_uuid: s.bdm.uuid });
       assert.equal(r.failed, undefined, String(r.msg));

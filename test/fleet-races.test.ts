@@ -84,11 +84,13 @@ describe('two fleet runs at once, overlapping selections (two controllers)', () 
 });
 
 describe('a fleet run killed mid-way', () => {
-  for (const step of ['rpc_remove_volume_connection', 'cinder_update', 'save_bdm']) {
+  for (const step of ['rpc_remove_volume_connection', 'repoint_bdm', 'cinder_delete_old', 'cinder_update', 'save_bdm']) {
     test(`SIGKILL before the first ${step}, then a second run converges`, async () => {
       const { uuids, bdms } = await seedFleet(8);
       const killed = await runModule(env.args({ instance_uuids: uuids, max_parallel: 4 }), { NOVA_BDM_KILL_BEFORE_STEP: step });
       assert.equal(killed.signal, 'SIGKILL');
+      const cellOf = new Map(bdms.map((b) => [b.instanceUuid, b.cell]));
+      assert.deepEqual(await env.danglingBdms(uuids.map((u) => ({ instanceUuid: u, cell: cellOf.get(u)! }))), [], 'the killed run left no BDM naming an attachment Cinder lacks');
       const claims = await Promise.all(['cell1', 'cell2'].map((c) => env.fx.cell(c as 'cell1').selectFrom('instance_system_metadata').select('id').where('key', '=', CLAIM_KEY).where('instance_uuid', 'in', uuids).execute()));
       assert.ok(claims.flat().length >= 1, 'the killed run left claims behind');
 

@@ -134,7 +134,7 @@ describe('a fleet of 200 BDMs on 100 instances, 2 cells, 4 hosts', () => {
         } else if (s === at(h1, 24) && i === 1) {
           assert.equal(why(b), `not started: the refresh of BDM ${silent.uuid} of this instance failed`, where);
         } else if (cinderFails.includes(b)) {
-          assert.match(failure(b)?.msg, /failed at cinder_delete_old: Cinder DELETE \/attachments\/\S+ failed: computeFault: injected 500 \(HTTP 500\); the BDM and its attachment are unchanged, but the compute has already disconnected the volume from the host: run refresh again before starting the instance$/, where);
+          assert.match(failure(b)?.msg, /failed at cinder_delete_old: Cinder DELETE \/attachments\/\S+ failed: computeFault: injected 500 \(HTTP 500\); the old attachment was removed; the BDM now holds the reserved attachment \S+ with no connection_info: run refresh again before starting the instance$/, where);
         } else {
           assert.ok(wouldRefresh, where);
           const entry = refreshed(b);
@@ -149,10 +149,15 @@ describe('a fleet of 200 BDMs on 100 instances, 2 cells, 4 hosts', () => {
           continue;
         }
         if (b !== silent && !cinderFails.includes(b)) await assertUntouched(b);
-        else {
+        else if (b === silent) {
           // Rolled back: the BDM keeps its old attachment (the compute already let go of the volume).
           assert.equal((await env.bdmRow(b)).attachment_id, b.oldAttachmentId);
           assert.deepEqual(env.cloud.attachmentsOf(b.volumeId).map((a) => a.id), [b.oldAttachmentId]);
+        } else {
+          // The BDM named the reserved attachment before the old one was to go; the clean-up deleted the old one.
+          const kept = (await env.bdmRow(b)).attachment_id;
+          assert.notEqual(kept, b.oldAttachmentId);
+          assert.deepEqual(env.cloud.attachmentsOf(b.volumeId).map((a) => [a.id, a.status]), [[kept, 'reserved']]);
         }
       }
       const inst = await env.instanceRow({ instanceUuid: s.instanceUuid, cell: env.hosts.get(s.host)!.cell });
@@ -160,6 +165,7 @@ describe('a fleet of 200 BDMs on 100 instances, 2 cells, 4 hosts', () => {
       else assert.deepEqual([inst.locked, inst.locked_by], [0, null], `${s.kind} #${s.index} on ${s.host} unlocked`);
       await assertNoClaimLeft(s.instanceUuid, env.hosts.get(s.host)!.cell);
     }
+    assert.deepEqual(await env.danglingBdms(seeded.map((s) => ({ instanceUuid: s.instanceUuid, cell: env.hosts.get(s.host)!.cell }))), [], 'after the first run no BDM names an attachment Cinder lacks');
     // The interrupted refresh was recovered: the stray gone, both BDMs refreshed, its lock given back.
     assert.equal(env.cloud.attachments.has(stray.id), false);
     for (const b of interrupted.bdms) assert.ok(refreshed(b));

@@ -192,7 +192,7 @@ describe('failures after the lock leave a consistent cloud', () => {
 
   const cinderFaults: Array<[string, string, RegExp, number, RegExp, 'old' | 'new' | 'reserved-new']> = [
     ['reserve', 'POST', /\/attachments$/, 500, /failed at cinder_reserve: Cinder POST \/attachments failed: computeFault: injected 500 \(HTTP 500\)/, 'old'],
-    ['delete old (500, five times)', 'DELETE', /\/attachments\//, 500, /failed at cinder_delete_old: Cinder DELETE/, 'old'],
+    ['delete old (500, five times)', 'DELETE', /\/attachments\//, 500, /failed at cinder_delete_old: Cinder DELETE.*; the old attachment was removed; the BDM now holds the reserved attachment/, 'reserved-new'],
     ['update', 'PUT', /\/attachments\//, 500, /failed at cinder_update: .*; the old attachment was removed; the BDM now holds the reserved attachment/, 'reserved-new'],
     ['complete', 'POST', /\/action$/, 500, /failed at cinder_complete: .*did not mark it complete; run refresh again/, 'new'],
   ];
@@ -200,10 +200,13 @@ describe('failures after the lock leave a consistent cloud', () => {
     test(`Cinder fails at ${name}`, async () => {
       const s = await env.seed();
       env.cloud.failNext(method, path, status, name.startsWith('delete') ? 5 : 1);
+      const watch = env.watchDanglingBdms(s.instanceUuid);
       try {
         const r = await env.refresh({ bdm_uuid: s.bdm.uuid });
         assert.equal(r.failed, true);
         assert.match(String(r.msg), msg);
+        assert.deepEqual(await watch.stop(), [], 'no BDM names a deleted attachment, at any Cinder request of the failed run or after it');
+        assert.ok(watch.checks >= 3, `checked at each Cinder request (${watch.checks})`);
         const rows = await assertConsistent(s);
         const bdm = rows.bdms[0]!;
         if (expected === 'old') assert.equal(bdm.attachment_id, s.oldAttachmentId);
@@ -218,18 +221,20 @@ describe('failures after the lock leave a consistent cloud', () => {
         const att = env.cloud.attachmentsOf(s.volumeId);
         assert.deepEqual(att.map((a) => [a.status, a.attach_mode]), [['attached', 'rw']]);
       } finally {
+        await watch.stop();
         env.cloud.clearFaults();
       }
     });
   }
 
-  test('Cinder refuses the delete without a service token (409): explained, nothing lost', async () => {
+  test('Cinder refuses the delete once (409): explained; the clean-up deletes it, the BDM holds the reserved attachment', async () => {
     const s = await env.seed();
     env.cloud.failNext('DELETE', /\/attachments\//, 409);
     try {
       const r = await env.refresh({ bdm_uuid: s.bdm.uuid });
-      assert.match(String(r.msg), /Cinder DELETE \/attachments\/\S+ failed: conflictingRequest: injected 409 \(HTTP 409\)/);
-      await assertConsistent(s, s.oldAttachmentId);
+      assert.match(String(r.msg), /Cinder DELETE \/attachments\/\S+ failed: conflictingRequest: injected 409 \(HTTP 409\).*; the old attachment was removed; the BDM now holds the reserved attachment/);
+      await assertConsistent(s, String(env.cloud.attachmentsOf(s.volumeId)[0]!.id));
+      assert.deepEqual(await env.danglingBdms(s.instanceUuid), []);
     } finally {
       env.cloud.clearFaults();
     }
@@ -251,17 +256,19 @@ describe('two controllers, one instance', () => {
 });
 
 describe('crash safety: SIGKILL at each step, then a run that recovers', () => {
-  const steps = ['cinder_reserve', 'rpc_remove_volume_connection', 'cinder_delete_old', 'cinder_update', 'save_bdm', 'cinder_complete', 'finish_action', 'unlock'];
+  const steps = ['cinder_reserve', 'rpc_remove_volume_connection', 'repoint_bdm', 'cinder_delete_old', 'cinder_update', 'save_bdm', 'cinder_complete', 'finish_action', 'unlock'];
   for (const step of steps) {
     test(`killed before ${step}`, async () => {
       const s = await env.seed();
       const args = JSON.stringify({ action: 'refresh', bdm_uuid: s.bdm.uuid, config_file: [env.fx.env.confPath, env.extraConf], connector: env.connector, expect: RefreshEnv.EXPECT_NEW_MONITORS });
+      const watch = env.watchDanglingBdms(s.instanceUuid);
       const killed = await new Promise<{ code: number | null; signal: string | null }>((resolve) => {
         const child = spawn(BUNDLE, ['-'], { env: { ...process.env, NOVA_BDM_KILL_BEFORE_STEP: step }, stdio: ['pipe', 'ignore', 'ignore'] });
         child.on('exit', (code, signal) => resolve({ code, signal }));
         child.stdin.end(args);
       });
       assert.equal(killed.signal, 'SIGKILL');
+      assert.deepEqual(await watch.stop(), [], 'the killed run never left a BDM naming a deleted attachment');
       const left = await env.dumpRows(s.instanceUuid);
       assert.equal(left.instance!.locked, 1, 'the killed run left its lock');
       const shown = await env.refresh({ action: 'show', bdm_uuid: s.bdm.uuid, connector: undefined });

@@ -1,9 +1,6 @@
-import { after, afterEach, before, describe, test } from 'node:test';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MASK } from '../src/output/mask-secrets';
-import { capFromMinimumServiceVersion, capFromPin, removeVolumeConnectionVersion } from '../src/rpc/compute-rpc-version';
 import { pythonJsonDumps } from '../src/actions/connection-info';
 import { CONTROLLER_HOST, NEW_MONITORS, RefreshEnv } from './support/refresh-env';
 
@@ -151,78 +148,4 @@ describe('the happy path', () => {
     assert.equal(stored.data.target_portal, '192.0.2.6:3260');
     assert.equal(stored.serial, s.volumeId);
   });
-});
-
-describe('compute RPC 6.3: the compute deletes the old attachment itself (nova commit dc6dac360c)', () => {
-  /** The stand-in compute as a release that speaks up to `max`; from 6.3 it honours delete_attachment like nova's. */
-  function computeAt(max: string, oldAttachmentId: string) {
-    env.compute.maxVersion = max;
-    env.compute.onCall = (call) => {
-      // What nova's compute does for delete_attachment=True: it deletes the BDM's attachment in Cinder.
-      // (A compute older than 6.3 refuses the call before doing anything.)
-      if ((call.inner as any).args.delete_attachment && Number(max) >= 6.3) env.cloud.attachments.delete(oldAttachmentId);
-    };
-  }
-  function pinned(pin: string) {
-    const path = join(env.dir, `pin-${pin}.conf`);
-    writeFileSync(path, `[upgrade_levels]\ncompute = ${pin}\n`);
-    return [env.fx.env.confPath, env.extraConf, path];
-  }
-  afterEach(() => {
-    env.compute.onCall = undefined;
-    env.compute.maxVersion = undefined;
-  });
-
-  test('a 6.3 compute (pin caracal): 6.3 with delete_attachment=True, no DELETE of the old attachment from us', async () => {
-    const s = await env.seed();
-    computeAt('6.3', s.oldAttachmentId);
-    const r = await env.refresh({ bdm_uuid: s.bdm.uuid, config_file: pinned('caracal') });
-    assert.equal(r.failed, undefined, String(r.msg));
-    assert.equal(r.rpc_version, '6.3');
-    const inner = env.compute.calls.at(-1)!.inner as any;
-    assert.equal(inner.version, '6.3');
-    assert.deepEqual(Object.keys(inner.args).sort(), ['delete_attachment', 'instance', 'volume_id']);
-    assert.equal(inner.args.delete_attachment, true);
-    assert.ok(!(r.steps as Array<{ step: string }>).some((x) => x.step === 'cinder_delete_old'));
-    assert.equal(env.cloud.log.filter((m) => m.method === 'DELETE' && m.path.endsWith(s.oldAttachmentId)).length, 0);
-    assert.deepEqual(env.cloud.attachmentsOf(s.volumeId).map((a) => [a.id, a.status]), [[r.new_attachment_id, 'attached']]);
-    assert.equal((await env.dumpRows(s.instanceUuid)).bdms[0]!.attachment_id, r.new_attachment_id);
-  });
-
-  test('a 6.2 compute (pin antelope): 6.0 without delete_attachment, the old attachment deleted by us, as today', async () => {
-    const s = await env.seed();
-    computeAt('6.2', s.oldAttachmentId);
-    const r = await env.refresh({ bdm_uuid: s.bdm.uuid, config_file: pinned('antelope') });
-    assert.equal(r.failed, undefined, String(r.msg));
-    assert.equal(r.rpc_version, '6.0');
-    assert.deepEqual(Object.keys((env.compute.calls.at(-1)!.inner as any).args).sort(), ['instance', 'volume_id']);
-    assert.equal(env.cloud.log.filter((m) => m.method === 'DELETE' && m.path.endsWith(s.oldAttachmentId) && m.status === 200).length, 1);
-    assert.deepEqual(env.cloud.attachmentsOf(s.volumeId).map((a) => [a.id, a.status]), [[r.new_attachment_id, 'attached']]);
-  });
-
-  test('a 6.0 compute pinned too high (6.3): UnsupportedVersion, rolled back, nothing lost', async () => {
-    const s = await env.seed();
-    computeAt('6.0', s.oldAttachmentId);
-    const r = await env.refresh({ bdm_uuid: s.bdm.uuid, config_file: pinned('6.3') });
-    assert.equal(r.failed, true);
-    assert.match(String(r.msg), /failed at rpc_remove_volume_connection: UnsupportedVersion: Endpoint does not support RPC version 6\.3\. Attempted method: remove_volume_connection; the BDM and its attachment are unchanged$/);
-    assert.deepEqual(env.cloud.attachmentsOf(s.volumeId).map((a) => a.id), [s.oldAttachmentId]);
-    const rows = await env.dumpRows(s.instanceUuid);
-    assert.equal(rows.bdms[0]!.attachment_id, s.oldAttachmentId);
-    assert.equal(rows.instance!.locked, 0);
-    // The same compute with the pin it supports refreshes (6.0, today's flow).
-    const again = await env.refresh({ bdm_uuid: s.bdm.uuid, config_file: pinned('6.0') });
-    assert.equal(again.failed, undefined, String(again.msg));
-    assert.equal(again.rpc_version, '6.0');
-  });
-});
-
-test('the version of remove_volume_connection, as nova picks it: by pin, by the oldest compute (auto), unset', () => {
-  const version = (cap: string | null) => removeVolumeConnectionVersion(cap);
-  assert.deepEqual(
-    [null, 'queens', 'zed', 'antelope', 'bobcat', 'caracal', 'dalmatian', 'epoxy', 'gazpacho', '6.2', '6.3'].map((p) => version(p === null ? null : capFromPin(p))),
-    ['6.0', '5.0', '6.0', '6.0', '6.0', '6.3', '6.3', '6.3', '6.3', '6.0', '6.3'],
-  );
-  assert.deepEqual([53, 56, 64, 65, 66, 67, 68, 73].map((v) => version(capFromMinimumServiceVersion(v))), ['5.0', '6.0', '6.0', '6.0', '6.0', '6.3', '6.3', '6.3']);
-  assert.throws(() => capFromMinimumServiceVersion(74), /service version 74, newer than this tool knows \(73\)/);
 });

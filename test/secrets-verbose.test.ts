@@ -63,7 +63,13 @@ describe('every error class at -vvv, with secrets set in the arguments and the c
     const s = await env.seed();
     const noService = conf(`[DEFAULT]\nhost = ${CONTROLLER_HOST}\n${env.cloud.nova_conf_sections({ serviceUser: false })}`);
     const url = `mysql+pymysql://${env.fx.env.dbUser}:${encodeURIComponent(env.fx.env.dbPassword)}@127.0.0.1:3306/${env.fx.env.databases.cell1}?charset=utf8`;
-    await failsWithoutSecrets({ bdm_uuid: s.bdm.uuid, config_file: [env.fx.env.confPath, noService], database_connection: url, force: true }, /failed at cinder_delete_old: .*\(HTTP 409\)/);
+    const maps = env.cloud.novaAttachmentId;
+    env.cloud.novaAttachmentId = (_i, _v, attachmentId) => attachmentId; // Nova still maps it: Cinder wants the service token
+    try {
+      await failsWithoutSecrets({ bdm_uuid: s.bdm.uuid, config_file: [env.fx.env.confPath, noService], database_connection: url, force: true }, /failed at cinder_delete_old: .*\(HTTP 409\)/);
+    } finally {
+      env.cloud.novaAttachmentId = maps;
+    }
     const t = await env.seed();
     env.cloud.failNext('POST', /\/attachments$/, 500);
     try {

@@ -230,17 +230,35 @@ describe('the service-token rule (bug #2004555), decided by the service role', (
     await run(conf);
   }
 
-  test('send_service_user_token = false: Cinder refuses to delete the connected attachment (409), with our hint; nothing lost', async () => {
+  test('send_service_user_token = false: the refresh goes through, since Nova maps the new attachment by the time the old one is deleted', async () => {
     await withConf(env.cloud.nova_conf_sections({ serviceUser: false }), async (conf) => {
       const s = await env.seed();
       const r = await env.refresh({ bdm_uuid: s.bdm.uuid, config_file: [env.fx.env.confPath, conf] });
-      assert.equal(r.failed, true);
-      assert.match(String(r.msg), /failed at cinder_delete_old: Cinder DELETE \/attachments\/\S+ failed: conflictingRequest: Detach volume from instance \S+ using the Compute API \(HTTP 409\) \(Cinder wants a service token; in nova\.conf \[service_user\], send_service_user_token must be true\); the BDM and its attachment are unchanged/);
-      const rows = await env.dumpRows(s.instanceUuid);
-      assert.equal(rows.bdms[0]!.attachment_id, s.oldAttachmentId);
-      assert.deepEqual(env.cloud.attachmentsOf(s.volumeId).map((a) => [a.id, a.status]), [[s.oldAttachmentId, 'attached']]);
-      assert.equal(rows.instance!.locked, 0);
+      assert.equal(r.failed, undefined, String(r.msg));
+      const del = env.cloud.log.filter((m) => m.method === 'DELETE' && m.path.endsWith(s.oldAttachmentId));
+      assert.deepEqual(del.map((m) => [m.status, m.headers['x-service-token']]), [[200, undefined]]);
+      assert.deepEqual(env.cloud.attachmentsOf(s.volumeId).map((a) => [a.id, a.status]), [[r.new_attachment_id, 'attached']]);
     });
+  });
+
+  test('send_service_user_token = false, and Nova still maps the attachment being deleted: 409 with our hint; nothing lost', async () => {
+    const maps = env.cloud.novaAttachmentId;
+    env.cloud.novaAttachmentId = (_i, _v, attachmentId) => attachmentId;
+    try {
+      await withConf(env.cloud.nova_conf_sections({ serviceUser: false }), async (conf) => {
+        const s = await env.seed();
+        const r = await env.refresh({ bdm_uuid: s.bdm.uuid, config_file: [env.fx.env.confPath, conf] });
+        assert.equal(r.failed, true);
+        assert.match(String(r.msg), /failed at cinder_delete_old: Cinder DELETE \/attachments\/\S+ failed: conflictingRequest: Detach volume from instance \S+ using the Compute API \(HTTP 409\) \(Cinder wants a service token; in nova\.conf \[service_user\], send_service_user_token must be true\)/);
+        const rows = await env.dumpRows(s.instanceUuid);
+        // The clean-up cannot delete it either: the BDM keeps the reserved attachment, the old one stays beside it.
+        assert.deepEqual(await env.danglingBdms(s.instanceUuid), []);
+        assert.ok(env.cloud.attachments.has(s.oldAttachmentId));
+        assert.equal(rows.instance!.locked, 0);
+      });
+    } finally {
+      env.cloud.novaAttachmentId = maps;
+    }
   });
 
   test('send_service_user_token = false still deletes what needs no service request: a legacy attachment', async () => {
@@ -254,17 +272,21 @@ describe('the service-token rule (bug #2004555), decided by the service role', (
     });
   });
 
-  test('a service user without the service role: 409 and a hint about the role; with it the delete goes through', async () => {
+  test('a service user without the service role, and Nova still maps the attachment: 409 and a hint about the role; with it the delete goes through', async () => {
     const roles = env.cloud.roles['nova-service'];
+    const maps = env.cloud.novaAttachmentId;
     env.cloud.roles['nova-service'] = ['admin'];
+    env.cloud.novaAttachmentId = (_i, _v, attachmentId) => attachmentId;
     try {
       const s = await env.seed();
       const r = await env.refresh({ bdm_uuid: s.bdm.uuid });
       assert.equal(r.failed, true);
       assert.match(String(r.msg), /\(HTTP 409\) \(Cinder did not take it as a service request: the \[service_user\] user needs a role of Cinder's \[keystone_authtoken\] service_token_roles, by default service\)/);
-      assert.deepEqual(env.cloud.attachmentsOf(s.volumeId).map((a) => a.id), [s.oldAttachmentId]);
+      assert.ok(env.cloud.attachments.has(s.oldAttachmentId));
+      assert.deepEqual(await env.danglingBdms(s.instanceUuid), []);
     } finally {
       env.cloud.roles['nova-service'] = roles!;
+      env.cloud.novaAttachmentId = maps;
     }
     const s = await env.seed();
     const r = await env.refresh({ bdm_uuid: s.bdm.uuid });

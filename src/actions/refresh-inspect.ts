@@ -6,9 +6,10 @@ import type { Cell, NovaTopology } from '../nova-db/cells';
 import { readClaim } from '../nova-db/refresh-claim';
 import type { BdmRecord } from '../nova-db/records';
 import type { InstancesTable } from '../nova-db/schema';
+import type { ComputeTopic } from '../rpc/compute-rpc-version';
 import type { OsloRpcClient } from '../rpc/oslo-rpc-client';
 import { listedAttachmentsOf, type CinderIndex } from './cinder-index';
-import { checkCompute, chooseRpcVersion } from './refresh-preconditions';
+import { checkCompute, chooseComputeRoute, type ComputeRoute } from './refresh-preconditions';
 import { describeClaim, isAbandoned } from './refresh-lock';
 import { parseConnectionInfo } from './connection-info';
 import { onlineBlocker, type OnlineBlockerCode } from './online-eligibility';
@@ -34,7 +35,7 @@ export interface InspectSettings {
 /** What inspections share: clients and the per-host / per-run answers, asked once. */
 export class Inspector {
   private readonly hostChecks = new Map<string, Promise<NovaBdmError | undefined>>();
-  private rpcVersion?: Promise<string>;
+  private route?: Promise<ComputeRoute>;
   /** Cinder's attachments read in bulk by a large fleet plan (never used under a lock: it may be stale there). */
   cinderIndex?: CinderIndex;
 
@@ -48,8 +49,9 @@ export class Inspector {
   ) {}
 
   /**
-   * The compute is up, libvirt, and (for the stopped flow, which calls it) consumes its queue;
-   * once per cell, host and flow. The online flow sends no RPC: it does not need the queue.
+   * The compute is up, libvirt, and (for the stopped flow, which calls it) consumes the queue
+   * remove_volume_connection goes to; once per cell, host and flow. The online flow sends no RPC:
+   * it does not need the queue.
    */
   checkHost(cell: Cell, host: string, steps?: StepLog, flow: RefreshFlow = 'stopped'): Promise<NovaBdmError | undefined> {
     const key = `${cell.uuid} ${host} ${flow}`;
@@ -59,10 +61,12 @@ export class Inspector {
         try {
           await run(steps, 'check_compute', () => checkCompute(this.topology, cell, host, this.settings));
           if (flow === 'online') return undefined;
+          const { topic } = await this.chooseRoute(steps);
           const rpc = await run(steps, 'connect_rabbitmq', () => this.rpcFor(cell));
-          const consumers = await run(steps, 'check_compute_queue', () => rpc.consumersOf(`compute.${host}`));
+          const queue = `${topic}.${host}`;
+          const consumers = await run(steps, 'check_compute_queue', () => rpc.consumersOf(queue));
           if (consumers === 0) {
-            return new PreconditionFailed(`nova-compute on ${host} is not consuming its queue compute.${host} on ${rpc.where} (is it running and connected?)`);
+            return new PreconditionFailed(`nova-compute on ${host} is not consuming its queue ${queue} on ${rpc.where} (is it running and connected?)`);
           }
           return undefined;
         } catch (err) {
@@ -75,9 +79,9 @@ export class Inspector {
     return check;
   }
 
-  chooseRpcVersion(steps?: StepLog): Promise<string> {
-    this.rpcVersion ??= run(steps, 'choose_rpc_version', () => chooseRpcVersion(this.topology, this.settings.upgradeLevel));
-    return this.rpcVersion;
+  chooseRoute(steps?: StepLog): Promise<ComputeRoute> {
+    this.route ??= run(steps, 'choose_rpc_version', () => chooseComputeRoute(this.topology, this.settings.upgradeLevel));
+    return this.route;
   }
 }
 
@@ -105,8 +109,9 @@ export type Decision =
       /** Every attachment of (volume, instance) as the bulk listing showed it; undefined: not read in bulk. */
       listedAttachments?: Attachment[];
       connector: Connector;
-      /** The compute RPC version (null for the online flow, which sends none). */
+      /** The compute RPC version and topic (null for the online flow, which sends none). */
       rpcVersion: string | null;
+      rpcTopic: ComputeTopic | null;
     }
   | { action: 'current'; reasons: [] }
   /** Not refreshable now (the operator may fix it and run again); onlineBlocker: what the host of a running instance holds. */
@@ -174,7 +179,10 @@ export async function inspectBdm(ins: Inspector, t: Target, steps?: StepLog, und
   }
   const hostProblem = await ins.checkHost(t.cell, host, steps, flow);
   if (hostProblem) return { action: 'skip', why: hostProblem.message, error: hostProblem, reasons };
-  const rpcVersion = flow === 'stopped' ? await ins.chooseRpcVersion(steps) : null;
+  const route = flow === 'stopped' ? await ins.chooseRoute(steps) : null;
   const listedAttachments = listed ? listedAttachmentsOf(index!, bdm.volume_id!, instance.uuid) : undefined;
-  return { action: 'refresh', flow, reasons, forced: reasons.length === 0 && ins.settings.force, interrupted, cinderView, ...(listedAttachments ? { listedAttachments } : {}), connector, rpcVersion };
+  return {
+    action: 'refresh', flow, reasons, forced: reasons.length === 0 && ins.settings.force, interrupted, cinderView,
+    ...(listedAttachments ? { listedAttachments } : {}), connector, rpcVersion: route?.version ?? null, rpcTopic: route?.topic ?? null,
+  };
 }

@@ -79,7 +79,10 @@ export async function refreshInstance(input: InstanceRunInput): Promise<Instance
     };
     if (decision.flow === 'online') return refreshAttachmentOnline(common);
     rpc ??= await input.steps.run('connect_rabbitmq', () => inspector.rpcFor(cell));
-    return refreshAttachment({ ...common, rpc, rpcVersion: decision.rpcVersion ?? (await inspector.chooseRpcVersion(input.steps)), rpcTimeoutSeconds: input.rpcTimeoutSeconds });
+    const route = decision.rpcVersion !== null && decision.rpcTopic !== null
+      ? { version: decision.rpcVersion, topic: decision.rpcTopic }
+      : await inspector.chooseRoute(input.steps);
+    return refreshAttachment({ ...common, rpc, rpcVersion: route.version, rpcTopic: route.topic, rpcTimeoutSeconds: input.rpcTimeoutSeconds });
   };
   const lockReason = lockReasonFor(planned[0]!.bdm);
   return withInstanceLock(

@@ -2,7 +2,7 @@ import { PreconditionFailed } from '../errors';
 import type { Cell, NovaTopology } from '../nova-db/cells';
 import { computeNodesOf, computeServiceOf, databaseNow, minimumComputeVersion } from '../nova-db/refresh-reads';
 import { naiveUtcToDate } from '../naive-utc';
-import { capFromMinimumServiceVersion, capFromPin, removeVolumeConnectionVersion } from '../rpc/compute-rpc-version';
+import { capFromMinimumServiceVersion, capFromPin, computeTopic, removeVolumeConnectionVersion, type ComputeTopic } from '../rpc/compute-rpc-version';
 
 // What refresh checks about the compute host before it writes anything (the instance's own
 // state is refreshable.ts's rule), each with its own message.
@@ -41,13 +41,24 @@ export async function checkCompute(
   return { hypervisorTypes: types };
 }
 
-/** The version of remove_volume_connection to send, chosen like nova ([upgrade_levels] compute). */
-export async function chooseRpcVersion(topology: NovaTopology, upgradeLevel: string | undefined): Promise<string> {
-  if (upgradeLevel?.toLowerCase() !== 'auto') return removeVolumeConnectionVersion(capFromPin(upgradeLevel));
+/** How remove_volume_connection is sent: its version and the compute's topic. */
+export interface ComputeRoute {
+  version: string;
+  topic: ComputeTopic;
+}
+
+/** The version and topic of remove_volume_connection, chosen like nova ([upgrade_levels] compute). */
+export async function chooseComputeRoute(topology: NovaTopology, upgradeLevel: string | undefined): Promise<ComputeRoute> {
+  const cap = await capOf(topology, upgradeLevel);
+  return { version: removeVolumeConnectionVersion(cap), topic: computeTopic(cap) };
+}
+
+async function capOf(topology: NovaTopology, upgradeLevel: string | undefined): Promise<string | null> {
+  if (upgradeLevel?.toLowerCase() !== 'auto') return capFromPin(upgradeLevel);
   const cells = await topology.listCells();
   const minima = await Promise.all(
     cells.map((cell) => minimumComputeVersion(topology.cellDatabase(cell)).catch(() => null)), // nova ignores cells that fail
   );
   const positive = minima.filter((v): v is number => v !== null && v > 0);
-  return removeVolumeConnectionVersion(capFromMinimumServiceVersion(positive.length ? Math.min(...positive) : 0));
+  return capFromMinimumServiceVersion(positive.length ? Math.min(...positive) : 0);
 }

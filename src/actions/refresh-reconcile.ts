@@ -45,13 +45,13 @@ export async function reconcileBdm(
   if (!keep) {
     // The BDM's attachment is gone: adopt the one a refresh connected (its PUT went through),
     // else any left, else reserve one so the volume stays attached (nova's last resort).
-    keep = attachments.find((a) => a.connection_info && Object.keys(a.connection_info).length > 0) ?? attachments[0];
+    keep = attachments.find(hasConnection) ?? attachments[0];
     if (!keep) {
       keep = await cinder.reserveAttachment(volumeId, bdm.instance_uuid);
       done.reserved_attachment_id = keep.id;
       done.notes.push(`reserved attachment ${keep.id} to keep the volume attached`);
     }
-    const info = keep.connection_info && Object.keys(keep.connection_info).length > 0
+    const info = hasConnection(keep)
       ? pythonJsonDumps(connectionInfoFromAttachment(keep, volumeId, parseConnectionInfo(bdm.connection_info)))
       : null;
     if (!(await saveBdmAttachment(db, bdm.id, bdm.attachment_id, keep.id, info))) {
@@ -60,6 +60,12 @@ export async function reconcileBdm(
     done.kept_attachment_id = keep.id;
     done.repointed = true;
     done.notes.push(`pointed the BDM at attachment ${keep.id}${info ? '' : ' with connection_info cleared'}`);
+  } else if (keep === current && !bdm.connection_info && hasConnection(keep)) {
+    // The BDM names an attachment a refresh connected (its PUT went through) but could not yet
+    // store the connection_info of: adopt it.
+    const info = pythonJsonDumps(connectionInfoFromAttachment(keep, volumeId, null));
+    if (!(await saveBdmAttachment(db, bdm.id, keep.id, keep.id, info))) throw new Error(`BDM ${bdm.uuid} changed while it was being reconciled`);
+    done.notes.push(`stored the connection_info of attachment ${keep.id}`);
   }
   if (completePending && keep.status === 'attaching') {
     // Connected (or its PUT cut short inside cinder-api, connection_info never saved) but never
@@ -80,6 +86,10 @@ export async function reconcileBdm(
   }
   if (done.notes.length === 0) done.notes.push(`the BDM's attachment ${keep.id} exists and no other was left`);
   return { bdm: (await findBdmById(db, bdmId)) ?? bdm, done };
+}
+
+function hasConnection(a: Attachment): boolean {
+  return Boolean(a.connection_info && Object.keys(a.connection_info).length > 0);
 }
 
 /** What the recovery of an interrupted refresh did (the `recovered` key of a result). */

@@ -10,7 +10,7 @@ import type { BdmRecord } from '../nova-db/records';
 import type { CellDatabase, InstancesTable } from '../nova-db/schema';
 import { instancePrimitive } from '../rpc/instance-primitive';
 import type { OsloRpcClient } from '../rpc/oslo-rpc-client';
-import { computeDeletesAttachment } from '../rpc/compute-rpc-version';
+import { takesDeleteAttachment, type ComputeTopic } from '../rpc/compute-rpc-version';
 import { contextDict, type AdminContext } from '../rpc/request-context';
 import { connectionInfoFromAttachment, parseConnectionInfo, pythonJsonDumps, type ConnectionInfo } from './connection-info';
 import { reconcileBdm } from './refresh-reconcile';
@@ -29,6 +29,8 @@ export interface WorkInput {
   /** [DEFAULT] host of this process (the error event's host). */
   eventHost: string;
   rpcVersion: string;
+  /** The topic remove_volume_connection goes to (compute-alt from RPC 6.5 on). */
+  rpcTopic: ComputeTopic;
   rpcTimeoutSeconds: number;
   /** The instance as locked. */
   instance: Selectable<InstancesTable>;
@@ -51,7 +53,7 @@ export async function refreshAttachment(w: WorkInput): Promise<WorkDone> {
   let bdm = w.bdm;
   const volumeId = bdm.volume_id!;
   const instanceUuid = w.instance.uuid;
-  const state: { newAttachment?: Attachment; rpcDone: boolean; bdmSaved: boolean } = { rpcDone: false, bdmSaved: false };
+  const state: WorkState = { rpcDone: false, repointed: false, bdmSaved: false };
   let actionId: number | undefined;
   let failure: Error | undefined;
   try {
@@ -83,11 +85,13 @@ export async function refreshAttachment(w: WorkInput): Promise<WorkDone> {
     const primitive = instancePrimitive(w.instance, sysmeta, await infoCacheOf(db, instanceUuid));
     await steps.run('rpc_remove_volume_connection', () =>
       w.rpc.call(
-        `compute.${w.instance.host}`,
+        `${w.rpcTopic}.${w.instance.host}`,
         {
           method: 'remove_volume_connection',
-          // 6.3: like nova-manage since Caracal, the compute deletes the old attachment itself.
-          args: { instance: primitive, volume_id: volumeId, ...(computeDeletesAttachment(w.rpcVersion) ? { delete_attachment: true } : {}) },
+          // From 6.3 nova's rpcapi always sends delete_attachment; nova-manage sends True and lets
+          // the compute delete the attachment the BDM still names. We send False and delete it
+          // ourselves once the BDM names the new one: the BDM never names a deleted attachment.
+          args: { instance: primitive, volume_id: volumeId, ...(takesDeleteAttachment(w.rpcVersion) ? { delete_attachment: false } : {}) },
           version: w.rpcVersion,
         },
         contextDict(w.ctx),
@@ -95,15 +99,17 @@ export async function refreshAttachment(w: WorkInput): Promise<WorkDone> {
       ),
     );
     state.rpcDone = true;
-    if (!(computeDeletesAttachment(w.rpcVersion) && bdm.attachment_id)) {
-      await steps.run('cinder_delete_old', () => removeOldAttachments(cinder, bdm, state.newAttachment!.id, w.listedAttachments));
-    }
+    // The stale connection_info goes with the old attachment: nothing connects the new one yet.
+    const repointed = await steps.run('repoint_bdm', () => saveBdmAttachment(db, bdm.id, bdm.attachment_id, state.newAttachment!.id, null));
+    if (!repointed) throw new NovaBdmError(`BDM ${bdm.uuid} changed under us (its attachment_id is no longer ${bdm.attachment_id})`);
+    state.repointed = true;
+    await steps.run('cinder_delete_old', () => removeOldAttachments(cinder, bdm, state.newAttachment!.id, w.listedAttachments));
     const connector = { ...w.connector };
     if (connector.mountpoint === undefined && bdm.device_name) connector.mountpoint = bdm.device_name;
     const updated = await steps.run('cinder_update', () => cinder.updateAttachment(state.newAttachment!.id, connector));
     const newInfo = connectionInfoFromAttachment(updated, volumeId, parseConnectionInfo(bdm.connection_info));
-    const saved = await steps.run('save_bdm', () => saveBdmAttachment(db, bdm.id, bdm.attachment_id, state.newAttachment!.id, pythonJsonDumps(newInfo)));
-    if (!saved) throw new NovaBdmError(`BDM ${bdm.uuid} changed under us (its attachment_id is no longer ${bdm.attachment_id})`);
+    const saved = await steps.run('save_bdm', () => saveBdmAttachment(db, bdm.id, state.newAttachment!.id, state.newAttachment!.id, pythonJsonDumps(newInfo)));
+    if (!saved) throw new NovaBdmError(`BDM ${bdm.uuid} changed under us (its attachment_id is no longer ${state.newAttachment.id})`);
     state.bdmSaved = true;
     await steps.run('cinder_complete', () => cinder.completeAttachment(state.newAttachment!.id));
     return { newAttachmentId: state.newAttachment.id, newInfo };
@@ -128,8 +134,16 @@ export async function refreshAttachment(w: WorkInput): Promise<WorkDone> {
   }
 }
 
+interface WorkState {
+  newAttachment?: Attachment;
+  rpcDone: boolean;
+  /** The BDM names the new attachment (connection_info cleared), and the old one may be gone. */
+  repointed: boolean;
+  bdmSaved: boolean;
+}
+
 /** Reconcile, then say in words what state is left. */
-async function afterFailure(w: WorkInput, state: { newAttachment?: Attachment; rpcDone: boolean; bdmSaved: boolean }): Promise<{ undone: string[]; remains: string }> {
+async function afterFailure(w: WorkInput, state: WorkState): Promise<{ undone: string[]; remains: string }> {
   const reserved = state.newAttachment ? [state.newAttachment.id] : [];
   const { bdm, done } = await reconcileBdm(w.db, w.cinder, w.bdm.id, reserved, false);
   const undone = done.notes.filter((n) => !n.startsWith("the BDM's attachment"));

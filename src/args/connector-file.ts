@@ -33,8 +33,9 @@ export function loadConnector(inline: Record<string, unknown> | string | undefin
     }
     try {
       value = JSON.parse(text);
-    } catch {
-      throw new ConnectorUnreadable(`Failed to open ${path}. Does it contain valid connector_info data? (not JSON)`);
+    } catch (err) {
+      // nova-manage since openstack/nova 77851bb365: the parser's error after its question, rc 3.
+      throw new ConnectorUnreadable(`Failed to open ${path}. Does it contain valid connector_info data? Error: ${parserError(err as Error, text)}`);
     }
   }
   if (!validateConnector(value)) {
@@ -50,4 +51,19 @@ function describeText(text: string): string {
   const flat = text.trim().replace(/\s+/g, ' ');
   if (flat === '') return 'empty';
   return JSON.stringify(flat.length > 80 ? `${flat.slice(0, 80)}...` : flat);
+}
+
+/**
+ * JSON.parse's message without the excerpt of the file V8 quotes in some of them (a connector
+ * file in the wrong place may hold anything, secrets too), its position as line and column.
+ */
+function parserError(err: Error, text: string): string {
+  const message = err.message.split('\n')[0]!;
+  const token = /^Unexpected token '.*?', ".*$/s.exec(message);
+  if (token) return 'Unexpected token: not JSON';
+  const at = /^(.*) at position (\d+)$/.exec(message);
+  if (!at) return message;
+  const position = Number(at[2]);
+  const before = text.slice(0, position).split('\n');
+  return `${at[1]} at line ${before.length} column ${before.at(-1)!.length + 1}`;
 }

@@ -49,14 +49,37 @@ export function capFromMinimumServiceVersion(minimum: number): string {
 /** The version remove_volume_connection is sent with under this cap. */
 export function removeVolumeConnectionVersion(cap: string | null): string {
   if (cap === null) return '6.0';
-  const [major, minor] = cap.split('.').map(Number) as [number, number];
-  if (major > 6 || (major === 6 && minor >= 3)) return '6.3';
+  if (canSend(cap, '6.3')) return '6.3';
+  const [major] = cap.split('.').map(Number) as [number, number];
   if (major === 6) return '6.0';
   if (major === 5) return '5.0';
+  if (major > 6) throw new BadInput(`the compute RPC version cap ${cap} is newer than this tool knows (6.x): pin [upgrade_levels] compute to a 6.x version`);
   throw new BadInput(`the compute RPC version cap ${cap} is older than 5.0: remove_volume_connection cannot be sent`);
 }
 
-/** From 6.3 on, the compute deletes the BDM's old attachment itself (delete_attachment=True). */
-export function computeDeletesAttachment(version: string): boolean {
+/** From 6.3 nova's rpcapi sends remove_volume_connection's delete_attachment argument (dc6dac360c). */
+export function takesDeleteAttachment(version: string): boolean {
   return version === '6.3';
+}
+
+/** nova's two compute RPC topics (nova/compute/rpcapi.py RPC_TOPIC, RPC_TOPIC_ALT). */
+export type ComputeTopic = 'compute' | 'compute-alt';
+
+/**
+ * The topic remove_volume_connection goes to under this cap, as nova master's
+ * ComputeAPI.prepare_for_alt_rpcserver picks it (commit d5ffb58a8d, RPC 6.5): `compute-alt`
+ * when the client can send 6.5, else `compute`. A 6.5 compute (service version 71 on) runs a
+ * second RPC server on `compute-alt`, which it keeps during a graceful shutdown after it has
+ * stopped the `compute` one. No cap: `compute`, which every compute serves unless it is
+ * shutting down (see above for why no cap means 6.0 here).
+ */
+export function computeTopic(cap: string | null): ComputeTopic {
+  return cap !== null && canSend(cap, '6.5') ? 'compute-alt' : 'compute';
+}
+
+/** oslo.messaging's can_send_version: same major, minor not above the cap's. */
+function canSend(cap: string, version: string): boolean {
+  const [capMajor, capMinor] = cap.split('.').map(Number) as [number, number];
+  const [major, minor] = version.split('.').map(Number) as [number, number];
+  return capMajor === major && capMinor >= minor;
 }

@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { getConnectorJson, runOurs, seed, upLab, type LabEnv, type Seeded } from './harness';
 import { amqpMethod, type ProxyOptions } from './faults/fault-proxy';
-import { bdmProblems, failedActionProblems, finalProblems, interimProblems, snapshot, type Snapshot } from './faults/end-state';
+import { bdmProblems, danglingBdmProblems, failedActionProblems, finalProblems, interimProblems, snapshot, type Snapshot } from './faults/end-state';
 import { computeConsumers, LabService } from './faults/lab-services';
 import { framers, startRig, type Rig } from './faults/rig';
 import { armFaults, cellDbHook, cutAtNth, DB_WRITES, disarmFaults, faultTable, HTTP_TIMEOUT, LOCK_WAIT, newRow, onNthPublish, RowLockHolder, RPC_TIMEOUT, sleep, type Hooks, type Row } from './faults/matrix';
@@ -136,7 +136,7 @@ const cases: Case[] = [
   },
   ...(
     [
-      ['save_bdm', DB_WRITES.saveBdm],
+      ['BDM update (repoint_bdm or save_bdm)', DB_WRITES.saveBdm],
       ['finish_action', DB_WRITES.finishAction],
       ['unlock', DB_WRITES.unlock],
     ] as const
@@ -146,8 +146,8 @@ const cases: Case[] = [
     inject: () => ({ cellDb: cutAtNth(sql, NTH) }),
   })),
   {
-    name: 'cell DB lock wait timeout at save_bdm (one BDM row held)',
-    at: `save_bdm of instance ${NTH}`,
+    name: 'cell DB lock wait timeout at repoint_bdm (one BDM row held)',
+    at: `repoint_bdm of instance ${NTH}`,
     inject: async (c) => {
       await c.locks.hold("SELECT id FROM block_device_mapping WHERE instance_uuid = ? AND destination_type = 'volume' AND deleted = 0 FOR UPDATE", [c.fleet[NTH - 1]!.instance_uuid]);
       return { cellDb: cellDbHook(() => 'pass') };
@@ -228,6 +228,7 @@ describe(`fault matrix: fleet refresh of ${FLEET} BDMs on the real lab (issue 14
 
       const interim: Snapshot[] = await Promise.all(fleet.map((s) => snapshot(s)));
       const interimIssues: string[] = [];
+      const dangling = fleet.flatMap((s, i) => danglingBdmProblems(interim[i]!).map((p) => `${s.instance_uuid.slice(0, 8)}: ${p}`));
       let lockedForRecovery = 0;
       let cleanupReported = 0;
       fleet.forEach((s, i) => {
@@ -245,7 +246,9 @@ describe(`fault matrix: fleet refresh of ${FLEET} BDMs on the real lab (issue 14
           if (interim[i]!.nova.instance?.locked !== before[i]!.nova.instance?.locked) interimIssues.push(`${s.instance_uuid.slice(0, 8)}: "${f.remains}", but its lock changed`);
         }
       });
-      row.interim = interimIssues.length
+      row.interim = dangling.length
+        ? `DANGLING: ${dangling.join('; ')}`
+        : interimIssues.length
         ? `INCONSISTENT: ${interimIssues.join('; ')}`
         : `${FLEET - lockedForRecovery - cleanupReported} consistent, ${lockedForRecovery} locked for recovery${cleanupReported ? `, ${cleanupReported} clean-up failed (reported)` : ''}`;
       process.stdout.write(`# ${fault.name}: first run ${seconds} s: ${String(r1.msg)}\n`);
@@ -270,6 +273,7 @@ describe(`fault matrix: fleet refresh of ${FLEET} BDMs on the real lab (issue 14
           assert.ok(typeof f.remains === 'string' && f.remains.length > 0, `what remains of ${f.bdm_uuid}: ${JSON.stringify(f)}`);
         }
       }
+      assert.deepEqual(dangling, [], 'after the first run every BDM names an attachment Cinder has (or none)');
       assert.deepEqual(interimIssues, [], 'what the first run leaves is consistent or locked for recovery');
       assert.equal(r2.failed, undefined, `the re-run converges: ${JSON.stringify(r2).slice(0, 3000)}`);
       assert.deepEqual(r2.failures ?? [], []);

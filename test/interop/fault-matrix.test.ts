@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { getConnectorJson, runOurs, seed, upLab, type LabEnv, type Seeded } from './harness';
 import { amqpMethod } from './faults/fault-proxy';
-import { bdmProblems, failedActionProblems, finalProblems, interimProblems, snapshot } from './faults/end-state';
+import { bdmProblems, danglingBdmProblems, failedActionProblems, finalProblems, interimProblems, snapshot } from './faults/end-state';
 import { computeConsumers, LabService } from './faults/lab-services';
 import { framers, startRig, type Rig } from './faults/rig';
 import { armFaults, onNthPublish, cellDbHook, cutAtNth, DB_WRITES, disarmFaults, faultTable, loseAnswerToNthCommit, type Hooks, HTTP_TIMEOUT, LOCK_WAIT, newRow, RowLockHolder, RPC_TIMEOUT, sleep, type Row } from './faults/matrix';
@@ -40,11 +40,13 @@ interface Case {
 
 // The Cinder calls of a refresh of a v3 BDM, in order (each its own connection: no keep-alive).
 const CINDER_CALLS = ['GET attachment', 'GET volume', 'GET versions', 'POST attachments (reserve)', 'DELETE old attachment', 'PUT attachment (connector)', 'POST os-complete'];
+// (The BDM is repointed to the reserved attachment, a DB write, between the reserve and the DELETE.)
 
 // The cell DB writes of a refresh, in order, and which occurrence of each is the refresh's.
 const WRITES: Array<{ name: string; sql: RegExp; nth: number }> = [
   { name: 'start_action', sql: DB_WRITES.startAction, nth: 2 }, // the 1st is the lock's
-  { name: 'save_bdm', sql: DB_WRITES.saveBdm, nth: 1 },
+  { name: 'repoint_bdm', sql: DB_WRITES.saveBdm, nth: 1 },
+  { name: 'save_bdm', sql: DB_WRITES.saveBdm, nth: 2 },
   { name: 'finish_action', sql: DB_WRITES.finishAction, nth: 1 },
   { name: 'unlock', sql: DB_WRITES.unlock, nth: 1 },
 ];
@@ -128,11 +130,24 @@ const cases: Case[] = [
     },
   },
   {
-    name: 'cell DB lock wait timeout at save_bdm (BDM row held)',
-    at: 'save_bdm',
+    name: 'cell DB lock wait timeout at repoint_bdm (BDM row held)',
+    at: 'repoint_bdm',
     inject: async (c) => {
       await c.holdRowLock("SELECT id FROM block_device_mapping WHERE instance_uuid = ? AND destination_type = 'volume' AND deleted = 0 FOR UPDATE", [c.twin.instance_uuid]);
       return { cellDb: cellDbHook(() => 'pass') };
+    },
+  },
+  {
+    name: 'cell DB lock wait timeout at save_bdm (BDM row held from then on)',
+    at: 'save_bdm',
+    inject: (c) => {
+      let seen = 0;
+      return {
+        cellDb: cellDbHook(async (q): Promise<'pass'> => {
+          if (DB_WRITES.saveBdm.test(q) && ++seen === 2) await c.holdRowLock("SELECT id FROM block_device_mapping WHERE instance_uuid = ? AND destination_type = 'volume' AND deleted = 0 FOR UPDATE", [c.twin.instance_uuid]);
+          return 'pass';
+        }),
+      };
     },
   },
   {
@@ -234,10 +249,13 @@ describe('fault matrix: single refresh on the real lab (issue 14 item 1)', { ski
       row.first = r1.failed ? `failed at ${String((r1.steps as Array<{ step: string; ok: boolean }> | undefined)?.find((s) => !s.ok)?.step ?? (typeof r1.remains === 'string' ? 'the lock' : 'a read before the lock: nothing written'))}` : `ok (${r1.changed ? 'changed' : 'unchanged'}${r1.warnings ? ', warning' : ''})`;
       row.failSeconds = r1.failed ? `${seconds} s` : '-';
       const interim = await snapshot(twin);
+      const dangling = danglingBdmProblems(interim);
       const cleanupFailed = /clean-up failed too/.test(String(r1.remains ?? ''));
       const interimIssues = [...interimProblems(twin, interim, reason, cleanupFailed), ...failedActionProblems(interim, actionsBefore)];
       const reported = cleanupFailed ? bdmProblems(twin, interim) : [];
-      row.interim = interimIssues.length
+      row.interim = dangling.length
+        ? `DANGLING: ${dangling.join('; ')}`
+        : interimIssues.length
         ? `INCONSISTENT: ${interimIssues.join('; ')}`
         : interim.nova.instance?.locked
           ? 'locked by the refresh (next run recovers)'
@@ -267,6 +285,7 @@ describe('fault matrix: single refresh on the real lab (issue 14 item 1)', { ski
           assert.deepEqual(interim.nova.block_device_mapping, before.nova.block_device_mapping, 'the BDM is as before');
         }
       }
+      assert.deepEqual(dangling, [], 'after the first run the BDM names an attachment Cinder has (or none)');
       assert.deepEqual(interimIssues, [], 'what the first run leaves is consistent or locked for recovery');
       assert.equal(r2.failed, undefined, `the re-run converges: ${JSON.stringify(r2)}`);
       assert.deepEqual(endIssues, [], 'end state');

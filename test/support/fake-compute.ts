@@ -3,7 +3,10 @@ import * as amqp from 'amqplib';
 // A stand-in nova-compute: an oslo.messaging 14 RPC server on the real RabbitMQ, built to
 // reference/oslo-messaging-rabbit.md. It declares what oslo's server declares (exchange `nova`,
 // queue compute.<host>), answers remove_volume_connection, and on command fails, takes its
-// time, hangs in the method, or takes the message and dies. Like oslo's dispatcher
+// time, hangs in the method, or takes the message and dies. Told its release (a service
+// version), it speaks that release's compute RPC version and, from service version 71 on, also
+// serves compute-alt.<host>, as nova's second RPC server does; a graceful shutdown then stops
+// its compute.<host> server and keeps the compute-alt one. Like oslo's dispatcher
 // (rpc/dispatcher.py _watchdog), it sends call-monitor heartbeats only when the call carries
 // `_timeout` N with N/2 >= 1, every N/2 seconds while the method runs.
 
@@ -27,12 +30,29 @@ export interface ReceivedCall {
   finishedAt?: number;
 }
 
+/**
+ * nova/objects/service.py SERVICE_VERSION_HISTORY (openstack/nova master) from RPC 6.0 on:
+ * the compute RPC version of each nova-compute service version.
+ */
+export const COMPUTE_RPC_OF_SERVICE_VERSION: Record<number, string> = {
+  56: '6.0', 57: '6.0', 58: '6.0', 59: '6.0', 60: '6.0', 61: '6.0', 62: '6.0', 63: '6.0', 64: '6.1', 65: '6.1', 66: '6.2', 67: '6.3',
+  68: '6.4', 69: '6.4', 70: '6.4', 71: '6.5', 72: '6.5', 73: '6.5',
+};
+/**
+ * "Version 71: Compute RPC v6.5: Add 2nd RPC server for compute service" (commit d5ffb58a8d):
+ * from here nova-compute also runs an RPC server on topic compute-alt (nova/service.py
+ * Service.start, topic_alt from nova/cmd/compute.py).
+ */
+export const ALT_RPC_SERVER_SINCE = 71;
+
 export class FakeCompute {
   readonly calls: ReceivedCall[] = [];
   behaviour: ComputeBehaviour = { kind: 'ok' };
   /** The newest compute RPC version this compute speaks (as its release would); newer calls get oslo's UnsupportedVersion. */
   maxVersion?: string;
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** consumer tags by queue: compute.<host>, and compute-alt.<host> for a 6.5 compute. */
+  private readonly consumers = new Map<string, string>();
   /** Runs before the reply (e.g. to end a legacy connection in the stand-in Cinder, or to cut the DB). */
   onCall?: (call: ReceivedCall) => Promise<void> | void;
 
@@ -46,14 +66,58 @@ export class FakeCompute {
     const connection = await amqp.connect(url);
     const channel = await connection.createChannel();
     await channel.assertExchange('nova', 'topic', { durable: false, autoDelete: false });
-    const queue = `compute.${host}`;
-    await channel.assertQueue(queue, { durable: false, autoDelete: false, exclusive: false });
-    await channel.bindQueue(queue, 'nova', queue);
     const compute = new FakeCompute(connection, channel, host);
-    await channel.consume(queue, (msg) => {
-      if (msg) void compute.handle(msg);
-    });
+    await compute.serve('compute');
     return compute;
+  }
+
+  /** An oslo RPC server on this topic: the queue <topic>.<host> bound to `nova`, consumed. */
+  private async serve(topic: 'compute' | 'compute-alt'): Promise<void> {
+    const queue = `${topic}.${this.host}`;
+    if (this.consumers.has(queue)) return;
+    await this.channel.assertQueue(queue, { durable: false, autoDelete: false, exclusive: false });
+    await this.channel.bindQueue(queue, 'nova', queue);
+    const { consumerTag } = await this.channel.consume(queue, (msg) => {
+      if (msg) void this.handle(msg);
+    });
+    this.consumers.set(queue, consumerTag);
+  }
+
+  private async stopServing(topic: 'compute' | 'compute-alt'): Promise<void> {
+    const queue = `${topic}.${this.host}`;
+    const tag = this.consumers.get(queue);
+    if (tag === undefined) return;
+    await this.channel.cancel(tag);
+    this.consumers.delete(queue);
+  }
+
+  /**
+   * Run as a nova-compute of this service version: its RPC version from the history, and its
+   * RPC servers: compute, and compute-alt from version 71 on. Undefined: back to the default
+   * (any version, compute only).
+   */
+  async runServiceVersion(serviceVersion: number | undefined): Promise<void> {
+    await this.serve('compute');
+    if (serviceVersion === undefined) {
+      this.maxVersion = undefined;
+      await this.stopServing('compute-alt');
+      return;
+    }
+    const rpc = COMPUTE_RPC_OF_SERVICE_VERSION[serviceVersion];
+    if (!rpc) throw new Error(`the stand-in compute knows no service version ${serviceVersion}`);
+    this.maxVersion = rpc;
+    if (serviceVersion >= ALT_RPC_SERVER_SINCE) await this.serve('compute-alt');
+    else await this.stopServing('compute-alt');
+  }
+
+  /** nova/service.py Service.stop: the compute RPC server stops; compute-alt, if any, keeps finishing work. */
+  async gracefulShutdown(): Promise<void> {
+    await this.stopServing('compute');
+  }
+
+  /** The queues this compute consumes now. */
+  get servedQueues(): string[] {
+    return [...this.consumers.keys()];
   }
 
   private async handle(msg: amqp.ConsumeMessage): Promise<void> {
@@ -125,6 +189,7 @@ export class FakeCompute {
   /** Stop and remove the queue. */
   async destroy(): Promise<void> {
     await this.channel.deleteQueue(`compute.${this.host}`).catch(() => undefined);
+    await this.channel.deleteQueue(`compute-alt.${this.host}`).catch(() => undefined);
     await this.stop();
   }
 }

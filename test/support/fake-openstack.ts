@@ -110,6 +110,8 @@ export class FakeOpenStack {
   novaAttachmentId: (instanceUuid: string, volumeId: string, attachmentId: string) => Promise<string | undefined> | string | undefined = (_i, _v, a) => a;
   /** Runs before every request is handled (e.g. to expire the tokens after the n-th call). */
   onRequest?: (method: string, path: string) => void;
+  /** Awaited before every request is handled (e.g. to check Nova's rows while the client waits). */
+  beforeRequest?: (method: string, path: string) => Promise<void>;
   private readonly faults: Fault[] = [];
   private readonly tokens = new Map<string, IssuedToken>();
   private server!: Server;
@@ -332,6 +334,7 @@ project_domain_name = Default
       else answer();
     };
     this.onRequest?.(method, url.pathname);
+    await this.beforeRequest?.(method, url.pathname);
     const meters = this.meters.filter((m) => m.method === method && m.path.test(url.pathname));
     for (const m of meters) {
       m.total++;

@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execute } from '../../src/run';
+import { danglingBdms } from './dangling-bdms';
 import { FakeCompute } from './fake-compute';
 import { FakeOpenStack } from './fake-openstack';
 import { Fixtures, RBD_CONNECTION_INFO, type CellName } from './fixtures';
@@ -63,6 +64,15 @@ export class FleetEnv {
       }
     }, 10_000);
     return env;
+  }
+
+  /** Volume BDMs of these instances that name an attachment Cinder does not have (see dangling-bdms.ts). */
+  async danglingBdms(instances: Array<{ instanceUuid: string; cell: CellName }>): Promise<string[]> {
+    const out: string[] = [];
+    for (const cell of ['cell1', 'cell2'] as const) {
+      out.push(...(await danglingBdms(this.fx.cell(cell), this.cloud, instances.filter((i) => i.cell === cell).map((i) => i.instanceUuid))));
+    }
+    return out;
   }
 
   hostNames(): string[] {

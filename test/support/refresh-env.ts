@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execute } from '../../src/run';
+import { DanglingBdmWatch, danglingBdms } from './dangling-bdms';
 import { FakeCompute } from './fake-compute';
 import { FakeOpenStack, type FakeAttachment } from './fake-openstack';
 import { Fixtures, RBD_CONNECTION_INFO } from './fixtures';
@@ -152,6 +153,16 @@ export class RefreshEnv {
   async refresh(args: Record<string, unknown>) {
     const defaults = args.action === 'show' ? {} : { connector: this.connector, expect: RefreshEnv.EXPECT_NEW_MONITORS };
     return (await execute({ action: 'refresh', config_file: [this.fx.env.confPath, this.extraConf], ...defaults, ...args })).result;
+  }
+
+  /** Volume BDMs of these instances that name an attachment Cinder does not have (see dangling-bdms.ts). */
+  danglingBdms(...instanceUuids: string[]): Promise<string[]> {
+    return danglingBdms(this.fx.cell('cell1'), this.cloud, instanceUuids);
+  }
+
+  /** Checks for dangling BDMs of these instances before every Cinder request until stop(). */
+  watchDanglingBdms(...instanceUuids: string[]): DanglingBdmWatch {
+    return new DanglingBdmWatch(this.fx.cell('cell1'), this.cloud, instanceUuids);
   }
 
   /** Every row refresh may touch for this instance, for before/after comparisons. */

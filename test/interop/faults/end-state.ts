@@ -45,6 +45,19 @@ export function bdmProblems(twin: Seeded, s: Snapshot): string[] {
 }
 
 /**
+ * The rule at every moment of a refresh and after any failure, locked or not, clean-up failed
+ * or not: every volume BDM names an attachment Cinder has, or none (a legacy BDM). Nova 2023.2
+ * and later delete a BDM naming an attachment Cinder lacks at the instance's next reboot
+ * (nova/compute/manager.py _delete_dangling_bdms).
+ */
+export function danglingBdmProblems(s: Snapshot): string[] {
+  const ids = new Set(s.attachments.map((a) => a.id));
+  return s.nova.block_device_mapping
+    .filter((b) => b.attachment_id !== null && !ids.has(b.attachment_id))
+    .map((b) => `the BDM names attachment ${b.attachment_id}, which Cinder does not have (Nova would delete the BDM at the next reboot)`);
+}
+
+/**
  * The rules for the state a failed first run leaves. `cleanupFailed`: the run said its own
  * clean-up failed and to run refresh again; the BDM may then point at an attachment that is gone.
  */
