@@ -9,7 +9,8 @@
 //      fails, the twin's hard reboot that fails (Nova leaves it in ERROR), osops.nova.refresh
 //      (diff mode, running_instances online: the stopped and the running instances in one run),
 //      osops.nova.audit again, a start that works, and db1/db2 still in the same QEMU, whose
-//      hard reboot now works on the new mon.
+//      hard reboot now works on the new mon; then the twin is stopped out of ERROR, refreshed
+//      by the same playbook and started.
 // Clean-up: stops the instances it started, and takes the lab down again if it was not running
 // before (`--keep` leaves it up). Needs root (the lab does). Not to be run while
 // `npm run test:interop` uses the lab.
@@ -201,6 +202,18 @@ try {
     if (r.error) throw new Error(`${name}'s hard reboot failed (was it refreshed online? the refresh's summary above says): ${r.error}`);
     console.log(`-> ${r.vm_state}/${r.power_state} in ${r.seconds} s, new QEMU pid ${r.qemu_pid}, the domain's rbd disk names ${r.domain_rbd_hosts.join(', ')}`);
   }
+
+  say('8. the twin, left in ERROR by its hard reboot: stop it (Nova allows that from ERROR), refresh, start');
+  shown(`openstack server stop ${twin.instance_uuid}`);
+  r = power('stop', twin.instance_uuid);
+  if (r.error) throw new Error(`the twin did not stop: ${r.error}`);
+  console.log(`-> ${r.vm_state}/${r.power_state}`);
+  playbook('8b. the same refresh again: the twin now takes the stopped way, the rest is not stale', ['osops.nova.refresh']);
+  shown(`openstack server start ${twin.instance_uuid}`);
+  r = power('start', twin.instance_uuid);
+  if (r.error) throw new Error(`the refreshed twin did not start: ${r.error}`);
+  started.add(twin.instance_uuid);
+  console.log(`-> ${r.vm_state}/${r.power_state} in ${r.seconds} s, the domain's rbd disk names ${r.domain_rbd_hosts.join(', ')}`);
 } catch (e) {
   console.error(`\ndemo:ceph FAILED: ${e.message}`);
   process.exitCode = 1;
