@@ -464,10 +464,10 @@ export async function moveMon(newIp: string): Promise<{ ms: number; output: stri
   return { ms: Date.now() - t0, output: r.stdout };
 }
 
-/** What tools/start_instance.py and stop_instance.py print. */
+/** What tools/start_instance.py, stop_instance.py and reboot_instance.py print. */
 export interface PowerResult {
   instance_uuid: string;
-  action: 'start' | 'stop';
+  action: 'start' | 'stop' | 'reboot';
   vm_state: string;
   power_state: string;
   task_state: string | null;
@@ -477,6 +477,9 @@ export interface PowerResult {
   domain_rbd_hosts: string[];
   domain: string;
   domain_state: string | null;
+  /** The domain's QEMU process before the cast and at the end (libvirt's pid file); null when none runs. */
+  qemu_pid_before: number | null;
+  qemu_pid: number | null;
   error: string | null;
   /** Exit status of the tool (0 = the instance reached the wanted state). */
   status: number | null;
@@ -486,7 +489,7 @@ export interface PowerResult {
  * Starts or stops an instance the way nova-api does (task_state, instance action, cast to the
  * compute through Nova's own rpcapi), then waits for the power state, at most `timeoutS`.
  */
-export async function powerInstance(action: 'start' | 'stop', instanceUuid: string, timeoutS = 120): Promise<PowerResult> {
+export async function powerInstance(action: 'start' | 'stop' | 'reboot', instanceUuid: string, timeoutS = 120): Promise<PowerResult> {
   const e = env();
   const r = await runAsync(e.python, [join(LAB_SRC, 'tools', `${action}_instance.py`), instanceUuid, '--timeout', String(timeoutS)], {
     timeoutMs: (timeoutS + 120) * 1000,
@@ -499,6 +502,38 @@ export async function powerInstance(action: 'start' | 'stop', instanceUuid: stri
     throw new Error(`${action}_instance.py printed no JSON (exit ${r.status}):\n${tail(r.stderr)}`);
   }
   return { ...out, status: r.status };
+}
+
+/**
+ * Hard-reboots an instance the way nova-api's reboot(HARD) does (`openstack server reboot
+ * --hard`: task_state rebooting_hard, instance action 'reboot', cast reboot_instance with
+ * reboot_type HARD), then waits for active/running, at most `timeoutS`. The compute defines the
+ * domain again from the BDMs' stored connection_info, as after a host reboot. `error` is set
+ * when the compute failed, also when it kept the old guest running and only recorded a fault.
+ */
+export function hardReboot(instanceUuid: string, timeoutS = 120): Promise<PowerResult> {
+  return powerInstance('reboot', instanceUuid, timeoutS);
+}
+
+/**
+ * The pid of the QEMU process that runs the instance's libvirt domain on compute2, or null when
+ * none runs. The domain is named after the instance's id (Nova's instance_name_template
+ * `instance-%08x`); libvirt's system instance keeps the pid in /run/libvirt/qemu/<domain>.pid,
+ * and /proc must show that process as this domain's guest (a pid file can outlive a crash).
+ */
+export async function qemuPid(instanceUuid: string): Promise<number | null> {
+  const found = await withDb(env().databases.nova, (c) => rows<{ id: number }>(c, 'SELECT id FROM instances WHERE uuid = ? AND deleted = 0', [instanceUuid]));
+  if (!found[0]) throw new Error(`qemuPid: no instance ${instanceUuid} in cell1`);
+  const domain = `instance-${found[0].id.toString(16).padStart(8, '0')}`;
+  let pid: number;
+  let cmdline: string;
+  try {
+    pid = Number(readFileSync(`/run/libvirt/qemu/${domain}.pid`, 'utf8').trim());
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return null;
+  }
+  return cmdline.split('\0').some((arg) => arg === `guest=${domain}` || arg.startsWith(`guest=${domain},`)) ? pid : null;
 }
 
 /** One Cinder attachment as the API shows it (admin token). */
