@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -149,7 +149,10 @@ async function unchangedWorld(run: () => Promise<void>): Promise<void> {
   assert.equal(s.cinderMutations(), cinder, 'a Cinder mutation was sent');
   for (const name of readdirSync(s.okDir)) {
     assert.ok(!name.endsWith('.tmp'), `temp file left: ${name}`);
-    assert.equal((statSync(join(s.okDir, name)).mode & 0o777).toString(8), '600', `report ${name} is not 0600`);
+    // A report (JSON) is 0600; the audit's metrics file (the Prometheus text format, no secret) 0644.
+    const path = join(s.okDir, name);
+    const metrics = statSync(path).isFile() && readFileSync(path, 'utf8').startsWith('# HELP nova_bdm_audit_');
+    assert.equal((statSync(path).mode & 0o777).toString(8), metrics ? '644' : '600', `${metrics ? 'metrics file' : 'report'} ${name}`);
   }
 }
 

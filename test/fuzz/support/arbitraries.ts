@@ -142,6 +142,8 @@ export function arbitraries(s: FuzzSandbox) {
       check_cinder: fc.boolean(),
       cinder_concurrency: fc.oneof(fc.integer({ min: -2, max: 70 }), fc.double()),
       report_path: reportTrick,
+      metrics_path: reportTrick,
+      stale_limit: fc.oneof(fc.integer({ min: -2, max: 3 }), fc.integer({ min: 0, max: 100_000 }), fc.double(), hostileValue),
       config_file: configFile,
       api_database_connection: dbUrl,
       database_connection: dbUrl,
@@ -219,6 +221,8 @@ export function arbitraries(s: FuzzSandbox) {
     { weight: 1, arbitrary: hostileString },
     { weight: 1, arbitrary: fc.tuple(fc.constantFrom('--config-file=', '--rpc-timeout=', '--expect-json=', '--host='), hostileString).map(([a, b]) => a + b) },
     { weight: 1, arbitrary: reportTrick.map((p) => `--report-path=${p}`) },
+    { weight: 1, arbitrary: reportTrick.map((p) => `--metrics-file=${p}`) },
+    { weight: 1, arbitrary: fc.constantFrom('--stale-limit=0', '--stale-limit=1', '--stale-limit=-1', '--stale-limit=x') },
   );
   const command = fc.constantFrom(['bdm', 'show'], ['bdm', 'refresh'], ['bdm', 'audit'], ['volume_attachment', 'show'], ['volume_attachment', 'refresh'], ['get_connector'], []);
   const argv = fc
