@@ -214,6 +214,8 @@ function command(positional: readonly string[], moduleArgs: Record<string, unkno
     return { kind: 'run', moduleArgs: { ...moduleArgs, action: 'show', instance_uuid: rest[0], volume_id: rest[1] }, render };
   }
   if (category === 'get_connector' || (category === 'volume_attachment' && action === 'get_connector')) {
+    const extra = category === 'get_connector' ? positional.slice(1) : rest;
+    if (extra.length !== 0) return { kind: 'usage-error', message: `get_connector takes no arguments (got ${shownWord(extra[0]!)})` };
     return { kind: 'run', moduleArgs: { ...moduleArgs, action: 'get_connector' }, render };
   }
   if (category === 'bdm' && action === 'audit') {

@@ -22,6 +22,9 @@ test('every command builds the module arguments Ansible would send', () => {
   assert.deepEqual(run(['volume_attachment', 'show', U, V]).moduleArgs, { action: 'show', instance_uuid: U, volume_id: V });
   assert.deepEqual(run(['get_connector']).moduleArgs, { action: 'get_connector' });
   assert.deepEqual(run(['volume_attachment', 'get_connector']).moduleArgs, { action: 'get_connector' });
+  // nova-manage's get_connector takes no positional arguments either: an extra word is a usage error (exit 64), not ignored.
+  assert.equal(usage(['get_connector', 'extra']), 'get_connector takes no arguments (got extra)');
+  assert.equal(usage(['volume_attachment', 'get_connector', 'x']), 'get_connector takes no arguments (got x)');
   assert.deepEqual(run(['bdm', 'audit']).moduleArgs, { action: 'audit' });
   assert.deepEqual(run(['bdm', 'refresh', U, '--connector-path', '/c.json']).moduleArgs, { action: 'refresh', bdm_uuid: U, connector_path: '/c.json' });
   assert.deepEqual(run(['volume_attachment', 'refresh', U, V, '/c.json']).moduleArgs, { action: 'refresh', instance_uuid: U, volume_id: V, connector_path: '/c.json' });
