@@ -1,6 +1,6 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -56,6 +56,26 @@ describe('interop lab: a state dir that does not exist yet', { skip: SKIP }, () 
   after(() => {
     run('bash', [join(LAB, 'down.sh'), '--purge'], stateDir, 120_000);
     rmSync(parent, { recursive: true, force: true });
+  });
+
+  test("lab_pid_ours knows its process by the environment even when that is larger than a pipe buffer (pipefail, no SIGPIPE)", async () => {
+    // memcached's command line cannot name the state dir: only its environment does. Under npm
+    // run test:interop that environment is large, and a grep -q matching early killed its writer.
+    const filler = 'y'.repeat(20_000);
+    const env: NodeJS.ProcessEnv = { A: '1', OPENSTACK_LAB_ETC_DIR: join(stateDir, 'etc') };
+    for (let i = 0; i < 6; i++) env[`FILLER_${i}`] = filler;
+    const child = spawn('sleep', ['30'], { env, stdio: 'ignore' });
+    try {
+      await new Promise((r) => setTimeout(r, 200));
+      const lib = join(LAB, 'lib.sh');
+      const r = run('bash', ['-c', `set -euo pipefail; . '${lib}'; lab_pid_ours ${child.pid} && echo ours || echo stranger`]);
+      assert.equal(r.out.trim(), 'ours', r.err);
+      const other = run('bash', ['-c', `set -euo pipefail; . '${lib}'; lab_pid_ours ${child.pid} && echo ours || echo stranger`], join(parent, 'another-lab'));
+      assert.equal(other.out.trim(), 'stranger', other.err);
+    } finally {
+      child.kill();
+    }
+    assert.equal(existsSync(join(parent, 'not-yet')), false);
   });
 
   test('env.sh and env.sh --json print the settings and create nothing', () => {

@@ -141,9 +141,12 @@ LAB_SERVICES="nova-compute2 neutron-stub nova-compute nova-conductor cinder-volu
 # True if the pid is alive AND its command line names this state dir's etc/, or (memcached's
 # command line cannot) its environment has this state dir's OPENSTACK_LAB_ETC_DIR (guards
 # against stale pid files after a reboot and against another state dir's processes).
+# grep reads to the end here, never -q: the scripts run with pipefail, and a grep -q that matches
+# early (an environment larger than a pipe buffer) kills its writer with SIGPIPE, so the pipeline
+# failed and the lab took its own memcached for a stranger (seen under npm run test:interop).
 lab_pid_ours() {
   [[ $1 =~ ^[0-9]+$ ]] && kill -0 "$1" 2>/dev/null &&
-    { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF "$LAB_ETC/" ||
-      tr '\0' '\n' <"/proc/$1/environ" 2>/dev/null | grep -qxF "OPENSTACK_LAB_ETC_DIR=$LAB_ETC"; }
+    { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -F "$LAB_ETC/" >/dev/null ||
+      tr '\0' '\n' <"/proc/$1/environ" 2>/dev/null | grep -xF "OPENSTACK_LAB_ETC_DIR=$LAB_ETC" >/dev/null; }
 }
 lab_running() { [[ -f $LAB_RUN/$1.pid ]] && lab_pid_ours "$(cat "$LAB_RUN/$1.pid")"; }

@@ -133,7 +133,7 @@ fi
 VH=$OPENSTACK_LAB_VHOST
 if [[ $VH != / ]]; then
   ((FRESH)) && rabbitmqctl -q delete_vhost "$VH" >/dev/null 2>&1 9>&- || true
-  if ! rabbitmqctl -q list_vhosts 2>>"$LAB_LOG/rabbitmq.log" 9>&- | grep -qxF "$VH"; then
+  if ! rabbitmqctl -q list_vhosts 2>>"$LAB_LOG/rabbitmq.log" 9>&- | grep -xF "$VH" >/dev/null; then
     say "rabbitmq: add_vhost $VH"
     rabbitmqctl -q add_vhost "$VH" >>"$LAB_LOG/rabbitmq.log" 2>&1 9>&- || fail rabbitmq "add_vhost $VH failed"
     rabbitmqctl -q set_permissions -p "$VH" guest '.*' '.*' '.*' >>"$LAB_LOG/rabbitmq.log" 2>&1 9>&- ||
