@@ -1,11 +1,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { runAnsible, type AnsibleRun } from '../support/ansible-run';
 import { randomUUID } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { recordOutput } from '../support/secret-scan-record';
 import { NEW_MONITORS, RefreshEnv } from '../support/refresh-env';
 
 // Issue 22: the role gets each compute host's connector where Node.js is not installed
@@ -25,42 +24,9 @@ let collectionsPath: string;
 /** PATH entries without node: every program of the usual folders, linked, except Node.js's. */
 let noNodeBin: string;
 
-interface Run {
-  code: number | null;
-  out: string;
-}
+type Run = AnsibleRun;
 
-function run(command: string, args: string[], extraEnv: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, {
-      cwd: work,
-      env: {
-        ...process.env,
-        ANSIBLE_NOCOLOR: '1',
-        ANSIBLE_FORCE_COLOR: '0',
-        ANSIBLE_LOCALHOST_WARNING: 'false',
-        ANSIBLE_INVENTORY_UNPARSED_WARNING: 'false',
-        ANSIBLE_COLLECTIONS_PATH: collectionsPath,
-        ANSIBLE_HOME: join(work, 'ansible-home'),
-        ANSIBLE_LOCAL_TEMP: join(work, 'ansible-tmp'),
-        ANSIBLE_RETRY_FILES_ENABLED: 'false',
-        ANSIBLE_STDOUT_CALLBACK: 'default',
-        ...extraEnv,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 180_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      recordOutput(command, out);
-      resolve({ code, out });
-    });
-  });
-}
+const run = (command: string, args: string[], env: Record<string, string> = {}): Promise<Run> => runAnsible({ work, collectionsPath }, command, args, { env });
 
 /**
  * A stand-in command: records its arguments (one JSON array per line) and whether `node` is on its

@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { runAnsible, type AnsibleRun } from '../support/ansible-run';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import { ISCSI_CHAP_CONNECTION_INFO } from '../support/fixtures';
 import { USERS } from '../support/fake-openstack';
 import { BUNDLE } from '../support/nova-env';
-import { recordOutput } from '../support/secret-scan-record';
 import { NEW_MONITORS, OLD_MONITORS, RefreshEnv } from '../support/refresh-env';
 import { parseMetricsFile, sampleValue } from '../support/prometheus-text';
 
@@ -37,43 +36,9 @@ let tarball: string;
 let inventory: string;
 let collectionsPath: string;
 
-interface Run {
-  code: number | null;
-  out: string;
-  ms: number;
-}
+type Run = AnsibleRun;
 
-function run(command: string, args: string[], timeoutMs = 180_000): Promise<Run> {
-  const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, {
-      cwd: work,
-      env: {
-        ...process.env,
-        ANSIBLE_NOCOLOR: '1',
-        ANSIBLE_FORCE_COLOR: '0',
-        ANSIBLE_LOCALHOST_WARNING: 'false',
-        ANSIBLE_INVENTORY_UNPARSED_WARNING: 'false',
-        ANSIBLE_COLLECTIONS_PATH: collectionsPath,
-        ANSIBLE_HOME: join(work, 'ansible-home'),
-        ANSIBLE_LOCAL_TEMP: join(work, 'ansible-tmp'),
-        ANSIBLE_RETRY_FILES_ENABLED: 'false',
-        ANSIBLE_STDOUT_CALLBACK: 'default',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      recordOutput(command, out); // for the whole-suite secret scan
-      resolve({ code, out, ms: Date.now() - started });
-    });
-  });
-}
+const run = (command: string, args: string[], timeoutMs = 180_000): Promise<Run> => runAnsible({ work, collectionsPath }, command, args, { timeoutMs });
 
 /** Extra vars as a JSON file (types survive, unlike -e key=value). */
 function extraVars(vars: Record<string, unknown>): string[] {

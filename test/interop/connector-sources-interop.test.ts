@@ -1,6 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { runAnsible, type AnsibleRun } from '../support/ansible-run';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,34 +19,9 @@ let lab: LabEnv;
 let work: string;
 let collectionsPath: string;
 
-function run(command: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, {
-      cwd: work,
-      env: {
-        ...process.env,
-        ANSIBLE_NOCOLOR: '1',
-        ANSIBLE_LOCALHOST_WARNING: 'false',
-        ANSIBLE_INVENTORY_UNPARSED_WARNING: 'false',
-        ANSIBLE_COLLECTIONS_PATH: collectionsPath,
-        ANSIBLE_HOME: join(work, 'ansible-home'),
-        ANSIBLE_LOCAL_TEMP: join(work, 'ansible-tmp'),
-        ANSIBLE_RETRY_FILES_ENABLED: 'false',
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 600_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, out });
-    });
-  });
-}
+// The tier's bundle outputs are scanned through its hook; these playbook outputs are not recorded.
+const run = (command: string, args: string[], env: Record<string, string> = {}): Promise<AnsibleRun> =>
+  runAnsible({ work, collectionsPath }, command, args, { env, timeoutMs: 600_000, record: false });
 
 /** The role's connector tasks (tasks_from: connectors) for compute2 from one source; what they found and why not. */
 async function roleConnector(source: 'nova-manage' | 'module', vars: Record<string, unknown>): Promise<{ found: Record<string, unknown>; failed: Record<string, string>; out: string }> {
