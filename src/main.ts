@@ -24,7 +24,7 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`nova-bdm: ${command.message}\n\n${USAGE}\n`);
     return EXIT_USAGE;
   }
-  const { execute } = await import('./run');
+  const { execute } = await import('./entry/run');
   const { result, error } = await execute(command.moduleArgs);
   // A fleet refresh that failed for some BDMs still prints what it did.
   const partial = result.failed && result.counts !== undefined;
@@ -65,7 +65,7 @@ async function runAnsible(source: string): Promise<number> {
     process.stdout.write(`${JSON.stringify({ changed: false, failed: true, msg: `module arguments in ${what} ${reason}` })}\n`);
     return 1;
   }
-  const { execute } = await import('./run');
+  const { execute } = await import('./entry/run');
   const { result } = await execute(raw);
   const { writeJsonLine } = await import('./output/json-lines');
   await writeJsonLine(process.stdout, result);

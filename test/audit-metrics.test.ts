@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execute } from '../src/run';
+import { execute } from '../src/entry/run';
 import { RefreshEnv } from './support/refresh-env';
 import { parseMetricsFile, sampleValue } from './support/prometheus-text';
 

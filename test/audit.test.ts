@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { execute } from '../src/run';
+import { execute } from '../src/entry/run';
 import { NEW_MONITORS, RefreshEnv } from './support/refresh-env';
 
 // Staleness rules, idempotent refresh, check mode and the fleet audit, on the real schema.

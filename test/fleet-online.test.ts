@@ -2,7 +2,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execute } from '../src/run';
+import { execute } from '../src/entry/run';
 import { FleetEnv, type SeededBdm } from './support/fleet-env';
 import { NEW_MONITORS, RefreshEnv } from './support/refresh-env';
 

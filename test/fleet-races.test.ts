@@ -94,7 +94,7 @@ describe('a fleet run killed mid-way', () => {
       const claims = await Promise.all(['cell1', 'cell2'].map((c) => env.fx.cell(c as 'cell1').selectFrom('instance_system_metadata').select('id').where('key', '=', CLAIM_KEY).where('instance_uuid', 'in', uuids).execute()));
       assert.ok(claims.flat().length >= 1, 'the killed run left claims behind');
 
-      const r = (await (await import('../src/run')).execute(env.args({ instance_uuids: uuids }))).result as any;
+      const r = (await (await import('../src/entry/run')).execute(env.args({ instance_uuids: uuids }))).result as any;
       assert.equal(r.failed, undefined, r.msg);
       assert.equal(r.counts.failed, 0);
       // What the killed run finished is not stale any more; the rest is refreshed now.

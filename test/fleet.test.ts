@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { lockReasonFor } from '../src/actions/lock-reason';
+import { lockReasonFor } from '../src/actions/rules/lock-reason';
 import { CLAIM_KEY } from '../src/nova-db/refresh-claim';
 import { FleetEnv, type SeededBdm } from './support/fleet-env';
 import type { CellName } from './support/fixtures';
@@ -233,7 +233,7 @@ describe('refuse_locked, and audit agreeing with the plan', () => {
     ];
     const uuids = seeded.map((s) => s.instanceUuid);
     for (const refuseLocked of [false, true]) {
-      const audit = (await (await import('../src/run')).execute({ action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], cells: ['cell2'], instance_uuids: uuids, expect: env.args({}).expect, check_cinder: true, refuse_locked: refuseLocked })).result as any;
+      const audit = (await (await import('../src/entry/run')).execute({ action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], cells: ['cell2'], instance_uuids: uuids, expect: env.args({}).expect, check_cinder: true, refuse_locked: refuseLocked })).result as any;
       const plan = await env.refresh({ cells: ['cell2'], instance_uuids: uuids, refuse_locked: refuseLocked, _ansible_check_mode: true });
       assert.equal(audit.stale.length, 6);
       for (const s of audit.stale) {
@@ -372,7 +372,7 @@ describe('volume_attachments: each entry selects exactly what it names', () => {
     assert.deepEqual(plan.diff.map((d: any) => /^BDM (\S+) /.exec(d.before_header)![1]).sort(), [ax.uuid, by.uuid].sort());
     assert.ok(plan.diff.every((d: any) => d.after.includes(NEW_MONITORS[0])));
     assert.deepEqual(plan.hosts_without_connector, []);
-    const audit = (await (await import('../src/run')).execute({ action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], volume_attachments: named, expect: env.args({}).expect })).result as any;
+    const audit = (await (await import('../src/entry/run')).execute({ action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], volume_attachments: named, expect: env.args({}).expect })).result as any;
     assert.deepEqual(audit.stale.map((s: any) => s.bdm_uuid).sort(), [ax.uuid, by.uuid].sort());
     assert.equal(audit.totals.scanned, 2);
 

@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createServer } from 'node:http';
 import { dirname, join } from 'node:path';
-import { execute } from '../src/run';
+import { execute } from '../src/entry/run';
 
 // get_connector reads the host's files like os-brick; here a fake host tree stands in for /.
 

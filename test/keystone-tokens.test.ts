@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { CinderClient, CinderSession } from '../src/cinder/cinder-client';
 import { OpenStackHttp } from '../src/cinder/http';
-import { execute } from '../src/run';
+import { execute } from '../src/entry/run';
 import { USERS } from './support/fake-openstack';
 import { RefreshEnv } from './support/refresh-env';
 

@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync, chmodSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execute } from '../src/run';
+import { execute } from '../src/entry/run';
 import { checkPrivateFileTarget, openPrivateFileStream, writePrivateFile } from '../src/output/private-file';
 import { Fixtures } from './support/fixtures';
 

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { lockReasonFor } from '../src/actions/lock-reason';
+import { lockReasonFor } from '../src/actions/rules/lock-reason';
 import { RefreshEnv } from './support/refresh-env';
 import { BUNDLE } from './support/nova-env';
 import { TcpProxy } from './support/tcp-proxy';

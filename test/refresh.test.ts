@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MASK } from '../src/output/mask-secrets';
-import { pythonJsonDumps } from '../src/actions/connection-info';
+import { pythonJsonDumps } from '../src/actions/rules/connection-info';
 import { CONTROLLER_HOST, NEW_MONITORS, RefreshEnv } from './support/refresh-env';
 
 // refresh on the real MariaDB (Nova schema made by nova-manage) and the real RabbitMQ, with

@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { execute } from '../src/run';
+import { execute } from '../src/entry/run';
 import { labSecrets } from './interop/lab-secrets';
 import { BUNDLE } from './support/nova-env';
 import { RefreshEnv } from './support/refresh-env';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execute } from '../src/run';
+import { execute } from '../src/entry/run';
 import { USERS } from './support/fake-openstack';
 import { CONTROLLER_HOST, RefreshEnv } from './support/refresh-env';
 

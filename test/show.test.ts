@@ -5,9 +5,9 @@ import { randomUUID } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { lockReasonFor } from '../src/actions/lock-reason';
+import { lockReasonFor } from '../src/actions/rules/lock-reason';
 import { CLAIM_KEY } from '../src/nova-db/refresh-claim';
-import { execute } from '../src/run';
+import { execute } from '../src/entry/run';
 import { MASK } from '../src/output/mask-secrets';
 import { Fixtures, ISCSI_CHAP_CONNECTION_INFO } from './support/fixtures';
 

@@ -1,13 +1,13 @@
 import { BdmNotFound } from '../errors';
 import type { Cell, NovaTopology } from '../nova-db/cells';
 import { findInstanceSummary, listVolumeBdmsOfInstance } from '../nova-db/queries';
-import { locateOneBdm } from './locate-bdm';
-import { lockReasonFor } from './lock-reason';
+import { locateOneBdm } from './shared/locate-bdm';
+import { lockReasonFor } from './rules/lock-reason';
 import type { NovaDatabase } from '../nova-db/connect';
 import { readClaim } from '../nova-db/refresh-claim';
 import { systemMetadataOf } from '../nova-db/refresh-reads';
 import type { CellDatabase } from '../nova-db/schema';
-import { claimHolder, isAbandoned } from './refresh-lock';
+import { claimHolder, isAbandoned } from './refresh/lock';
 import type { BdmRecord, InstanceSummary } from '../nova-db/records';
 import { maskSecrets } from '../output/mask-secrets';
 import type { BdmRef } from '../selection';

@@ -1,4 +1,4 @@
-import type { FleetRefreshResult } from '../actions/fleet';
+import type { FleetRefreshResult } from '../actions/fleet/fleet';
 import type { CliRender } from './parse';
 
 // Human output: nova-manage's two-column "Property | Value" table, rows sorted by key.

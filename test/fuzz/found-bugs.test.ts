@@ -4,12 +4,12 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, ftruncateSync, openSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { expectationMismatch } from '../../src/actions/staleness';
+import { expectationMismatch } from '../../src/actions/rules/staleness';
 import { loadConnector } from '../../src/args/connector-file';
 import { loadNovaConf } from '../../src/config/nova-conf';
 import { maskSecrets, MASK } from '../../src/output/mask-secrets';
 import { TextScrubber } from '../../src/output/scrub-text';
-import { execute } from '../../src/run';
+import { execute } from '../../src/entry/run';
 
 // The bugs the hostile-input fuzz found, each pinned by a direct test (fast, no database).
 

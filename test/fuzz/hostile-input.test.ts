@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { exitCodeFor } from '../../src/cli/exit-codes';
 import { parseCli } from '../../src/cli/parse';
 import { renderResult } from '../../src/cli/render';
-import { execute, type Outcome } from '../../src/run';
+import { execute, type Outcome } from '../../src/entry/run';
 import { BUNDLE, STATE_DIR } from '../support/nova-env';
 import { arbitraries, safeStringify } from './support/arbitraries';
 import { ansibleOutputProblem, cliOutputProblem, moduleResultProblem } from './support/check-answer';

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execute } from '../../src/run';
+import { execute } from '../../src/entry/run';
 import { danglingBdms } from './dangling-bdms';
 import { FakeCompute } from './fake-compute';
 import { FakeOpenStack } from './fake-openstack';

@@ -58,8 +58,8 @@ function recordBundle(): void {
 }
 
 function recordExecute(): void {
-  // Wrapped when a test first loads src/run (compiled: dist/src/run.js), whoever loads it.
-  const target = join(__dirname, '..', '..', 'src', 'run.js');
+  // Wrapped when a test first loads src/entry/run (compiled: dist/src/entry/run.js), whoever loads it.
+  const target = join(__dirname, '..', '..', 'src', 'entry', 'run.js');
   const loader = Module as unknown as { _load: (request: string, parent: unknown, isMain: boolean) => unknown; _resolveFilename: (request: string, parent: unknown) => string };
   const originalLoad = loader._load;
   let wrapped = false;

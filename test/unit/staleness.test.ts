@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cinderStaleReasons, dbStaleReasons, expectationMismatch, SELF_ADDED_DATA_KEYS } from '../../src/actions/staleness';
+import { cinderStaleReasons, dbStaleReasons, expectationMismatch, SELF_ADDED_DATA_KEYS } from '../../src/actions/rules/staleness';
 
 const stored = { driver_volume_type: 'rbd', data: { hosts: ['a', 'b'], ports: ['6789', 6790], keyring: 'AQBstoredsecret==' } };
 

@@ -1,18 +1,18 @@
-import type { CinderClient } from '../cinder/cinder-client';
-import { loadCinderIndex, type CinderIndex } from './cinder-index';
-import type { Cell, NovaTopology } from '../nova-db/cells';
-import { streamVolumeBdmBatches, type AuditRow } from '../nova-db/audit-query';
-import { matchesDriverVolumeType, type FleetFilters } from '../selection';
-import { AuditReportFile } from './audit-report';
-import { checkMetricsPath, writeAuditMetrics } from './audit-metrics';
-import { StaleTally, type StaleBdm } from './audit-tally';
-import { BadInput } from '../errors';
-import { parseConnectionInfo } from './connection-info';
-import { onlineBlocker } from './online-eligibility';
-import { instanceBlocker, refreshFlowOf, type BlockerCode, type RunningInstances } from './refreshable';
-import { cinderStaleReasons, dbStaleReasons, type StaleCode, type StaleReason } from './staleness';
+import type { CinderClient } from '../../cinder/cinder-client';
+import { loadCinderIndex, type CinderIndex } from '../shared/cinder-index';
+import type { Cell, NovaTopology } from '../../nova-db/cells';
+import { streamVolumeBdmBatches, type AuditRow } from '../../nova-db/audit-query';
+import { matchesDriverVolumeType, type FleetFilters } from '../../selection';
+import { AuditReportFile } from './report';
+import { checkMetricsPath, writeAuditMetrics } from './metrics';
+import { StaleTally, type StaleBdm } from './tally';
+import { BadInput } from '../../errors';
+import { parseConnectionInfo } from '../rules/connection-info';
+import { onlineBlocker } from '../rules/online-eligibility';
+import { instanceBlocker, refreshFlowOf, type BlockerCode, type RunningInstances } from '../rules/refreshable';
+import { cinderStaleReasons, dbStaleReasons, type StaleCode, type StaleReason } from '../rules/staleness';
 
-export type { StaleBdm } from './audit-tally';
+export type { StaleBdm } from './tally';
 
 // Every attached volume BDM across all cells, judged by the staleness rules. A few cells are read
 // side by side, each streamed in batches, so memory stays flat however large the cloud: of the

@@ -1,8 +1,8 @@
-import { BdmNotFound, InconsistentData, type NovaBdmError } from '../errors';
-import type { Cell, NovaTopology } from '../nova-db/cells';
-import { findBdmByInstanceAndVolume, findBdmsByUuid } from '../nova-db/queries';
-import type { BdmRecord } from '../nova-db/records';
-import type { OneBdm } from '../selection';
+import { BdmNotFound, InconsistentData, type NovaBdmError } from '../../errors';
+import type { Cell, NovaTopology } from '../../nova-db/cells';
+import { findBdmByInstanceAndVolume, findBdmsByUuid } from '../../nova-db/queries';
+import type { BdmRecord } from '../../nova-db/records';
+import type { OneBdm } from '../../selection';
 
 /** One live BDM by its uuid (searched in every cell at once) or by instance + volume. */
 export async function locateOneBdm(

@@ -1,8 +1,8 @@
-import { PreconditionFailed } from '../errors';
-import type { Cell, NovaTopology } from '../nova-db/cells';
-import { computeNodesOf, computeServiceOf, databaseNow, minimumComputeVersion } from '../nova-db/refresh-reads';
-import { naiveUtcToDate } from '../naive-utc';
-import { capFromMinimumServiceVersion, capFromPin, computeTopic, removeVolumeConnectionVersion, type ComputeTopic } from '../rpc/compute-rpc-version';
+import { PreconditionFailed } from '../../errors';
+import type { Cell, NovaTopology } from '../../nova-db/cells';
+import { computeNodesOf, computeServiceOf, databaseNow, minimumComputeVersion } from '../../nova-db/refresh-reads';
+import { naiveUtcToDate } from '../../naive-utc';
+import { capFromMinimumServiceVersion, capFromPin, computeTopic, removeVolumeConnectionVersion, type ComputeTopic } from '../../rpc/compute-rpc-version';
 
 // What refresh checks about the compute host before it writes anything (the instance's own
 // state is refreshable.ts's rule), each with its own message.

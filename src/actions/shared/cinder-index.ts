@@ -1,4 +1,4 @@
-import type { Attachment, AttachedHosts, CinderClient } from '../cinder/cinder-client';
+import type { Attachment, AttachedHosts, CinderClient } from '../../cinder/cinder-client';
 
 // What Cinder says in bulk, read once: every attachment (the detail listing, all projects, pages
 // of 1000) and the host Cinder recorded for each attached one (the volumes' attachments

@@ -1,10 +1,10 @@
-import type { Attachment, CinderClient } from '../cinder/cinder-client';
-import type { NovaDatabase } from '../nova-db/connect';
-import { findBdmById } from '../nova-db/refresh-reads';
-import { finishRefreshAction, saveBdmAttachment, unfinishedRefreshActions } from '../nova-db/refresh-writes';
-import type { BdmRecord } from '../nova-db/records';
-import type { CellDatabase } from '../nova-db/schema';
-import { connectionInfoFromAttachment, parseConnectionInfo, pythonJsonDumps } from './connection-info';
+import type { Attachment, CinderClient } from '../../cinder/cinder-client';
+import type { NovaDatabase } from '../../nova-db/connect';
+import { findBdmById } from '../../nova-db/refresh-reads';
+import { finishRefreshAction, saveBdmAttachment, unfinishedRefreshActions } from '../../nova-db/refresh-writes';
+import type { BdmRecord } from '../../nova-db/records';
+import type { CellDatabase } from '../../nova-db/schema';
+import { connectionInfoFromAttachment, parseConnectionInfo, pythonJsonDumps } from '../rules/connection-info';
 
 // The one invariant a refresh must never break, restored from whatever state is left: the BDM
 // points at an attachment that exists in Cinder (or at its legacy connection), and no other

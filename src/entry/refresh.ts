@@ -1,21 +1,21 @@
-import type { AnsibleFlags } from './args/validate';
-import type { ModuleArgs } from './args/schema';
-import { refreshBdm } from './actions/refresh';
-import type { SingleRefreshResult } from './actions/refresh-result';
-import type { FleetProgress, FleetRefreshResult } from './actions/fleet';
-import { connectorLookup } from './actions/fleet-connectors';
-import { CinderClient, CinderSession } from './cinder/cinder-client';
-import { OpenStackHttp } from './cinder/http';
-import { cinderSecrets, cinderSettings } from './cinder/cinder-settings';
-import { loadConnector } from './args/connector-file';
-import { urlPasswords } from './config/connections';
-import { localHost, type NovaConf } from './config/nova-conf';
-import { rabbitSettings } from './rpc/rabbit-settings';
-import { BadInput } from './errors';
-import type { Cell, NovaTopology } from './nova-db/cells';
-import { OsloRpcClient } from './rpc/oslo-rpc-client';
-import type { TextScrubber } from './output/scrub-text';
-import type { Selection } from './selection';
+import type { AnsibleFlags } from '../args/validate';
+import type { ModuleArgs } from '../args/schema';
+import { refreshBdm } from '../actions/refresh/refresh';
+import type { SingleRefreshResult } from '../actions/refresh/result';
+import type { FleetProgress, FleetRefreshResult } from '../actions/fleet/fleet';
+import { connectorLookup } from '../actions/fleet/connectors';
+import { CinderClient, CinderSession } from '../cinder/cinder-client';
+import { OpenStackHttp } from '../cinder/http';
+import { cinderSecrets, cinderSettings } from '../cinder/cinder-settings';
+import { loadConnector } from '../args/connector-file';
+import { urlPasswords } from '../config/connections';
+import { localHost, type NovaConf } from '../config/nova-conf';
+import { rabbitSettings } from '../rpc/rabbit-settings';
+import { BadInput } from '../errors';
+import type { Cell, NovaTopology } from '../nova-db/cells';
+import { OsloRpcClient } from '../rpc/oslo-rpc-client';
+import type { TextScrubber } from '../output/scrub-text';
+import type { Selection } from '../selection';
 
 // Wires refresh to the real outside systems from nova.conf and the arguments. Loaded only for
 // refresh, so `show` never pays for the RabbitMQ and HTTP stacks.
@@ -75,7 +75,7 @@ export async function runRefresh(
   const cinderFor = (requestId: string) => new CinderClient(session, requestId);
   try {
     if (selection.kind === 'fleet') {
-      const { refreshFleet } = await import('./actions/fleet');
+      const { refreshFleet } = await import('../actions/fleet/fleet');
       // A live progress line on a terminal (the CLI); Ansible's stderr is never one.
       const progress = onProgress ?? (process.stderr.isTTY === true ? writeProgress : undefined);
       const result = await refreshFleet(

@@ -1,10 +1,10 @@
-import type { ModuleArgs } from './args/schema';
-import { auditFleet } from './actions/audit';
-import type { CinderClient } from './cinder/cinder-client';
-import type { NovaConf } from './config/nova-conf';
-import type { NovaTopology } from './nova-db/cells';
-import type { TextScrubber } from './output/scrub-text';
-import type { FleetFilters } from './selection';
+import type { ModuleArgs } from '../args/schema';
+import { auditFleet } from '../actions/audit/audit';
+import type { CinderClient } from '../cinder/cinder-client';
+import type { NovaConf } from '../config/nova-conf';
+import type { NovaTopology } from '../nova-db/cells';
+import type { TextScrubber } from '../output/scrub-text';
+import type { FleetFilters } from '../selection';
 
 // Wires the fleet audit: the cell databases always, Cinder only with check_cinder.
 
@@ -13,10 +13,10 @@ export async function runAudit(args: ModuleArgs, filters: FleetFilters, conf: No
   if (args.check_cinder) {
     // Loaded only here: a DB-only audit never pays for the HTTP stack.
     const [{ CinderClient, CinderSession }, { OpenStackHttp }, { cinderSecrets, cinderSettings }, { newAdminContext }] = await Promise.all([
-      import('./cinder/cinder-client'),
-      import('./cinder/http'),
-      import('./cinder/cinder-settings'),
-      import('./rpc/request-context'),
+      import('../cinder/cinder-client'),
+      import('../cinder/http'),
+      import('../cinder/cinder-settings'),
+      import('../rpc/request-context'),
     ]);
     const settings = cinderSettings(conf, args.cinder_auth ?? {});
     for (const s of cinderSecrets(settings.cinder)) scrubber.add(s);

@@ -1,5 +1,5 @@
-import type { BlockerCode } from './refreshable';
-import type { StaleCode } from './staleness';
+import type { BlockerCode } from '../rules/refreshable';
+import type { StaleCode } from '../rules/staleness';
 
 // What the audit keeps of the stale BDMs it finds: counts, and the first `limit` entries. Ansible
 // holds every task's result in memory and hands it to every callback, so the result must not

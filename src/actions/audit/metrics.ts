@@ -1,7 +1,7 @@
-import { BadInput } from '../errors';
-import { checkPrivateFileTarget, writePublicFile } from '../output/private-file';
-import { renderGauges, type GaugeFamily } from '../output/prometheus-text';
-import type { StaleTally } from './audit-tally';
+import { BadInput } from '../../errors';
+import { checkPrivateFileTarget, writePublicFile } from '../../output/private-file';
+import { renderGauges, type GaugeFamily } from '../../output/prometheus-text';
+import type { StaleTally } from './tally';
 
 // The audit's metrics_path: the run's counts in the Prometheus text format, for node_exporter's
 // textfile collector (or any scraper of such files). Series per cell, compute host, stale reason

@@ -2,13 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Selectable } from 'kysely';
-import { DatabaseConnectionLost, InstanceChanged, LockedByAnotherRefresh, RefreshFailed } from '../errors';
-import type { NovaDatabase } from '../nova-db/connect';
-import { claimInstance, heartbeatClaim, readClaim, releaseClaim, type ClaimValue, type HeldClaim } from '../nova-db/refresh-claim';
-import type { CellDatabase, InstancesTable } from '../nova-db/schema';
-import { newAdminContext, type AdminContext } from '../rpc/request-context';
-import { instanceBlocker, isRefreshLockReason, refreshFlowOf, type InstanceFacts, type RefreshFlow } from './refreshable';
-import type { StepLog } from './step-log';
+import { DatabaseConnectionLost, InstanceChanged, LockedByAnotherRefresh, RefreshFailed } from '../../errors';
+import type { NovaDatabase } from '../../nova-db/connect';
+import { claimInstance, heartbeatClaim, readClaim, releaseClaim, type ClaimValue, type HeldClaim } from '../../nova-db/refresh-claim';
+import type { CellDatabase, InstancesTable } from '../../nova-db/schema';
+import { newAdminContext, type AdminContext } from '../../rpc/request-context';
+import { instanceBlocker, isRefreshLockReason, refreshFlowOf, type InstanceFacts, type RefreshFlow } from '../rules/refreshable';
+import type { StepLog } from '../shared/step-log';
 
 // The lock around a refresh's work, like nova-manage's `locked_instance` context manager:
 // lock if unlocked (leave an existing lock in place), do the work, give back what we took.

@@ -1,5 +1,5 @@
-import { OpenStackHttpError } from '../cinder/http';
-import { RefreshFailed } from '../errors';
+import { OpenStackHttpError } from '../../cinder/http';
+import { RefreshFailed } from '../../errors';
 
 /**
  * A fleet stops starting new work once Cinder (or Keystone) could not be reached at all, its

@@ -1,5 +1,5 @@
-import { BadInput } from '../errors';
-import { openPrivateFileStream, type PrivateFileStream } from '../output/private-file';
+import { BadInput } from '../../errors';
+import { openPrivateFileStream, type PrivateFileStream } from '../../output/private-file';
 
 // The audit's report_path, written while the cells are read: each stale BDM goes to the file as
 // it is found, so the report of a million-BDM fleet is never one string in memory. The file is

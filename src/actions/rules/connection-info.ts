@@ -1,4 +1,4 @@
-import type { Attachment } from '../cinder/cinder-client';
+import type { Attachment } from '../../cinder/cinder-client';
 
 // connection_info as Nova builds it from a Cinder attachment (nova/volume/cinder.py
 // _translate_attachment_ref + nova-manage's serial), keeping what Nova's own refresh keeps

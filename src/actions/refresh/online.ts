@@ -1,16 +1,16 @@
 import type { Selectable } from 'kysely';
-import type { Connector } from '../args/connector-schema';
-import type { Attachment, CinderClient } from '../cinder/cinder-client';
-import { NovaBdmError, RefreshFailed } from '../errors';
-import type { NovaDatabase } from '../nova-db/connect';
-import { finishRefreshAction, saveBdmAttachment, startRefreshAction } from '../nova-db/refresh-writes';
-import type { BdmRecord } from '../nova-db/records';
-import type { CellDatabase, InstancesTable } from '../nova-db/schema';
-import type { AdminContext } from '../rpc/request-context';
-import { connectionInfoFromAttachment, parseConnectionInfo, pythonJsonDumps } from './connection-info';
-import { reconcileBdm } from './refresh-reconcile';
-import type { WorkDone } from './refresh-work';
-import type { StepLog } from './step-log';
+import type { Connector } from '../../args/connector-schema';
+import type { Attachment, CinderClient } from '../../cinder/cinder-client';
+import { NovaBdmError, RefreshFailed } from '../../errors';
+import type { NovaDatabase } from '../../nova-db/connect';
+import { finishRefreshAction, saveBdmAttachment, startRefreshAction } from '../../nova-db/refresh-writes';
+import type { BdmRecord } from '../../nova-db/records';
+import type { CellDatabase, InstancesTable } from '../../nova-db/schema';
+import type { AdminContext } from '../../rpc/request-context';
+import { connectionInfoFromAttachment, parseConnectionInfo, pythonJsonDumps } from '../rules/connection-info';
+import { reconcileBdm } from './reconcile';
+import type { WorkDone } from './work';
+import type { StepLog } from '../shared/step-log';
 
 // The writes of one BDM's online refresh, under the instance's lock, the instance running: a
 // second attachment for the same instance with the host's connector, completed; the BDM saved;

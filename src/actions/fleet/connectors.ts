@@ -1,8 +1,8 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Connector } from '../args/connector-schema';
-import { loadConnector } from '../args/connector-file';
-import { BadInput, ConnectorMissing, NovaBdmError } from '../errors';
+import type { Connector } from '../../args/connector-schema';
+import { loadConnector } from '../../args/connector-file';
+import { BadInput, ConnectorMissing, NovaBdmError } from '../../errors';
 
 // The connector of each compute host of a fleet refresh: `connectors` (host -> connector, or
 // the JSON text `get_connector --json` printed there),

@@ -1,19 +1,19 @@
-import type { CinderClient } from '../cinder/cinder-client';
-import { NovaBdmError, RefreshFailed } from '../errors';
-import type { Cell } from '../nova-db/cells';
-import { findBdmById, systemMetadataOf } from '../nova-db/refresh-reads';
-import type { BdmRecord } from '../nova-db/records';
-import type { OsloRpcClient } from '../rpc/oslo-rpc-client';
-import { newAdminContext, type AdminContext } from '../rpc/request-context';
-import { parseConnectionInfo, type ConnectionInfo } from './connection-info';
-import { lockReasonFor } from './lock-reason';
-import { inspectBdm, type Decision, type Inspector } from './refresh-inspect';
-import { withInstanceLock, type HeldLock } from './refresh-lock';
-import { recoverInterrupted, type Recovery } from './refresh-reconcile';
-import { OnlineCleanupFailed, refreshAttachmentOnline, type OnlineStep } from './refresh-online';
-import { refreshAttachment, type WorkDone } from './refresh-work';
-import type { StaleReason } from './staleness';
-import type { StepLog } from './step-log';
+import type { CinderClient } from '../../cinder/cinder-client';
+import { NovaBdmError, RefreshFailed } from '../../errors';
+import type { Cell } from '../../nova-db/cells';
+import { findBdmById, systemMetadataOf } from '../../nova-db/refresh-reads';
+import type { BdmRecord } from '../../nova-db/records';
+import type { OsloRpcClient } from '../../rpc/oslo-rpc-client';
+import { newAdminContext, type AdminContext } from '../../rpc/request-context';
+import { parseConnectionInfo, type ConnectionInfo } from '../rules/connection-info';
+import { lockReasonFor } from '../rules/lock-reason';
+import { inspectBdm, type Decision, type Inspector } from './inspect';
+import { withInstanceLock, type HeldLock } from './lock';
+import { recoverInterrupted, type Recovery } from './reconcile';
+import { OnlineCleanupFailed, refreshAttachmentOnline, type OnlineStep } from './online';
+import { refreshAttachment, type WorkDone } from './work';
+import type { StaleReason } from '../rules/staleness';
+import type { StepLog } from '../shared/step-log';
 
 // All selected BDMs of one instance under one lock: lock once, recover an interrupted refresh
 // first, refresh each BDM with Nova's records, unlock once. Used by the single refresh (one

@@ -1,5 +1,5 @@
-import type { Attachment } from '../cinder/cinder-client';
-import { isSecretKey, maskSecrets } from '../output/mask-secrets';
+import type { Attachment } from '../../cinder/cinder-client';
+import { isSecretKey, maskSecrets } from '../../output/mask-secrets';
 import { connectionInfoFromAttachment, parseConnectionInfo, type ConnectionInfo } from './connection-info';
 
 // Why a BDM's connection_info is stale, as stable reason codes with a one-line detail.

@@ -1,17 +1,17 @@
 import type { Selectable } from 'kysely';
-import { NovaBdmError } from '../errors';
-import { streamVolumeBdms } from '../nova-db/audit-query';
-import type { Cell, NovaTopology } from '../nova-db/cells';
-import { listVolumeBdmsOfInstance } from '../nova-db/queries';
-import { findInstanceRow, systemMetadataOf } from '../nova-db/refresh-reads';
-import type { BdmRecord } from '../nova-db/records';
-import type { InstancesTable } from '../nova-db/schema';
-import { matchesDriverVolumeType, type FleetFilters } from '../selection';
-import { selectCells } from './audit';
-import { bulkMayPay, bulkPays, loadCinderIndex } from './cinder-index';
-import { parseConnectionInfo } from './connection-info';
-import type { Outage } from './outage';
-import { inspectBdm, type Decision, type Inspector } from './refresh-inspect';
+import { NovaBdmError } from '../../errors';
+import { streamVolumeBdms } from '../../nova-db/audit-query';
+import type { Cell, NovaTopology } from '../../nova-db/cells';
+import { listVolumeBdmsOfInstance } from '../../nova-db/queries';
+import { findInstanceRow, systemMetadataOf } from '../../nova-db/refresh-reads';
+import type { BdmRecord } from '../../nova-db/records';
+import type { InstancesTable } from '../../nova-db/schema';
+import { matchesDriverVolumeType, type FleetFilters } from '../../selection';
+import { selectCells } from '../audit/audit';
+import { bulkMayPay, bulkPays, loadCinderIndex } from '../shared/cinder-index';
+import { parseConnectionInfo } from '../rules/connection-info';
+import type { Outage } from '../shared/outage';
+import { inspectBdm, type Decision, type Inspector } from '../refresh/inspect';
 
 // The fleet plan: every selected BDM with one decision, made by the same inspection a single
 // refresh makes. Selection is the audit's query (same filters); then, per instance, the full

@@ -1,20 +1,20 @@
 import type { Selectable } from 'kysely';
-import type { Connector } from '../args/connector-schema';
-import type { Attachment, CinderClient } from '../cinder/cinder-client';
-import { NovaBdmError, RefreshFailed } from '../errors';
-import type { NovaDatabase } from '../nova-db/connect';
-import { CLAIM_KEY } from '../nova-db/refresh-claim';
-import { infoCacheOf, systemMetadataOf } from '../nova-db/refresh-reads';
-import { finishRefreshAction, saveBdmAttachment, startRefreshAction } from '../nova-db/refresh-writes';
-import type { BdmRecord } from '../nova-db/records';
-import type { CellDatabase, InstancesTable } from '../nova-db/schema';
-import { instancePrimitive } from '../rpc/instance-primitive';
-import type { OsloRpcClient } from '../rpc/oslo-rpc-client';
-import { takesDeleteAttachment, type ComputeTopic } from '../rpc/compute-rpc-version';
-import { contextDict, type AdminContext } from '../rpc/request-context';
-import { connectionInfoFromAttachment, parseConnectionInfo, pythonJsonDumps, type ConnectionInfo } from './connection-info';
-import { reconcileBdm } from './refresh-reconcile';
-import type { StepLog } from './step-log';
+import type { Connector } from '../../args/connector-schema';
+import type { Attachment, CinderClient } from '../../cinder/cinder-client';
+import { NovaBdmError, RefreshFailed } from '../../errors';
+import type { NovaDatabase } from '../../nova-db/connect';
+import { CLAIM_KEY } from '../../nova-db/refresh-claim';
+import { infoCacheOf, systemMetadataOf } from '../../nova-db/refresh-reads';
+import { finishRefreshAction, saveBdmAttachment, startRefreshAction } from '../../nova-db/refresh-writes';
+import type { BdmRecord } from '../../nova-db/records';
+import type { CellDatabase, InstancesTable } from '../../nova-db/schema';
+import { instancePrimitive } from '../../rpc/instance-primitive';
+import type { OsloRpcClient } from '../../rpc/oslo-rpc-client';
+import { takesDeleteAttachment, type ComputeTopic } from '../../rpc/compute-rpc-version';
+import { contextDict, type AdminContext } from '../../rpc/request-context';
+import { connectionInfoFromAttachment, parseConnectionInfo, pythonJsonDumps, type ConnectionInfo } from '../rules/connection-info';
+import { reconcileBdm } from './reconcile';
+import type { StepLog } from '../shared/step-log';
 
 // The writes of one BDM's refresh, under the instance's lock: nova-manage's _do_refresh. On any
 // failure the reconcile step restores the invariant and the error says what remains.

@@ -1,4 +1,4 @@
-import type { BdmRecord } from '../nova-db/records';
+import type { BdmRecord } from '../../nova-db/records';
 
 /**
  * The text nova-manage puts in system_metadata.locked_reason while it refreshes a BDM. We

@@ -1,9 +1,9 @@
-import type { Cell } from '../nova-db/cells';
-import type { BdmRecord } from '../nova-db/records';
-import { maskSecrets } from '../output/mask-secrets';
-import type { Recovery } from './refresh-reconcile';
-import type { StaleReason } from './staleness';
-import type { StepEntry } from './step-log';
+import type { Cell } from '../../nova-db/cells';
+import type { BdmRecord } from '../../nova-db/records';
+import { maskSecrets } from '../../output/mask-secrets';
+import type { Recovery } from './reconcile';
+import type { StaleReason } from '../rules/staleness';
+import type { StepEntry } from '../shared/step-log';
 
 // The typed results of a single refresh (as bdm.yml's RETURN documents them), built in one place.
 

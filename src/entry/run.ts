@@ -1,10 +1,10 @@
-import { parseModuleInput, type AnsibleFlags } from './args/validate';
-import { SECRET_OPTIONS, type ModuleArgs } from './args/schema';
-import { configSecrets, resolveDatabaseSettings, urlPasswords } from './config/connections';
-import { loadNovaConf } from './config/nova-conf';
-import { NovaBdmError, RefreshFailed } from './errors';
-import { TextScrubber } from './output/scrub-text';
-import type { Selection } from './selection';
+import { parseModuleInput, type AnsibleFlags } from '../args/validate';
+import { SECRET_OPTIONS, type ModuleArgs } from '../args/schema';
+import { configSecrets, resolveDatabaseSettings, urlPasswords } from '../config/connections';
+import { loadNovaConf } from '../config/nova-conf';
+import { NovaBdmError, RefreshFailed } from '../errors';
+import { TextScrubber } from '../output/scrub-text';
+import type { Selection } from '../selection';
 
 export type ModuleResult = Record<string, unknown> & { changed: boolean; failed?: boolean; msg?: string };
 
@@ -44,12 +44,12 @@ async function runAction(
   scrubber: TextScrubber,
 ): Promise<ModuleResult> {
   if (args.action === 'get_connector') {
-    const { getConnector } = await import('./actions/get-connector');
-    const { lightosDiscoveryClientFound } = await import('./lightos/discovery-client');
+    const { getConnector } = await import('../actions/get-connector');
+    const { lightosDiscoveryClientFound } = await import('../lightos/discovery-client');
     return getConnector(conf, args.host_root, { lightosDiscoveryClient: lightosDiscoveryClientFound });
   }
   // Loaded on demand so `--help` and argument errors never pay for the database stack.
-  const { NovaTopology } = await import('./nova-db/cells');
+  const { NovaTopology } = await import('../nova-db/cells');
   const settings = resolveDatabaseSettings(conf, args);
   const topology = new NovaTopology({
     ...settings,
@@ -61,18 +61,18 @@ async function runAction(
   try {
     switch (args.action) {
       case 'show': {
-        const { showBdm } = await import('./actions/show');
+        const { showBdm } = await import('../actions/show');
         if (selection.kind !== 'bdm' && selection.kind !== 'instance') throw new Error(`show got a ${selection.kind} selection`);
         const ref = selection.kind === 'bdm' ? selection.bdm : { instanceUuid: selection.instanceUuid };
         return await showBdm(topology, ref, { revealSecrets: args.reveal_secrets });
       }
       case 'refresh': {
-        const { runRefresh } = await import('./run-refresh');
+        const { runRefresh } = await import('./refresh');
         if (selection.kind !== 'bdm' && selection.kind !== 'fleet') throw new Error(`refresh got a ${selection.kind} selection`);
         return await runRefresh(args, selection, conf, ansible, topology, scrubber);
       }
       case 'audit': {
-        const { runAudit } = await import('./run-audit');
+        const { runAudit } = await import('./audit');
         if (selection.kind !== 'fleet') throw new Error(`audit got a ${selection.kind} selection`);
         return await runAudit(args, selection.filters, conf, topology, scrubber);
       }

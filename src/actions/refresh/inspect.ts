@@ -1,21 +1,21 @@
 import type { Selectable } from 'kysely';
-import type { Connector } from '../args/connector-schema';
-import type { Attachment, CinderClient } from '../cinder/cinder-client';
-import { HostConflict, InstanceStateInvalid, LockedByAnotherRefresh, NotRefreshableOnline, NovaBdmError, PreconditionFailed } from '../errors';
-import type { Cell, NovaTopology } from '../nova-db/cells';
-import { readClaim } from '../nova-db/refresh-claim';
-import type { BdmRecord } from '../nova-db/records';
-import type { InstancesTable } from '../nova-db/schema';
-import type { ComputeTopic } from '../rpc/compute-rpc-version';
-import type { OsloRpcClient } from '../rpc/oslo-rpc-client';
-import { listedAttachmentsOf, type CinderIndex } from './cinder-index';
-import { checkCompute, chooseComputeRoute, type ComputeRoute } from './refresh-preconditions';
-import { describeClaim, isAbandoned } from './refresh-lock';
-import { parseConnectionInfo } from './connection-info';
-import { onlineBlocker, type OnlineBlockerCode } from './online-eligibility';
-import { instanceBlocker, isRefreshLockReason, refreshFlowOf, type RefreshFlow, type RunningInstances } from './refreshable';
-import { cinderStaleReasons, dbStaleReasons, type StaleReason } from './staleness';
-import type { StepLog } from './step-log';
+import type { Connector } from '../../args/connector-schema';
+import type { Attachment, CinderClient } from '../../cinder/cinder-client';
+import { HostConflict, InstanceStateInvalid, LockedByAnotherRefresh, NotRefreshableOnline, NovaBdmError, PreconditionFailed } from '../../errors';
+import type { Cell, NovaTopology } from '../../nova-db/cells';
+import { readClaim } from '../../nova-db/refresh-claim';
+import type { BdmRecord } from '../../nova-db/records';
+import type { InstancesTable } from '../../nova-db/schema';
+import type { ComputeTopic } from '../../rpc/compute-rpc-version';
+import type { OsloRpcClient } from '../../rpc/oslo-rpc-client';
+import { listedAttachmentsOf, type CinderIndex } from '../shared/cinder-index';
+import { checkCompute, chooseComputeRoute, type ComputeRoute } from './preconditions';
+import { describeClaim, isAbandoned } from './lock';
+import { parseConnectionInfo } from '../rules/connection-info';
+import { onlineBlocker, type OnlineBlockerCode } from '../rules/online-eligibility';
+import { instanceBlocker, isRefreshLockReason, refreshFlowOf, type RefreshFlow, type RunningInstances } from '../rules/refreshable';
+import { cinderStaleReasons, dbStaleReasons, type StaleReason } from '../rules/staleness';
+import type { StepLog } from '../shared/step-log';
 
 // The read-only half of a refresh: for one BDM, decide what a refresh would do and why. The
 // single refresh (and its check mode) and the fleet plan both use it; nothing here writes.

@@ -1,18 +1,18 @@
-import type { Connector } from '../args/connector-schema';
-import type { CinderClient } from '../cinder/cinder-client';
-import { BdmNotFound, ConnectorMissing, InstanceNotFound, NovaBdmError, RefreshFailed } from '../errors';
-import type { Cell, NovaTopology } from '../nova-db/cells';
-import { findInstanceRow, systemMetadataOf } from '../nova-db/refresh-reads';
-import type { OsloRpcClient } from '../rpc/oslo-rpc-client';
-import { newAdminContext } from '../rpc/request-context';
-import { connectionInfoFromAttachment, parseConnectionInfo } from './connection-info';
-import { locateOneBdm } from './locate-bdm';
-import { hostConflict, inspectBdm, Inspector, type InspectSettings } from './refresh-inspect';
-import { refreshInstance } from './refresh-instance';
-import { buildResult, connectionInfoDiff, masker, summaryOf, type SingleRefreshResult } from './refresh-result';
-import { applyExpectation, expectationMismatch } from './staleness';
-import { StepLog } from './step-log';
-import type { OneBdm } from '../selection';
+import type { Connector } from '../../args/connector-schema';
+import type { CinderClient } from '../../cinder/cinder-client';
+import { BdmNotFound, ConnectorMissing, InstanceNotFound, NovaBdmError, RefreshFailed } from '../../errors';
+import type { Cell, NovaTopology } from '../../nova-db/cells';
+import { findInstanceRow, systemMetadataOf } from '../../nova-db/refresh-reads';
+import type { OsloRpcClient } from '../../rpc/oslo-rpc-client';
+import { newAdminContext } from '../../rpc/request-context';
+import { connectionInfoFromAttachment, parseConnectionInfo } from '../rules/connection-info';
+import { locateOneBdm } from '../shared/locate-bdm';
+import { hostConflict, inspectBdm, Inspector, type InspectSettings } from './inspect';
+import { refreshInstance } from './instance';
+import { buildResult, connectionInfoDiff, masker, summaryOf, type SingleRefreshResult } from './result';
+import { applyExpectation, expectationMismatch } from '../rules/staleness';
+import { StepLog } from '../shared/step-log';
+import type { OneBdm } from '../../selection';
 
 /** The outside systems refresh works with; tests hand it real ones pointed at local services. */
 export interface RefreshDeps {

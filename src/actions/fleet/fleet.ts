@@ -1,23 +1,23 @@
-import type { CinderClient } from '../cinder/cinder-client';
-import { BadInput, ConnectorMissing, InstanceChanged, LockedByAnotherRefresh, NotRefreshableOnline, NovaBdmError, RefreshFailed } from '../errors';
-import type { Cell, NovaTopology } from '../nova-db/cells';
-import type { OsloRpcClient } from '../rpc/oslo-rpc-client';
-import { checkPrivateFileTarget, writePrivateFile } from '../output/private-file';
-import { newAdminContext } from '../rpc/request-context';
-import type { Connector } from '../args/connector-schema';
-import { connectionInfoFromAttachment, parseConnectionInfo } from './connection-info';
-import type { OnlineBlockerCode } from './online-eligibility';
-import { Outage } from './outage';
-import type { FleetFilters } from '../selection';
-import { planFleet, type PlannedBdm, type PlannedInstance } from './fleet-plan';
-import { fleetSummary } from './fleet-summary';
-import { Inspector, type InspectSettings } from './refresh-inspect';
-import { refreshInstance, type BdmOutcome, type PlannedRefresh } from './refresh-instance';
-import { connectionInfoDiff, masker, type ConnectionInfoDiff } from './refresh-result';
-import { applyExpectation, expectationMismatch } from './staleness';
-import { StepLog, type StepEntry } from './step-log';
+import type { CinderClient } from '../../cinder/cinder-client';
+import { BadInput, ConnectorMissing, InstanceChanged, LockedByAnotherRefresh, NotRefreshableOnline, NovaBdmError, RefreshFailed } from '../../errors';
+import type { Cell, NovaTopology } from '../../nova-db/cells';
+import type { OsloRpcClient } from '../../rpc/oslo-rpc-client';
+import { checkPrivateFileTarget, writePrivateFile } from '../../output/private-file';
+import { newAdminContext } from '../../rpc/request-context';
+import type { Connector } from '../../args/connector-schema';
+import { connectionInfoFromAttachment, parseConnectionInfo } from '../rules/connection-info';
+import type { OnlineBlockerCode } from '../rules/online-eligibility';
+import { Outage } from '../shared/outage';
+import type { FleetFilters } from '../../selection';
+import { planFleet, type PlannedBdm, type PlannedInstance } from './plan';
+import { fleetSummary } from './summary';
+import { Inspector, type InspectSettings } from '../refresh/inspect';
+import { refreshInstance, type BdmOutcome, type PlannedRefresh } from '../refresh/instance';
+import { connectionInfoDiff, masker, type ConnectionInfoDiff } from '../refresh/result';
+import { applyExpectation, expectationMismatch } from '../rules/staleness';
+import { StepLog, type StepEntry } from '../shared/step-log';
 
-// A fleet refresh: one plan (fleet-plan.ts), then the instances in parallel, at most
+// A fleet refresh: one plan (plan.ts), then the instances in parallel, at most
 // maxParallel at once and perHostParallel per compute host, each under its own lock.
 
 export interface FleetDeps {
