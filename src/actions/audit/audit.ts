@@ -2,7 +2,7 @@ import type { CinderClient } from '../../cinder/cinder-client';
 import { loadCinderIndex, type CinderIndex } from '../shared/cinder-index';
 import type { Cell, NovaTopology } from '../../nova-db/cells';
 import { streamVolumeBdmBatches, type AuditRow } from '../../nova-db/audit-query';
-import { matchesDriverVolumeType, type FleetFilters } from '../../selection';
+import type { FleetFilters } from '../../selection';
 import { AuditReportFile } from './report';
 import { checkMetricsPath, writeAuditMetrics } from './metrics';
 import { StaleTally, type StaleBdm } from './tally';
@@ -212,7 +212,6 @@ async function scanCell(
   for await (const rows of streamVolumeBdmBatches(db, options.filters, { withLockedReason: options.refuseLocked === true })) {
     for (const row of rows) {
       const info = parseConnectionInfo(row.connection_info); // once per row: the hot path at a million
-      if (!matchesDriverVolumeType(options.filters, info)) continue;
       const reasons = dbStaleReasons(row, options.expect, info);
       if (!cinder || row.attachment_id === null) {
         record(row, reasons);

@@ -6,10 +6,9 @@ import { listVolumeBdmsOfInstance } from '../../nova-db/queries';
 import { findInstanceRow, systemMetadataOf } from '../../nova-db/refresh-reads';
 import type { BdmRecord } from '../../nova-db/records';
 import type { InstancesTable } from '../../nova-db/schema';
-import { matchesDriverVolumeType, type FleetFilters } from '../../selection';
+import type { FleetFilters } from '../../selection';
 import { selectCells } from '../audit/audit';
 import { bulkMayPay, bulkPays, loadCinderIndex } from '../shared/cinder-index';
-import { parseConnectionInfo } from '../rules/connection-info';
 import type { Outage } from '../shared/outage';
 import { inspectBdm, type Decision, type Inspector } from '../refresh/inspect';
 
@@ -42,7 +41,6 @@ export async function planFleet(ins: Inspector, filters: FleetFilters, concurren
     const attached = new Map<string, number>();
     for await (const row of streamVolumeBdms(ins.topology.cellDatabase(cell), filters)) {
       if (!row.instance_uuid || !row.uuid) continue;
-      if (!matchesDriverVolumeType(filters, parseConnectionInfo(row.connection_info))) continue;
       let set = byInstance.get(row.instance_uuid);
       if (!set) byInstance.set(row.instance_uuid, (set = new Set()));
       set.add(row.uuid);
