@@ -3,7 +3,7 @@ import type { ModuleArgs } from '../args/schema';
 import { refreshBdm } from '../actions/refresh/refresh';
 import type { SingleRefreshResult } from '../actions/refresh/result';
 import type { FleetProgress, FleetRefreshResult } from '../actions/fleet/fleet';
-import { connectorLookup } from '../actions/fleet/connectors';
+import { connectorLookup } from './connectors';
 import { CinderClient, CinderSession } from '../cinder/cinder-client';
 import { OpenStackHttp } from '../cinder/http';
 import { cinderSecrets, cinderSettings } from '../cinder/cinder-settings';
