@@ -20,7 +20,7 @@ export interface FleetFilters {
   bdmUuids?: string[];
   volumeAttachments?: BdmRef[];
   projectId?: string;
-  /** Matched in code (connection_info is JSON text): see matchesDriverVolumeType. */
+  /** Matched by the query on connection_info (JSON text): nova-db/audit-query.ts. */
   driverVolumeType?: string;
 }
 
@@ -33,8 +33,3 @@ export type Selection =
   | { kind: 'fleet'; filters: FleetFilters }
   /** get_connector: the host it runs on, no BDM. */
   | { kind: 'this-host' };
-
-/** The driver_volume_type filter, on connection_info already parsed (undefined: unparseable). */
-export function matchesDriverVolumeType(filters: FleetFilters, info: { driver_volume_type?: unknown } | null | undefined): boolean {
-  return filters.driverVolumeType === undefined || info?.driver_volume_type === filters.driverVolumeType;
-}

@@ -84,43 +84,62 @@ function checkAuditOutputOptions(args: ModuleArgs): void {
   if (args.stale_limit !== argsSchema.properties.stale_limit.default) throw new BadInput('stale_limit is only used by action audit');
 }
 
+/** Which options go with which action and selection; the Selection itself is parsed after (selection.ts). */
 function checkSelectors(args: ModuleArgs): void {
   checkAuditOutputOptions(args);
   if ((args.action === 'show' || args.action === 'get_connector') && args.running_instances !== 'skip') {
     throw new BadInput(`running_instances is only used by action refresh and audit`);
   }
   if (args.action === 'get_connector') {
-    for (const option of ['bdm_uuid', 'instance_uuid', 'volume_id', ...CONNECTOR_SOURCES] as const) {
-      if (args[option] !== undefined) throw new BadInput(`${option} does not apply to action get_connector (it reads this host only)`);
-    }
-    return;
+    const why = (o: string) => `${o} does not apply to action get_connector (it reads this host only)`;
+    return refuse(args, [...ONE_BDM, ...CONNECTOR_SOURCES], why);
   }
   if (args.host_root !== '/') throw new BadInput('host_root is only used by action get_connector');
-  if (args.action === 'audit') {
-    for (const option of ['bdm_uuid', 'instance_uuid', 'volume_id', ...CONNECTOR_SOURCES, 'force'] as const) {
-      if (args[option] !== undefined && !(option === 'force' && args.force === false)) {
-        throw new BadInput(`${option} does not apply to action audit (filter with ${FLEET_FILTERS.join(', ')})`);
-      }
-    }
-    return;
-  }
-  if (isFleetRefresh(args)) {
-    for (const option of ['bdm_uuid', 'instance_uuid', 'volume_id'] as const) {
-      if (args[option] !== undefined) {
-        throw new BadInput(`${option} selects one BDM and cannot be combined with the fleet filters (${FLEET_FILTERS.filter((f) => given(args, f)).join(', ')}); use bdm_uuids, instance_uuids, volume_ids or volume_attachments`);
-      }
-    }
-    if (args.connector !== undefined && args.connector_path !== undefined) {
-      throw new BadInput('connector and connector_path are mutually exclusive');
-    }
-    if (!CONNECTOR_SOURCES.some((o) => args[o] !== undefined)) {
-      throw new BadInput('a fleet refresh needs the connector of every compute host: give connectors (host -> connector) and/or connector_dir (<host>.json files)');
-    }
-    return;
-  }
-  for (const option of FLEET_ONLY) {
-    if (given(args, option)) throw new BadInput(`${option} is only used by action audit and by a fleet refresh`);
-  }
+  if (args.action === 'audit') return checkAuditSelectors(args);
+  if (isFleetRefresh(args)) return checkFleetRefreshSelectors(args);
+  refuse(args, FLEET_ONLY, (o) => `${o} is only used by action audit and by a fleet refresh`, (o) => given(args, o));
+  checkOneBdm(args);
+  if (args.action === 'refresh') return checkSingleRefreshSelectors(args);
+  refuse(args, [...CONNECTOR_SOURCES, 'rpc_timeout', 'cinder_auth', 'expect'], (o) => `${o} is only used by action refresh`);
+}
+
+const ONE_BDM = ['bdm_uuid', 'instance_uuid', 'volume_id'] as const;
+
+/** Throws for the first of `options` that is set (by default: given at all), saying why it does not apply. */
+function refuse(
+  args: ModuleArgs,
+  options: ReadonlyArray<keyof ModuleArgs>,
+  why: (option: string) => string,
+  isSet: (option: keyof ModuleArgs) => boolean = (o) => args[o] !== undefined,
+): void {
+  const option = options.find(isSet);
+  if (option !== undefined) throw new BadInput(why(option));
+}
+
+function checkAuditSelectors(args: ModuleArgs): void {
+  const why = (o: string) => `${o} does not apply to action audit (filter with ${FLEET_FILTERS.join(', ')})`;
+  refuse(args, [...ONE_BDM, ...CONNECTOR_SOURCES], why);
+  if (args.force) throw new BadInput(why('force'));
+}
+
+function checkFleetRefreshSelectors(args: ModuleArgs): void {
+  refuse(
+    args,
+    ONE_BDM,
+    (o) =>
+      `${o} selects one BDM and cannot be combined with the fleet filters (${FLEET_FILTERS.filter((f) => given(args, f)).join(', ')}); ` +
+      'use bdm_uuids, instance_uuids, volume_ids or volume_attachments',
+  );
+  checkConnectorSources(args, {
+    both: 'connector and connector_path are mutually exclusive',
+    none:
+      'a fleet refresh needs the connector of every compute host: ' +
+      'give connectors (host -> connector) and/or connector_dir (<host>.json files)',
+  });
+}
+
+/** show and a single refresh: bdm_uuid, or instance_uuid with an optional volume_id. */
+function checkOneBdm(args: ModuleArgs): void {
   const selectors = 'one of bdm_uuid, or instance_uuid (with an optional volume_id)';
   if (args.bdm_uuid !== undefined && args.instance_uuid !== undefined) {
     throw new BadInput(`bdm_uuid and instance_uuid are mutually exclusive: give ${selectors}`);
@@ -131,29 +150,32 @@ function checkSelectors(args: ModuleArgs): void {
   if (args.volume_id !== undefined && args.instance_uuid === undefined) {
     throw new BadInput(`volume_id needs instance_uuid: give ${selectors}`);
   }
-  if (args.bdm_uuid === undefined && args.instance_uuid === undefined) {
-    if (args.action === 'refresh') {
-      throw new BadInput(
-        `no BDM selected: give bdm_uuid, or instance_uuid with volume_id, or at least one fleet filter (${FLEET_FILTERS.join(', ')}); a refresh never means the whole cloud`,
-      );
-    }
-    throw new BadInput(`no BDM selected: give ${selectors}`);
-  }
+  if (args.bdm_uuid !== undefined || args.instance_uuid !== undefined) return;
   if (args.action === 'refresh') {
-    if (args.instance_uuid !== undefined && args.volume_id === undefined) {
-      throw new BadInput('refresh works on one BDM: give bdm_uuid, or instance_uuid with volume_id (instance_uuids refreshes every BDM of those instances)');
-    }
-    if (args.connector !== undefined && args.connector_path !== undefined) {
-      throw new BadInput("refresh needs the compute host's connector: give exactly one of connector or connector_path");
-    }
-    if (!CONNECTOR_SOURCES.some((o) => args[o] !== undefined)) {
-      throw new BadInput("refresh needs the compute host's connector: give exactly one of connector or connector_path (or connectors / connector_dir)");
-    }
-  } else {
-    for (const option of [...CONNECTOR_SOURCES, 'rpc_timeout', 'cinder_auth', 'expect'] as const) {
-      if (args[option] !== undefined) throw new BadInput(`${option} is only used by action refresh`);
-    }
+    throw new BadInput(
+      'no BDM selected: give bdm_uuid, or instance_uuid with volume_id, ' +
+        `or at least one fleet filter (${FLEET_FILTERS.join(', ')}); a refresh never means the whole cloud`,
+    );
   }
+  throw new BadInput(`no BDM selected: give ${selectors}`);
+}
+
+function checkSingleRefreshSelectors(args: ModuleArgs): void {
+  if (args.instance_uuid !== undefined && args.volume_id === undefined) {
+    throw new BadInput(
+      'refresh works on one BDM: give bdm_uuid, or instance_uuid with volume_id (instance_uuids refreshes every BDM of those instances)',
+    );
+  }
+  checkConnectorSources(args, {
+    both: "refresh needs the compute host's connector: give exactly one of connector or connector_path",
+    none: "refresh needs the compute host's connector: give exactly one of connector or connector_path (or connectors / connector_dir)",
+  });
+}
+
+/** A refresh needs a connector source, and connector and connector_path exclude each other. */
+function checkConnectorSources(args: ModuleArgs, messages: { both: string; none: string }): void {
+  if (args.connector !== undefined && args.connector_path !== undefined) throw new BadInput(messages.both);
+  if (!CONNECTOR_SOURCES.some((o) => args[o] !== undefined)) throw new BadInput(messages.none);
 }
 
 /** One line naming the option, the problem and the valid choices. */

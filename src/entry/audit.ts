@@ -9,19 +9,7 @@ import type { FleetFilters } from '../selection';
 // Wires the fleet audit: the cell databases always, Cinder only with check_cinder.
 
 export async function runAudit(args: ModuleArgs, filters: FleetFilters, conf: NovaConf, topology: NovaTopology, scrubber: TextScrubber): Promise<Record<string, unknown> & { changed: boolean }> {
-  let cinder: { client: CinderClient; concurrency: number } | undefined;
-  if (args.check_cinder) {
-    // Loaded only here: a DB-only audit never pays for the HTTP stack.
-    const [{ CinderClient, CinderSession }, { OpenStackHttp }, { cinderSecrets, cinderSettings }, { newAdminContext }] = await Promise.all([
-      import('../cinder/cinder-client'),
-      import('../cinder/http'),
-      import('../cinder/cinder-settings'),
-      import('../rpc/request-context'),
-    ]);
-    const settings = cinderSettings(conf, args.cinder_auth ?? {});
-    for (const s of cinderSecrets(settings.cinder)) scrubber.add(s);
-    cinder = { client: new CinderClient(new CinderSession(new OpenStackHttp(settings.http), settings.cinder), newAdminContext().requestId), concurrency: args.cinder_concurrency };
-  }
+  const cinder = args.check_cinder ? await auditCinder(args, conf, scrubber) : undefined;
   const interactive = process.stderr.isTTY === true;
   const result = await auditFleet(topology, {
     filters,
@@ -32,9 +20,33 @@ export async function runAudit(args: ModuleArgs, filters: FleetFilters, conf: No
     reportPath: args.report_path,
     metricsPath: args.metrics_path,
     staleLimit: args.stale_limit,
-    onProgress: interactive
-      ? (p) => process.stderr.write(`\r${p.cellsDone}/${p.cells} cells done, ${p.scanned} BDMs scanned, ${p.stale} stale so far${p.cellsDone === p.cells ? '\n' : ''}`)
-      : undefined,
+    onProgress: interactive ? writeProgress : undefined,
   });
   return result as unknown as Record<string, unknown> & { changed: boolean };
+}
+
+/** check_cinder: a Cinder client (its secrets scrubbed) and how many of its GETs may run at once. */
+async function auditCinder(
+  args: ModuleArgs,
+  conf: NovaConf,
+  scrubber: TextScrubber,
+): Promise<{ client: CinderClient; concurrency: number }> {
+  // Loaded only here: a DB-only audit never pays for the HTTP stack.
+  const [{ CinderClient, CinderSession }, { OpenStackHttp }, { cinderSecrets, cinderSettings }, { newAdminContext }] =
+    await Promise.all([
+      import('../cinder/cinder-client'),
+      import('../cinder/http'),
+      import('../cinder/cinder-settings'),
+      import('../rpc/request-context'),
+    ]);
+  const settings = cinderSettings(conf, args.cinder_auth ?? {});
+  for (const s of cinderSecrets(settings.cinder)) scrubber.add(s);
+  const session = new CinderSession(new OpenStackHttp(settings.http), settings.cinder);
+  return { client: new CinderClient(session, newAdminContext().requestId), concurrency: args.cinder_concurrency };
+}
+
+/** A live progress line on a terminal (the CLI); Ansible's stderr is never one. */
+function writeProgress(p: { cellsDone: number; cells: number; scanned: number; stale: number }): void {
+  const line = `${p.cellsDone}/${p.cells} cells done, ${p.scanned} BDMs scanned, ${p.stale} stale so far`;
+  process.stderr.write(`\r${line}${p.cellsDone === p.cells ? '\n' : ''}`);
 }

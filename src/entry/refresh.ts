@@ -2,20 +2,21 @@ import type { AnsibleFlags } from '../args/validate';
 import type { ModuleArgs } from '../args/schema';
 import { refreshBdm } from '../actions/refresh/refresh';
 import type { SingleRefreshResult } from '../actions/refresh/result';
-import type { FleetProgress, FleetRefreshResult } from '../actions/fleet/fleet';
-import { connectorLookup } from '../actions/fleet/connectors';
+import type { FleetDeps, FleetProgress, FleetRefreshResult } from '../actions/fleet/fleet';
+import { connectorLookup } from './connectors';
 import { CinderClient, CinderSession } from '../cinder/cinder-client';
 import { OpenStackHttp } from '../cinder/http';
 import { cinderSecrets, cinderSettings } from '../cinder/cinder-settings';
 import { loadConnector } from '../args/connector-file';
+import type { Connector } from '../args/connector-schema';
 import { urlPasswords } from '../config/connections';
 import { localHost, type NovaConf } from '../config/nova-conf';
 import { rabbitSettings } from '../rpc/rabbit-settings';
-import { BadInput } from '../errors';
+import { BadInput, type NovaBdmError } from '../errors';
 import type { Cell, NovaTopology } from '../nova-db/cells';
 import { OsloRpcClient } from '../rpc/oslo-rpc-client';
 import type { TextScrubber } from '../output/scrub-text';
-import type { Selection } from '../selection';
+import type { FleetFilters, Selection } from '../selection';
 
 // Wires refresh to the real outside systems from nova.conf and the arguments. Loaded only for
 // refresh, so `show` never pays for the RabbitMQ and HTTP stacks.
@@ -30,37 +31,91 @@ export async function runRefresh(
   /** A live progress line (the CLI on a terminal). */
   onProgress?: (p: FleetProgress) => void,
 ): Promise<SingleRefreshResult | FleetRefreshResult> {
-  const fleet = selection.kind === 'fleet';
-  // The single form needs its one connector up front (nova-manage's exit codes 2 and 3).
-  const connector = fleet || (args.connector === undefined && args.connector_path === undefined)
+  const connectors = readConnectors(args, selection.kind === 'fleet');
+  const cinderFor = cinderClients(conf, args, scrubber, ansible.checkMode);
+  const rpc = new CellRpcClients(conf, args.connect_timeout, scrubber);
+  const settings = refreshSettings(args, conf, ansible);
+  try {
+    if (selection.kind === 'fleet') {
+      const deps = { topology, cinderFor, rpcFor: rpc.forCell, connectorFor: connectors.connectorFor };
+      return await runFleetRefresh(deps, selection.filters, args, settings, scrubber, onProgress);
+    }
+    return await refreshBdm(
+      { topology, cinderFor, rpcFor: rpc.forCell },
+      selection.bdm,
+      { ...settings, connector: connectors.single ?? connectors.connectorFor },
+    );
+  } finally {
+    await rpc.closeAll();
+  }
+}
+
+/**
+ * The connectors, read here (the actions read no file): the single form's one connector up
+ * front (nova-manage's exit codes 2 and 3), and the per-host lookup of a fleet (connectors.ts).
+ */
+function readConnectors(
+  args: ModuleArgs,
+  fleet: boolean,
+): { single?: Connector; connectorFor: (host: string) => Connector | NovaBdmError } {
+  const single = fleet || (args.connector === undefined && args.connector_path === undefined)
     ? undefined
     : loadConnector(args.connector as Record<string, unknown> | undefined, args.connector_path);
   const connectorFor = connectorLookup({
     connectors: args.connectors as Record<string, Record<string, unknown> | string> | undefined,
     connectorDir: args.connector_dir,
-    ...(connector ? { connector } : { connector: args.connector as Record<string, unknown> | undefined, connectorPath: args.connector_path }),
+    ...(single
+      ? { connector: single }
+      : { connector: args.connector as Record<string, unknown> | undefined, connectorPath: args.connector_path }),
   });
+  return { single, connectorFor };
+}
+
+/** Cinder clients sharing one session (one token); its secrets scrubbed from every output. */
+function cinderClients(conf: NovaConf, args: ModuleArgs, scrubber: TextScrubber, checkMode: boolean): (requestId: string) => CinderClient {
   const { cinder, http } = cinderSettings(conf, args.cinder_auth ?? {});
   for (const s of cinderSecrets(cinder)) scrubber.add(s);
   const session = new CinderSession(new OpenStackHttp(http), cinder);
   // A refresh (not its check mode) deletes with the service token: validate it while other steps run.
-  session.prewarmServiceToken = !ansible.checkMode;
-  const rpcClients = new Map<string, Promise<OsloRpcClient>>();
-  const rpcFor = (cell: Cell): Promise<OsloRpcClient> => {
-    let client = rpcClients.get(cell.uuid);
+  session.prewarmServiceToken = !checkMode;
+  return (requestId: string) => new CinderClient(session, requestId);
+}
+
+/** One RabbitMQ client per cell, connected on first use; all closed at the end. */
+class CellRpcClients {
+  private readonly clients = new Map<string, Promise<OsloRpcClient>>();
+
+  constructor(
+    private readonly conf: NovaConf,
+    private readonly connectTimeoutSeconds: number,
+    private readonly scrubber: TextScrubber,
+  ) {}
+
+  readonly forCell = (cell: Cell): Promise<OsloRpcClient> => {
+    let client = this.clients.get(cell.uuid);
     if (!client) {
       const url = cell.transportUrl ?? '';
-      if (url === '' || url.startsWith('none')) throw new BadInput(`cell ${cell.name ?? cell.uuid} has no message queue (transport_url ${url || 'unset'})`);
-      for (const p of urlPasswords(url)) scrubber.add(p);
-      client = OsloRpcClient.connect(rabbitSettings(conf, url, `transport_url of cell ${cell.name ?? cell.uuid}`), args.connect_timeout * 1000);
-      rpcClients.set(cell.uuid, client);
+      if (url === '' || url.startsWith('none')) {
+        throw new BadInput(`cell ${cell.name ?? cell.uuid} has no message queue (transport_url ${url || 'unset'})`);
+      }
+      for (const p of urlPasswords(url)) this.scrubber.add(p);
+      const settings = rabbitSettings(this.conf, url, `transport_url of cell ${cell.name ?? cell.uuid}`);
+      client = OsloRpcClient.connect(settings, this.connectTimeoutSeconds * 1000);
+      this.clients.set(cell.uuid, client);
     }
     return client;
   };
-  const rpcTimeout = args.rpc_timeout ?? Number(conf.get('DEFAULT', 'rpc_response_timeout') ?? 60);
-  const settings = {
+
+  async closeAll(): Promise<void> {
+    await Promise.all([...this.clients.values()].map((p) => p.then((c) => c.close()).catch(() => undefined)));
+  }
+}
+
+/** What a single and a fleet refresh both read: the arguments, nova.conf's defaults, Ansible's flags. */
+function refreshSettings(args: ModuleArgs, conf: NovaConf, ansible: AnsibleFlags) {
+  return {
     requireLibvirt: args.require_libvirt,
-    rpcTimeoutSeconds: rpcTimeout,
+    rpcTimeoutSeconds: args.rpc_timeout ?? Number(conf.get('DEFAULT', 'rpc_response_timeout') ?? 60),
     serviceDownTimeSeconds: Number(conf.get('DEFAULT', 'service_down_time') ?? 60),
     upgradeLevel: conf.get('upgrade_levels', 'compute'),
     localHost: localHost(conf),
@@ -72,37 +127,31 @@ export async function runRefresh(
     refuseLocked: args.refuse_locked,
     runningInstances: args.running_instances,
   };
-  const cinderFor = (requestId: string) => new CinderClient(session, requestId);
-  try {
-    if (selection.kind === 'fleet') {
-      const { refreshFleet } = await import('../actions/fleet/fleet');
-      // A live progress line on a terminal (the CLI); Ansible's stderr is never one.
-      const progress = onProgress ?? (process.stderr.isTTY === true ? writeProgress : undefined);
-      const result = await refreshFleet(
-        { topology, cinderFor, rpcFor, connectorFor },
-        selection.filters,
-        {
-          ...settings,
-          maxParallel: args.max_parallel,
-          perHostParallel: args.per_host_parallel,
-          maxFailures: args.max_failures,
-          reportPath: args.report_path,
-          onProgress: progress,
-        },
-      );
-      // Failure messages come from errors of the outside systems: scrubbed like msg.
-      for (const f of result.failures) f.msg = scrubber.scrub(f.msg);
-      result.summary = result.summary.map((line) => scrubber.scrub(line));
-      return result;
-    }
-    return await refreshBdm(
-      { topology, cinderFor, rpcFor },
-      selection.bdm,
-      { ...settings, connector: connector ?? connectorFor },
-    );
-  } finally {
-    await Promise.all([...rpcClients.values()].map((p) => p.then((c) => c.close()).catch(() => undefined)));
-  }
+}
+
+async function runFleetRefresh(
+  deps: FleetDeps,
+  filters: FleetFilters,
+  args: ModuleArgs,
+  settings: ReturnType<typeof refreshSettings>,
+  scrubber: TextScrubber,
+  onProgress: ((p: FleetProgress) => void) | undefined,
+): Promise<FleetRefreshResult> {
+  const { refreshFleet } = await import('../actions/fleet/fleet');
+  // A live progress line on a terminal (the CLI); Ansible's stderr is never one.
+  const progress = onProgress ?? (process.stderr.isTTY === true ? writeProgress : undefined);
+  const result = await refreshFleet(deps, filters, {
+    ...settings,
+    maxParallel: args.max_parallel,
+    perHostParallel: args.per_host_parallel,
+    maxFailures: args.max_failures,
+    reportPath: args.report_path,
+    onProgress: progress,
+  });
+  // Failure messages come from errors of the outside systems: scrubbed like msg.
+  for (const f of result.failures) f.msg = scrubber.scrub(f.msg);
+  result.summary = result.summary.map((line) => scrubber.scrub(line));
+  return result;
 }
 
 function writeProgress(p: FleetProgress): void {

@@ -30,7 +30,10 @@ export interface AuditRow {
   locked_reason?: string | null;
 }
 
-/** The selection's filters but driver_volume_type (matched in code) and cells (each cell is its own query). */
+/**
+ * The BDMs the selection's filters name, all but cells (each cell is its own query); the one
+ * place driver_volume_type is matched (in code, see selectsDriverVolumeType).
+ */
 export async function* streamVolumeBdmBatches(db: NovaDatabase<CellDatabase>, filters: FleetFilters, options: AuditReadOptions = {}): AsyncGenerator<AuditRow[]> {
   let query = db.kysely
     .selectFrom('block_device_mapping as b')
@@ -55,11 +58,32 @@ export async function* streamVolumeBdmBatches(db: NovaDatabase<CellDatabase>, fi
         )
         .select('m.value as locked_reason')
     : query;
+  const wanted = selectsDriverVolumeType(filters.driverVolumeType);
   try {
-    yield* db.streamRowBatches<AuditRow>(rows.compile(), 100);
+    for await (const batch of db.streamRowBatches<AuditRow>(rows.compile(), 100)) {
+      const kept = wanted ? batch.filter(wanted) : batch;
+      if (kept.length > 0) yield kept;
+    }
   } catch (err) {
     throw db.explain(err);
   }
+}
+
+/**
+ * driver_volume_type, matched on connection_info parsed as JSON.parse reads it: not in SQL,
+ * where MariaDB's JSON functions read text JSON.parse refuses (a truncated object) and compare
+ * by collation ('RBD' = 'rbd'). Unparseable or absent connection_info has no type. undefined: no filter.
+ */
+function selectsDriverVolumeType(type: string | undefined): ((row: AuditRow) => boolean) | undefined {
+  if (type === undefined) return undefined;
+  return (row) => {
+    if (!row.connection_info) return false;
+    try {
+      return (JSON.parse(row.connection_info) as { driver_volume_type?: unknown } | null)?.driver_volume_type === type;
+    } catch {
+      return false;
+    }
+  };
 }
 
 /** The same rows one at a time (the fleet plan's pace is the refresh, not the scan). */

@@ -51,6 +51,31 @@ interface Waiter {
 
 const hex = () => randomUUID().replace(/-/g, '');
 
+interface CallOptions {
+  timeoutSeconds: number;
+  /** oslo's call_monitor_timeout: the compute heartbeats while it works; null: no monitor. */
+  callMonitorSeconds: number | null;
+}
+
+/** The oslo.messaging 2.0 envelope: the message with its reply address and the request context as _context_ keys. */
+function envelope(
+  request: { method: string; args: Record<string, unknown>; version: string },
+  context: Record<string, unknown>,
+  reply: { msgId: string; replyQueue: string; callMonitorSeconds: number | null },
+): string {
+  const inner: Record<string, unknown> = {
+    method: request.method,
+    args: request.args,
+    version: request.version,
+    _msg_id: reply.msgId,
+    _reply_q: reply.replyQueue,
+    _timeout: reply.callMonitorSeconds,
+    _unique_id: hex(),
+  };
+  for (const [k, v] of Object.entries(context)) inner[`_context_${k}`] = v;
+  return JSON.stringify({ 'oslo.version': '2.0', 'oslo.message': JSON.stringify(inner) });
+}
+
 export class OsloRpcClient {
   private replyQueue?: string;
   private readonly waiters = new Map<string, Waiter>();
@@ -125,25 +150,29 @@ export class OsloRpcClient {
     routingKey: string,
     request: { method: string; args: Record<string, unknown>; version: string },
     context: Record<string, unknown>,
-    options: { timeoutSeconds: number; callMonitorSeconds: number | null },
+    options: CallOptions,
   ): Promise<unknown> {
     const replyQueue = await this.ensureReplyQueue();
     await this.ensureExchange();
     const msgId = hex();
-    const inner: Record<string, unknown> = {
-      method: request.method,
-      args: request.args,
-      version: request.version,
-      _msg_id: msgId,
-      _reply_q: replyQueue,
-      _timeout: options.callMonitorSeconds,
-      _unique_id: hex(),
-    };
-    for (const [k, v] of Object.entries(context)) inner[`_context_${k}`] = v;
-    const body = JSON.stringify({ 'oslo.version': '2.0', 'oslo.message': JSON.stringify(inner) });
+    const body = envelope(request, context, { msgId, replyQueue, callMonitorSeconds: options.callMonitorSeconds });
     const timeoutMs = Math.round(options.timeoutSeconds * 1000);
+    // Waiting before publishing: a reply can never arrive before its waiter.
+    const reply = this.awaitReply(msgId, options, timeoutMs);
+    try {
+      await this.publish(routingKey, body, timeoutMs);
+    } catch (err) {
+      this.waiters.get(msgId)?.reject(err as Error);
+    }
+    return reply;
+  }
 
-    const reply = new Promise<unknown>((resolve, reject) => {
+  /**
+   * The final reply to msgId, or RpcUnavailable after timeoutSeconds, or after callMonitorSeconds
+   * without a heartbeat (oslo's call monitor; it heartbeats only from 2 s up).
+   */
+  private awaitReply(msgId: string, options: CallOptions, timeoutMs: number): Promise<unknown> {
+    return new Promise<unknown>((resolve, reject) => {
       let overall: NodeJS.Timeout | undefined;
       let monitor: NodeJS.Timeout | undefined;
       const done = () => {
@@ -177,29 +206,27 @@ export class OsloRpcClient {
         onHeartbeat: armMonitor,
       });
     });
+  }
 
-    try {
-      await new Promise<void>((resolve, reject) => {
-        this.channel.publish(
-          this.settings.exchange,
-          routingKey,
-          Buffer.from(body, 'utf8'),
-          {
-            contentType: 'application/json',
-            contentEncoding: 'utf-8',
-            deliveryMode: 2,
-            priority: 0,
-            headers: {},
-            expiration: String(timeoutMs),
-            mandatory: false,
-          },
-          (err) => (err ? reject(new RpcUnavailable(`broker did not accept the request: ${String(err)}`)) : resolve()),
-        );
-      });
-    } catch (err) {
-      this.waiters.get(msgId)?.reject(err as Error);
-    }
-    return reply;
+  /** Publishes with the flags oslo's driver sets, once the broker confirmed it. */
+  private publish(routingKey: string, body: string, timeoutMs: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.channel.publish(
+        this.settings.exchange,
+        routingKey,
+        Buffer.from(body, 'utf8'),
+        {
+          contentType: 'application/json',
+          contentEncoding: 'utf-8',
+          deliveryMode: 2,
+          priority: 0,
+          headers: {},
+          expiration: String(timeoutMs),
+          mandatory: false,
+        },
+        (err) => (err ? reject(new RpcUnavailable(`broker did not accept the request: ${String(err)}`)) : resolve()),
+      );
+    });
   }
 
   async close(): Promise<void> {

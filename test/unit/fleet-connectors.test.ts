@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connectorLookup } from '../../src/actions/fleet/connectors';
+import { connectorLookup } from '../../src/entry/connectors';
 import { parseModuleInput } from '../../src/args/validate';
 import { NovaBdmError } from '../../src/errors';
 

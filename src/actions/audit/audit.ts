@@ -1,8 +1,9 @@
 import type { CinderClient } from '../../cinder/cinder-client';
 import { loadCinderIndex, type CinderIndex } from '../shared/cinder-index';
+import { Limiter, mapWithConcurrency } from '../shared/limiter';
 import type { Cell, NovaTopology } from '../../nova-db/cells';
 import { streamVolumeBdmBatches, type AuditRow } from '../../nova-db/audit-query';
-import { matchesDriverVolumeType, type FleetFilters } from '../../selection';
+import type { FleetFilters } from '../../selection';
 import { AuditReportFile } from './report';
 import { checkMetricsPath, writeAuditMetrics } from './metrics';
 import { StaleTally, type StaleBdm } from './tally';
@@ -119,7 +120,7 @@ async function auditCells(
   let cellsDone = 0;
   const progress = () => options.onProgress?.({ cellsDone, cells: cells.length, scanned, stale: tally.total });
 
-  const perCell = await mapBounded(cells, CELL_CONCURRENCY, async (cell): Promise<CellTotals> => {
+  const perCell = await mapWithConcurrency(cells, CELL_CONCURRENCY, async (cell): Promise<CellTotals> => {
     const totals: CellTotals = { uuid: cell.uuid, name: cell.name, scanned: 0, stale: 0 };
     const record = (row: AuditRow, reasons: StaleReason[]) => {
       totals.scanned++;
@@ -168,20 +169,6 @@ async function auditCells(
   return { result, cells: perCell, tally };
 }
 
-/** fn over every item, at most `limit` at once, results in the items' order. */
-async function mapBounded<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
-}
-
 async function auditCell(
   topology: NovaTopology,
   cell: Cell,
@@ -191,13 +178,13 @@ async function auditCell(
   report: AuditReportFile | undefined,
 ): Promise<void> {
   const db = topology.cellDatabase(cell);
-  const inFlight = new Set<Promise<void>>();
+  const lookups = new Limiter((lookup: () => Promise<void>) => lookup(), { limit: cinder?.concurrency ?? 1 });
   try {
-    await scanCell(db, options, cinder, record, report, inFlight);
+    await scanCell(db, options, cinder, record, report, lookups);
   } finally {
     // The scan may break (cell DB lost) with Cinder calls still out: let them settle before the
     // cell's totals are final, or they would keep changing a result already returned.
-    await Promise.allSettled(inFlight);
+    await lookups.settled();
   }
 }
 
@@ -207,12 +194,11 @@ async function scanCell(
   cinder: AuditCinder | undefined,
   record: (row: AuditRow, reasons: StaleReason[]) => void,
   report: AuditReportFile | undefined,
-  inFlight: Set<Promise<void>>,
+  lookups: Limiter<() => Promise<void>>,
 ): Promise<void> {
   for await (const rows of streamVolumeBdmBatches(db, options.filters, { withLockedReason: options.refuseLocked === true })) {
     for (const row of rows) {
       const info = parseConnectionInfo(row.connection_info); // once per row: the hot path at a million
-      if (!matchesDriverVolumeType(options.filters, info)) continue;
       const reasons = dbStaleReasons(row, options.expect, info);
       if (!cinder || row.attachment_id === null) {
         record(row, reasons);
@@ -228,18 +214,17 @@ async function scanCell(
       }
       // Not in the listing (made since, or gone): ask for it alone. Bounded, so a cell of
       // missing attachments never floods Cinder.
-      while (inFlight.size >= cinder.concurrency) await Promise.race(inFlight);
-      const job = (async () => {
+      await lookups.room();
+      lookups.add(async () => {
         const [attachment, host] = await Promise.all([cinder.client.getAttachment(attachmentId), cinder.client.attachedHost(row.volume_id, attachmentId)]);
         reasons.push(...cinderStaleReasons(bdm, attachment, host, row.host));
         record(row, reasons);
-      })().finally(() => inFlight.delete(job));
-      inFlight.add(job);
+      });
     }
     // Back pressure from the report file: the disk, not memory, absorbs a slow writer.
     if (report) await report.written();
   }
-  await Promise.all(inFlight);
+  await lookups.done();
 }
 
 function staleEntry(

@@ -6,10 +6,10 @@ import { listVolumeBdmsOfInstance } from '../../nova-db/queries';
 import { findInstanceRow, systemMetadataOf } from '../../nova-db/refresh-reads';
 import type { BdmRecord } from '../../nova-db/records';
 import type { InstancesTable } from '../../nova-db/schema';
-import { matchesDriverVolumeType, type FleetFilters } from '../../selection';
+import type { FleetFilters } from '../../selection';
 import { selectCells } from '../audit/audit';
 import { bulkMayPay, bulkPays, loadCinderIndex } from '../shared/cinder-index';
-import { parseConnectionInfo } from '../rules/connection-info';
+import { mapWithConcurrency } from '../shared/limiter';
 import type { Outage } from '../shared/outage';
 import { inspectBdm, type Decision, type Inspector } from '../refresh/inspect';
 
@@ -35,48 +35,49 @@ export interface PlannedInstance {
 
 /** Select, then inspect; `concurrency` instances are inspected at once. */
 export async function planFleet(ins: Inspector, filters: FleetFilters, concurrency: number, outage: Outage): Promise<PlannedInstance[]> {
-  const cells = selectCells(await ins.topology.listCells(), filters.cells);
-  const selected: Array<{ cell: Cell; instanceUuid: string; bdmUuids: Set<string>; withAttachment: number }> = [];
-  for (const cell of cells) {
+  const selected = await selectInstances(ins, filters);
+  await readCinderInBulkIfItPays(ins, selected.reduce((n, s) => n + s.withAttachment, 0));
+  const first: PlannedInstance[] = [];
+  if (selected.length > 1 && !ins.cinderIndex) {
+    // The first inspection alone: Cinder then validates our new token once (and caches it),
+    // not once per inspection that arrives before the first validation is done.
+    first.push(await planInstance(ins, selected[0]!, outage));
+  }
+  const rest = await mapWithConcurrency(selected.slice(first.length), concurrency, (s) => planInstance(ins, s, outage));
+  return [...first, ...rest];
+}
+
+/** An instance the query selected BDMs of: their uuids, and how many have a Cinder attachment. */
+type SelectedInstance = { cell: Cell; instanceUuid: string; bdmUuids: Set<string>; withAttachment: number };
+
+/** The selected BDMs (the audit's query), grouped by instance, cell by cell in the query's order. */
+async function selectInstances(ins: Inspector, filters: FleetFilters): Promise<SelectedInstance[]> {
+  const selected: SelectedInstance[] = [];
+  for (const cell of selectCells(await ins.topology.listCells(), filters.cells)) {
     const byInstance = new Map<string, Set<string>>();
     const attached = new Map<string, number>();
     for await (const row of streamVolumeBdms(ins.topology.cellDatabase(cell), filters)) {
       if (!row.instance_uuid || !row.uuid) continue;
-      if (!matchesDriverVolumeType(filters, parseConnectionInfo(row.connection_info))) continue;
       let set = byInstance.get(row.instance_uuid);
       if (!set) byInstance.set(row.instance_uuid, (set = new Set()));
       set.add(row.uuid);
       if (row.attachment_id) attached.set(row.instance_uuid, (attached.get(row.instance_uuid) ?? 0) + 1);
     }
-    for (const [instanceUuid, bdmUuids] of byInstance) selected.push({ cell, instanceUuid, bdmUuids, withAttachment: attached.get(instanceUuid) ?? 0 });
-  }
-
-  // Large fleets read Cinder in bulk (cinder-index.ts) instead of two GETs per BDM.
-  const withAttachment = selected.reduce((n, s) => n + s.withAttachment, 0);
-  if (bulkMayPay(withAttachment)) {
-    try {
-      if (bulkPays(withAttachment, await ins.cinder.countVolumes())) ins.cinderIndex = await loadCinderIndex(ins.cinder);
-    } catch {
-      // No count or no listing (an older Cinder, a policy): each BDM asks for itself, and says so if that fails too.
+    for (const [instanceUuid, bdmUuids] of byInstance) {
+      selected.push({ cell, instanceUuid, bdmUuids, withAttachment: attached.get(instanceUuid) ?? 0 });
     }
   }
+  return selected;
+}
 
-  const plan: PlannedInstance[] = new Array(selected.length);
-  let next = 0;
-  if (selected.length > 1 && !ins.cinderIndex) {
-    // The first inspection alone: Cinder then validates our new token once (and caches it),
-    // not once per inspection that arrives before the first validation is done.
-    plan[0] = await planInstance(ins, selected[0]!, outage);
-    next = 1;
+/** Large fleets read Cinder in bulk (cinder-index.ts) instead of two GETs per BDM. */
+async function readCinderInBulkIfItPays(ins: Inspector, withAttachment: number): Promise<void> {
+  if (!bulkMayPay(withAttachment)) return;
+  try {
+    if (bulkPays(withAttachment, await ins.cinder.countVolumes())) ins.cinderIndex = await loadCinderIndex(ins.cinder);
+  } catch {
+    // No count or no listing (an older Cinder, a policy): each BDM asks for itself, and says so if that fails too.
   }
-  const worker = async () => {
-    while (next < selected.length) {
-      const i = next++;
-      plan[i] = await planInstance(ins, selected[i]!, outage);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, selected.length) }, worker));
-  return plan;
 }
 
 async function planInstance(ins: Inspector, s: { cell: Cell; instanceUuid: string; bdmUuids: Set<string> }, outage: Outage): Promise<PlannedInstance> {
