@@ -1,10 +1,33 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cephMon, getConnectorJson, powerInstance, qemuPid, runOurs, runOursKilledBefore, seed, upLab, type LabEnv, type Seeded } from './harness';
+import {
+  cephMon,
+  getConnectorJson,
+  powerInstance,
+  qemuPid,
+  runOurs,
+  runOursKilledBefore,
+  seed,
+  upLab,
+  type LabEnv,
+  type Seeded,
+} from './harness';
 import { danglingBdmProblems, failedActionProblems, finalProblems, interimProblems, snapshot, type Snapshot } from './faults/end-state';
 import { LabService } from './faults/lab-services';
 import { startRig, type Rig } from './faults/rig';
-import { armFaults, cellDbHook, DB_WRITES, disarmFaults, faultTable, HTTP_TIMEOUT, LOCK_WAIT, newRow, type Hooks, type Row } from './faults/matrix';
+import {
+  armFaults,
+  cellDbHook,
+  DB_WRITES,
+  disarmFaults,
+  faultTable,
+  HTTP_TIMEOUT,
+  LOCK_WAIT,
+  loseAnswerToNth,
+  newRow,
+  type Hooks,
+  type Row,
+} from './faults/matrix';
 
 // Issue 23 item 4: the fault matrix of the online refresh (running_instances: online) on the real
 // lab. Two rbd guests run on compute2 (libvirt, QEMU's librbd) for the whole file. Each case
@@ -18,7 +41,9 @@ import { armFaults, cellDbHook, DB_WRITES, disarmFaults, faultTable, HTTP_TIMEOU
 // BDM's), and the BDM's connection_info names the live mon. The table is printed at the end.
 
 const enabled = process.env.NOVA_BDM_INTEROP === '1' || process.env.npm_lifecycle_event === 'test:interop';
-const SKIP = enabled ? false : 'interop tier: run `npm run test:interop` (or set NOVA_BDM_INTEROP=1); needs root, brings up real OpenStack services';
+const SKIP = enabled
+  ? false
+  : 'interop tier: run `npm run test:interop` (or set NOVA_BDM_INTEROP=1); needs root, brings up real OpenStack services';
 
 /** Running guests shared by the cases (each case leaves its guest consistent, so the next can reuse it). */
 const GUESTS = 2;
@@ -44,6 +69,10 @@ interface Case {
   inject?(ctx: Ctx): Hooks;
   /** Our process kills itself when its step log reaches this step. */
   killBefore?: string;
+  /** The step the first run reports as failed (cases where it lives to report). */
+  failsAt?: string;
+  /** Whether the BDM names a new attachment after the first run (the save went through before the fault). */
+  saved: boolean;
   /** Ends the fault after the first run. */
   heal?(ctx: Ctx): Promise<void>;
 }
@@ -89,12 +118,16 @@ const cases: Case[] = [
     at: 'after the reads, before attachment_create',
     inject: (c) => beforeCinderCall(CREATE, c, 'before attachment_create', () => c.cinderApi.kill()),
     heal: restartCinder,
+    failsAt: 'attachment_create',
+    saved: false,
   },
   {
     name: 'cinder-api SIGKILL between attachment_create and attachment_complete',
     at: 'attachment_complete',
     inject: (c) => beforeCinderCall(COMPLETE, c, 'before attachment_complete', () => c.cinderApi.kill()),
     heal: restartCinder,
+    failsAt: 'attachment_complete',
+    saved: false,
   },
   {
     name: 'cinder-api SIGKILL between attachment_complete and bdm_save',
@@ -105,20 +138,33 @@ const cases: Case[] = [
         return 'pass';
       }),
     heal: restartCinder,
+    failsAt: 'attachment_delete',
+    saved: true,
   },
   {
     name: 'cinder-api SIGKILL between bdm_save and attachment_delete',
     at: 'attachment_delete',
     inject: (c) => beforeCinderCall(DELETE, c, 'before attachment_delete', () => c.cinderApi.kill()),
     heal: restartCinder,
+    failsAt: 'attachment_delete',
+    saved: true,
   },
   {
     name: 'cell DB connection cut before bdm_save',
     at: 'bdm_save',
     inject: (c) => beforeBdmSave(c, 'before bdm_save', async () => 'cut'),
+    failsAt: 'bdm_save',
+    saved: false,
+  },
+  {
+    name: 'cell DB connection lost after the BDM save reached the server (its answer lost)',
+    at: 'bdm_save (its answer)',
+    inject: (c) => ({ cellDb: loseAnswerToNth(DB_WRITES.saveBdm, 1, () => c.checkpoint('before bdm_save')) }),
+    failsAt: 'bdm_save',
+    saved: true,
   },
   ...['attachment_create', 'attachment_complete', 'bdm_save', 'attachment_delete', 'finish_action', 'unlock'].map(
-    (step): Case => ({ name: `our process SIGKILLed before ${step}`, at: step, killBefore: step }),
+    (step, i): Case => ({ name: `our process SIGKILLed before ${step}`, at: step, killBefore: step, saved: i >= 3 }),
   ),
 ];
 
@@ -154,7 +200,8 @@ describe('fault matrix: online refresh of running rbd guests on the real lab (is
     await rig?.stop();
     for (const g of guests) await powerInstance('stop', g.instance_uuid).catch(() => undefined);
     if (rows.length) {
-      process.stdout.write(`\nfault matrix (online refresh of a running rbd guest; Cinder timeout ${HTTP_TIMEOUT} s, lock wait ${LOCK_WAIT} s):\n${faultTable(rows)}\n`);
+      const head = `fault matrix (online refresh of a running rbd guest; Cinder timeout ${HTTP_TIMEOUT} s, lock wait ${LOCK_WAIT} s)`;
+      process.stdout.write(`\n${head}:\n${faultTable(rows)}\n`);
     }
   });
 
@@ -170,7 +217,8 @@ describe('fault matrix: online refresh of running rbd guests on the real lab (is
       const g = guest;
       assert.equal(await qemuPid(g.instance_uuid), g.pid, 'the guest runs in the QEMU process it started with');
 
-      const reason = `Refreshing connection_info for BDM ${g.bdm_uuid} associated with instance ${g.instance_uuid} and volume ${g.volume_id}.`;
+      const reason =
+        `Refreshing connection_info for BDM ${g.bdm_uuid} associated with instance ${g.instance_uuid} and volume ${g.volume_id}.`;
       const checkpoints: string[] = [];
       const dangling: string[] = [];
       const look = (label: string, s: Snapshot) => {
@@ -212,7 +260,11 @@ describe('fault matrix: online refresh of running rbd guests on the real lab (is
       }
       const seconds = ((Date.now() - t0) / 1000).toFixed(1);
       const msg = String(r1?.msg ?? '');
-      row.first = signal ? `killed (${signal})` : r1?.failed ? `failed at ${failedStep(r1)}` : `ok (${r1?.changed ? 'changed' : 'unchanged'})`;
+      row.first = signal
+        ? `killed (${signal})`
+        : r1?.failed
+          ? `failed at ${failedStep(r1)}`
+          : `ok (${r1?.changed ? 'changed' : 'unchanged'})`;
       row.failSeconds = signal || r1?.failed ? `${seconds} s` : '-';
       process.stdout.write(`# ${fault.name}: first run ${seconds} s: ${signal ?? msg}\n`);
 
@@ -225,7 +277,8 @@ describe('fault matrix: online refresh of running rbd guests on the real lab (is
         ? `DANGLING: ${dangling.join('; ')}`
         : interimIssues.length
           ? `INCONSISTENT: ${interimIssues.join('; ')}`
-          : `${interim.nova.instance?.locked ? 'locked by the refresh (next run recovers)' : 'unlocked, BDM consistent'}; ${interim.attachments.length} attachment(s)`;
+          : `${interim.nova.instance?.locked ? 'locked by the refresh (next run recovers)' : 'unlocked, BDM consistent'}; ` +
+            `${interim.attachments.length} attachment(s)`;
 
       // The same refresh again: it must converge, online.
       const r2 = (await runOurs(args, 180_000)).result;
@@ -235,7 +288,9 @@ describe('fault matrix: online refresh of running rbd guests on the real lab (is
       const pidAtEnd = await qemuPid(g.instance_uuid);
       const endIssues = finalProblems(g, end, actionsBefore, 'active');
       const hosts = (end.nova.block_device_mapping[0]?.connection_info as { data?: { hosts?: unknown } } | null)?.data?.hosts;
-      if (JSON.stringify(hosts) !== JSON.stringify([liveMon])) endIssues.push(`connection_info names ${JSON.stringify(hosts)}, not the live mon ${liveMon}`);
+      if (JSON.stringify(hosts) !== JSON.stringify([liveMon])) {
+        endIssues.push(`connection_info names ${JSON.stringify(hosts)}, not the live mon ${liveMon}`);
+      }
       if (pidAfterFirst !== g.pid || pidAtEnd !== g.pid) endIssues.push(`QEMU pid ${g.pid} -> ${pidAfterFirst} -> ${pidAtEnd}`);
       row.end = endIssues.length ? `INCONSISTENT: ${endIssues.join('; ')}` : `consistent, same QEMU pid (${checkpoints.length} checks)`;
 
@@ -246,6 +301,7 @@ describe('fault matrix: online refresh of running rbd guests on the real lab (is
       } else {
         assert.ok(r1, 'the first run printed its JSON');
         assert.equal(r1.failed, true, `the first run should fail: ${JSON.stringify(r1)}`);
+        assert.equal(failedStep(r1), fault.failsAt, `it fails where the fault struck: ${msg}`);
         assert.ok(msg.length > 0 && !msg.includes('\n'), `one line: ${msg}`);
         assert.ok(!/unexpected error/.test(msg), msg);
         assert.equal(typeof r1.remains, 'string', `past the lock, the result says what remains: ${JSON.stringify(r1)}`);
@@ -254,10 +310,18 @@ describe('fault matrix: online refresh of running rbd guests on the real lab (is
       assert.ok(checkpoints.length >= (fault.inject ? 3 : 2), `the fault struck where it should (check points: ${checkpoints.join(', ')})`);
       assert.deepEqual(dangling, [], 'at every check point the BDM names an attachment Cinder has');
       assert.deepEqual(interimIssues, [], 'what the first run leaves is consistent or locked for recovery');
+      const interimAttachment = interim.nova.block_device_mapping[0]?.attachment_id;
+      const moved = interimAttachment !== before.nova.block_device_mapping[0]?.attachment_id;
+      assert.equal(moved, fault.saved, `the BDM was ${fault.saved ? '' : 'not '}saved before the fault`);
       assert.equal(pidAfterFirst, g.pid, 'the guest kept its QEMU process through the fault');
       assert.equal(r2.failed, undefined, `the re-run converges: ${JSON.stringify(r2)}`);
+      if (interim.nova.instance?.locked) {
+        assert.ok(r2.recovered, `the re-run recovered the interrupted refresh first: ${JSON.stringify(r2)}`);
+      }
       assert.equal(r2.online, true, `the re-run refreshed online: ${JSON.stringify(r2)}`);
+      assert.notEqual(end.nova.block_device_mapping[0]?.attachment_id, interimAttachment, 'the re-run made a new attachment (force)');
       assert.deepEqual(endIssues, [], 'end state');
     });
   });
+
 });

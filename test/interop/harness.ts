@@ -621,7 +621,8 @@ export async function runOursKilledBefore(
   args: Record<string, unknown>,
   timeoutMs = 240_000,
 ): Promise<{ signal: NodeJS.Signals | null; result: Record<string, unknown> | null; stderr: string }> {
-  const r = await runAsync(process.execPath, [BUNDLE, '-'], { input: JSON.stringify(args), timeoutMs, env: { ...process.env, NOVA_BDM_KILL_BEFORE_STEP: step } });
+  const env = { ...process.env, NOVA_BDM_KILL_BEFORE_STEP: step };
+  const r = await runAsync(process.execPath, [BUNDLE, '-'], { input: JSON.stringify(args), timeoutMs, env });
   let result: Record<string, unknown> | null = null;
   try {
     result = JSON.parse(r.stdout) as Record<string, unknown>;
