@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import {
   cephMon,
   getConnectorJson,
+  hardReboot,
   powerInstance,
   qemuPid,
   runOurs,
@@ -324,4 +325,13 @@ describe('fault matrix: online refresh of running rbd guests on the real lab (is
     });
   });
 
+  test('after every case, a hard reboot rebuilds each guest from the BDM the cases left', async () => {
+    for (const g of guests) {
+      const r = await hardReboot(g.instance_uuid, 60);
+      assert.equal(r.error, null, `hard reboot failed: ${r.error}`);
+      assert.deepEqual([r.vm_state, r.power_state, r.task_state, r.domain_rbd_hosts], ['active', 'running', null, [liveMon]]);
+      assert.equal(r.qemu_pid_before, g.pid, 'the QEMU process started before the first case ran through every case');
+      assert.ok(r.qemu_pid && r.qemu_pid !== g.pid, 'a new QEMU process, its domain defined again from the BDM');
+    }
+  });
 });
