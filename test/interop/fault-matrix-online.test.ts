@@ -56,7 +56,6 @@ interface Guest extends Seeded {
 
 interface Ctx {
   rig: Rig;
-  guest: Guest;
   cinderApi: LabService;
   /** Looks at the BDM and Cinder now (Cinder must be up) and records a dangling BDM. */
   checkpoint(label: string): Promise<void>;
@@ -228,7 +227,6 @@ describe('fault matrix: online refresh of running rbd guests on the real lab (is
       };
       const ctx: Ctx = {
         rig,
-        guest: g,
         cinderApi: new LabService(lab, 'cinder-api'),
         checkpoint: async (label) => look(label, await snapshot(g)),
       };
