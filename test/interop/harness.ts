@@ -58,7 +58,11 @@ export interface LabEnv {
 
 let labEnv: LabEnv | undefined;
 
-function runAsync(cmd: string, args: string[], options: { input?: string; timeoutMs: number; env?: NodeJS.ProcessEnv }): Promise<{ status: number | null; stdout: string; stderr: string }> {
+function runAsync(
+  cmd: string,
+  args: string[],
+  options: { input?: string; timeoutMs: number; env?: NodeJS.ProcessEnv },
+): Promise<{ status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { cwd: ROOT, env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
@@ -70,9 +74,9 @@ function runAsync(cmd: string, args: string[], options: { input?: string; timeou
       clearTimeout(timer);
       reject(e);
     });
-    child.on('close', (status) => {
+    child.on('close', (status, signal) => {
       clearTimeout(timer);
-      resolve({ status, stdout, stderr });
+      resolve({ status, signal, stdout, stderr });
     });
     child.stdin.end(options.input ?? '');
   });
@@ -605,4 +609,25 @@ export async function runOurs(args: Record<string, unknown>, timeoutMs = 240_000
     throw new Error(`our bundle printed no JSON (exit ${r.status}): stdout ${JSON.stringify(r.stdout.slice(0, 2000))} stderr ${tail(r.stderr)}`);
   }
   return { status: r.status, result, stderr: r.stderr };
+}
+
+/**
+ * Runs our bundle with NOVA_BDM_KILL_BEFORE_STEP=`step`: it SIGKILLs itself when its step log
+ * reaches that step (as a machine stop or the OOM killer would end it there). Returns the signal
+ * it ended by (null: it never reached the step) and its JSON when it printed one.
+ */
+export async function runOursKilledBefore(
+  step: string,
+  args: Record<string, unknown>,
+  timeoutMs = 240_000,
+): Promise<{ signal: NodeJS.Signals | null; result: Record<string, unknown> | null; stderr: string }> {
+  const env = { ...process.env, NOVA_BDM_KILL_BEFORE_STEP: step };
+  const r = await runAsync(process.execPath, [BUNDLE, '-'], { input: JSON.stringify(args), timeoutMs, env });
+  let result: Record<string, unknown> | null = null;
+  try {
+    result = JSON.parse(r.stdout) as Record<string, unknown>;
+  } catch {
+    /* killed: no output */
+  }
+  return { signal: r.signal, result, stderr: r.stderr };
 }

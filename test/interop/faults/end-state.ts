@@ -75,12 +75,15 @@ export function interimProblems(twin: Seeded, s: Snapshot, reason: string, clean
   return problems;
 }
 
-/** The rules after the re-run: unlocked, refreshed, exactly one attachment (the BDM's), attached. */
-export function finalProblems(twin: Seeded, s: Snapshot, actionsBefore: number): string[] {
+/**
+ * The rules after the re-run: unlocked, refreshed, exactly one attachment (the BDM's), attached;
+ * the instance in `vmState` (active for a running guest refreshed online), with no task.
+ */
+export function finalProblems(twin: Seeded, s: Snapshot, actionsBefore: number, vmState: 'stopped' | 'active' = 'stopped'): string[] {
   const problems: string[] = [];
   const inst = s.nova.instance;
   if (!inst || inst.locked || inst.locked_by !== null) problems.push(`instance locked=${inst?.locked} locked_by=${inst?.locked_by}`);
-  if (inst && (inst.vm_state !== 'stopped' || inst.task_state !== null)) problems.push(`vm_state ${inst.vm_state} task_state ${inst.task_state}`);
+  if (inst && (inst.vm_state !== vmState || inst.task_state !== null)) problems.push(`vm_state ${inst.vm_state} task_state ${inst.task_state}`);
   if (s.nova.system_metadata.some((m) => m.key === 'locked_reason')) problems.push('locked_reason left in system_metadata');
   const bdm = s.nova.block_device_mapping[0];
   if (!bdm?.connection_info) problems.push('the BDM has no connection_info');

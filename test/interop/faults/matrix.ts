@@ -50,18 +50,25 @@ export function cutAtNth(sql: RegExp, nth: number): ProxyOptions {
 }
 
 /**
- * The server's answer to the nth COMMIT is lost: the COMMIT reaches MariaDB and is carried out,
- * then the connection is cut before the tool hears back (the outcome the tool cannot know).
+ * The server's answer to the nth statement matching `sql` is lost: the statement reaches MariaDB
+ * and is carried out, then the connection is cut before the tool hears back (the outcome the tool
+ * cannot know). `before` is awaited when the statement arrives, before it goes on.
  */
-export function loseAnswerToNthCommit(nth: number): ProxyOptions {
+export function loseAnswerToNth(sql: RegExp, nth: number, before?: () => Promise<void>): ProxyOptions {
   let seen = 0;
   let armed = false;
-  const base = cellDbHook((q) => {
-    if (/^commit$/i.test(q.trim()) && ++seen === nth) armed = true;
+  const base = cellDbHook(async (q): Promise<'pass'> => {
+    if (sql.test(q.trim()) && ++seen === nth) {
+      await before?.();
+      armed = true;
+    }
     return 'pass';
   });
   return { ...base, serverFramer: framers.mysqlClient, onServerFrame: () => (armed ? 'cut' : 'pass') };
 }
+
+/** The answer to the nth COMMIT is lost (see loseAnswerToNth). */
+export const loseAnswerToNthCommit = (nth: number): ProxyOptions => loseAnswerToNth(/^commit$/i, nth);
 
 /** A case's faults, one hook set per proxy. */
 export type Hooks = Partial<Record<'keystone' | 'cinder' | 'amqp' | 'cellDb', ProxyOptions>>;
