@@ -1,5 +1,5 @@
 import type { ModuleArgs } from '../args/schema';
-import { auditFleet } from '../actions/audit/audit';
+import { auditFleet, type AuditResult } from '../actions/audit/audit';
 import type { CinderClient } from '../cinder/cinder-client';
 import type { NovaConf } from '../config/nova-conf';
 import type { NovaTopology } from '../nova-db/cells';
@@ -8,7 +8,7 @@ import type { FleetFilters } from '../selection';
 
 // Wires the fleet audit: the cell databases always, Cinder only with check_cinder.
 
-export async function runAudit(args: ModuleArgs, filters: FleetFilters, conf: NovaConf, topology: NovaTopology, scrubber: TextScrubber): Promise<Record<string, unknown> & { changed: boolean }> {
+export async function runAudit(args: ModuleArgs, filters: FleetFilters, conf: NovaConf, topology: NovaTopology, scrubber: TextScrubber): Promise<AuditResult> {
   let cinder: { client: CinderClient; concurrency: number } | undefined;
   if (args.check_cinder) {
     // Loaded only here: a DB-only audit never pays for the HTTP stack.
@@ -23,7 +23,7 @@ export async function runAudit(args: ModuleArgs, filters: FleetFilters, conf: No
     cinder = { client: new CinderClient(new CinderSession(new OpenStackHttp(settings.http), settings.cinder), newAdminContext().requestId), concurrency: args.cinder_concurrency };
   }
   const interactive = process.stderr.isTTY === true;
-  const result = await auditFleet(topology, {
+  return auditFleet(topology, {
     filters,
     refuseLocked: args.refuse_locked,
     runningInstances: args.running_instances,
@@ -36,5 +36,4 @@ export async function runAudit(args: ModuleArgs, filters: FleetFilters, conf: No
       ? (p) => process.stderr.write(`\r${p.cellsDone}/${p.cells} cells done, ${p.scanned} BDMs scanned, ${p.stale} stale so far${p.cellsDone === p.cells ? '\n' : ''}`)
       : undefined,
   });
-  return result as unknown as Record<string, unknown> & { changed: boolean };
 }

@@ -21,6 +21,12 @@ import type { Selection } from '../selection';
 // refresh, so `show` never pays for the RabbitMQ and HTTP stacks.
 
 export async function runRefresh(
+  args: ModuleArgs, selection: Extract<Selection, { kind: 'fleet' }>, conf: NovaConf, ansible: AnsibleFlags, topology: NovaTopology, scrubber: TextScrubber,
+): Promise<FleetRefreshResult>;
+export async function runRefresh(
+  args: ModuleArgs, selection: Extract<Selection, { kind: 'bdm' }>, conf: NovaConf, ansible: AnsibleFlags, topology: NovaTopology, scrubber: TextScrubber,
+): Promise<SingleRefreshResult>;
+export async function runRefresh(
   args: ModuleArgs,
   selection: Extract<Selection, { kind: 'bdm' | 'fleet' }>,
   conf: NovaConf,
