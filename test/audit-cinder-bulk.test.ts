@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { execute } from '../src/entry/run';
+import { answer } from './support/results';
 import { OSAPI_MAX_LIMIT } from './support/fake-openstack';
 import { RefreshEnv } from './support/refresh-env';
 
@@ -37,9 +38,9 @@ describe('audit check_cinder in bulk', () => {
     const mine = [ok, reserved, gone, moved];
 
     const logged = env.cloud.log.length;
-    const { result: r } = await execute({
+    const r = answer(await execute({
       action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], instance_uuids: mine.map((s) => s.instanceUuid), check_cinder: true, cinder_concurrency: 2,
-    });
+    }));
     assert.equal(r.failed, undefined, String(r.msg));
     const byBdm = new Map((r.stale as any[]).map((x) => [x.bdm_uuid, x.reasons]));
     assert.equal(byBdm.has(ok.bdm.uuid), false);
@@ -61,9 +62,9 @@ describe('audit check_cinder in bulk', () => {
     // Side by side (cinder_concurrency 8: 4 pages of each list in flight), by offset: the same
     // verdicts, every page read, and past the end only the few asked for before the last came back.
     const logged8 = env.cloud.log.length;
-    const { result: r8 } = await execute({
+    const r8 = answer(await execute({
       action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], instance_uuids: mine.map((s) => s.instanceUuid), check_cinder: true, cinder_concurrency: 8,
-    });
+    }));
     assert.equal(r8.failed, undefined, String(r8.msg));
     assert.deepEqual(new Map((r8.stale as any[]).map((x) => [x.bdm_uuid, x.reasons])), byBdm);
     const requests8 = env.cloud.log.slice(logged8).filter((l) => l.path.includes('/volume/v3/'));

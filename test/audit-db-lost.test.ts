@@ -2,6 +2,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { execute } from '../src/entry/run';
+import { answer } from './support/results';
 import { RBD_CONNECTION_INFO } from './support/fixtures';
 import { RefreshEnv } from './support/refresh-env';
 import { TcpProxy } from './support/tcp-proxy';
@@ -38,7 +39,7 @@ test('the cell DB drops mid-scan: the audit says the cell is incomplete, counts 
   const onUnhandled = (e: unknown) => unhandled.push(e);
   process.on('unhandledRejection', onUnhandled);
   try {
-    const { result: r } = await execute({ action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], hosts: [host], check_cinder: true, cinder_concurrency: 2, database_connection: viaProxy, connect_timeout: 2 });
+    const r = answer(await execute({ action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], hosts: [host], check_cinder: true, cinder_concurrency: 2, database_connection: viaProxy, connect_timeout: 2 }));
     assert.equal(r.failed, true);
     assert.match(String(r.msg), /^audit incomplete: cell1: .*\(the other cells were audited\)$/);
     const cell1 = (r.totals as any).cells.find((c: any) => c.name === 'cell1');

@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { execute } from '../src/entry/run';
+import { answer } from './support/results';
 import { NEW_MONITORS, RefreshEnv } from './support/refresh-env';
 
 // Staleness rules, idempotent refresh, check mode and the fleet audit, on the real schema.
@@ -117,9 +118,9 @@ describe('audit', () => {
     const iscsi = await fx.seedBdm('cell2', i2, { connection_info_object: { driver_volume_type: 'iscsi', data: {} }, device_name: '/dev/vdd' });
     const report = join(env.dir, 'audit.json');
     const countsBefore = await fx.cell('cell1').selectFrom('instance_actions').select((eb) => eb.fn.countAll().as('n')).where('instance_uuid', '=', i1).executeTakeFirst(); // other test files write actions meanwhile
-    const { result: r } = await execute({
+    const r = answer(await execute({
       action: 'audit', config_file: env.fx.env.confPath, hosts: [hostA, hostB], expect: EXPECT, report_path: report, driver_volume_type: 'rbd',
-    });
+    }));
     assert.equal(r.failed, undefined, String(r.msg));
     assert.equal(r.changed, false);
     const totals = r.totals as any;
@@ -144,14 +145,14 @@ describe('audit', () => {
     assert.deepEqual(countsAfter, countsBefore);
 
     // without the type filter, the missing connection_info is found too
-    const all = (await execute({ action: 'audit', config_file: env.fx.env.confPath, hosts: [hostB] })).result;
+    const all = answer(await execute({ action: 'audit', config_file: env.fx.env.confPath, hosts: [hostB] }));
     assert.deepEqual((all.stale as any[]).map((x) => [x.bdm_uuid, x.reasons]), [[missing.uuid, ['connection_info_missing']]]);
   });
 
   test('check_cinder adds the Cinder rules', async () => {
     const s = await env.seed();
     env.cloud.attachments.get(s.oldAttachmentId)!.status = 'reserved';
-    const { result: r } = await execute({ action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], instance_uuids: [s.instanceUuid], check_cinder: true, cinder_concurrency: 2 });
+    const r = answer(await execute({ action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], instance_uuids: [s.instanceUuid], check_cinder: true, cinder_concurrency: 2 }));
     assert.equal(r.failed, undefined, String(r.msg));
     assert.deepEqual((r.stale as any[]).map((x) => x.reasons), [['attachment_not_attached']]);
   });
@@ -165,7 +166,7 @@ describe('audit', () => {
     for (const concurrency of [2, 5]) {
       const gets = env.cloud.meter('GET', single);
       env.cloud.answerLate('GET', single, 150, seeded.length); // slow answers: the requests overlap unless bounded
-      const { result: r } = await execute({ action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], instance_uuids: seeded.map((s) => s.instanceUuid), check_cinder: true, cinder_concurrency: concurrency });
+      const r = answer(await execute({ action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], instance_uuids: seeded.map((s) => s.instanceUuid), check_cinder: true, cinder_concurrency: concurrency }));
       env.cloud.clearFaults();
       assert.equal(r.failed, undefined, String(r.msg));
       assert.equal((r.stale as any[]).length, seeded.length, JSON.stringify(r.stale));
@@ -179,7 +180,7 @@ describe('audit', () => {
     const i = await env.fx.seedInstance('cell2', { host });
     await env.fx.seedBdm('cell2', i, { attachment_id: null });
     const broken = `mysql+pymysql://${env.fx.env.dbUser}:Wr0ngPw@127.0.0.1:3306/${env.fx.env.databases.cell1}?charset=utf8`;
-    const { result: r } = await execute({ action: 'audit', config_file: env.fx.env.confPath, hosts: [host], database_connection: broken });
+    const r = answer(await execute({ action: 'audit', config_file: env.fx.env.confPath, hosts: [host], database_connection: broken }));
     assert.equal(r.failed, true);
     assert.match(String(r.msg), new RegExp(`^audit incomplete: cell1: cannot connect to the cell1 database ${env.fx.env.databases.cell1} at 127\\.0\\.0\\.1:3306: Access denied for user '[^']+'@'127\\.0\\.0\\.1' \\(using password: YES\\) \\(the other cells were audited\\)$`));
     assert.ok(!String(r.msg).includes('Wr0ngPw'));

@@ -8,6 +8,7 @@ import { hostname } from 'node:os';
 import { lockReasonFor } from '../src/actions/rules/lock-reason';
 import { CLAIM_KEY } from '../src/nova-db/refresh-claim';
 import { execute } from '../src/entry/run';
+import { answer } from './support/results';
 import { MASK } from '../src/output/mask-secrets';
 import { Fixtures, ISCSI_CHAP_CONNECTION_INFO } from './support/fixtures';
 
@@ -20,7 +21,7 @@ const conf = { config_file: env.confPath };
 after(() => fx.close());
 
 async function show(args: Record<string, unknown>) {
-  return (await execute({ ...conf, ...args })).result;
+  return answer(await execute({ ...conf, ...args }));
 }
 
 describe('show by each selector, across cells', () => {
