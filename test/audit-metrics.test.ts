@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execute } from '../src/entry/run';
-import { answer } from './support/results';
+import { answer, resultOf } from './support/results';
 import { RefreshEnv } from './support/refresh-env';
 import { parseMetricsFile, sampleValue } from './support/prometheus-text';
 
@@ -47,13 +47,13 @@ describe('audit: bounded result and metrics_path', () => {
     const metrics = join(dir, 'nova_bdm.prom');
     const report = join(dir, 'report.json');
     const t0 = Date.now();
-    const r = answer(await execute({ action: 'audit', config_file: env.fx.env.confPath, hosts: f.hosts, expect: EXPECT, stale_limit: 2, report_path: report, metrics_path: metrics }));
+    const r = resultOf(await execute({ action: 'audit', config_file: env.fx.env.confPath, hosts: f.hosts, expect: EXPECT, stale_limit: 2, report_path: report, metrics_path: metrics }), 'audit');
     const t1 = Date.now();
     assert.equal(r.failed, undefined, String(r.msg));
-    const totals = r.totals as any;
+    const totals = r.totals;
     assert.equal(totals.scanned, 5);
     assert.equal(totals.stale, 5);
-    assert.equal((r.stale as unknown[]).length, 2);
+    assert.equal(r.stale.length, 2);
     assert.equal(r.stale_truncated, true);
     assert.match(String(r.msg), new RegExp(`^5 volume BDMs audited in 3 cells: 5 stale \\(the first 2 listed; all in ${report.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\)$`));
     assert.deepEqual(totals.by_reason, { expectation_mismatch: 4, legacy_attachment: 1, connection_info_missing: 1 });
@@ -63,7 +63,7 @@ describe('audit: bounded result and metrics_path', () => {
     assert.ok(typeof r.seconds === 'number' && r.seconds > 0);
 
     const full = JSON.parse(readFileSync(report, 'utf8'));
-    assert.deepEqual(full.stale.map((s: any) => s.bdm_uuid).sort(), f.stale.map((s) => s.uuid).sort(), 'the report lists every stale BDM');
+    assert.deepEqual(full.stale.map((s: { bdm_uuid: string }) => s.bdm_uuid).sort(), f.stale.map((s) => s.uuid).sort(), 'the report lists every stale BDM');
     assert.equal(full.stale_truncated, undefined, 'the report is whole');
     assert.equal(full.totals.stale, 5);
 
@@ -90,8 +90,8 @@ describe('audit: bounded result and metrics_path', () => {
     assert.equal(sampleValue(m, 'nova_bdm_audit_blocked_bdms', { cell: 'cell2', blocked_by: 'task_state' }), 1);
     assert.equal(m.get('nova_bdm_audit_blocked_bdms')!.metrics.length, 2);
     for (const c of totals.cells) {
-      assert.equal(sampleValue(m, 'nova_bdm_audit_scanned_bdms', { cell: c.name }), c.scanned);
-      assert.equal(sampleValue(m, 'nova_bdm_audit_cell_success', { cell: c.name }), 1);
+      assert.equal(sampleValue(m, 'nova_bdm_audit_scanned_bdms', { cell: c.name ?? c.uuid }), c.scanned);
+      assert.equal(sampleValue(m, 'nova_bdm_audit_cell_success', { cell: c.name ?? c.uuid }), 1);
     }
     assert.equal(sampleValue(m, 'nova_bdm_audit_check_cinder'), 0);
     assert.equal(sampleValue(m, 'nova_bdm_audit_duration_seconds'), r.seconds);
@@ -108,11 +108,11 @@ describe('audit: bounded result and metrics_path', () => {
 
   test('stale_limit 0: counts only; stale_limit and metrics_path belong to the audit', async () => {
     const f = await seedFleet();
-    const r = answer(await execute({ action: 'audit', config_file: env.fx.env.confPath, hosts: f.hosts, expect: EXPECT, stale_limit: 0 }));
+    const r = resultOf(await execute({ action: 'audit', config_file: env.fx.env.confPath, hosts: f.hosts, expect: EXPECT, stale_limit: 0 }), 'audit');
     assert.deepEqual(r.stale, []);
     assert.equal(r.stale_truncated, true);
-    assert.equal((r.totals as any).stale, 5);
-    const none = answer(await execute({ action: 'audit', config_file: env.fx.env.confPath, hosts: [`nbt-met-none-${tag()}`] }));
+    assert.equal(r.totals.stale, 5);
+    const none = resultOf(await execute({ action: 'audit', config_file: env.fx.env.confPath, hosts: [`nbt-met-none-${tag()}`] }), 'audit');
     assert.equal(none.stale_truncated, false);
     const show = answer(await execute({ action: 'show', config_file: env.fx.env.confPath, bdm_uuid: f.stale[0]!.uuid, metrics_path: join(env.dir, 'x.prom') }));
     assert.equal(show.failed, true);
