@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { execute } from '../src/entry/run';
-import { answer, resultOf } from './support/results';
+import { resultOf } from './support/results';
 import { OSAPI_MAX_LIMIT } from './support/fake-openstack';
 import { RefreshEnv } from './support/refresh-env';
 

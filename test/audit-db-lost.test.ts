@@ -2,7 +2,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { execute } from '../src/entry/run';
-import { answer, resultOf } from './support/results';
+import { resultOf } from './support/results';
 import { RBD_CONNECTION_INFO } from './support/fixtures';
 import { RefreshEnv } from './support/refresh-env';
 import { TcpProxy } from './support/tcp-proxy';

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { execute } from '../src/entry/run';
-import { answer, resultOf } from './support/results';
+import { resultOf } from './support/results';
 import { NEW_MONITORS, RefreshEnv } from './support/refresh-env';
 
 // Staleness rules, idempotent refresh, check mode and the fleet audit, on the real schema.

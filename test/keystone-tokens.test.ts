@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { CinderClient, CinderSession } from '../src/cinder/cinder-client';
 import { OpenStackHttp } from '../src/cinder/http';
 import { execute } from '../src/entry/run';
-import { answer, resultOf } from './support/results';
+import { resultOf } from './support/results';
 import { USERS } from './support/fake-openstack';
 import { RefreshEnv } from './support/refresh-env';
 

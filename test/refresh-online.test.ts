@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { ISCSI_CHAP_CONNECTION_INFO, RBD_CONNECTION_INFO } from './support/fixtures';
 import { BUNDLE } from './support/nova-env';
 import { NEW_MONITORS, RefreshEnv } from './support/refresh-env';
-import { infoData, type RefreshAnswer } from './support/results';
+import type { RefreshAnswer } from './support/results';
 import { TcpProxy } from './support/tcp-proxy';
 
 // running_instances: online, single refresh, on the real MariaDB and RabbitMQ with the stand-in

@@ -50,7 +50,8 @@ function renderAudit(result: AuditResult, render: CliRender): string {
   for (const [code, n] of Object.entries(totals.by_reason)) lines.push(`  ${code}: ${n}`);
   if (stale.length > 0) {
     const rows = stale.map((s) => [
-      String(s.bdm_uuid), String(s.instance_uuid), String(s.host ?? '-'), String(s.cell), s.reasons.join(','), s.refreshable ? 'yes' : `no: ${s.blocked_by}`,
+      String(s.bdm_uuid), String(s.instance_uuid), String(s.host ?? '-'), String(s.cell),
+      s.reasons.join(','), s.refreshable ? 'yes' : `no: ${s.blocked_by}`,
     ]);
     const head = ['BDM', 'instance', 'host', 'cell', 'reasons', 'refreshable'];
     const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));

@@ -8,7 +8,13 @@ import type { FleetFilters } from '../selection';
 
 // Wires the fleet audit: the cell databases always, Cinder only with check_cinder.
 
-export async function runAudit(args: ModuleArgs, filters: FleetFilters, conf: NovaConf, topology: NovaTopology, scrubber: TextScrubber): Promise<AuditResult> {
+export async function runAudit(
+  args: ModuleArgs,
+  filters: FleetFilters,
+  conf: NovaConf,
+  topology: NovaTopology,
+  scrubber: TextScrubber,
+): Promise<AuditResult> {
   let cinder: { client: CinderClient; concurrency: number } | undefined;
   if (args.check_cinder) {
     // Loaded only here: a DB-only audit never pays for the HTTP stack.

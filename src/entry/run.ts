@@ -41,7 +41,8 @@ async function runAction(
   if (args.action === 'get_connector') {
     const { getConnector } = await import('../actions/get-connector');
     const { lightosDiscoveryClientFound } = await import('../lightos/discovery-client');
-    return { kind: 'get_connector', result: await getConnector(conf, args.host_root, { lightosDiscoveryClient: lightosDiscoveryClientFound }) };
+    const result = await getConnector(conf, args.host_root, { lightosDiscoveryClient: lightosDiscoveryClientFound });
+    return { kind: 'get_connector', result };
   }
   // Loaded on demand so `--help` and argument errors never pay for the database stack.
   const { NovaTopology } = await import('../nova-db/cells');
@@ -63,7 +64,9 @@ async function runAction(
       }
       case 'refresh': {
         const { runRefresh } = await import('./refresh');
-        if (selection.kind === 'fleet') return { kind: 'fleet_refresh', result: await runRefresh(args, selection, conf, ansible, topology, scrubber) };
+        if (selection.kind === 'fleet') {
+          return { kind: 'fleet_refresh', result: await runRefresh(args, selection, conf, ansible, topology, scrubber) };
+        }
         if (selection.kind !== 'bdm') throw new Error(`refresh got a ${selection.kind} selection`);
         return { kind: 'refresh', result: await runRefresh(args, selection, conf, ansible, topology, scrubber) };
       }

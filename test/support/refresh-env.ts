@@ -155,7 +155,8 @@ export class RefreshEnv {
   /** A single refresh (or, with action: 'show', a show): its answer, success or failure, read field by field. */
   async refresh(args: Record<string, unknown>): Promise<RefreshAnswer> {
     const outcome = await this.outcome(args);
-    assert.ok(outcome.kind === 'refresh' || outcome.kind === 'show' || outcome.kind === 'failure', `not a single refresh's answer: ${outcome.kind}`);
+    const { kind } = outcome;
+    assert.ok(kind === 'refresh' || kind === 'show' || kind === 'failure', `not a single refresh's answer: ${kind}`);
     return outcome.result;
   }
 

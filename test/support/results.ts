@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { FailureResult, ModuleResult, Outcome, OutcomeKind } from '../../src/entry/result';
-import type { NotStaleResult, RefreshedResult, SingleRefreshResult, WouldRefreshResult } from '../../src/actions/refresh/result';
+import type { SingleRefreshResult } from '../../src/actions/refresh/result';
 import type { ShowResult } from '../../src/actions/show';
 
 // Typed reads of the module's answers in tests: narrow an Outcome by its kind (asserting it), or
@@ -29,36 +29,16 @@ export type RefreshAnswer = Fields<SingleRefreshResult | ShowResult | FailureRes
 /** Any answer of the module, read field by field. */
 export type AnyAnswer = Fields<ModuleResult>;
 
-/** A refresh that refreshed (not failed, not a check-mode or not-stale answer). */
-export function refreshed(r: RefreshAnswer): RefreshedResult {
-  assert.equal(r.failed, undefined, String(r.msg));
-  assert.ok(typeof r.new_attachment_id === 'string', `not refreshed: ${r.msg}`);
-  return r as RefreshedResult;
-}
-
-/** A check-mode answer that says it would refresh. */
-export function wouldRefresh(r: RefreshAnswer): WouldRefreshResult {
-  assert.ok(r.new_attachment_id === undefined && r.old_attachment_id !== undefined && r.failed === undefined, `not a would-refresh answer: ${r.msg}`);
-  return r as WouldRefreshResult;
-}
-
-/** A refresh that found nothing stale. */
-export function notStale(r: RefreshAnswer): NotStaleResult {
-  assert.ok(r.stale === false && r.old_attachment_id === undefined && r.failed === undefined, `not a not-stale answer: ${r.msg}`);
-  return r as NotStaleResult;
-}
-
-/** A failure (thrown, turned into failed: true with msg, and for a refresh undone/remains). */
-export function failure(o: Outcome): FailureResult {
-  return resultOf(o, 'failure');
+function isDict(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
 /** connection_info as a result carries it (masked JSON): its data dict, asserted to be one. */
 export function infoData(info: unknown): Record<string, unknown> {
-  assert.ok(info !== null && typeof info === 'object' && !Array.isArray(info), `connection_info is not a dict: ${JSON.stringify(info)}`);
-  const data = (info as { data?: unknown }).data;
-  assert.ok(data !== null && typeof data === 'object' && !Array.isArray(data), `connection_info.data is not a dict: ${JSON.stringify(info)}`);
-  return data as Record<string, unknown>;
+  assert.ok(isDict(info), `connection_info is not a dict: ${JSON.stringify(info)}`);
+  const { data } = info;
+  assert.ok(isDict(data), `connection_info.data is not a dict: ${JSON.stringify(info)}`);
+  return data;
 }
 
 /** Any answer, success or failure, read field by field (for tests that check failed and msg first). */
