@@ -24,24 +24,25 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`nova-bdm: ${command.message}\n\n${USAGE}\n`);
     return EXIT_USAGE;
   }
-  const { execute } = await import('./entry/run');
-  const { result, error } = await execute(command.moduleArgs);
+  const [{ execute }, { failureMsg, warningsOf }] = await Promise.all([import('./entry/run'), import('./entry/result')]);
+  const outcome = await execute(command.moduleArgs);
+  const failed = failureMsg(outcome.result);
   // A fleet refresh that failed for some BDMs still prints what it did.
-  const partial = result.failed && result.counts !== undefined;
-  if (result.failed && !partial) {
-    process.stderr.write(`${result.msg}\n`);
+  const partial = outcome.kind === 'fleet_refresh' && failed !== undefined;
+  if (failed !== undefined && !partial) {
+    process.stderr.write(`${failed}\n`);
     const { exitCodeFor } = await import('./cli/exit-codes');
-    return exitCodeFor(error, String(command.moduleArgs.action));
+    return exitCodeFor(outcome.kind === 'failure' ? outcome.error : undefined, String(command.moduleArgs.action));
   }
   const { renderResult } = await import('./cli/render');
-  process.stdout.write(`${renderResult(result, command.render)}\n`);
-  for (const w of (result.warnings as string[] | undefined) ?? []) process.stderr.write(`warning: ${w}\n`);
+  process.stdout.write(`${renderResult(outcome, command.render)}\n`);
+  for (const w of warningsOf(outcome.result)) process.stderr.write(`warning: ${w}\n`);
   if (partial) {
-    process.stderr.write(`${result.msg}\n`);
+    process.stderr.write(`${failed}\n`);
     return 1;
   }
   // A CI gate can fail on stale BDMs by exit code alone.
-  if (command.moduleArgs.action === 'audit' && ((result.totals as { stale?: number } | undefined)?.stale ?? 0) > 0) return 4;
+  if (outcome.kind === 'audit' && outcome.result.totals.stale > 0) return 4;
   return 0;
 }
 
@@ -65,11 +66,11 @@ async function runAnsible(source: string): Promise<number> {
     process.stdout.write(`${JSON.stringify({ changed: false, failed: true, msg: `module arguments in ${what} ${reason}` })}\n`);
     return 1;
   }
-  const { execute } = await import('./entry/run');
+  const [{ execute }, { failureMsg }] = await Promise.all([import('./entry/run'), import('./entry/result')]);
   const { result } = await execute(raw);
   const { writeJsonLine } = await import('./output/json-lines');
   await writeJsonLine(process.stdout, result);
-  return result.failed ? 1 : 0;
+  return failureMsg(result) === undefined ? 0 : 1;
 }
 
 main(process.argv.slice(2)).then(

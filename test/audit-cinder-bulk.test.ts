@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { execute } from '../src/entry/run';
+import { resultOf } from './support/results';
 import { OSAPI_MAX_LIMIT } from './support/fake-openstack';
 import { RefreshEnv } from './support/refresh-env';
 
@@ -37,11 +38,11 @@ describe('audit check_cinder in bulk', () => {
     const mine = [ok, reserved, gone, moved];
 
     const logged = env.cloud.log.length;
-    const { result: r } = await execute({
+    const r = resultOf(await execute({
       action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], instance_uuids: mine.map((s) => s.instanceUuid), check_cinder: true, cinder_concurrency: 2,
-    });
+    }), 'audit');
     assert.equal(r.failed, undefined, String(r.msg));
-    const byBdm = new Map((r.stale as any[]).map((x) => [x.bdm_uuid, x.reasons]));
+    const byBdm = new Map(r.stale.map((x) => [x.bdm_uuid, x.reasons]));
     assert.equal(byBdm.has(ok.bdm.uuid), false);
     assert.deepEqual(byBdm.get(reserved.bdm.uuid), ['attachment_not_attached']);
     assert.deepEqual(byBdm.get(gone.bdm.uuid), ['attachment_missing']);
@@ -56,16 +57,16 @@ describe('audit check_cinder in bulk', () => {
     // Only the attachment that is gone is looked up alone (its attachment and its volume).
     assert.deepEqual(paths.filter((p) => !p.endsWith('/detail')).sort(), [`GET /attachments/${gone.oldAttachmentId}`, `GET /volumes/${gone.volumeId}`]);
     for (const l of requests.filter((x) => x.path.includes('/attachments/detail'))) assert.match(l.path, /[?&]all_tenants=1(&|$)/);
-    assert.equal((r.totals as any).cinder_requests, requests.length);
+    assert.equal(r.totals.cinder_requests, requests.length);
 
     // Side by side (cinder_concurrency 8: 4 pages of each list in flight), by offset: the same
     // verdicts, every page read, and past the end only the few asked for before the last came back.
     const logged8 = env.cloud.log.length;
-    const { result: r8 } = await execute({
+    const r8 = resultOf(await execute({
       action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], instance_uuids: mine.map((s) => s.instanceUuid), check_cinder: true, cinder_concurrency: 8,
-    });
+    }), 'audit');
     assert.equal(r8.failed, undefined, String(r8.msg));
-    assert.deepEqual(new Map((r8.stale as any[]).map((x) => [x.bdm_uuid, x.reasons])), byBdm);
+    assert.deepEqual(new Map(r8.stale.map((x) => [x.bdm_uuid, x.reasons])), byBdm);
     const requests8 = env.cloud.log.slice(logged8).filter((l) => l.path.includes('/volume/v3/'));
     for (const list of ['/attachments/detail', '/volumes/detail']) {
       const offsets = requests8.filter((l) => l.path.split('?')[0]!.endsWith(list)).map((l) => Number(new URLSearchParams(l.path.split('?')[1]).get('offset') ?? 0));
@@ -74,6 +75,6 @@ describe('audit check_cinder in bulk', () => {
       assert.ok(offsets.length <= pages + 4, `${list}: ${offsets.length} requests for ${pages} pages`);
       assert.ok(requests8.filter((l) => l.path.includes(list)).every((l) => !l.path.includes('marker=')));
     }
-    assert.equal((r8.totals as any).cinder_requests, requests8.length);
+    assert.equal(r8.totals.cinder_requests, requests8.length);
   });
 });

@@ -2,6 +2,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { execute } from '../src/entry/run';
+import { resultOf } from './support/results';
 import { RBD_CONNECTION_INFO } from './support/fixtures';
 import { RefreshEnv } from './support/refresh-env';
 import { TcpProxy } from './support/tcp-proxy';
@@ -38,17 +39,18 @@ test('the cell DB drops mid-scan: the audit says the cell is incomplete, counts 
   const onUnhandled = (e: unknown) => unhandled.push(e);
   process.on('unhandledRejection', onUnhandled);
   try {
-    const { result: r } = await execute({ action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], hosts: [host], check_cinder: true, cinder_concurrency: 2, database_connection: viaProxy, connect_timeout: 2 });
+    const r = resultOf(await execute({ action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], hosts: [host], check_cinder: true, cinder_concurrency: 2, database_connection: viaProxy, connect_timeout: 2 }), 'audit');
     assert.equal(r.failed, true);
     assert.match(String(r.msg), /^audit incomplete: cell1: .*\(the other cells were audited\)$/);
-    const cell1 = (r.totals as any).cells.find((c: any) => c.name === 'cell1');
+    const cell1 = r.totals.cells.find((c) => c.name === 'cell1');
+    assert.ok(cell1, 'cell1 is in the totals');
     assert.ok(cell1.error, 'cell1 carries its error');
     assert.ok(cell1.scanned < rows.length, `scanned ${cell1.scanned} of ${rows.length}: the cut fell mid-scan`);
-    const reported = { scanned: cell1.scanned, stale: (r.stale as unknown[]).length, total: (r.totals as any).scanned };
+    const reported = { scanned: cell1.scanned, stale: r.stale.length, total: r.totals.scanned };
     assert.equal(reported.stale, reported.scanned, 'every BDM seen is in the stale list (none exists in Cinder)');
     assert.equal(reported.total, reported.scanned);
     await new Promise((res) => setTimeout(res, 800)); // a call left running would finish now
-    assert.deepEqual({ scanned: cell1.scanned, stale: (r.stale as unknown[]).length, total: (r.totals as any).scanned }, reported, 'nothing changes the result after it was returned');
+    assert.deepEqual({ scanned: cell1.scanned, stale: r.stale.length, total: r.totals.scanned }, reported, 'nothing changes the result after it was returned');
     assert.deepEqual(unhandled, []);
   } finally {
     process.off('unhandledRejection', onUnhandled);

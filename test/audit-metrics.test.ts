@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execute } from '../src/entry/run';
+import { answer, resultOf } from './support/results';
 import { RefreshEnv } from './support/refresh-env';
 import { parseMetricsFile, sampleValue } from './support/prometheus-text';
 
@@ -46,13 +47,13 @@ describe('audit: bounded result and metrics_path', () => {
     const metrics = join(dir, 'nova_bdm.prom');
     const report = join(dir, 'report.json');
     const t0 = Date.now();
-    const { result: r } = await execute({ action: 'audit', config_file: env.fx.env.confPath, hosts: f.hosts, expect: EXPECT, stale_limit: 2, report_path: report, metrics_path: metrics });
+    const r = resultOf(await execute({ action: 'audit', config_file: env.fx.env.confPath, hosts: f.hosts, expect: EXPECT, stale_limit: 2, report_path: report, metrics_path: metrics }), 'audit');
     const t1 = Date.now();
     assert.equal(r.failed, undefined, String(r.msg));
-    const totals = r.totals as any;
+    const totals = r.totals;
     assert.equal(totals.scanned, 5);
     assert.equal(totals.stale, 5);
-    assert.equal((r.stale as unknown[]).length, 2);
+    assert.equal(r.stale.length, 2);
     assert.equal(r.stale_truncated, true);
     assert.match(String(r.msg), new RegExp(`^5 volume BDMs audited in 3 cells: 5 stale \\(the first 2 listed; all in ${report.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\)$`));
     assert.deepEqual(totals.by_reason, { expectation_mismatch: 4, legacy_attachment: 1, connection_info_missing: 1 });
@@ -62,7 +63,7 @@ describe('audit: bounded result and metrics_path', () => {
     assert.ok(typeof r.seconds === 'number' && r.seconds > 0);
 
     const full = JSON.parse(readFileSync(report, 'utf8'));
-    assert.deepEqual(full.stale.map((s: any) => s.bdm_uuid).sort(), f.stale.map((s) => s.uuid).sort(), 'the report lists every stale BDM');
+    assert.deepEqual(full.stale.map((s: { bdm_uuid: string }) => s.bdm_uuid).sort(), f.stale.map((s) => s.uuid).sort(), 'the report lists every stale BDM');
     assert.equal(full.stale_truncated, undefined, 'the report is whole');
     assert.equal(full.totals.stale, 5);
 
@@ -89,8 +90,8 @@ describe('audit: bounded result and metrics_path', () => {
     assert.equal(sampleValue(m, 'nova_bdm_audit_blocked_bdms', { cell: 'cell2', blocked_by: 'task_state' }), 1);
     assert.equal(m.get('nova_bdm_audit_blocked_bdms')!.metrics.length, 2);
     for (const c of totals.cells) {
-      assert.equal(sampleValue(m, 'nova_bdm_audit_scanned_bdms', { cell: c.name }), c.scanned);
-      assert.equal(sampleValue(m, 'nova_bdm_audit_cell_success', { cell: c.name }), 1);
+      assert.equal(sampleValue(m, 'nova_bdm_audit_scanned_bdms', { cell: c.name ?? c.uuid }), c.scanned);
+      assert.equal(sampleValue(m, 'nova_bdm_audit_cell_success', { cell: c.name ?? c.uuid }), 1);
     }
     assert.equal(sampleValue(m, 'nova_bdm_audit_check_cinder'), 0);
     assert.equal(sampleValue(m, 'nova_bdm_audit_duration_seconds'), r.seconds);
@@ -107,18 +108,18 @@ describe('audit: bounded result and metrics_path', () => {
 
   test('stale_limit 0: counts only; stale_limit and metrics_path belong to the audit', async () => {
     const f = await seedFleet();
-    const { result: r } = await execute({ action: 'audit', config_file: env.fx.env.confPath, hosts: f.hosts, expect: EXPECT, stale_limit: 0 });
+    const r = resultOf(await execute({ action: 'audit', config_file: env.fx.env.confPath, hosts: f.hosts, expect: EXPECT, stale_limit: 0 }), 'audit');
     assert.deepEqual(r.stale, []);
     assert.equal(r.stale_truncated, true);
-    assert.equal((r.totals as any).stale, 5);
-    const none = (await execute({ action: 'audit', config_file: env.fx.env.confPath, hosts: [`nbt-met-none-${tag()}`] })).result;
+    assert.equal(r.totals.stale, 5);
+    const none = resultOf(await execute({ action: 'audit', config_file: env.fx.env.confPath, hosts: [`nbt-met-none-${tag()}`] }), 'audit');
     assert.equal(none.stale_truncated, false);
-    const show = (await execute({ action: 'show', config_file: env.fx.env.confPath, bdm_uuid: f.stale[0]!.uuid, metrics_path: join(env.dir, 'x.prom') })).result;
+    const show = answer(await execute({ action: 'show', config_file: env.fx.env.confPath, bdm_uuid: f.stale[0]!.uuid, metrics_path: join(env.dir, 'x.prom') }));
     assert.equal(show.failed, true);
     assert.equal(show.msg, 'metrics_path is only used by action audit');
-    const limit = (await execute({ action: 'show', config_file: env.fx.env.confPath, bdm_uuid: f.stale[0]!.uuid, stale_limit: 5 })).result;
+    const limit = answer(await execute({ action: 'show', config_file: env.fx.env.confPath, bdm_uuid: f.stale[0]!.uuid, stale_limit: 5 }));
     assert.equal(limit.msg, 'stale_limit is only used by action audit');
-    const negative = (await execute({ action: 'audit', config_file: env.fx.env.confPath, stale_limit: -1 })).result;
+    const negative = answer(await execute({ action: 'audit', config_file: env.fx.env.confPath, stale_limit: -1 }));
     assert.equal(negative.msg, 'stale_limit must be >= 0');
   });
 
@@ -126,7 +127,7 @@ describe('audit: bounded result and metrics_path', () => {
     const f = await seedFleet();
     const metrics = join(env.dir, `lost-${tag()}.prom`);
     const broken = `mysql+pymysql://${env.fx.env.dbUser}:Wr0ngPw@127.0.0.1:3306/${env.fx.env.databases.cell1}?charset=utf8`;
-    const { result: r } = await execute({ action: 'audit', config_file: env.fx.env.confPath, hosts: f.hosts, expect: EXPECT, database_connection: broken, metrics_path: metrics });
+    const r = answer(await execute({ action: 'audit', config_file: env.fx.env.confPath, hosts: f.hosts, expect: EXPECT, database_connection: broken, metrics_path: metrics }));
     assert.equal(r.failed, true);
     const m = parseMetricsFile(metrics);
     assert.equal(sampleValue(m, 'nova_bdm_audit_cell_success', { cell: 'cell1' }), 0);
@@ -143,7 +144,7 @@ describe('audit: bounded result and metrics_path', () => {
     const link = join(dir, 'audit.prom');
     symlinkSync(victim, link);
     const args = { action: 'audit', config_file: env.fx.env.confPath, hosts: [`nbt-met-none-${tag()}`], metrics_path: link };
-    const refused = (await execute(args)).result;
+    const refused = answer(await execute(args));
     assert.equal(refused.failed, true);
     assert.equal(refused.msg, `metrics_path: refusing to write ${link}: it is a symbolic link (nova-bdm only replaces a regular file there; remove it or choose another path)`);
     assert.equal(readFileSync(victim, 'utf8'), 'precious\n');
@@ -153,14 +154,14 @@ describe('audit: bounded result and metrics_path', () => {
     writeFileSync(target, 'old\n', { mode: 0o600 });
     const old = process.umask(0o077);
     try {
-      const ok = (await execute({ ...args, metrics_path: target })).result;
+      const ok = answer(await execute({ ...args, metrics_path: target }));
       assert.equal(ok.failed, undefined, String(ok.msg));
     } finally {
       process.umask(old);
     }
     assert.equal((statSync(target).mode & 0o777).toString(8), '644');
     assert.equal(sampleValue(parseMetricsFile(target), 'nova_bdm_audit_stale_bdms', { cell: 'cell1' }), 0);
-    const missingDir = (await execute({ ...args, metrics_path: join(dir, 'nope', 'x.prom') })).result;
+    const missingDir = answer(await execute({ ...args, metrics_path: join(dir, 'nope', 'x.prom') }));
     assert.equal(missingDir.msg, `metrics_path: cannot write ${join(dir, 'nope', 'x.prom')}: its directory does not exist`);
     assert.ok(!existsSync(join(dir, 'nope')));
   });

@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { execute } from '../src/entry/run';
+import { resultOf } from './support/results';
 import { NEW_MONITORS, RefreshEnv } from './support/refresh-env';
 
 // Staleness rules, idempotent refresh, check mode and the fleet audit, on the real schema.
@@ -61,7 +62,8 @@ describe('refresh decides by staleness', () => {
     assert.deepEqual(await env.dumpRows(s.instanceUuid), before, 'no DB row');
     assert.deepEqual(env.cloud.log.slice(log).filter((m) => m.method !== 'GET' && !m.path.startsWith('/identity')), [], 'no Cinder mutation');
     assert.equal(env.compute.calls.length, calls, 'no RPC');
-    const diff = r.diff as Record<string, string>;
+    const diff = r.diff;
+    assert.ok(diff, 'a diff (-D)');
     assert.ok(diff.after!.includes(NEW_MONITORS[0]!) && diff.before!.includes('192.0.2.11'));
     assert.ok(!diff.before!.includes('cephkeyringsecret') && diff.before!.includes('********'));
     // a refresh that would fail, fails in check mode too
@@ -75,21 +77,21 @@ describe('refresh decides by staleness', () => {
     let s = await env.seed();
     env.cloud.attachments.delete(s.oldAttachmentId);
     let r = await env.refresh({ bdm_uuid: s.bdm.uuid, expect: undefined, _ansible_check_mode: true });
-    assert.deepEqual((r.stale_reasons as any[]).map((x) => x.code), ['attachment_missing']);
+    assert.deepEqual((r.stale_reasons ?? []).map((x) => x.code), ['attachment_missing']);
     s = await env.seed();
     env.cloud.attachments.get(s.oldAttachmentId)!.status = 'attaching';
     env.cloud.attachments.get(s.oldAttachmentId)!.attached_host = 'compute-elsewhere';
     r = await env.refresh({ bdm_uuid: s.bdm.uuid, expect: undefined, _ansible_check_mode: true });
-    assert.deepEqual((r.stale_reasons as any[]).map((x) => x.code), ['attachment_not_attached']);
+    assert.deepEqual((r.stale_reasons ?? []).map((x) => x.code), ['attachment_not_attached']);
     env.cloud.attachments.get(s.oldAttachmentId)!.status = 'attached';
     r = await env.refresh({ bdm_uuid: s.bdm.uuid, expect: undefined, _ansible_check_mode: true });
     assert.deepEqual(r.stale_reasons, [{ code: 'attachment_host_mismatch', detail: `Cinder recorded host compute-elsewhere for the attachment, but the instance is on ${env.host}` }]);
     s = await env.seed();
     (env.cloud.attachments.get(s.oldAttachmentId)!.connection_info as any).hosts = NEW_MONITORS;
     r = await env.refresh({ bdm_uuid: s.bdm.uuid, expect: undefined, _ansible_check_mode: true, _ansible_diff: true });
-    assert.deepEqual((r.stale_reasons as any[]).map((x) => x.code), ['connection_info_differs']);
-    assert.match((r.stale_reasons as any[])[0].detail, /at data\.hosts$/);
-    assert.ok((r.diff as any).after.includes(NEW_MONITORS[1]), "predicted after = Cinder's view");
+    assert.deepEqual((r.stale_reasons ?? []).map((x) => x.code), ['connection_info_differs']);
+    assert.match(String(r.stale_reasons?.[0]?.detail), /at data\.hosts$/);
+    assert.ok(r.diff?.after.includes(NEW_MONITORS[1]!), "predicted after = Cinder's view");
   });
 
   test('a refresh after which Cinder still hands out the old monitors fails with an explanation', async () => {
@@ -117,14 +119,14 @@ describe('audit', () => {
     const iscsi = await fx.seedBdm('cell2', i2, { connection_info_object: { driver_volume_type: 'iscsi', data: {} }, device_name: '/dev/vdd' });
     const report = join(env.dir, 'audit.json');
     const countsBefore = await fx.cell('cell1').selectFrom('instance_actions').select((eb) => eb.fn.countAll().as('n')).where('instance_uuid', '=', i1).executeTakeFirst(); // other test files write actions meanwhile
-    const { result: r } = await execute({
+    const r = resultOf(await execute({
       action: 'audit', config_file: env.fx.env.confPath, hosts: [hostA, hostB], expect: EXPECT, report_path: report, driver_volume_type: 'rbd',
-    });
+    }), 'audit');
     assert.equal(r.failed, undefined, String(r.msg));
     assert.equal(r.changed, false);
-    const totals = r.totals as any;
+    const totals = r.totals;
     assert.equal(totals.scanned, 3, 'only the rbd BDMs are scanned');
-    const stale = r.stale as any[];
+    const stale = r.stale;
     const byUuid = Object.fromEntries(stale.map((x) => [x.bdm_uuid, x]));
     assert.equal(byUuid[clean.uuid], undefined);
     assert.deepEqual(byUuid[legacy.uuid].reasons, ['legacy_attachment']);
@@ -137,38 +139,38 @@ describe('audit', () => {
     assert.equal(byUuid[iscsi.uuid], undefined);
     assert.equal(byUuid[missing.uuid], undefined, 'NULL connection_info has no driver_volume_type: not rbd');
     assert.deepEqual(totals.by_reason, { legacy_attachment: 1, expectation_mismatch: 1 });
-    assert.deepEqual(totals.cells.map((c: any) => [c.name, c.scanned]), [['cell0', 0], ['cell1', 2], ['cell2', 1]]);
+    assert.deepEqual(totals.cells.map((c) => [c.name, c.scanned]), [['cell0', 0], ['cell1', 2], ['cell2', 1]]);
     assert.equal((statSync(report).mode & 0o777).toString(8), '600');
     assert.deepEqual(JSON.parse(readFileSync(report, 'utf8')).stale.length, 2);
     const countsAfter = await fx.cell('cell1').selectFrom('instance_actions').select((eb) => eb.fn.countAll().as('n')).where('instance_uuid', '=', i1).executeTakeFirst(); // other test files write actions meanwhile
     assert.deepEqual(countsAfter, countsBefore);
 
     // without the type filter, the missing connection_info is found too
-    const all = (await execute({ action: 'audit', config_file: env.fx.env.confPath, hosts: [hostB] })).result;
-    assert.deepEqual((all.stale as any[]).map((x) => [x.bdm_uuid, x.reasons]), [[missing.uuid, ['connection_info_missing']]]);
+    const all = resultOf(await execute({ action: 'audit', config_file: env.fx.env.confPath, hosts: [hostB] }), 'audit');
+    assert.deepEqual(all.stale.map((x) => [x.bdm_uuid, x.reasons]), [[missing.uuid, ['connection_info_missing']]]);
   });
 
   test('check_cinder adds the Cinder rules', async () => {
     const s = await env.seed();
     env.cloud.attachments.get(s.oldAttachmentId)!.status = 'reserved';
-    const { result: r } = await execute({ action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], instance_uuids: [s.instanceUuid], check_cinder: true, cinder_concurrency: 2 });
+    const r = resultOf(await execute({ action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], instance_uuids: [s.instanceUuid], check_cinder: true, cinder_concurrency: 2 }), 'audit');
     assert.equal(r.failed, undefined, String(r.msg));
-    assert.deepEqual((r.stale as any[]).map((x) => x.reasons), [['attachment_not_attached']]);
+    assert.deepEqual(r.stale.map((x) => x.reasons), [['attachment_not_attached']]);
   });
 
   test('check_cinder asks for attachments missing from the listing one by one, at most cinder_concurrency at once (12 BDMs; 2, then 5)', async () => {
     // Attachments gone from Cinder are not in its listing: the audit asks for each alone.
-    const seeded = [];
+    const seeded: Array<Awaited<ReturnType<typeof env.seed>>> = [];
     for (let i = 0; i < 12; i++) seeded.push(await env.seed());
     for (const s of seeded) env.cloud.attachments.delete(s.oldAttachmentId);
     const single = /^\/volume\/v3\/[^/]+\/attachments\/[0-9a-f-]{36}$/;
     for (const concurrency of [2, 5]) {
       const gets = env.cloud.meter('GET', single);
       env.cloud.answerLate('GET', single, 150, seeded.length); // slow answers: the requests overlap unless bounded
-      const { result: r } = await execute({ action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], instance_uuids: seeded.map((s) => s.instanceUuid), check_cinder: true, cinder_concurrency: concurrency });
+      const r = resultOf(await execute({ action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], instance_uuids: seeded.map((s) => s.instanceUuid), check_cinder: true, cinder_concurrency: concurrency }), 'audit');
       env.cloud.clearFaults();
       assert.equal(r.failed, undefined, String(r.msg));
-      assert.equal((r.stale as any[]).length, seeded.length, JSON.stringify(r.stale));
+      assert.equal(r.stale.length, seeded.length, JSON.stringify(r.stale));
       assert.equal(gets.total, seeded.length, 'one GET per BDM whose attachment the listing lacked');
       assert.equal(gets.peak, concurrency, `at most (and, with slow answers, exactly) ${concurrency} GETs in flight at once`);
     }
@@ -179,11 +181,11 @@ describe('audit', () => {
     const i = await env.fx.seedInstance('cell2', { host });
     await env.fx.seedBdm('cell2', i, { attachment_id: null });
     const broken = `mysql+pymysql://${env.fx.env.dbUser}:Wr0ngPw@127.0.0.1:3306/${env.fx.env.databases.cell1}?charset=utf8`;
-    const { result: r } = await execute({ action: 'audit', config_file: env.fx.env.confPath, hosts: [host], database_connection: broken });
+    const r = resultOf(await execute({ action: 'audit', config_file: env.fx.env.confPath, hosts: [host], database_connection: broken }), 'audit');
     assert.equal(r.failed, true);
     assert.match(String(r.msg), new RegExp(`^audit incomplete: cell1: cannot connect to the cell1 database ${env.fx.env.databases.cell1} at 127\\.0\\.0\\.1:3306: Access denied for user '[^']+'@'127\\.0\\.0\\.1' \\(using password: YES\\) \\(the other cells were audited\\)$`));
     assert.ok(!String(r.msg).includes('Wr0ngPw'));
-    assert.equal((r.stale as any[]).length, 1);
-    assert.equal((r.totals as any).cells.find((c: any) => c.name === 'cell2').scanned, 1);
+    assert.equal(r.stale.length, 1);
+    assert.equal(r.totals.cells.find((c) => c.name === 'cell2')?.scanned, 1);
   });
 });

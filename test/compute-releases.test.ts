@@ -60,7 +60,7 @@ async function refreshesAs(pin: string, expected: Expected) {
   const deletes = env.cloud.log.filter((m) => m.method === 'DELETE' && m.path.endsWith(s.oldAttachmentId));
   assert.deepEqual(deletes.map((m) => m.status), [200], 'the old attachment deleted by the refresh, once');
   assert.deepEqual(env.cloud.attachmentsOf(s.volumeId).map((a) => [a.id, a.status]), [[r.new_attachment_id, 'attached']]);
-  const steps = (r.steps as Array<{ step: string }>).map((x) => x.step);
+  const steps = (r.steps ?? []).map((x) => x.step);
   assert.ok(steps.indexOf('repoint_bdm') < steps.indexOf('cinder_delete_old'), 'the BDM names the new attachment before the old one goes');
   return r;
 }

@@ -3,6 +3,9 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execute } from '../src/entry/run';
+import { entryFor, resultOf } from './support/results';
+import type { AuditResult } from '../src/actions/audit/audit';
+import type { ConnectionInfo } from '../src/actions/rules/connection-info';
 import { FleetEnv, type SeededBdm } from './support/fleet-env';
 import { NEW_MONITORS, RefreshEnv } from './support/refresh-env';
 
@@ -18,7 +21,7 @@ after(() => env.stop());
 
 const RUNNING = { vm_state: 'active', power_state: 1 };
 
-async function setInfo(b: SeededBdm, change: (info: any) => unknown) {
+async function setInfo(b: SeededBdm, change: (info: ConnectionInfo) => unknown) {
   const db = env.fx.cell(b.cell);
   const row = await env.bdmRow(b);
   await db.updateTable('block_device_mapping').set({ connection_info: JSON.stringify(change(JSON.parse(row.connection_info!))) }).where('id', '=', b.id).execute();
@@ -64,14 +67,14 @@ test('a fleet of running and stopped instances: running rbd BDMs online with no 
   // Default skip: every running instance is skipped as before; only the stopped one is refreshed (checked in check mode).
   const skipMode = await env.refresh({ instance_uuids: instanceUuids, _ansible_check_mode: true });
   assert.deepEqual(skipMode.counts, { refreshed: 1, skipped: 10, failed: 0 }, JSON.stringify(skipMode.skips));
-  assert.equal(skipMode.skips.filter((x: any) => x.why === 'vm_state active (must be stopped)').length, 7);
+  assert.equal(skipMode.skips.filter((x) => x.why === 'vm_state active (must be stopped)').length, 7);
 
   // Check mode with online: says which BDMs would be refreshed online; writes nothing.
   const calls0 = rpcCalls();
   const check = await env.refresh({ instance_uuids: instanceUuids, running_instances: 'online', _ansible_check_mode: true });
   assert.deepEqual(check.counts, { refreshed: 6, skipped: 5, failed: 0 }, JSON.stringify(check));
-  assert.deepEqual(check.refreshed.filter((x: any) => x.online === true).map((x: any) => x.bdm_uuid).sort(), onlineBdms.map((b) => b.uuid).sort());
-  assert.equal(check.refreshed.find((x: any) => x.bdm_uuid === stopped.bdms[0]!.uuid).online, undefined);
+  assert.deepEqual(check.refreshed.filter((x) => x.online === true).map((x) => x.bdm_uuid).sort(), onlineBdms.map((b) => b.uuid).sort());
+  assert.equal(entryFor(check.refreshed, stopped.bdms[0]!.uuid).online, undefined);
   for (const b of onlineBdms) await assertUntouched(b);
 
   const r = await env.refresh({ instance_uuids: instanceUuids, running_instances: 'online' });
@@ -79,19 +82,19 @@ test('a fleet of running and stopped instances: running rbd BDMs online with no 
   assert.deepEqual(r.counts, { refreshed: 6, skipped: 5, failed: 0 }, JSON.stringify(r.skips));
   for (const b of onlineBdms) {
     await assertRefreshed(b);
-    const item = r.refreshed.find((x: any) => x.bdm_uuid === b.uuid);
+    const item = entryFor(r.refreshed, b.uuid);
     assert.equal(item.online, true);
     assert.equal(item.rpc_version, null);
-    const names = (item.steps as Array<{ step: string }>).map((x) => x.step);
+    const names = (item.steps ?? []).map((x) => x.step);
     assert.deepEqual(names.filter((n) => ['attachment_create', 'attachment_complete', 'bdm_save', 'attachment_delete'].includes(n)).slice(0, 4), ['attachment_create', 'attachment_complete', 'bdm_save', 'attachment_delete']);
   }
   await assertRefreshed(stopped.bdms[0]!);
-  assert.equal(r.refreshed.find((x: any) => x.bdm_uuid === stopped.bdms[0]!.uuid).rpc_version, '6.0');
+  assert.equal(entryFor(r.refreshed, stopped.bdms[0]!.uuid).rpc_version, '6.0');
   // One RPC in all: the stopped instance's. The running ones' computes received nothing.
   assert.equal(rpcCalls() - calls0, 1);
   assert.equal(env.hosts.get(h1)!.compute.calls.at(-1)!.inner && JSON.stringify(env.hosts.get(h1)!.compute.calls.at(-1)!.inner).includes(stopped.instanceUuid), true);
 
-  const skip = (b: SeededBdm) => r.skips.find((x: any) => x.bdm_uuid === b.uuid);
+  const skip = (b: SeededBdm) => entryFor(r.skips, b.uuid);
   assert.equal(skip(iscsi.bdms[0]!).online_blocker, 'iscsi');
   assert.match(skip(iscsi.bdms[0]!).why, /^running instance: its host holds an iSCSI session/);
   assert.equal(skip(encrypted.bdms[0]!).online_blocker, 'encryption');
@@ -115,14 +118,14 @@ test('audit: running_instances online makes running rbd BDMs refreshable (online
   const iscsi = await env.seedInstance(h2, [false], RUNNING);
   await setInfo(iscsi.bdms[0]!, () => ({ driver_volume_type: 'iscsi', data: { target_portal: '192.0.2.99:3260', target_iqn: 'iqn.2010-10.org.openstack:v', target_lun: 0 }, serial: iscsi.bdms[0]!.volumeId }));
   const audit = async (extra: Record<string, unknown>) =>
-    (await execute({ action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], instance_uuids: [ok.instanceUuid, iscsi.instanceUuid], expect: RefreshEnv.EXPECT_NEW_MONITORS, ...extra })).result as any;
+    resultOf(await execute({ action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], instance_uuids: [ok.instanceUuid, iscsi.instanceUuid], expect: RefreshEnv.EXPECT_NEW_MONITORS, ...extra }), 'audit');
   const skipMode = await audit({});
-  const byBdm = (res: any, b: SeededBdm) => res.stale.find((x: any) => x.bdm_uuid === b.uuid);
+  const byBdm = (res: AuditResult, b: SeededBdm) => entryFor(res.stale, b.uuid);
   assert.equal(byBdm(skipMode, ok.bdms[0]!).refreshable, false);
   assert.equal(byBdm(skipMode, ok.bdms[0]!).blocked_by, 'vm_state active (must be stopped)');
   const online = await audit({ running_instances: 'online' });
   assert.equal(byBdm(online, ok.bdms[0]!).refreshable, true);
   assert.equal(byBdm(online, ok.bdms[0]!).online, true);
   assert.equal(byBdm(online, iscsi.bdms[0]!).refreshable, false);
-  assert.match(byBdm(online, iscsi.bdms[0]!).blocked_by, /^running instance: its host holds an iSCSI session/);
+  assert.match(String(byBdm(online, iscsi.bdms[0]!).blocked_by), /^running instance: its host holds an iSCSI session/);
 });

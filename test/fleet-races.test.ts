@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { CLAIM_KEY } from '../src/nova-db/refresh-claim';
 import { FleetEnv, type SeededBdm } from './support/fleet-env';
+import type { FleetRefreshResult } from '../src/actions/fleet/fleet';
 import { BUNDLE } from './support/nova-env';
 import { NEW_MONITORS } from './support/refresh-env';
 
@@ -17,7 +18,7 @@ before(async () => {
 after(() => env.stop());
 
 /** The module as Ansible runs it: a separate node process, JSON on stdin, JSON on stdout. */
-function runModule(args: Record<string, unknown>, extraEnv: Record<string, string> = {}): Promise<{ result: any; signal: string | null }> {
+function runModule(args: Record<string, unknown>, extraEnv: Record<string, string> = {}): Promise<{ result: FleetRefreshResult | undefined; signal: string | null }> {
   return new Promise((resolve) => {
     const child = spawn(BUNDLE, ['-'], { env: { ...process.env, ...extraEnv }, stdio: ['pipe', 'pipe', 'ignore'] });
     let out = '';
@@ -60,15 +61,16 @@ describe('two fleet runs at once, overlapping selections (two controllers)', () 
       ]);
       const ra = a.result;
       const rb = b.result;
+      assert.ok(ra && rb, 'both runs answered');
       assert.equal(ra.failed, undefined, ra.msg);
       assert.equal(rb.failed, undefined, rb.msg);
-      const refreshedA = ra.refreshed.map((e: any) => e.bdm_uuid);
-      const refreshedB = rb.refreshed.map((e: any) => e.bdm_uuid);
-      assert.deepEqual(refreshedA.filter((u: string) => refreshedB.includes(u)), [], 'no BDM refreshed twice');
+      const refreshedA = ra.refreshed.map((e) => e.bdm_uuid);
+      const refreshedB = rb.refreshed.map((e) => e.bdm_uuid);
+      assert.deepEqual(refreshedA.filter((u) => refreshedB.includes(u)), [], 'no BDM refreshed twice');
       assert.deepEqual([...refreshedA, ...refreshedB].sort(), bdms.map((x) => x.uuid).sort(), 'every BDM refreshed');
       assert.equal(ra.counts.refreshed + ra.counts.skipped, 24);
       assert.equal(rb.counts.refreshed + rb.counts.skipped, 20);
-      const whys = [...ra.skips, ...rb.skips].map((s: any) => s.why);
+      const whys = [...ra.skips, ...rb.skips].map((s) => s.why);
       for (const w of whys) assert.ok(['locked by another refresh', 'not stale', 'refreshed by another run meanwhile'].includes(w), w);
       assert.ok(whys.includes('locked by another refresh'), `the runs met: ${JSON.stringify(whys)}`);
       // Cinder saw one reservation per BDM, not two.
@@ -94,7 +96,7 @@ describe('a fleet run killed mid-way', () => {
       const claims = await Promise.all(['cell1', 'cell2'].map((c) => env.fx.cell(c as 'cell1').selectFrom('instance_system_metadata').select('id').where('key', '=', CLAIM_KEY).where('instance_uuid', 'in', uuids).execute()));
       assert.ok(claims.flat().length >= 1, 'the killed run left claims behind');
 
-      const r = (await (await import('../src/entry/run')).execute(env.args({ instance_uuids: uuids }))).result as any;
+      const r = await env.refresh({ instance_uuids: uuids });
       assert.equal(r.failed, undefined, r.msg);
       assert.equal(r.counts.failed, 0);
       // What the killed run finished is not stale any more; the rest is refreshed now.

@@ -6,6 +6,9 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { lockReasonFor } from '../src/actions/rules/lock-reason';
 import { CLAIM_KEY } from '../src/nova-db/refresh-claim';
+import { execute } from '../src/entry/run';
+import type { FleetRefreshResult } from '../src/actions/fleet/fleet';
+import { resultOf } from './support/results';
 import { FleetEnv, type SeededBdm } from './support/fleet-env';
 import type { CellName } from './support/fixtures';
 import { NEW_MONITORS } from './support/refresh-env';
@@ -112,9 +115,13 @@ describe('a fleet of 200 BDMs on 100 instances, 2 cells, 4 hosts', () => {
     assert.match(r.msg, /^65 of 200 selected BDMs failed \(first: BDM \S+ on \S+: .*\); refreshed 58, skipped 77$/);
     assert.ok(!r.msg.includes('\n'));
 
-    const why = (b: SeededBdm) => r.skips.find((s: any) => s.bdm_uuid === b.uuid)?.why;
-    const failure = (b: SeededBdm) => r.failures.find((s: any) => s.bdm_uuid === b.uuid);
-    const refreshed = (b: SeededBdm) => r.refreshed.find((s: any) => s.bdm_uuid === b.uuid);
+    const why = (b: SeededBdm) => r.skips.find((s) => s.bdm_uuid === b.uuid)?.why;
+    const failure = (b: SeededBdm) => {
+      const found = r.failures.find((s) => s.bdm_uuid === b.uuid);
+      assert.ok(found, `BDM ${b.uuid} failed`);
+      return found;
+    };
+    const refreshed = (b: SeededBdm) => r.refreshed.find((s) => s.bdm_uuid === b.uuid);
     for (const s of seeded) {
       for (const [i, b] of s.bdms.entries()) {
         const where = `${s.kind} #${s.index} on ${s.host}, BDM ${i}`;
@@ -130,7 +137,7 @@ describe('a fleet of 200 BDMs on 100 instances, 2 cells, 4 hosts', () => {
         } else if (b === silent) {
           assert.match(failure(b)?.msg, /failed at rpc_remove_volume_connection: timed out after 2 s waiting for a reply/, where);
           assert.match(failure(b).remains, /^the BDM and its attachment are unchanged$/);
-          assert.match(failure(b).undone[0], /^deleted the reserved attachment/);
+          assert.match(String(failure(b).undone[0]), /^deleted the reserved attachment/);
         } else if (s === at(h1, 24) && i === 1) {
           assert.equal(why(b), `not started: the refresh of BDM ${silent.uuid} of this instance failed`, where);
         } else if (cinderFails.includes(b)) {
@@ -145,7 +152,7 @@ describe('a fleet of 200 BDMs on 100 instances, 2 cells, 4 hosts', () => {
           assert.equal(entry.cell, env.hosts.get(s.host)!.cell);
           assert.equal(entry.rpc_version, '6.0');
           assert.ok(entry.seconds > 0 && entry.seconds < 30);
-          await assertRefreshed(b, entry.new_attachment_id);
+          await assertRefreshed(b, entry.new_attachment_id ?? undefined);
           continue;
         }
         if (b !== silent && !cinderFails.includes(b)) await assertUntouched(b);
@@ -172,7 +179,7 @@ describe('a fleet of 200 BDMs on 100 instances, 2 cells, 4 hosts', () => {
     assert.deepEqual(r.warnings, [`instance ${interrupted.instanceUuid} was left locked by an interrupted refresh; recovered it first`]);
 
     // Diff: one masked before/after per refreshed BDM. Report: the whole result, 0600.
-    assert.equal(r.diff.length, 58);
+    assert.equal(r.diff?.length, 58);
     assert.ok(!JSON.stringify(r).includes('AQBnewkeyringsecret'));
     assert.equal(statSync(join(env.dir, 'fleet.json')).mode & 0o777, 0o600);
     assert.deepEqual(JSON.parse(readFileSync(join(env.dir, 'fleet.json'), 'utf8')).counts, r.counts);
@@ -181,7 +188,7 @@ describe('a fleet of 200 BDMs on 100 instances, 2 cells, 4 hosts', () => {
     // Run again: only the ones that failed on h1 and h3 (and the one not started) are left to refresh.
     const again = await env.refresh({ hosts: [h1, h3], rpc_timeout: 2 });
     assert.deepEqual(again.counts, { refreshed: 4, skipped: 96, failed: 0 }, again.msg);
-    assert.deepEqual(again.refreshed.map((e: any) => e.bdm_uuid).sort(), [silent, at(h1, 24).bdms[1]!, ...cinderFails].map((b) => b.uuid).sort());
+    assert.deepEqual(again.refreshed.map((e) => e.bdm_uuid).sort(), [silent, at(h1, 24).bdms[1]!, ...cinderFails].map((b) => b.uuid).sort());
     for (const b of [silent, at(h1, 24).bdms[1]!, ...cinderFails]) await assertRefreshed(b);
   });
 });
@@ -206,17 +213,17 @@ describe('check mode is the plan and writes nothing', () => {
     assert.deepEqual(plan.counts, { refreshed: 8, skipped: 4, failed: 0 });
     assert.equal(plan.msg, 'would refresh 8 of 12 selected BDMs; 4 skipped, 0 failed');
     for (const e of plan.refreshed) assert.deepEqual([e.new_attachment_id, e.seconds, e.reasons], [null, 0, ['expectation_mismatch']]);
-    assert.deepEqual(plan.skips.map((s: any) => s.why).sort(), ['not stale', 'not stale', 'vm_state active (must be stopped)', 'vm_state active (must be stopped)']);
-    assert.equal(plan.diff.length, 8);
-    assert.ok(plan.diff.every((d: any) => d.after.includes(NEW_MONITORS[0]) && d.before.includes('192.0.2.11') && !d.after.includes('AQB')));
+    assert.deepEqual(plan.skips.map((s) => s.why).sort(), ['not stale', 'not stale', 'vm_state active (must be stopped)', 'vm_state active (must be stopped)']);
+    assert.equal(plan.diff?.length, 8);
+    assert.ok(plan.diff?.every((d) => d.after.includes(NEW_MONITORS[0]!) && d.before.includes('192.0.2.11') && !d.after.includes('AQB')));
     assert.deepEqual(await env.dump(instances), before, 'no row written');
     assert.equal(JSON.stringify(env.cloud.mutations()), cinderBefore, 'no Cinder mutation');
     assert.equal(JSON.stringify([...env.cloud.attachments.values()]), attachmentsBefore);
 
     const real = await env.refresh({ instance_uuids: uuids });
     assert.deepEqual(real.counts, plan.counts);
-    assert.deepEqual(real.refreshed.map((e: any) => e.bdm_uuid).sort(), plan.refreshed.map((e: any) => e.bdm_uuid).sort());
-    assert.deepEqual(real.skips.map((e: any) => [e.bdm_uuid, e.why]).sort(), plan.skips.map((e: any) => [e.bdm_uuid, e.why]).sort());
+    assert.deepEqual(real.refreshed.map((e) => e.bdm_uuid).sort(), plan.refreshed.map((e) => e.bdm_uuid).sort());
+    assert.deepEqual(real.skips.map((e) => [e.bdm_uuid, e.why]).sort(), plan.skips.map((e) => [e.bdm_uuid, e.why]).sort());
   });
 });
 
@@ -233,15 +240,18 @@ describe('refuse_locked, and audit agreeing with the plan', () => {
     ];
     const uuids = seeded.map((s) => s.instanceUuid);
     for (const refuseLocked of [false, true]) {
-      const audit = (await (await import('../src/entry/run')).execute({ action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], cells: ['cell2'], instance_uuids: uuids, expect: env.args({}).expect, check_cinder: true, refuse_locked: refuseLocked })).result as any;
+      const audit = resultOf(
+        await execute({ action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], cells: ['cell2'], instance_uuids: uuids, expect: env.args({}).expect, check_cinder: true, refuse_locked: refuseLocked }),
+        'audit',
+      );
       const plan = await env.refresh({ cells: ['cell2'], instance_uuids: uuids, refuse_locked: refuseLocked, _ansible_check_mode: true });
       assert.equal(audit.stale.length, 6);
       for (const s of audit.stale) {
-        const inPlan = plan.refreshed.some((e: any) => e.bdm_uuid === s.bdm_uuid);
+        const inPlan = plan.refreshed.some((e) => e.bdm_uuid === s.bdm_uuid);
         assert.equal(s.refreshable, inPlan, `refuse_locked ${refuseLocked}: ${s.bdm_uuid}`);
-        if (!s.refreshable) assert.equal(s.blocked_by, plan.skips.find((e: any) => e.bdm_uuid === s.bdm_uuid).why);
+        if (!s.refreshable) assert.equal(s.blocked_by, plan.skips.find((e) => e.bdm_uuid === s.bdm_uuid)?.why);
       }
-      const whys = plan.skips.map((e: any) => e.why).sort();
+      const whys = plan.skips.map((e) => e.why).sort();
       assert.deepEqual(whys, [
         ...(refuseLocked ? ['locked by someone else (by admin; refuse_locked)', 'locked by someone else (by owner; refuse_locked)'] : []),
         'task_state rebooting (must have no task)',
@@ -257,9 +267,9 @@ describe('refuse_locked, and audit agreeing with the plan', () => {
   });
 
   test('an unknown cell is refused naming the cells there are', async () => {
-    const r = await env.refresh({ cells: ['cell9'] });
+    const r = await env.answer({ cells: ['cell9'] });
     assert.equal(r.failed, true);
-    assert.match(r.msg, /^no such cell: cell9 \(cells: cell0, cell1, cell2\)$/);
+    assert.match(String(r.msg), /^no such cell: cell9 \(cells: cell0, cell1, cell2\)$/);
   });
 });
 
@@ -275,7 +285,7 @@ describe('max_failures', () => {
     try {
       const r = await env.refresh({ instance_uuids: seeded.map((s) => s.instanceUuid), max_parallel: 1, max_failures: 2, rpc_timeout: 1 });
       assert.deepEqual(r.counts, { refreshed: 0, skipped: 3, failed: 2 });
-      assert.deepEqual(r.skips.map((s: any) => s.why), Array(3).fill('not started: max_failures reached'));
+      assert.deepEqual(r.skips.map((s) => s.why), Array(3).fill('not started: max_failures reached'));
       for (const f of r.failures) assert.match(f.msg, /timed out after 1 s/);
       for (const s of seeded) await assertUntouched(s.bdms[0]!);
     } finally {
@@ -297,7 +307,7 @@ describe('the plan reads Cinder in bulk for a large fleet', () => {
     assert.equal(r.failed, undefined, String(r.msg));
     assert.deepEqual(r.counts, { refreshed: 60, skipped: 0, failed: 0 });
     assert.ok(r.plan_cinder_requests <= 7, `1 count + attachment and volume pages + 1 GET for the missing one (+ the service token's warm-up), not 120: ${r.plan_cinder_requests}`);
-    assert.ok(r.refreshed.find((x: any) => x.bdm_uuid === gone.uuid).reasons.includes('attachment_missing'), 'judged from its own GET');
+    assert.ok(r.refreshed.find((x) => x.bdm_uuid === gone.uuid)?.reasons.includes('attachment_missing'), 'judged from its own GET');
     for (const s of large) await assertRefreshed(s.bdms[0]!);
 
     const small = await Promise.all(Array.from({ length: 10 }, () => env.seedInstance(h1, [false])));
@@ -326,8 +336,8 @@ describe('Cinder unreachable in the middle of a fleet', () => {
       assert.ok(r.counts, String(r.msg));
       assert.equal(r.counts.refreshed + r.counts.skipped + r.counts.failed, 8);
       assert.ok(r.counts.failed >= 1 && r.counts.failed <= 2, `only the instances in flight fail: ${JSON.stringify(r.counts)}`);
-      const notStarted = r.skips.filter((x: any) => /^not started: cannot reach 127\.0\.0\.1:\d+: /.test(x.why));
-      assert.ok(notStarted.length >= 4, `the rest are not started, saying why: ${JSON.stringify(r.skips.map((x: any) => x.why))}`);
+      const notStarted = r.skips.filter((x) => /^not started: cannot reach 127\.0\.0\.1:\d+: /.test(x.why));
+      assert.ok(notStarted.length >= 4, `the rest are not started, saying why: ${JSON.stringify(r.skips.map((x) => x.why))}`);
       for (const f of r.failures) assert.ok(f.remains.length > 0);
       env.hosts.get(h1)!.compute.onCall = undefined;
       proxy.restore();
@@ -353,7 +363,7 @@ describe('volume_attachments: each entry selects exactly what it names', () => {
     const by = await env.attachVolume(b, h1, { volumeId: ay.volumeId, deviceName: '/dev/vdc' });
     return { a: a.instanceUuid, b, ax, ay, bx, by };
   }
-  const selected = (r: any) => [...r.refreshed, ...r.skips, ...r.failures].map((e: any) => e.bdm_uuid).sort();
+  const selected = (r: FleetRefreshResult) => [...r.refreshed, ...r.skips, ...r.failures].map((e) => e.bdm_uuid).sort();
   const pair = (s: SeededBdm) => ({ instance_uuid: s.instanceUuid, volume_id: s.volumeId });
 
   test('[(A, X), (B, Y)] where A/Y and B/X exist too: the plan, the audit and the refresh touch only A/X and B/Y', async () => {
@@ -369,11 +379,11 @@ describe('volume_attachments: each entry selects exactly what it names', () => {
     assert.deepEqual(plan.counts, { refreshed: 2, skipped: 0, failed: 0 });
     assert.deepEqual(selected(plan), [ax.uuid, by.uuid].sort());
     // -C -D: the predicted diff of exactly the two named BDMs.
-    assert.deepEqual(plan.diff.map((d: any) => /^BDM (\S+) /.exec(d.before_header)![1]).sort(), [ax.uuid, by.uuid].sort());
-    assert.ok(plan.diff.every((d: any) => d.after.includes(NEW_MONITORS[0])));
+    assert.deepEqual(plan.diff?.map((d) => /^BDM (\S+) /.exec(d.before_header)![1]).sort(), [ax.uuid, by.uuid].sort());
+    assert.ok(plan.diff?.every((d) => d.after.includes(NEW_MONITORS[0]!)));
     assert.deepEqual(plan.hosts_without_connector, []);
-    const audit = (await (await import('../src/entry/run')).execute({ action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], volume_attachments: named, expect: env.args({}).expect })).result as any;
-    assert.deepEqual(audit.stale.map((s: any) => s.bdm_uuid).sort(), [ax.uuid, by.uuid].sort());
+    const audit = resultOf(await execute({ action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], volume_attachments: named, expect: env.args({}).expect }), 'audit');
+    assert.deepEqual(audit.stale.map((s) => s.bdm_uuid).sort(), [ax.uuid, by.uuid].sort());
     assert.equal(audit.totals.scanned, 2);
 
     const real = await env.refresh({ volume_attachments: named });
@@ -407,19 +417,19 @@ describe('volume_attachments: each entry selects exactly what it names', () => {
 
   test('refused with one line: combined with instance_uuids/volume_ids/bdm_uuids, an entry naming nothing, only empty lists', async () => {
     const { a, ax } = await crossingPairs();
-    const combined = await env.refresh({ volume_attachments: [pair(ax)], instance_uuids: [a] });
+    const combined = await env.answer({ volume_attachments: [pair(ax)], instance_uuids: [a] });
     assert.equal(combined.failed, true);
     assert.equal(combined.msg, 'volume_attachments names BDMs exactly and cannot be combined with instance_uuids: list those BDMs in volume_attachments (hosts, cells, project_id and driver_volume_type still narrow it)');
-    const nothing = await env.refresh({ volume_attachments: [pair(ax), { volume_id: ax.volumeId }] });
+    const nothing = await env.answer({ volume_attachments: [pair(ax), { volume_id: ax.volumeId }] });
     assert.equal(nothing.msg, 'volume_attachments[1]: volume_id needs instance_uuid: give bdm_uuid, or instance_uuid with an optional volume_id');
-    const both = await env.refresh({ volume_attachments: [{ bdm_uuid: ax.uuid, instance_uuid: a }] });
-    assert.match(both.msg, /^volume_attachments\[0\]: bdm_uuid names one BDM alone/);
-    const badUuid = await env.refresh({ volume_attachments: [pair(ax), { instance_uuid: a, volume_id: 'nope' }] });
+    const both = await env.answer({ volume_attachments: [{ bdm_uuid: ax.uuid, instance_uuid: a }] });
+    assert.match(String(both.msg), /^volume_attachments\[0\]: bdm_uuid names one BDM alone/);
+    const badUuid = await env.answer({ volume_attachments: [pair(ax), { instance_uuid: a, volume_id: 'nope' }] });
     assert.equal(badUuid.msg, 'volume_attachments[1].volume_id is not a valid UUID (expected the form 8-4-4-4-12 hex digits)');
-    const badKey = await env.refresh({ volume_attachments: [{ instance_uuid: a, volume: ax.volumeId }] });
+    const badKey = await env.answer({ volume_attachments: [{ instance_uuid: a, volume: ax.volumeId }] });
     assert.equal(badKey.msg, 'volume_attachments[0] has an unsupported key: volume');
-    const empty = await env.refresh({ volume_attachments: [], instance_uuids: [] });
-    assert.match(empty.msg, /^no BDM selected: .*a refresh never means the whole cloud$/);
+    const empty = await env.answer({ volume_attachments: [], instance_uuids: [] });
+    assert.match(String(empty.msg), /^no BDM selected: .*a refresh never means the whole cloud$/);
     for (const r of [combined, nothing, both, badUuid, badKey, empty]) assert.equal(r.failed, true);
   });
 

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { createServer } from 'node:http';
 import { dirname, join } from 'node:path';
 import { execute } from '../src/entry/run';
+import { answer, resultOf } from './support/results';
 
 // get_connector reads the host's files like os-brick; here a fake host tree stands in for /.
 
@@ -35,10 +36,9 @@ test('every source present: initiator, FC WWNs, NQN, root fs UUID, system UUID, 
   symlinkSync('../../vda1', join(root, 'dev/disk/by-uuid/1b2c3d4e-aaaa-bbbb-cccc-0123456789ab'));
   const conf = join(root, 'nova.conf');
   writeFileSync(conf, '[DEFAULT]\nhost = compute7\nmy_ip = 192.0.2.7\nmy_block_storage_ip = 198.51.100.7\n[libvirt]\nvolume_use_multipath = true\n');
-  const { result } = await execute({ action: 'get_connector', config_file: conf, host_root: root });
-  assert.equal(result.failed, undefined, String(result.msg));
+  const result = resultOf(await execute({ action: 'get_connector', config_file: conf, host_root: root }), 'get_connector');
   assert.equal(result.changed, false);
-  const c = result.connector as Record<string, unknown>;
+  const c = result.connector;
   assert.deepEqual(Object.keys(c).sort(), ['do_local_attach', 'found_dsc', 'host', 'initiator', 'ip', 'multipath', 'nqn', 'nvme_native_multipath', 'os_type', 'platform', 'system uuid', 'uuid', 'wwnns', 'wwpns']);
   assert.equal(c.found_dsc, '', 'no LightOS discovery client answers here');
   assert.equal(c.host, 'compute7');
@@ -59,14 +59,14 @@ test('missing sources are left out, not guessed; multipath wanted without multip
   const root = tree({});
   const conf = join(root, 'nova.conf');
   writeFileSync(conf, '[DEFAULT]\nhost = compute8\nmy_ip = 192.0.2.8\n');
-  const { result } = await execute({ action: 'get_connector', config_file: conf, host_root: root });
+  const result = resultOf(await execute({ action: 'get_connector', config_file: conf, host_root: root }), 'get_connector');
   // nvme_native_multipath is always there (false without nvme_core), as os-brick 6.1 reports it.
-  assert.deepEqual(result.connector, { platform: (result.connector as any).platform, os_type: 'linux', ip: '192.0.2.8', host: 'compute8', multipath: false, nvme_native_multipath: false, do_local_attach: false });
+  assert.deepEqual(result.connector, { platform: result.connector.platform, os_type: 'linux', ip: '192.0.2.8', host: 'compute8', multipath: false, nvme_native_multipath: false, do_local_attach: false });
   writeFileSync(conf, '[DEFAULT]\nhost = compute8\n[libvirt]\nvolume_use_multipath = True\n');
-  const failed = (await execute({ action: 'get_connector', config_file: conf, host_root: root })).result;
+  const failed = answer(await execute({ action: 'get_connector', config_file: conf, host_root: root }));
   assert.equal(failed.failed, true);
   assert.equal(failed.msg, '[libvirt] volume_use_multipath is true but multipathd is not running on this host');
-  const bad = (await execute({ action: 'get_connector', config_file: conf, bdm_uuid: '5b7e1c0a-3f2d-4e8b-9a6c-1d2e3f4a5b6c' })).result;
+  const bad = answer(await execute({ action: 'get_connector', config_file: conf, bdm_uuid: '5b7e1c0a-3f2d-4e8b-9a6c-1d2e3f4a5b6c' }));
   assert.match(String(bad.msg), /bdm_uuid does not apply to action get_connector/);
 });
 
@@ -77,8 +77,8 @@ test('an absolute /dev/disk/by-uuid link resolves inside the host tree', async (
   symlinkSync('/dev/sda2', join(root, 'dev/disk/by-uuid/22222222-0000-0000-0000-000000000002'));
   const conf = join(root, 'nova.conf');
   writeFileSync(conf, '[DEFAULT]\nhost = compute9\nmy_ip = 192.0.2.9\n');
-  const { result } = await execute({ action: 'get_connector', config_file: conf, host_root: root });
-  assert.equal((result.connector as Record<string, unknown>).uuid, '22222222-0000-0000-0000-000000000002');
+  const result = resultOf(await execute({ action: 'get_connector', config_file: conf, host_root: root }), 'get_connector');
+  assert.equal(result.connector.uuid, '22222222-0000-0000-0000-000000000002');
 });
 
 test('found_dsc: "found" while a LightOS discovery client answers on localhost:6060, as os-brick asks it', async () => {
@@ -93,8 +93,8 @@ test('found_dsc: "found" while a LightOS discovery client answers on localhost:6
   });
   await new Promise<void>((resolve, reject) => server.once('error', reject).listen(6060, 'localhost', resolve));
   try {
-    const { result } = await execute({ action: 'get_connector', config_file: conf, host_root: root });
-    assert.equal((result.connector as Record<string, unknown>).found_dsc, 'found');
+    const result = resultOf(await execute({ action: 'get_connector', config_file: conf, host_root: root }), 'get_connector');
+    assert.equal(result.connector.found_dsc, 'found');
     assert.deepEqual(heads, ['HEAD /metrics']);
   } finally {
     await new Promise((resolve) => server.close(resolve));
@@ -102,6 +102,6 @@ test('found_dsc: "found" while a LightOS discovery client answers on localhost:6
   // Without an NQN there is no found_dsc at all (os-brick adds it next to the NQN only).
   const bare = tree({});
   writeFileSync(join(bare, 'nova.conf'), '[DEFAULT]\nhost = compute10\nmy_ip = 192.0.2.10\n');
-  const { result } = await execute({ action: 'get_connector', config_file: join(bare, 'nova.conf'), host_root: bare });
-  assert.ok(!('found_dsc' in (result.connector as Record<string, unknown>)));
+  const result = resultOf(await execute({ action: 'get_connector', config_file: join(bare, 'nova.conf'), host_root: bare }), 'get_connector');
+  assert.ok(!('found_dsc' in result.connector));
 });

@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { CinderClient, CinderSession } from '../src/cinder/cinder-client';
 import { OpenStackHttp } from '../src/cinder/http';
 import { execute } from '../src/entry/run';
+import { resultOf } from './support/results';
 import { USERS } from './support/fake-openstack';
 import { RefreshEnv } from './support/refresh-env';
 
@@ -164,12 +165,12 @@ describe('our client', () => {
     };
     const before = issued();
     try {
-      const { result: r } = await execute({
+      const r = resultOf(await execute({
         action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], instance_uuids: seeded.map((s) => s.instanceUuid), check_cinder: true, cinder_concurrency: 2,
-      });
+      }), 'audit');
       assert.equal(r.failed, undefined, String(r.msg));
-      assert.deepEqual((r.stale as any[]).map((x) => [x.bdm_uuid, x.reasons]), [[last.bdm.uuid, ['attachment_not_attached']]], 'every BDM checked, none misreported for a refused token');
-      assert.equal((r.totals as any).cells.find((c: any) => c.name === 'cell1').scanned, 6);
+      assert.deepEqual(r.stale.map((x) => [x.bdm_uuid, x.reasons]), [[last.bdm.uuid, ['attachment_not_attached']]], 'every BDM checked, none misreported for a refused token');
+      assert.equal(r.totals.cells.find((c) => c.name === 'cell1')?.scanned, 6);
     } finally {
       env.cloud.onRequest = undefined;
     }

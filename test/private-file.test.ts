@@ -6,6 +6,7 @@ import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execute } from '../src/entry/run';
+import { answer } from './support/results';
 import { checkPrivateFileTarget, openPrivateFileStream, writePrivateFile } from '../src/output/private-file';
 import { Fixtures } from './support/fixtures';
 
@@ -212,7 +213,7 @@ describe('audit report_path', () => {
     chmodSync(victim, 0o644);
     const report = join(d, 'audit.json');
     symlinkSync(victim, report);
-    const { result } = await audit(report);
+    const result = answer(await audit(report));
     assert.equal(result.failed, true);
     assert.equal(result.msg, `report_path: refusing to write ${report}: it is a symbolic link (nova-bdm only replaces a regular file there; remove it or choose another path)`);
     assert.equal(readFileSync(victim, 'utf8'), 'ssh-ed25519 AAAA operator\n');
@@ -225,16 +226,16 @@ describe('audit report_path', () => {
     const report = join(d, 'audit.json');
     writeFileSync(report, 'old');
     chmodSync(report, 0o664);
-    const { result } = await audit(report);
+    const result = answer(await audit(report));
     assert.equal(result.failed, undefined, String(result.msg));
     assert.equal(result.report_path, report);
     assert.equal(mode(report), '600');
     assert.equal(JSON.parse(readFileSync(report, 'utf8')).totals.scanned, 0);
     assert.deepEqual(readdirSync(d), ['audit.json']);
-    const { result: r2 } = await audit(d);
+    const r2 = answer(await audit(d));
     assert.equal(r2.failed, true);
     assert.match(String(r2.msg), /^report_path: refusing to write \S+: it is a directory/);
-    const { result: r3 } = await audit(join(d, 'no', 'such', 'dir.json'));
+    const r3 = answer(await audit(join(d, 'no', 'such', 'dir.json')));
     assert.match(String(r3.msg), /^report_path: cannot write \S+: its directory does not exist$/);
     assert.deepEqual(readdirSync(d), ['audit.json']);
   });

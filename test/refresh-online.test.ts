@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { ISCSI_CHAP_CONNECTION_INFO, RBD_CONNECTION_INFO } from './support/fixtures';
 import { BUNDLE } from './support/nova-env';
 import { NEW_MONITORS, RefreshEnv } from './support/refresh-env';
+import type { RefreshAnswer } from './support/results';
 import { TcpProxy } from './support/tcp-proxy';
 
 // running_instances: online, single refresh, on the real MariaDB and RabbitMQ with the stand-in
@@ -19,8 +20,8 @@ const RUNNING = { vm_state: 'active', power_state: 1 };
 const ONLINE_STEPS = ['attachment_create', 'attachment_complete', 'bdm_save', 'attachment_delete'];
 type Seeded = Awaited<ReturnType<RefreshEnv['seed']>>;
 
-function stepNames(r: Record<string, unknown>): string[] {
-  return (r.steps as Array<{ step: string; ok: boolean }>).filter((s) => s.ok).map((s) => s.step);
+function stepNames(r: RefreshAnswer): string[] {
+  return (r.steps ?? []).filter((s) => s.ok).map((s) => s.step);
 }
 
 /** The four online steps, done in this order (other steps may come between). */
@@ -181,7 +182,7 @@ describe('check mode, host conflict', () => {
     assert.equal(r.online, true);
     assert.equal(r.rpc_version, null);
     assert.match(String(r.msg), /would refresh the connection_info of BDM \S+ online, the instance running/);
-    assert.ok(String((r.diff as any).after).includes(NEW_MONITORS[0]!));
+    assert.ok(String(r.diff?.after).includes(NEW_MONITORS[0]!));
     assert.deepEqual(await env.dumpRows(s.instanceUuid), before);
     assert.equal(env.cloud.mutations().length, mutations);
   });
@@ -216,7 +217,7 @@ describe('a failure at each step, then a re-run that converges', () => {
     test(`${step} fails`, async () => {
       const s = await env.seed({ instance: RUNNING });
       inject(s);
-      let first: Record<string, unknown>;
+      let first: RefreshAnswer;
       try {
         first = await env.refresh({ bdm_uuid: s.bdm.uuid, running_instances: 'online' });
       } finally {
@@ -230,7 +231,7 @@ describe('a failure at each step, then a re-run that converges', () => {
       if (step === 'attachment_delete') {
         // The clean-up could not delete the old attachment either: the claim and lock stay for the next run.
         assert.equal(left.instance!.locked, 1);
-        assert.match(String((first.warnings as string[]).join(' ')), /stays locked by this refresh .*the next refresh of it recovers it/);
+        assert.match(String(first.warnings?.join(' ')), /stays locked by this refresh .*the next refresh of it recovers it/);
         assert.equal(left.bdms[0]!.attachment_id, first.new_attachment_id ?? left.bdms[0]!.attachment_id);
         assert.equal(env.cloud.attachmentsOf(s.volumeId).length, 2, 'the old attachment is still there');
       } else {
@@ -249,7 +250,7 @@ describe('a failure at each step, then a re-run that converges', () => {
   test('attachment_delete fails once: the clean-up deletes the old attachment, the BDM is refreshed', async () => {
     const s = await env.seed({ instance: RUNNING });
     env.cloud.failNext('DELETE', new RegExp(`/attachments/${s.oldAttachmentId}$`), 500, 5);
-    let r: Record<string, unknown>;
+    let r: RefreshAnswer;
     try {
       r = await env.refresh({ bdm_uuid: s.bdm.uuid, running_instances: 'online' });
     } finally {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { MASK } from '../src/output/mask-secrets';
 import { pythonJsonDumps } from '../src/actions/rules/connection-info';
 import { CONTROLLER_HOST, NEW_MONITORS, RefreshEnv } from './support/refresh-env';
+import { infoData } from './support/results';
 
 // refresh on the real MariaDB (Nova schema made by nova-manage) and the real RabbitMQ, with
 // the stand-in compute and Keystone + Cinder. Rows are checked against reference/nova-db.md §8.
@@ -25,19 +26,20 @@ describe('the happy path', () => {
     assert.notEqual(newId, s.oldAttachmentId);
     assert.equal(r.attachment_id, newId);
     assert.equal(r.rpc_version, '6.0');
-    assert.deepEqual((r.connection_info as any).data.hosts, NEW_MONITORS);
-    assert.equal((r.connection_info as any).data.keyring, MASK);
+    assert.deepEqual(infoData(r.connection_info).hosts, NEW_MONITORS);
+    assert.equal(infoData(r.connection_info).keyring, MASK);
     assert.ok(!JSON.stringify(r).includes('AQBnewkeyringsecret'));
-    const diff = r.diff as Record<string, string>;
+    const diff = r.diff;
+    assert.ok(diff, 'a diff (-D)');
     assert.match(diff.before_header!, new RegExp(`BDM ${s.bdm.uuid} \\(instance ${s.instanceUuid}, volume ${s.volumeId}\\)`));
     assert.ok(diff.before!.includes('192.0.2.11') && diff.after!.includes(NEW_MONITORS[0]!));
     assert.ok(!diff.after!.includes('AQBnewkeyringsecret'));
-    assert.ok((r.steps as Array<{ step: string }>).some((x) => x.step === 'rpc_remove_volume_connection'));
+    assert.ok((r.steps ?? []).some((x) => x.step === 'rpc_remove_volume_connection'));
 
     // Cinder: exactly one attachment, the new one, attached rw, connected with our connector + mountpoint.
     const atts = env.cloud.attachmentsOf(s.volumeId);
     assert.deepEqual(atts.map((a) => [a.id, a.status, a.attach_mode]), [[newId, 'attached', 'rw']]);
-    assert.equal((r.connection_info as any).data.access_mode, 'rw', "the guest's mode");
+    assert.equal(infoData(r.connection_info).access_mode, 'rw', "the guest's mode");
     assert.deepEqual(atts[0]!.connector, { ...env.connector, mountpoint: '/dev/vdb' });
     const calls = env.cloud.mutations().filter((m) => m.path.includes(s.volumeId) || m.path.includes(newId) || m.path.includes(s.oldAttachmentId));
     assert.deepEqual(

@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { execute } from '../src/entry/run';
+import { answer } from './support/results';
 import { labSecrets } from './interop/lab-secrets';
 import { BUNDLE } from './support/nova-env';
 import { RefreshEnv } from './support/refresh-env';
@@ -121,7 +122,7 @@ describe('every failure class at every verbosity', () => {
     for (const c of await failureClasses()) {
       for (let verbosity = 0; verbosity <= 4; verbosity++) {
         c.prepare?.();
-        const { result } = await execute({ ...c.args, _ansible_verbosity: verbosity });
+        const result = answer(await execute({ ...c.args, _ansible_verbosity: verbosity }));
         env.cloud.clearFaults();
         if (c.name !== 'check mode with diff (stale)') assert.equal(result.failed, true, `${c.name}: ${String(result.msg)}`);
         if (verbosity < 3) assert.equal(result.exception, undefined, `${c.name} -v${verbosity}: exception only from -vvv`);

@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execute } from '../src/entry/run';
+import { answer } from './support/results';
 import { USERS } from './support/fake-openstack';
 import { CONTROLLER_HOST, RefreshEnv } from './support/refresh-env';
 
@@ -32,7 +33,7 @@ function conf(text: string): string {
 
 /** Runs a refresh at -vvv and checks the failure: its class of message, a traceback, no secret anywhere. */
 async function failsWithoutSecrets(args: Record<string, unknown>, msg: RegExp) {
-  const { result } = await execute({ action: 'refresh', connector: env.connector, _ansible_verbosity: 3, ...args });
+  const result = answer(await execute({ action: 'refresh', connector: env.connector, _ansible_verbosity: 3, ...args }));
   assert.equal(result.failed, true);
   assert.match(String(result.msg), msg);
   assert.equal(typeof result.exception, 'string', '-vvv gives the traceback');

@@ -8,6 +8,9 @@ import { hostname } from 'node:os';
 import { lockReasonFor } from '../src/actions/rules/lock-reason';
 import { CLAIM_KEY } from '../src/nova-db/refresh-claim';
 import { execute } from '../src/entry/run';
+import { infoData, type Fields } from './support/results';
+import type { FailureResult } from '../src/entry/result';
+import type { ShowResult } from '../src/actions/show';
 import { MASK } from '../src/output/mask-secrets';
 import { Fixtures, ISCSI_CHAP_CONNECTION_INFO } from './support/fixtures';
 
@@ -19,8 +22,11 @@ const conf = { config_file: env.confPath };
 
 after(() => fx.close());
 
-async function show(args: Record<string, unknown>) {
-  return (await execute({ ...conf, ...args })).result;
+/** show's answer (or the failure it got), read field by field. */
+async function show(args: Record<string, unknown>): Promise<Fields<ShowResult | FailureResult>> {
+  const outcome = await execute({ ...conf, ...args });
+  assert.ok(outcome.kind === 'show' || outcome.kind === 'failure', `not a show answer: ${outcome.kind}`);
+  return outcome.result;
 }
 
 describe('show by each selector, across cells', () => {
@@ -44,7 +50,8 @@ describe('show by each selector, across cells', () => {
     assert.deepEqual(r.instance, {
       uuid: instance1, host: 'compute1', node: 'compute1.example.org', vm_state: 'stopped', task_state: null, power_state: 4, locked: false, locked_by: null,
     });
-    const bdm = r.bdm as Record<string, any>;
+    const bdm = r.bdm;
+    assert.ok(bdm, 'one BDM shown');
     assert.deepEqual(Object.keys(bdm).sort(), [
       'attachment_id', 'boot_index', 'connection_info', 'created_at', 'delete_on_termination', 'deleted', 'deleted_at', 'destination_type',
       'device_name', 'device_type', 'disk_bus', 'encrypted', 'encryption_format', 'encryption_options', 'encryption_secret_uuid', 'guest_format',
@@ -59,12 +66,13 @@ describe('show by each selector, across cells', () => {
     assert.equal(bdm.created_at, '2026-01-02T03:05:00Z');
     assert.equal(bdm.deleted_at, null);
     assert.equal(r.attachment_id, bdm1.attachmentId);
-    const info = r.connection_info as any;
+    const info = r.connection_info;
     assert.deepEqual(info, bdm.connection_info);
-    assert.equal(info.driver_volume_type, 'rbd');
-    assert.equal(info.data.keyring, MASK);
-    assert.equal(info.data.secret_uuid, '457eb676-33da-42ec-9a8c-9293d545c337');
-    assert.deepEqual(info.data.hosts, ['192.0.2.11', '192.0.2.12', '192.0.2.13']);
+    assert.equal((info as { driver_volume_type?: unknown }).driver_volume_type, 'rbd');
+    const data = infoData(info);
+    assert.equal(data.keyring, MASK);
+    assert.equal(data.secret_uuid, '457eb676-33da-42ec-9a8c-9293d545c337');
+    assert.deepEqual(data.hosts, ['192.0.2.11', '192.0.2.12', '192.0.2.13']);
     assert.ok(!JSON.stringify(r).includes('cephkeyringsecret'));
   });
 
@@ -72,9 +80,9 @@ describe('show by each selector, across cells', () => {
     const r = await show({ bdm_uuid: bdm2.uuid });
     assert.equal(r.failed, undefined, String(r.msg));
     assert.deepEqual(r.cell, { uuid: env.cells.cell2, name: 'cell2' });
-    assert.equal((r.instance as any).locked, true);
-    assert.equal((r.instance as any).locked_by, 'owner');
-    const data = (r.connection_info as any).data;
+    assert.equal(r.instance?.locked, true);
+    assert.equal(r.instance?.locked_by, 'owner');
+    const data = infoData(r.connection_info);
     assert.equal(data.auth_password, MASK);
     assert.equal(data.discovery_auth_password, MASK);
     assert.equal(data.auth_username, 'chapuser');
@@ -83,15 +91,15 @@ describe('show by each selector, across cells', () => {
 
   test('reveal_secrets shows them', async () => {
     const r = await show({ bdm_uuid: bdm2.uuid, reveal_secrets: true });
-    assert.equal((r.connection_info as any).data.auth_password, 'chapsecret-pw');
-    assert.equal((r.bdm as any).connection_info.data.discovery_auth_password, 'discovery-chap-pw');
+    assert.equal(infoData(r.connection_info).auth_password, 'chapsecret-pw');
+    assert.equal(infoData(r.bdm?.connection_info).discovery_auth_password, 'discovery-chap-pw');
   });
 
   test('instance_uuid + volume_id, upper-case UUIDs accepted', async () => {
     const r = await show({ instance_uuid: instance2.toUpperCase(), volume_id: bdm2.volumeId.toUpperCase() });
     assert.equal(r.failed, undefined, String(r.msg));
-    assert.equal((r.bdm as any).uuid, bdm2.uuid);
-    assert.equal((r.bdm as any).device_name, '/dev/vdc');
+    assert.equal(r.bdm?.uuid, bdm2.uuid);
+    assert.equal(r.bdm?.device_name, '/dev/vdc');
   });
 
   test('instance_uuid alone: every live volume BDM, not the image BDM nor soft-deleted ones', async () => {
@@ -106,10 +114,10 @@ describe('show by each selector, across cells', () => {
     const r = await show({ instance_uuid: instance });
     assert.equal(r.failed, undefined, String(r.msg));
     assert.equal(r.bdm, undefined);
-    const bdms = r.bdms as any[];
+    const bdms = r.bdms ?? [];
     assert.deepEqual(bdms.map((x) => x.uuid), [a.uuid, b.uuid]);
-    assert.equal(bdms[1].attachment_id, null);
-    assert.equal((r.instance as any).uuid, instance);
+    assert.equal(bdms[1]?.attachment_id, null);
+    assert.equal(r.instance?.uuid, instance);
   });
 });
 
@@ -120,7 +128,7 @@ describe('show edge cases', () => {
     const r = await show({ instance_uuid: instance, volume_id: bdm.volumeId });
     assert.equal(r.failed, undefined, String(r.msg));
     assert.equal(r.attachment_id, null);
-    assert.equal((r.bdm as any).attachment_id, null);
+    assert.equal(r.bdm?.attachment_id, null);
   });
 
   test('a soft-deleted BDM is not shown; the live one for the same volume is', async () => {
@@ -130,7 +138,7 @@ describe('show edge cases', () => {
     await fx.cell('cell2').updateTable('block_device_mapping').set({ deleted: old.id, deleted_at: '2026-02-01 00:00:00' }).where('id', '=', old.id).execute();
     const live = await fx.seedBdm('cell2', instance, { volume_id: volumeId, device_name: '/dev/vdc' });
     const r = await show({ instance_uuid: instance, volume_id: volumeId });
-    assert.equal((r.bdm as any).uuid, live.uuid);
+    assert.equal(r.bdm?.uuid, live.uuid);
     const byUuid = await show({ bdm_uuid: old.uuid });
     assert.equal(byUuid.failed, true);
     assert.equal(byUuid.msg, `No block device mapping with uuid ${old.uuid} in any cell.`);
@@ -166,7 +174,7 @@ describe('show edge cases', () => {
     const r = await show({ bdm_uuid: bdm.uuid });
     assert.equal(r.failed, undefined);
     assert.equal(r.instance, null);
-    assert.match(String((r.warnings as string[])[0]), /has no live row in cell1/);
+    assert.match(String(r.warnings?.[0]), /has no live row in cell1/);
   });
 
   test('unparsable connection_info: null plus a warning, raw text only with reveal_secrets', async () => {
@@ -174,7 +182,7 @@ describe('show edge cases', () => {
     const bdm = await fx.seedBdm('cell1', instance, { connection_info: "{'auth_password': 'py-repr-secret'" });
     const r = await show({ bdm_uuid: bdm.uuid });
     assert.equal(r.connection_info, null);
-    assert.match(String((r.warnings as string[])[0]), /not valid JSON/);
+    assert.match(String(r.warnings?.[0]), /not valid JSON/);
     assert.ok(!JSON.stringify(r).includes('py-repr-secret'));
     const revealed = await show({ bdm_uuid: bdm.uuid, reveal_secrets: true });
     assert.equal(revealed.connection_info, "{'auth_password': 'py-repr-secret'");
@@ -281,7 +289,7 @@ describe('show says when a refresh of the BDM holds the instance or was interrup
       await claim(i2, b2.uuid, live.pid!);
       const r2 = await show({ bdm_uuid: b2.uuid });
       assert.equal(r2.interrupted_refresh, undefined);
-      assert.match(String((r2.warnings as string[])[0]), new RegExp(`^a refresh of this BDM is running now \\(nova-bdm on \\S+, pid ${live.pid}, since 2026-12-01T03:00:00.000Z, last heartbeat \\d+ s ago\\)$`));
+      assert.match(String(r2.warnings?.[0]), new RegExp(`^a refresh of this BDM is running now \\(nova-bdm on \\S+, pid ${live.pid}, since 2026-12-01T03:00:00.000Z, last heartbeat \\d+ s ago\\)$`));
     } finally {
       live.kill();
     }

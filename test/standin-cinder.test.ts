@@ -129,7 +129,7 @@ describe('connection_info as Cinder returns it', () => {
     assert.equal(r.stale, false, JSON.stringify(r.stale_reasons));
     (env.cloud.attachments.get(iscsi.oldAttachmentId)!.connection_info as Record<string, unknown>).target_portal = '192.0.2.77:3260';
     r = await env.refresh({ bdm_uuid: iscsi.bdm.uuid, expect: undefined, _ansible_check_mode: true });
-    assert.deepEqual((r.stale_reasons as Array<{ code: string; detail: string }>).map((x) => x.detail), ["Nova's connection_info differs from Cinder's attachment at data.target_portal"]);
+    assert.deepEqual((r.stale_reasons ?? []).map((x) => x.detail), ["Nova's connection_info differs from Cinder's attachment at data.target_portal"]);
   });
 
   test('a legacy attachment has connection_info null, a reserved one {}', async () => {

@@ -1,6 +1,8 @@
-import { hostConnector, wantsMultipath, type HostProbes } from '../config/host-connector';
+import { hostConnector, wantsMultipath, type HostConnector, type HostProbes } from '../config/host-connector';
 import type { NovaConf } from '../config/nova-conf';
 import { PreconditionFailed } from '../errors';
+
+export type GetConnectorResult = { changed: false; connector: HostConnector };
 
 /**
  * What this compute host's libvirt driver would hand Cinder, as `nova-manage volume_attachment
@@ -11,7 +13,7 @@ export async function getConnector(
   conf: NovaConf,
   root: string,
   probe: { lightosDiscoveryClient: () => Promise<boolean> },
-): Promise<{ changed: false; connector: Record<string, unknown> }> {
+): Promise<GetConnectorResult> {
   const probes: HostProbes = { lightosDiscoveryClient: await probe.lightosDiscoveryClient() };
   const connector = hostConnector(conf, root, probes);
   if (wantsMultipath(conf) && connector.multipath !== true) {

@@ -70,8 +70,27 @@ export interface HostProbes {
   lightosDiscoveryClient: boolean;
 }
 
-export function hostConnector(conf: NovaConf, root = '/', probes: HostProbes = { lightosDiscoveryClient: false }): Record<string, unknown> {
-  const connector: Record<string, unknown> = {
+/** os-brick's get_connector_properties as this host reports it (keys in os-brick's order). */
+export interface HostConnector {
+  platform: string;
+  os_type: string;
+  ip?: string;
+  host: string;
+  multipath?: boolean;
+  initiator?: string;
+  wwpns?: string[];
+  wwnns?: string[];
+  nqn?: string;
+  /** 'found' when a LightOS discovery client answers, else ''. */
+  found_dsc?: string;
+  uuid?: string;
+  'system uuid'?: string;
+  nvme_native_multipath?: boolean;
+  do_local_attach?: boolean;
+}
+
+export function hostConnector(conf: NovaConf, root = '/', probes: HostProbes = { lightosDiscoveryClient: false }): HostConnector {
+  const connector: HostConnector = {
     platform: machine(),
     os_type: platform(),
     ip: conf.get('DEFAULT', 'my_block_storage_ip') ?? conf.get('DEFAULT', 'my_ip') ?? defaultIp(),

@@ -1,5 +1,5 @@
 import type { ModuleArgs } from '../args/schema';
-import { auditFleet } from '../actions/audit/audit';
+import { auditFleet, type AuditResult } from '../actions/audit/audit';
 import type { CinderClient } from '../cinder/cinder-client';
 import type { NovaConf } from '../config/nova-conf';
 import type { NovaTopology } from '../nova-db/cells';
@@ -8,10 +8,16 @@ import type { FleetFilters } from '../selection';
 
 // Wires the fleet audit: the cell databases always, Cinder only with check_cinder.
 
-export async function runAudit(args: ModuleArgs, filters: FleetFilters, conf: NovaConf, topology: NovaTopology, scrubber: TextScrubber): Promise<Record<string, unknown> & { changed: boolean }> {
+export async function runAudit(
+  args: ModuleArgs,
+  filters: FleetFilters,
+  conf: NovaConf,
+  topology: NovaTopology,
+  scrubber: TextScrubber,
+): Promise<AuditResult> {
   const cinder = args.check_cinder ? await auditCinder(args, conf, scrubber) : undefined;
   const interactive = process.stderr.isTTY === true;
-  const result = await auditFleet(topology, {
+  return auditFleet(topology, {
     filters,
     refuseLocked: args.refuse_locked,
     runningInstances: args.running_instances,
@@ -22,7 +28,6 @@ export async function runAudit(args: ModuleArgs, filters: FleetFilters, conf: No
     staleLimit: args.stale_limit,
     onProgress: interactive ? writeProgress : undefined,
   });
-  return result as unknown as Record<string, unknown> & { changed: boolean };
 }
 
 /** check_cinder: a Cinder client (its secrets scrubbed) and how many of its GETs may run at once. */

@@ -21,6 +21,17 @@ import type { FleetFilters, Selection } from '../selection';
 // Wires refresh to the real outside systems from nova.conf and the arguments. Loaded only for
 // refresh, so `show` never pays for the RabbitMQ and HTTP stacks.
 
+// The selection's kind says which result comes back.
+export async function runRefresh(
+  args: ModuleArgs,
+  selection: Extract<Selection, { kind: 'fleet' }>,
+  ...rest: [conf: NovaConf, ansible: AnsibleFlags, topology: NovaTopology, scrubber: TextScrubber]
+): Promise<FleetRefreshResult>;
+export async function runRefresh(
+  args: ModuleArgs,
+  selection: Extract<Selection, { kind: 'bdm' }>,
+  ...rest: [conf: NovaConf, ansible: AnsibleFlags, topology: NovaTopology, scrubber: TextScrubber]
+): Promise<SingleRefreshResult>;
 export async function runRefresh(
   args: ModuleArgs,
   selection: Extract<Selection, { kind: 'bdm' | 'fleet' }>,

@@ -5,14 +5,10 @@ import { loadNovaConf } from '../config/nova-conf';
 import { NovaBdmError, RefreshFailed } from '../errors';
 import { TextScrubber } from '../output/scrub-text';
 import type { Selection } from '../selection';
+import type { RefreshFailureReport } from '../actions/refresh/result';
+import { warningsOf, type FailureResult, type Outcome } from './result';
 
-export type ModuleResult = Record<string, unknown> & { changed: boolean; failed?: boolean; msg?: string };
-
-/** The result plus the error behind a failure, so the CLI can pick nova-manage's exit code. */
-export interface Outcome {
-  result: ModuleResult;
-  error?: Error;
-}
+export type { FailureResult, ModuleResult, Outcome, OutcomeKind } from './result';
 
 /**
  * The one core behind every way in (Ansible args file, stdin, CLI): validate, read nova.conf,
@@ -28,11 +24,10 @@ export async function execute(raw: unknown): Promise<Outcome> {
     verbosity = ansible.verbosity;
     const conf = loadNovaConf(typeof args.config_file === 'string' ? [args.config_file] : args.config_file);
     for (const s of configSecrets(conf)) scrubber.add(s);
-    const result = await runAction(args, selection, conf, ansible, scrubber);
-    return { result: scrubResult(result, scrubber) };
+    return scrubWarnings(await runAction(args, selection, conf, ansible, scrubber), scrubber);
   } catch (err) {
     const error = err instanceof Error ? err : new Error(String(err));
-    return { result: failure(error, verbosity, scrubber), error };
+    return { kind: 'failure', result: failure(error, verbosity, scrubber), error };
   }
 }
 
@@ -42,11 +37,12 @@ async function runAction(
   conf: ReturnType<typeof loadNovaConf>,
   ansible: AnsibleFlags,
   scrubber: TextScrubber,
-): Promise<ModuleResult> {
+): Promise<Exclude<Outcome, { kind: 'failure' }>> {
   if (args.action === 'get_connector') {
     const { getConnector } = await import('../actions/get-connector');
     const { lightosDiscoveryClientFound } = await import('../lightos/discovery-client');
-    return getConnector(conf, args.host_root, { lightosDiscoveryClient: lightosDiscoveryClientFound });
+    const result = await getConnector(conf, args.host_root, { lightosDiscoveryClient: lightosDiscoveryClientFound });
+    return { kind: 'get_connector', result };
   }
   // Loaded on demand so `--help` and argument errors never pay for the database stack.
   const { NovaTopology } = await import('../nova-db/cells');
@@ -64,17 +60,20 @@ async function runAction(
         const { showBdm } = await import('../actions/show');
         if (selection.kind !== 'bdm' && selection.kind !== 'instance') throw new Error(`show got a ${selection.kind} selection`);
         const ref = selection.kind === 'bdm' ? selection.bdm : { instanceUuid: selection.instanceUuid };
-        return await showBdm(topology, ref, { revealSecrets: args.reveal_secrets });
+        return { kind: 'show', result: await showBdm(topology, ref, { revealSecrets: args.reveal_secrets }) };
       }
       case 'refresh': {
         const { runRefresh } = await import('./refresh');
-        if (selection.kind !== 'bdm' && selection.kind !== 'fleet') throw new Error(`refresh got a ${selection.kind} selection`);
-        return await runRefresh(args, selection, conf, ansible, topology, scrubber);
+        if (selection.kind === 'fleet') {
+          return { kind: 'fleet_refresh', result: await runRefresh(args, selection, conf, ansible, topology, scrubber) };
+        }
+        if (selection.kind !== 'bdm') throw new Error(`refresh got a ${selection.kind} selection`);
+        return { kind: 'refresh', result: await runRefresh(args, selection, conf, ansible, topology, scrubber) };
       }
       case 'audit': {
         const { runAudit } = await import('./audit');
         if (selection.kind !== 'fleet') throw new Error(`audit got a ${selection.kind} selection`);
-        return await runAudit(args, selection.filters, conf, topology, scrubber);
+        return { kind: 'audit', result: await runAudit(args, selection.filters, conf, topology, scrubber) };
       }
     }
   } finally {
@@ -106,26 +105,31 @@ function rememberArgumentSecrets(raw: unknown, scrubber: TextScrubber): void {
   for (const value of Object.values(args)) if (value !== null && typeof value === 'object') scrubber.addSecretsOf(value);
 }
 
-function failure(error: Error, verbosity: number, scrubber: TextScrubber): ModuleResult {
+function failure(error: Error, verbosity: number, scrubber: TextScrubber): FailureResult {
   const expected = error instanceof NovaBdmError;
   const line = (error.message || error.name).split('\n')[0]!.trim();
   // Messages echo input (a path, a key): a hostile one must not make msg a megabyte long.
   const firstLine = line.length > MAX_MSG ? `${line.slice(0, MAX_MSG)}... (${line.length} characters)` : line;
-  const result: ModuleResult = {
+  const result: FailureResult = {
     changed: false,
     failed: true,
     msg: scrubber.scrub(expected ? firstLine : `unexpected error: ${firstLine}`),
+    // A failed refresh says which steps ran, what was undone and what remains.
+    ...(error instanceof RefreshFailed ? refreshFailureReport(error, scrubber) : {}),
   };
-  // A failed refresh says which steps ran, what was undone and what remains.
-  if (error instanceof RefreshFailed) Object.assign(result, JSON.parse(scrubber.scrub(JSON.stringify(error.details))));
   const stack = error instanceof RefreshFailed && error.causeError?.stack ? `${error.stack}\nCaused by: ${error.causeError.stack}` : error.stack;
   if (verbosity >= 3 && stack) result.exception = scrubber.scrub(stack);
   return result;
 }
 
+/** RefreshFailed's details, every string in them scrubbed (they quote errors of the outside systems). */
+function refreshFailureReport(error: RefreshFailed, scrubber: TextScrubber): RefreshFailureReport {
+  return JSON.parse(scrubber.scrub(JSON.stringify(error.details)));
+}
+
 /** Warnings are free text built from data: give them the same scrub as messages. */
-function scrubResult(result: ModuleResult, scrubber: TextScrubber): ModuleResult {
-  const warnings = result.warnings;
-  if (!Array.isArray(warnings)) return result;
-  return { ...result, warnings: warnings.map((w) => scrubber.scrub(String(w))) };
+function scrubWarnings<O extends Outcome>(outcome: O, scrubber: TextScrubber): O {
+  const warnings = warningsOf(outcome.result);
+  if (warnings.length === 0) return outcome;
+  return { ...outcome, result: { ...outcome.result, warnings: warnings.map((w) => scrubber.scrub(w)) } };
 }

@@ -4,13 +4,12 @@
 
 const SLICE = 1000;
 
-export async function writeJsonLine(out: NodeJS.WritableStream, value: Record<string, unknown>): Promise<void> {
+export async function writeJsonLine(out: NodeJS.WritableStream, value: object): Promise<void> {
   const write = (chunk: string) =>
     out.write(chunk) ? Promise.resolve() : new Promise<void>((resolve) => out.once('drain', () => resolve()));
   let first = true;
   let pending = '{';
-  for (const key of Object.keys(value)) {
-    const v = value[key];
+  for (const [key, v] of Object.entries(value)) {
     const head = `${first ? '' : ','}${JSON.stringify(key)}:`;
     if (Array.isArray(v) && v.length > SLICE) {
       await write(`${pending}${head}[`);

@@ -5,6 +5,10 @@ import { randomUUID } from 'node:crypto';
 import { dirname } from 'node:path';
 import { Fixtures, ISCSI_CHAP_CONNECTION_INFO } from '../support/fixtures';
 import { BUNDLE } from '../support/nova-env';
+import { infoData, type Fields } from '../support/results';
+import type { AuditResult } from '../../src/actions/audit/audit';
+import type { ShowResult } from '../../src/actions/show';
+import type { FailureResult } from '../../src/entry/result';
 
 // Every option type as a user gives it to the real `ansible` ad-hoc command: `-a key=value`
 // hands the module strings, which it must convert as AnsibleModule would for a Python module.
@@ -25,7 +29,7 @@ before(async () => {
 after(() => fx.close());
 
 /** `ansible localhost -m bdm -a ARGS`: the result of the one host, and the whole output. */
-function adhoc(moduleArgs: string): { status: string; result: any; out: string } {
+function adhoc(moduleArgs: string): { status: string; result: Fields<AuditResult | ShowResult | FailureResult>; out: string } {
   const r = spawnSync('ansible', ['localhost', '-M', dirname(BUNDLE), '-m', 'bdm', '-a', moduleArgs], {
     encoding: 'utf8',
     timeout: 120_000,
@@ -44,41 +48,41 @@ describe('options from ansible -a key=value', () => {
     );
     assert.equal(status, 'SUCCESS', JSON.stringify(result));
     // Only the two listed hosts' BDMs, each stale against the expected monitors.
-    assert.equal(result.totals.scanned, 2);
-    assert.deepEqual(result.stale.map((s: any) => s.host).sort(), [hosts[1], hosts[2]]);
-    for (const s of result.stale) assert.ok(s.reasons.includes('expectation_mismatch'), JSON.stringify(s));
+    assert.equal(result.totals?.scanned, 2);
+    assert.deepEqual((result.stale ?? []).map((s) => s.host).sort(), [hosts[1], hosts[2]]);
+    for (const s of result.stale ?? []) assert.ok(s.reasons.includes('expectation_mismatch'), JSON.stringify(s));
   });
 
   test('a dict as k=v pairs', () => {
     const { status, result } = adhoc(`action=audit hosts=${hosts.join(',')} config_file=${conf} expect="driver_volume_type=iscsi"`);
     assert.equal(status, 'SUCCESS', JSON.stringify(result));
-    assert.equal(result.totals.scanned, 3);
+    assert.equal(result.totals?.scanned, 3);
     // The two rbd BDMs differ from driver_volume_type iscsi; the iscsi one matches.
-    assert.deepEqual(result.stale.map((s: any) => s.host).sort(), [hosts[1], hosts[2]]);
+    assert.deepEqual((result.stale ?? []).map((s) => s.host).sort(), [hosts[1], hosts[2]]);
   });
 
   test('booleans in any case: reveal_secrets=YES reveals, reveal_secrets=off masks', () => {
     const shown = adhoc(`bdm_uuid=${iscsi.uuid} config_file=${conf} reveal_secrets=YES`);
     assert.equal(shown.status, 'SUCCESS', shown.out);
-    assert.equal(shown.result.bdm.connection_info.data.auth_password, ISCSI_CHAP_CONNECTION_INFO.data.auth_password);
+    assert.equal(infoData(shown.result.bdm?.connection_info).auth_password, ISCSI_CHAP_CONNECTION_INFO.data.auth_password);
     const masked = adhoc(`bdm_uuid=${iscsi.uuid} config_file=${conf} reveal_secrets=off`);
     assert.equal(masked.status, 'SUCCESS', masked.out);
-    assert.equal(masked.result.bdm.connection_info.data.auth_password, '********');
+    assert.equal(infoData(masked.result.bdm?.connection_info).auth_password, '********');
   });
 
   test('config_file=a,b is a list of files; values that cannot be converted fail naming option and types', () => {
     const files = adhoc(`bdm_uuid=${iscsi.uuid} config_file=/nonexistent/${tag}-a.conf,/nonexistent/${tag}-b.conf`);
     assert.equal(files.status, 'FAILED!');
-    assert.match(files.result.msg, new RegExp(`looked in /nonexistent/${tag}-a\\.conf \\(not found\\), /nonexistent/${tag}-b\\.conf \\(not found\\)`));
+    assert.match(String(files.result.msg), new RegExp(`looked in /nonexistent/${tag}-a\\.conf \\(not found\\), /nonexistent/${tag}-b\\.conf \\(not found\\)`));
     const bool = adhoc(`bdm_uuid=${iscsi.uuid} config_file=${conf} reveal_secrets=maybe`);
     assert.equal(bool.status, 'FAILED!');
-    assert.match(bool.result.msg, /^argument reveal_secrets is of type str and could not be converted to bool: "maybe" is not a valid boolean/);
+    assert.match(String(bool.result.msg), /^argument reveal_secrets is of type str and could not be converted to bool: "maybe" is not a valid boolean/);
     const num = adhoc(`bdm_uuid=${iscsi.uuid} config_file=${conf} connect_timeout=soon`);
-    assert.match(num.result.msg, /^argument connect_timeout is of type str and could not be converted to float: "soon" is not a number$/);
+    assert.match(String(num.result.msg), /^argument connect_timeout is of type str and could not be converted to float: "soon" is not a number$/);
     const int = adhoc(`action=audit config_file=${conf} hosts=x cinder_concurrency=2.5`);
-    assert.match(int.result.msg, /^argument cinder_concurrency is of type str and could not be converted to int/);
+    assert.match(String(int.result.msg), /^argument cinder_concurrency is of type str and could not be converted to int/);
     const secret = adhoc(`action=refresh bdm_uuid=${iscsi.uuid} config_file=${conf} connector_path=/c.json cinder_auth="password='hunter2-${tag}"`);
-    assert.match(secret.result.msg, /^argument cinder_auth is of type str and could not be converted to dict/);
+    assert.match(String(secret.result.msg), /^argument cinder_auth is of type str and could not be converted to dict/);
     assert.ok(!secret.out.includes(`hunter2-${tag}`), 'no secret value echoed');
   });
 });

@@ -10,6 +10,7 @@ import { USERS } from '../support/fake-openstack';
 import { BUNDLE } from '../support/nova-env';
 import { NEW_MONITORS, OLD_MONITORS, RefreshEnv } from '../support/refresh-env';
 import { parseMetricsFile, sampleValue } from '../support/prometheus-text';
+import type { AuditResult } from '../../src/actions/audit/audit';
 
 // The osops.nova collection as users run it: the tarball `ansible-galaxy collection build`
 // makes from ansible/, installed with `ansible-galaxy collection install`, every playbook run
@@ -186,10 +187,10 @@ describe('playbooks by FQCN', () => {
     assert.equal(sampleValue(metrics, 'nova_bdm_audit_check_cinder'), 1);
     assert.ok(r.out.includes(`metrics: ${metricsPath}`), r.out);
     assert.deepEqual(await snapshot(stale.instanceUuid, active.instanceUuid), before);
-    const report = JSON.parse(readFileSync(reportPath, 'utf8'));
+    const report: AuditResult = JSON.parse(readFileSync(reportPath, 'utf8'));
     assert.equal((statSync(reportPath).mode & 0o777).toString(8), '600');
     assert.equal(report.totals.scanned, 2);
-    assert.deepEqual(report.stale.map((s: any) => s.bdm_uuid).sort(), [stale.bdm.uuid, active.bdm.uuid].sort());
+    assert.deepEqual(report.stale.map((s) => s.bdm_uuid).sort(), [stale.bdm.uuid, active.bdm.uuid].sort());
     assert.match(r.out, /2 volume BDMs audited in \d+ cells: 2 stale/);
     assert.ok(r.out.includes(`stale: BDM ${stale.bdm.uuid} (instance ${stale.instanceUuid}, volume ${stale.volumeId}) on ${env.host} [cell1]: expectation_mismatch; refreshable`), r.out);
     assert.ok(r.out.includes(`stale: BDM ${active.bdm.uuid}`) && r.out.includes('not refreshable: vm_state active (must be stopped)'), r.out);

@@ -7,6 +7,9 @@ import { FakeOpenStack } from '../support/fake-openstack';
 import { EXPECT, FleetSeeder, NEW_MONS } from './fleet-seed';
 import { expectStatus, ratio, summarize, timeChild, type Summary } from './measure';
 import { benchOnline } from './online';
+import type { AuditResult } from '../../src/actions/audit/audit';
+import type { FailureResult, OutcomeKind } from '../../src/entry/result';
+import type { Fields, ResultOf } from '../support/results';
 
 // `npm run bench`: cold start, show, refresh, audit at scale and Ansible check mode, each figure
 // the median of repeated runs (with min and max), every comparison measured side by side in the
@@ -226,9 +229,10 @@ function argsFile(name: string, args: Record<string, unknown>, ansible: Record<s
   return path;
 }
 
-function parseJson(text: string, what: string): Record<string, unknown> {
+/** The module's answer printed by the bundle: a result of this kind, or a failure, read field by field. */
+function parseJson<K extends OutcomeKind>(text: string, what: string): Fields<ResultOf<K> | FailureResult> {
   try {
-    return JSON.parse(text) as Record<string, unknown>;
+    return JSON.parse(text);
   } catch {
     throw new Error(`${what} printed no JSON: ${text.slice(0, 500)}`);
   }
@@ -273,12 +277,12 @@ async function benchAuditAndCheck(env: NbbEnv, seeder: FleetSeeder, doAudit: boo
       const walls: number[] = [];
       const rss: number[] = [];
       const cpu: number[] = [];
-      let last: Record<string, unknown> = {};
+      let last: Fields<AuditResult | FailureResult> = {};
       for (let i = -1; i < REPS.audit; i++) {
         const run = expectStatus(await timeChild(NODE, [BUNDLE, auditArgs], { rss: true, timeoutMs: 600_000 }), `audit of ${size}`);
-        last = parseJson(run.stdout, `audit of ${size}`);
-        const totals = last.totals as { scanned: number; stale: number };
-        if (last.failed || totals.scanned !== seeded.volumeBdms || totals.stale !== seeded.expectedStale) {
+        last = parseJson<'audit'>(run.stdout, `audit of ${size}`);
+        const totals = last.totals;
+        if (last.failed || totals?.scanned !== seeded.volumeBdms || totals.stale !== seeded.expectedStale) {
           throw new Error(`audit of ${size}: scanned ${totals?.scanned} (want ${seeded.volumeBdms}), stale ${totals?.stale} (want ${seeded.expectedStale}): ${String(last.msg)}`);
         }
         if (i < 0) continue;
@@ -295,9 +299,9 @@ async function benchAuditAndCheck(env: NbbEnv, seeder: FleetSeeder, doAudit: boo
       addSummary('4 audit', `${label}: CPU of the audit process (user+sys)`, c, 'ms');
       addSummary('4 audit', `${label}: peak RSS`, m, 'MiB', target ? { verdict: `target < 150 MiB: ${m.median < 150 ? 'met' : `MISSED by ${(m.median - 150).toFixed(1)} MiB`}` } : {});
       rows.push({ section: '4 audit', measure: `${label}: BDMs per second (median wall)`, unit: '', median: Math.round(size / (w.median / 1000)) });
-      const listed = (last.stale as unknown[]).length;
-      rows.push({ section: '4 audit', measure: `${label}: result size (stale_limit default)`, unit: 'B', median: JSON.stringify(last).length, note: `${listed} of ${(last.totals as { stale: number }).stale} stale listed, stale_truncated ${String(last.stale_truncated)}` });
-      audit[size] = { wall_ms: w, cpu_ms: c, peak_rss_mib: m, seeded, stale_found: (last.totals as { stale: number }).stale, stale_listed: listed, by_reason: (last.totals as { by_reason: unknown }).by_reason, output_bytes: JSON.stringify(last).length };
+      const listed = last.stale?.length ?? 0;
+      rows.push({ section: '4 audit', measure: `${label}: result size (stale_limit default)`, unit: 'B', median: JSON.stringify(last).length, note: `${listed} of ${last.totals?.stale} stale listed, stale_truncated ${String(last.stale_truncated)}` });
+      audit[size] = { wall_ms: w, cpu_ms: c, peak_rss_mib: m, seeded, stale_found: last.totals?.stale, stale_listed: listed, by_reason: last.totals?.by_reason, output_bytes: JSON.stringify(last).length };
       if (size === AUDIT_SIZES[AUDIT_SIZES.length - 1] && seeder.cellCount > 1) await benchCellsFilter(auditArgs, size, last);
     }
     if (doCheck && size === 1000) await benchCheckMode(env, seeded.volumeBdms);
@@ -335,17 +339,17 @@ function linearity(audit: Record<string, unknown>): void {
 }
 
 /** The `cells` filter: one cell of the ten, with the same arguments otherwise. */
-async function benchCellsFilter(auditArgs: string, size: number, full: Record<string, unknown>): Promise<void> {
+async function benchCellsFilter(auditArgs: string, size: number, full: Fields<AuditResult | FailureResult>): Promise<void> {
   const args = JSON.parse(readFileSync(auditArgs, 'utf8')) as Record<string, unknown>;
   const one = argsFile('audit-one-cell', { ...args, cells: ['cell3'] });
-  const want = ((full.totals as { cells: Array<{ name: string; scanned: number }> }).cells.find((c) => c.name === 'cell3'))?.scanned;
+  const want = full.totals?.cells.find((c) => c.name === 'cell3')?.scanned;
   const walls: number[] = [];
   const rss: number[] = [];
   for (let i = -1; i < REPS.audit; i++) {
     const run = expectStatus(await timeChild(NODE, [BUNDLE, one], { rss: true, timeoutMs: 600_000 }), 'audit of one cell');
-    const r = parseJson(run.stdout, 'audit of one cell');
-    const totals = r.totals as { scanned: number; cells: unknown[] };
-    if (r.failed || totals.scanned !== want || totals.cells.length !== 1) throw new Error(`audit with cells [cell3]: scanned ${totals?.scanned} in ${totals?.cells?.length} cells (want ${want} in 1): ${String(r.msg)}`);
+    const r = parseJson<'audit'>(run.stdout, 'audit of one cell');
+    const totals = r.totals;
+    if (r.failed || !totals || totals.scanned !== want || totals.cells.length !== 1) throw new Error(`audit with cells [cell3]: scanned ${totals?.scanned} in ${totals?.cells?.length} cells (want ${want} in 1): ${String(r.msg)}`);
     if (i < 0) continue;
     walls.push(run.ms);
     rss.push((run.rssKiB ?? NaN) / 1024);
@@ -399,9 +403,9 @@ async function benchAuditCinder(env: NbbEnv, seeder: FleetSeeder, dbOnlyArgs: st
         const cpuBefore = process.cpuUsage();
         const run = expectStatus(await timeChild(NODE, [BUNDLE, v.args], { rss: true, timeoutMs: 600_000 }), v.label);
         const standIn = process.cpuUsage(cpuBefore);
-        const result = parseJson(run.stdout, v.label);
-        const totals = result.totals as { scanned: number; stale: number; cinder_requests?: number };
-        if (result.failed || totals.scanned !== seeder.seeded.volumeBdms || totals.stale !== seeder.seeded.expectedStale) {
+        const result = parseJson<'audit'>(run.stdout, v.label);
+        const totals = result.totals;
+        if (result.failed || totals?.scanned !== seeder.seeded.volumeBdms || totals.stale !== seeder.seeded.expectedStale) {
           throw new Error(`${v.label}: scanned ${totals?.scanned}, stale ${totals?.stale} (want ${seeder.seeded.volumeBdms}, ${seeder.seeded.expectedStale}): ${String(result.msg)}`);
         }
         const s = samples[v.key]!;
@@ -534,8 +538,8 @@ async function benchShow(env: NbbEnv, seeder: FleetSeeder): Promise<void> {
   for (let i = -1; i < REPS.show; i++) {
     const a = expectStatus(await timeChild(NODE, ['-e', '0']), 'node -e 0');
     const b = expectStatus(await timeChild(NODE, [BUNDLE, ours]), 'our show');
-    const shown = parseJson(b.stdout, 'our show');
-    if (shown.failed || (shown.bdm as { volume_id?: string })?.volume_id !== target.volumeId) throw new Error(`our show: ${b.stdout.slice(0, 500)}`);
+    const shown = parseJson<'show'>(b.stdout, 'our show');
+    if (shown.failed || shown.bdm?.volume_id !== target.volumeId) throw new Error(`our show: ${b.stdout.slice(0, 500)}`);
     let c;
     const nmRound = i < 0 || (i % every === every - 1 && theirs.length < REPS.showNovaManage);
     if (nmRound) {
@@ -596,10 +600,10 @@ async function benchRefresh(harness: Harness): Promise<void> {
         force: true,
       };
       const run = await timeChild(NODE, [BUNDLE, '-'], { input: JSON.stringify(args), timeoutMs: 240_000 });
-      const result = parseJson(run.stdout, 'our refresh');
+      const result = parseJson<'refresh'>(run.stdout, 'our refresh');
       if (run.status !== 0 || result.failed || result.changed !== true) throw new Error(`our refresh failed: ${run.stdout.slice(0, 2000)}\n${run.stderr}`);
       ours.push(run.ms);
-      steps.push((result.steps as Array<{ step: string; ms: number; ok: boolean }>) ?? []);
+      steps.push(result.steps ?? []);
     };
     const runTheirs = async () => {
       const t0 = process.hrtime.bigint();
@@ -686,10 +690,10 @@ async function benchFleet(harness: Harness): Promise<void> {
     const runMine = async () => {
       const args = { action: 'refresh', bdm_uuid: mine!.bdm_uuid, connector_path: connectorPath, config_file: lab.novaConf, require_libvirt: false };
       const run = await timeChild(NODE, [BUNDLE, '-'], { input: JSON.stringify(args), timeoutMs: 240_000 });
-      const result = parseJson(run.stdout, 'single refresh');
+      const result = parseJson<'refresh'>(run.stdout, 'single refresh');
       if (run.status !== 0 || result.failed || result.changed !== true) throw new Error(`single refresh failed: ${run.stdout.slice(0, 2000)}\n${run.stderr}`);
       single.push(run.ms);
-      singleSteps.push((result.steps as StepRow[]) ?? []);
+      singleSteps.push(result.steps ?? []);
     };
     const runTheirs = async () => {
       const t0 = process.hrtime.bigint();
@@ -718,10 +722,10 @@ async function benchFleet(harness: Harness): Promise<void> {
       per_host_parallel: FLEET_PARALLEL,
     };
     const run = await timeChild(NODE, [BUNDLE, '-'], { input: JSON.stringify(args), rss: true, timeoutMs: 1_200_000 });
-    const result = parseJson(run.stdout, `fleet refresh of ${n}`);
-    const counts = result.counts as { refreshed: number; skipped: number; failed: number } | undefined;
+    const result = parseJson<'fleet_refresh'>(run.stdout, `fleet refresh of ${n}`);
+    const counts = result.counts;
     if (run.status !== 0 || result.failed || counts?.refreshed !== n) throw new Error(`fleet refresh of ${n}: ${String(result.msg ?? run.stdout.slice(0, 2000))}\n${run.stderr.slice(-2000)}`);
-    const items = result.refreshed as Array<{ seconds: number; steps?: StepRow[] }>;
+    const items = result.refreshed ?? [];
     const perBdm = summarize(items.map((i) => i.seconds * 1000));
     // Mean concurrency: the BDMs' own wall times added up, over the run's wall time.
     const meanParallel = items.reduce((a, i) => a + i.seconds * 1000, 0) / run.ms;

@@ -1,4 +1,10 @@
 import { ratio, summarize, timeChild, type Summary } from './measure';
+import type { FleetRefreshResult } from '../../src/actions/fleet/fleet';
+import type { SingleRefreshResult } from '../../src/actions/refresh/result';
+import type { Fields } from '../support/results';
+
+/** What the bundle prints for a single or a fleet refresh that did not fail, read field by field. */
+type RefreshOutput = Fields<SingleRefreshResult | FleetRefreshResult>;
 
 // Section 7 of `npm run bench`: the online refresh of running instances next to the stopped
 // flow, both measured in the same run (A B A B ...), one BDM and a fleet. The outside systems are
@@ -33,9 +39,9 @@ export async function benchOnline(ctx: OnlineBenchContext, options: { pairs: num
     const run = async (args: Record<string, unknown>, what: string) => {
       const full = { action: 'refresh', config_file: [env.fx.env.confPath, env.extraConf], expect: RefreshEnv.EXPECT_NEW_MONITORS, ...args };
       const r = await timeChild(ctx.node, [ctx.bundle, '-'], { input: JSON.stringify(full), timeoutMs: 600_000 });
-      let result: Record<string, any>;
+      let result: RefreshOutput;
       try {
-        result = JSON.parse(r.stdout) as Record<string, any>;
+        result = JSON.parse(r.stdout);
       } catch {
         throw new Error(`${what} printed no JSON: ${r.stdout.slice(0, 500)} ${r.stderr.slice(-500)}`);
       }
@@ -55,13 +61,13 @@ export async function benchOnline(ctx: OnlineBenchContext, options: { pairs: num
         const { ms, result } = await run({ bdm_uuid: a.bdm.uuid, connector: env.connector }, 'stopped refresh');
         if (result.online) throw new Error('the stopped instance was refreshed online');
         stopped.push(ms);
-        stoppedSteps.push(result.steps);
+        stoppedSteps.push(result.steps ?? []);
       };
       const runOnline = async () => {
         const { ms, result } = await run({ bdm_uuid: b.bdm.uuid, connector: env.connector, running_instances: 'online' }, 'online refresh');
         if (result.online !== true) throw new Error('the running instance was not refreshed online');
         online.push(ms);
-        onlineSteps.push(result.steps);
+        onlineSteps.push(result.steps ?? []);
       };
       if (k % 2 === 0) {
         await runStopped();
@@ -101,11 +107,11 @@ export async function benchOnline(ctx: OnlineBenchContext, options: { pairs: num
       for (const [what, r] of [['stopped', fs], ['online', fo]] as const) {
         if (r.result.counts?.refreshed !== n) throw new Error(`fleet of ${n} ${what}: ${String(r.result.msg)}`);
       }
-      if (!fo.result.refreshed.every((x: { online?: boolean }) => x.online === true)) throw new Error('a running instance was not refreshed online');
+      if (!(fo.result.refreshed ?? []).every((x) => x.online === true)) throw new Error('a running instance was not refreshed online');
       ctx.addRow(S, `fleet of ${n} BDMs, stopped instances: wall`, 'ms', fs.ms, `max_parallel = per_host_parallel = ${options.parallel}, one host`);
       ctx.addRow(S, `fleet of ${n} BDMs, running instances online: wall`, 'ms', fo.ms, `${fo.result.plan_cinder_requests} Cinder requests in the plan`);
       ctx.addRow(S, `fleet of ${n} BDMs: online / stopped`, 'x', Number((fo.ms / fs.ms).toFixed(2)), 'one run each, measured back to back');
-      const perBdm = (r: { result: Record<string, any> }) => summarize(r.result.refreshed.map((x: { seconds: number }) => x.seconds * 1000));
+      const perBdm = (r: { result: RefreshOutput }) => summarize((r.result.refreshed ?? []).map((x) => x.seconds * 1000));
       ctx.addSummary(S, `fleet of ${n}: per-BDM time inside the run, stopped`, perBdm(fs), 'ms');
       ctx.addSummary(S, `fleet of ${n}: per-BDM time inside the run, online`, perBdm(fo), 'ms');
       fleets[String(n)] = { stopped_ms: fs.ms, online_ms: fo.ms, stopped_plan_seconds: fs.result.plan_seconds, online_plan_seconds: fo.result.plan_seconds, peak_parallel: { stopped: fs.result.peak_parallel, online: fo.result.peak_parallel } };

@@ -10,6 +10,7 @@ import { exitCodeFor } from '../../src/cli/exit-codes';
 import { parseCli } from '../../src/cli/parse';
 import { renderResult } from '../../src/cli/render';
 import { execute, type Outcome } from '../../src/entry/run';
+import { failureMsg, warningsOf } from '../../src/entry/result';
 import { BUNDLE, STATE_DIR } from '../support/nova-env';
 import { arbitraries, safeStringify } from './support/arbitraries';
 import { ansibleOutputProblem, cliOutputProblem, moduleResultProblem } from './support/check-answer';
@@ -270,13 +271,15 @@ describe('hostile input, in process', () => {
 
 /** What main.ts prints and exits with for a CLI command's outcome (its run branch). */
 function cliAnswer(outcome: Outcome, moduleArgs: Record<string, unknown>, render: Parameters<typeof renderResult>[1]): { stdout: string; stderr: string; code: number } {
-  const { result, error } = outcome;
-  const partial = result.failed === true && result.counts !== undefined;
-  if (result.failed && !partial) return { stdout: '', stderr: `${result.msg}\n`, code: exitCodeFor(error, String(moduleArgs.action)) };
-  const stdout = `${renderResult(result, render)}\n`;
-  const warnings = ((result.warnings as string[] | undefined) ?? []).map((w) => `warning: ${w}\n`).join('');
-  if (partial) return { stdout, stderr: `${warnings}${result.msg}\n`, code: 1 };
-  const stale = moduleArgs.action === 'audit' && Array.isArray(result.stale) && result.stale.length > 0;
+  const failed = failureMsg(outcome.result);
+  const partial = outcome.kind === 'fleet_refresh' && failed !== undefined;
+  if (failed !== undefined && !partial) {
+    return { stdout: '', stderr: `${failed}\n`, code: exitCodeFor(outcome.kind === 'failure' ? outcome.error : undefined, String(moduleArgs.action)) };
+  }
+  const stdout = `${renderResult(outcome, render)}\n`;
+  const warnings = warningsOf(outcome.result).map((w) => `warning: ${w}\n`).join('');
+  if (partial) return { stdout, stderr: `${warnings}${failed}\n`, code: 1 };
+  const stale = outcome.kind === 'audit' && outcome.result.stale.length > 0;
   return { stdout, stderr: warnings, code: stale ? 4 : 0 };
 }
 

@@ -155,8 +155,6 @@ const cases: Case[] = [
   },
 ];
 
-type Entry = { bdm_uuid: string; instance_uuid: string; msg?: string; remains?: string; reasons?: string[]; why?: string };
-type FleetResult = { failed?: boolean; msg?: string; counts?: { refreshed: number; skipped: number; failed: number }; refreshed?: Entry[]; skips?: Entry[]; failures?: Entry[] };
 
 const reasonOf = (s: Seeded) => `Refreshing connection_info for BDM ${s.bdm_uuid} associated with instance ${s.instance_uuid} and volume ${s.volume_id}.`;
 
@@ -210,9 +208,9 @@ describe(`fault matrix: fleet refresh of ${FLEET} BDMs on the real lab (issue 14
       armFaults(rig, await fault.inject(ctx));
 
       const t0 = Date.now();
-      let first;
+      let first: Awaited<ReturnType<typeof runOurs<'fleet_refresh'>>>;
       try {
-        first = await runOurs(args, 600_000);
+        first = await runOurs<'fleet_refresh'>(args, 600_000);
       } finally {
         await locks.release();
         disarmFaults(rig);
@@ -220,7 +218,7 @@ describe(`fault matrix: fleet refresh of ${FLEET} BDMs on the real lab (issue 14
         if ((await computeConsumers(lab)) === 0) await sleep(3000);
       }
       const seconds = ((Date.now() - t0) / 1000).toFixed(1);
-      const r1 = first.result as FleetResult;
+      const r1 = first.result;
       const failures = r1.failures ?? [];
       const failedBy = new Map(failures.map((f) => [f.instance_uuid, f]));
       row.first = r1.counts ? `failed ${r1.counts.failed}, refreshed ${r1.counts.refreshed}, skipped ${r1.counts.skipped}` : `failed: ${String(r1.msg)}`;
@@ -253,8 +251,8 @@ describe(`fault matrix: fleet refresh of ${FLEET} BDMs on the real lab (issue 14
         : `${FLEET - lockedForRecovery - cleanupReported} consistent, ${lockedForRecovery} locked for recovery${cleanupReported ? `, ${cleanupReported} clean-up failed (reported)` : ''}`;
       process.stdout.write(`# ${fault.name}: first run ${seconds} s: ${String(r1.msg)}\n`);
 
-      const second = await runOurs(args, 600_000);
-      const r2 = second.result as FleetResult;
+      const second = await runOurs<'fleet_refresh'>(args, 600_000);
+      const r2 = second.result;
       const recovered = (r2.refreshed ?? []).filter((e) => e.reasons?.includes('interrupted')).length;
       row.rerun = r2.failed ? `FAILED: ${String(r2.msg)}` : `ok: refreshed ${r2.counts?.refreshed}, skipped ${r2.counts?.skipped}${recovered ? ` (${recovered} recovered)` : ''}`;
       const end = await Promise.all(fleet.map((s) => snapshot(s)));

@@ -33,7 +33,7 @@ describe('fleet refresh of 10 stale rbd BDMs against the real nova-manage (lab)'
     const connectorPath = getConnectorJson('compute2');
     const connector = JSON.parse(readFileSync(connectorPath, 'utf8')) as Record<string, unknown>;
     const t0 = Date.now();
-    const r = await runOurs({
+    const r = await runOurs<'fleet_refresh'>({
       action: 'refresh',
       config_file: lab.novaConf,
       bdm_uuids: fleet.map((s: Seeded) => s.bdm_uuid),
@@ -45,7 +45,7 @@ describe('fleet refresh of 10 stale rbd BDMs against the real nova-manage (lab)'
     assert.equal(r.result.failed, undefined, `fleet refresh failed: ${JSON.stringify(r.result, null, 2)}\n${r.stderr}`);
     assert.equal(r.status, 0);
     assert.deepEqual(r.result.counts, { refreshed: FLEET, skipped: 0, failed: 0 }, JSON.stringify(r.result));
-    const refreshed = r.result.refreshed as Array<{ bdm_uuid: string; reasons: string[]; seconds: number }>;
+    const refreshed = r.result.refreshed ?? [];
     assert.deepEqual(refreshed.map((x) => x.bdm_uuid).sort(), fleet.map((s) => s.bdm_uuid).sort(), 'each BDM once');
     // Nova's copy names the dead mon; Cinder's attachment does not: both rules see it.
     for (const x of refreshed) assert.deepEqual([...x.reasons].sort(), ['connection_info_differs', 'expectation_mismatch']);

@@ -4,6 +4,8 @@ import { dirname, join } from 'node:path';
 import * as mysql from 'mysql2/promise';
 import { registerSecrets } from '../support/secret-scan-record';
 import { labSecrets } from './lab-secrets';
+import type { FailureResult, OutcomeKind } from '../../src/entry/result';
+import type { Fields, ResultOf } from '../support/results';
 
 // The interop tier's access to the lab in test/interop/lab/: the REAL Keystone, Placement,
 // Cinder and nova-compute/-conductor (Debian 12 packages) on 127.0.0.1, and the real
@@ -599,12 +601,15 @@ export function comparable(twin: Seeded, o: Outcome, attachments: CinderAttachme
 
 // ---------------------------------------------------------------- our tool
 
-/** Runs our bundle as Ansible would with `-`: JSON arguments on stdin, one JSON object on stdout. */
-export async function runOurs(args: Record<string, unknown>, timeoutMs = 240_000): Promise<{ status: number | null; result: Record<string, unknown>; stderr: string }> {
+/** Runs our bundle as Ansible would with `-`: JSON arguments on stdin, one JSON object on stdout (a K result or a failure). */
+export async function runOurs<K extends OutcomeKind = OutcomeKind>(
+  args: Record<string, unknown>,
+  timeoutMs = 240_000,
+): Promise<{ status: number | null; result: Fields<ResultOf<K> | FailureResult>; stderr: string }> {
   const r = await runAsync(process.execPath, [BUNDLE, '-'], { input: JSON.stringify(args), timeoutMs });
-  let result: Record<string, unknown>;
+  let result: Fields<ResultOf<K> | FailureResult>;
   try {
-    result = JSON.parse(r.stdout) as Record<string, unknown>;
+    result = JSON.parse(r.stdout);
   } catch {
     throw new Error(`our bundle printed no JSON (exit ${r.status}): stdout ${JSON.stringify(r.stdout.slice(0, 2000))} stderr ${tail(r.stderr)}`);
   }

@@ -21,11 +21,6 @@ const PROCESSES = 20;
 const WINDOW = 10;
 const SKIP_WHYS = ['locked by another refresh', 'not stale', 'refreshed by another run meanwhile'];
 
-interface FleetEntry {
-  bdm_uuid: string;
-  why?: string;
-}
-
 describe('many controllers: 20 fleet refreshes at once over the same 20 instances (issue 14 item 5)', { skip: SKIP, timeout: 1_800_000 }, () => {
   let lab: LabEnv;
   let connector: string;
@@ -46,7 +41,7 @@ describe('many controllers: 20 fleet refreshes at once over the same 20 instance
     const runs = await Promise.all(
       Array.from({ length: PROCESSES }, (_, p) => {
         const window = Array.from({ length: WINDOW }, (__, k) => fleet[(p + k) % INSTANCES]!.instance_uuid);
-        return runOurs(
+        return runOurs<'fleet_refresh'>(
           {
             action: 'refresh',
             instance_uuids: window,
@@ -63,7 +58,7 @@ describe('many controllers: 20 fleet refreshes at once over the same 20 instance
     const refreshedBy = new Map<string, number[]>();
     const whys = new Map<string, number>();
     runs.forEach((r, p) => {
-      const res = r.result as { failed?: boolean; msg?: string; refreshed?: FleetEntry[]; skips?: FleetEntry[]; failures?: FleetEntry[]; counts?: Record<string, number> };
+      const res = r.result;
       assert.equal(res.failed, undefined, `process ${p} failed: ${res.msg} ${JSON.stringify(res.failures ?? [])}`);
       assert.deepEqual(res.failures ?? [], [], `process ${p}: no failures`);
       for (const e of res.refreshed ?? []) refreshedBy.set(e.bdm_uuid, [...(refreshedBy.get(e.bdm_uuid) ?? []), p]);

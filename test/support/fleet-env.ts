@@ -1,8 +1,11 @@
+import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execute } from '../../src/entry/run';
+import { execute, type FailureResult } from '../../src/entry/run';
+import type { FleetRefreshResult } from '../../src/actions/fleet/fleet';
+import { resultOf, type Fields } from './results';
 import { danglingBdms } from './dangling-bdms';
 import { FakeCompute } from './fake-compute';
 import { FakeOpenStack } from './fake-openstack';
@@ -150,8 +153,16 @@ export class FleetEnv {
     };
   }
 
-  async refresh(extra: Record<string, unknown>) {
-    return (await execute(this.args(extra))).result as Record<string, any>;
+  /** A fleet refresh that ran (wholly or in part): its result. */
+  async refresh(extra: Record<string, unknown>): Promise<FleetRefreshResult> {
+    return resultOf(await execute(this.args(extra)), 'fleet_refresh');
+  }
+
+  /** A fleet refresh's answer, or the failure it got instead, read field by field. */
+  async answer(extra: Record<string, unknown>): Promise<Fields<FleetRefreshResult | FailureResult>> {
+    const outcome = await execute(this.args(extra));
+    assert.ok(outcome.kind === 'fleet_refresh' || outcome.kind === 'failure', `not a fleet refresh's answer: ${outcome.kind}`);
+    return outcome.result;
   }
 
   async bdmRow(b: SeededBdm) {

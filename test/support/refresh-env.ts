@@ -1,8 +1,10 @@
+import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execute } from '../../src/entry/run';
+import { execute, type Outcome } from '../../src/entry/run';
+import type { RefreshAnswer } from './results';
 import { DanglingBdmWatch, danglingBdms } from './dangling-bdms';
 import { FakeCompute } from './fake-compute';
 import { FakeOpenStack, type FakeAttachment } from './fake-openstack';
@@ -150,9 +152,18 @@ export class RefreshEnv {
   /** The operator's statement after the Ceph monitor move: what every refresh test passes unless it says otherwise. */
   static readonly EXPECT_NEW_MONITORS = { driver_volume_type: 'rbd', data: { hosts: NEW_MONITORS, ports: ['6789', '6789', '6789'] } };
 
-  async refresh(args: Record<string, unknown>) {
+  /** A single refresh (or, with action: 'show', a show): its answer, success or failure, read field by field. */
+  async refresh(args: Record<string, unknown>): Promise<RefreshAnswer> {
+    const outcome = await this.outcome(args);
+    const { kind } = outcome;
+    assert.ok(kind === 'refresh' || kind === 'show' || kind === 'failure', `not a single refresh's answer: ${kind}`);
+    return outcome.result;
+  }
+
+  /** What execute returns for these arguments (refresh with this env's connector and expect unless they say otherwise). */
+  async outcome(args: Record<string, unknown>): Promise<Outcome> {
     const defaults = args.action === 'show' ? {} : { connector: this.connector, expect: RefreshEnv.EXPECT_NEW_MONITORS };
-    return (await execute({ action: 'refresh', config_file: [this.fx.env.confPath, this.extraConf], ...defaults, ...args })).result;
+    return execute({ action: 'refresh', config_file: [this.fx.env.confPath, this.extraConf], ...defaults, ...args });
   }
 
   /** Volume BDMs of these instances that name an attachment Cinder does not have (see dangling-bdms.ts). */

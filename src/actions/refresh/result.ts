@@ -158,3 +158,11 @@ export const buildResult = {
     };
   },
 };
+
+/**
+ * A refresh that failed after it began writing: what was undone and what remains (RefreshFailed's
+ * details); the single form adds which BDM, the steps that ran, its request ids and warnings.
+ */
+export type RefreshFailureReport = { undone: string[]; remains: string } & Partial<
+  BdmSummary & { steps: StepEntry[]; request_ids: { lock: string; refresh: string }; warnings: string[] }
+>;
