@@ -1,6 +1,6 @@
 import { describeSchemaErrors } from './validate';
 import { validateConnector } from './schema-validator';
-import type { Connector } from './connector-schema';
+import type { Connector } from '../connector';
 import { ConnectorMissing, ConnectorUnreadable } from '../errors';
 import { readRegularTextFile, type FileNotReadable } from '../config/read-file';
 

@@ -1,5 +1,5 @@
 import Ajv, { type ValidateFunction } from 'ajv';
-import { connectorSchema, type Connector } from './connector-schema';
+import { connectorSchema, type Connector } from '../connector';
 import { argsSchema, type ModuleArgs } from './schema';
 
 // Compiled at run time here (tests, tsc); the bundle build swaps this file for the same schemas

@@ -1,6 +1,6 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Connector } from '../args/connector-schema';
+import type { Connector } from '../connector';
 import { loadConnector } from '../args/connector-file';
 import { BadInput, ConnectorMissing, NovaBdmError } from '../errors';
 

@@ -8,7 +8,7 @@ import { CinderClient, CinderSession } from '../cinder/cinder-client';
 import { OpenStackHttp } from '../cinder/http';
 import { cinderSecrets, cinderSettings } from '../cinder/cinder-settings';
 import { loadConnector } from '../args/connector-file';
-import type { Connector } from '../args/connector-schema';
+import type { Connector } from '../connector';
 import { urlPasswords } from '../config/connections';
 import { localHost, type NovaConf } from '../config/nova-conf';
 import { rabbitSettings } from '../rpc/rabbit-settings';

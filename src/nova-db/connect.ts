@@ -10,10 +10,21 @@ import { BadInput, DatabaseConnectionLost, DatabaseUnavailable } from '../errors
  * mysql2 decodes utf8mb3 (pymysql's and Nova's "utf8") as CESU-8, in JavaScript (iconv-lite).
  * utf8mb3 holds only 1- to 3-byte sequences, where CESU-8 and UTF-8 are the same bytes, so Node's
  * native UTF-8 decoder gives the same strings: measured on the audit of 100k BDMs, the CESU-8
- * decoder was 1.4 s of its 5.9 s CPU profile.
+ * decoder was 1.4 s of its 5.9 s CPU profile. The same table encodes the SQL sent on a utf8mb3
+ * connection (lib/packets/query.js): as UTF-8, as pymysql sends it, so the server refuses a 4-byte
+ * character instead of storing it as a CESU-8 surrogate pair.
+ *
+ * This writes into mysql2's exported CharsetToEncoding table (typed string[] in its typings), which
+ * its options cannot reach: mysql2 picks a column's decoder from that table by the charset number of
+ * the column definition (lib/packets/column_definition.js) and has no option for it. Its one per-field
+ * hook, `typeCast`, is not told the field's charset (the wrapper it gets has type, length, db, table,
+ * name), so it cannot tell a utf8mb3 column from a binary or latin1 one, and it costs a closure per
+ * field and row. `charset: 'UTF8MB4_GENERAL_CI'` would decode natively but sets the session character
+ * sets and collation to utf8mb4, not the utf8mb3 that oslo.db's "utf8" sets, so the server would
+ * convert differently from Nova. Kysely's MysqlDialect only hands mysql2 the pool.
  */
 function decodeUtf8mb3Natively(): void {
-  const table = (mysql2 as unknown as { CharsetToEncoding?: unknown }).CharsetToEncoding;
+  const table = mysql2.CharsetToEncoding;
   if (!Array.isArray(table)) return;
   for (let i = 0; i < table.length; i++) if (table[i] === 'cesu8') table[i] = 'utf8';
 }
@@ -57,14 +68,11 @@ export class NovaDatabase<T> {
       ssl: target.tls ? tlsOptions(target.tls, label) : undefined,
     };
     this.pool = createPool(options);
-    // mysql2 reports a connection lost in the middle of a streamed query (no callback) to the
-    // connection only, so the stream would wait forever: hand the error to that query too.
     this.pool.on('connection', (conn) => {
       this.everConnected = true;
-      conn.on('error', (err: Error) => {
-        const command = (conn as unknown as { _command?: { onResult?: unknown; emit(event: string, e: Error): void } })._command;
-        if (command && !command.onResult) command.emit('error', err);
-      });
+      // A pool connection emits every failure as 'error', also those its query's callback gets
+      // (lib/base/connection.js), and the pool listens only once: a later one would be thrown.
+      conn.on('error', () => undefined);
     });
     this.kysely = new Kysely<T>({
       dialect: new MysqlDialect({
@@ -86,6 +94,7 @@ export class NovaDatabase<T> {
   async *streamRowBatches<R>(query: CompiledQuery, batchSize = 1000): AsyncGenerator<R[]> {
     const conn = await new Promise<PoolConnection>((resolve, reject) => this.pool.getConnection((err, c) => (err ? reject(err) : resolve(c))));
     let finished = false;
+    let lost: ((err: Error) => void) | undefined;
     try {
       if (!this.sessionReady.has(conn)) {
         await new Promise<void>((resolve, reject) => conn.query(SESSION_SQL, (err) => (err ? reject(err) : resolve())));
@@ -101,6 +110,13 @@ export class NovaDatabase<T> {
         wake?.();
         wake = undefined;
       };
+      // mysql2 reports a connection lost in the middle of a query without a callback to the
+      // connection only, never to the query: without this the loop would wait forever.
+      lost = (err: Error) => {
+        failure = err;
+        signal();
+      };
+      conn.on('error', lost);
       conn
         .query({ sql: query.sql, values: query.parameters as unknown[] })
         .on('result', (row) => {
@@ -139,6 +155,7 @@ export class NovaDatabase<T> {
       }
       finished = true;
     } finally {
+      if (lost) conn.off('error', lost);
       if (finished) conn.release();
       else conn.destroy();
     }

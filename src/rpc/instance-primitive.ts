@@ -1,12 +1,26 @@
-import type { Selectable } from 'kysely';
-import type { InstanceInfoCachesTable, InstancesTable } from '../nova-db/schema';
 import { naiveUtcToIso } from '../naive-utc';
 
 // The Instance 2.7 object primitive nova-manage sends in remove_volume_connection
 // (nova/objects/instance.py, Instance VERSION 2.7 at Zed): every column field, plus info_cache, security_groups and
 // system_metadata.
 
-export type InstanceRow = Selectable<InstancesTable>;
+/**
+ * An instances row as the caller read it from Nova's database (DATETIME columns as naive-UTC
+ * strings): every column by name, each one becomes a field. Only the columns converted here are named.
+ */
+export type InstanceColumns = Readonly<Record<string, unknown>> & { readonly id: number; readonly deleted: number | null };
+
+/** The instance's instance_info_caches row. */
+export interface InfoCacheRow {
+  readonly id: number;
+  readonly instance_uuid: string;
+  readonly network_info: string | null;
+  readonly created_at: string | null;
+  readonly updated_at: string | null;
+  readonly deleted_at: string | null;
+  /** 0 for a live row; the row's own id once soft-deleted. */
+  readonly deleted: number | null;
+}
 
 const BOOLEAN_FIELDS = new Set(['locked', 'auto_disk_config', 'shutdown_terminate', 'disable_terminate', 'hidden']);
 const DATETIME_FIELDS = new Set(['created_at', 'updated_at', 'deleted_at', 'launched_at', 'terminated_at']);
@@ -16,9 +30,9 @@ function novaObject(name: string, version: string, data: Record<string, unknown>
 }
 
 export function instancePrimitive(
-  row: InstanceRow,
+  row: InstanceColumns,
   systemMetadata: Record<string, string | null>,
-  infoCache: Selectable<InstanceInfoCachesTable> | undefined,
+  infoCache: InfoCacheRow | undefined,
 ): Record<string, unknown> {
   const data: Record<string, unknown> = {};
   for (const [column, value] of Object.entries(row)) {

@@ -6,7 +6,7 @@ import type { Cell, NovaTopology } from '../../nova-db/cells';
 import type { OsloRpcClient } from '../../rpc/oslo-rpc-client';
 import { checkPrivateFileTarget, writePrivateFile } from '../../output/private-file';
 import { newAdminContext } from '../../rpc/request-context';
-import type { Connector } from '../../args/connector-schema';
+import type { Connector } from '../../connector';
 import { connectionInfoFromAttachment, parseConnectionInfo } from '../rules/connection-info';
 import type { OnlineBlockerCode } from '../rules/online-eligibility';
 import { Limiter } from '../shared/limiter';

@@ -1,5 +1,5 @@
 import type { Selectable } from 'kysely';
-import type { Connector } from '../../args/connector-schema';
+import type { Connector } from '../../connector';
 import type { Attachment, CinderClient } from '../../cinder/cinder-client';
 import { NovaBdmError, RefreshFailed } from '../../errors';
 import type { NovaDatabase } from '../../nova-db/connect';

@@ -1,4 +1,4 @@
-import type { Connector } from '../../args/connector-schema';
+import type { Connector } from '../../connector';
 import type { CinderClient } from '../../cinder/cinder-client';
 import { BdmNotFound, ConnectorMissing, InstanceNotFound, NovaBdmError, RefreshFailed } from '../../errors';
 import type { Cell, NovaTopology } from '../../nova-db/cells';

@@ -1,4 +1,4 @@
-import type { Connector } from '../../args/connector-schema';
+import type { Connector } from '../../connector';
 import type { ConnectionInfo } from './connection-info';
 
 // Which BDMs of a running instance the online flow may refresh: only a volume QEMU serves

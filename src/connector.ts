@@ -3,6 +3,7 @@ import type { FromSchema } from 'json-schema-to-ts';
 /**
  * The host connector os-brick's get_connector_properties reports on a compute (openstack/os-brick
  * os_brick/initiator/connector.py). Cinder's drivers need these; the rest depends on the host.
+ * A shared leaf: args/ checks input against this schema, the actions hand the typed value to Cinder.
  */
 export const connectorSchema = {
   $id: 'nova-bdm-connector',
