@@ -1,5 +1,5 @@
 import type { CinderClient } from '../../cinder/cinder-client';
-import { loadCinderIndex, type CinderIndex } from '../shared/cinder-index';
+import { ListedAttachments } from '../shared/cinder-index';
 import type { Cell, NovaTopology } from '../../nova-db/cells';
 import { streamVolumeBdmBatches, type AuditRow } from '../../nova-db/audit-query';
 import { matchesDriverVolumeType, type FleetFilters } from '../../selection';
@@ -107,10 +107,10 @@ export async function auditFleet(topology: NovaTopology, options: AuditOptions):
 }
 
 /** What Cinder said in bulk (read once before the cells), with the client for what it lacks. */
-type AuditCinder = CinderIndex & { client: CinderClient; concurrency: number };
+type AuditCinder = { listed: ListedAttachments; client: CinderClient; concurrency: number };
 
 async function loadAuditCinder(cinder: NonNullable<AuditOptions['cinder']>): Promise<AuditCinder> {
-  return { ...cinder, ...(await loadCinderIndex(cinder.client, cinder.concurrency)) };
+  return { ...cinder, listed: await ListedAttachments.load(cinder.client, cinder.concurrency) };
 }
 
 async function auditCells(
@@ -225,9 +225,9 @@ async function scanCell(
       }
       const attachmentId = row.attachment_id;
       const bdm = { ...row, instance_uuid: row.instance_uuid ?? '' };
-      const listed = cinder.attachments.get(attachmentId);
+      const listed = cinder.listed.get(attachmentId, info);
       if (listed) {
-        reasons.push(...cinderStaleReasons(bdm, listed, cinder.hosts.get(attachmentId), row.host));
+        reasons.push(...cinderStaleReasons(bdm, listed.attachment, listed.host, row.host));
         record(row, reasons);
         continue;
       }
