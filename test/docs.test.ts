@@ -113,7 +113,7 @@ test('the options table of docs/reference.md is the schema: names, defaults, sec
 
 test('every stale reason code the code knows is documented', () => {
   const text = readFileSync(join(ROOT, 'docs', 'reference.md'), 'utf8');
-  const source = readFileSync(join(ROOT, 'src', 'actions', 'staleness.ts'), 'utf8');
+  const source = readFileSync(join(ROOT, 'src', 'actions', 'rules', 'staleness.ts'), 'utf8');
   const typeBlock = source.slice(source.indexOf('export type StaleCode'), source.indexOf(';', source.indexOf('export type StaleCode')));
   const codes = typeBlock.match(/'([a-z_]+)'/g)!.map((c) => c.slice(1, -1));
   assert.ok(codes.length >= 7);
