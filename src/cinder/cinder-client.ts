@@ -214,11 +214,14 @@ export class CinderClient {
       if (marker !== undefined && (last === marker || page[0]?.id === firstOfPrevious)) {
         throw new OpenStackHttpError('Cinder GET /attachments/detail ignored the marker (the same page came back twice)', res.status);
       }
-      if (page.length > 0) yield page;
+      // Read before the page is handed over: the caller may empty it once taken.
+      const length = page.length;
+      const firstId = page[0]?.id;
+      if (length > 0) yield page;
       // No next link in this view: a server with a smaller osapi_max_limit sends shorter pages.
-      longest = Math.max(longest, page.length);
-      if (page.length === 0 || page.length < longest) return;
-      firstOfPrevious = page[0]!.id;
+      longest = Math.max(longest, length);
+      if (length === 0 || length < longest) return;
+      firstOfPrevious = firstId;
       marker = last;
     }
   }
@@ -239,16 +242,23 @@ export class CinderClient {
    */
   async listAttachedHosts(pagesAtOnce = 1): Promise<AttachedHosts> {
     const hosts: AttachedHosts = new Map();
+    await this.readAttachedHosts(pagesAtOnce, (attachmentId, host) => hosts.set(attachmentId, host));
+    return hosts;
+  }
+
+  /** listAttachedHosts without the map: each (attachment id, host) handed over as its page arrives. */
+  async readAttachedHosts(pagesAtOnce: number, take: (attachmentId: string, host: string | null) => void): Promise<void> {
     type VolumesBody = {
       volumes?: Array<{ id: string; attachments?: Array<{ attachment_id?: string; host_name?: string | null }> }>;
       volumes_links?: Array<{ rel?: string; href?: string }>;
     };
-    const take = (volumes: NonNullable<VolumesBody['volumes']>) => {
-      for (const v of volumes) for (const a of v.attachments ?? []) if (a.attachment_id) hosts.set(a.attachment_id, a.host_name ?? null);
+    const takePage = (volumes: NonNullable<VolumesBody['volumes']>) => {
+      for (const v of volumes) for (const a of v.attachments ?? []) if (a.attachment_id) take(a.attachment_id, a.host_name ?? null);
+      volumes.length = 0; // taken: see readOffsetPages
     };
     if (pagesAtOnce > 1) {
-      await this.readOffsetPages('/volumes/detail', (data) => (data as VolumesBody).volumes ?? [], pagesAtOnce, take);
-      return hosts;
+      await this.readOffsetPages('/volumes/detail', (data) => (data as VolumesBody).volumes ?? [], pagesAtOnce, takePage);
+      return;
     }
     let path: string | undefined = `/volumes/detail?${new URLSearchParams({ all_tenants: '1', limit: String(CINDER_PAGE_SIZE) })}`;
     let lastMarker: string | undefined;
@@ -256,14 +266,19 @@ export class CinderClient {
       const res = await this.call('GET', path);
       const body = res.data as VolumesBody;
       const volumes = body.volumes ?? [];
-      take(volumes);
       const next = body.volumes_links?.find((l) => l.rel === 'next')?.href;
       const marker = volumes.at(-1)?.id;
+      takePage(volumes);
       // The next link's host is the public endpoint Cinder was configured with: keep ours, take its query.
       path = next && marker && marker !== lastMarker ? `/volumes/detail?${new URL(next, 'http://x').searchParams}` : undefined;
       lastMarker = marker;
     }
-    return hosts;
+  }
+
+  /** Every attachment, all projects, detail view: one page after another by marker, or with pagesAtOnce > 1 side by side by offset. */
+  async readAttachments(pagesAtOnce: number, onPage: (page: Attachment[]) => void): Promise<void> {
+    if (pagesAtOnce > 1) return this.readAllAttachments(pagesAtOnce, onPage);
+    for await (const page of this.listAllAttachments()) onPage(page);
   }
 
   /**
@@ -290,10 +305,13 @@ export class CinderClient {
       const res = await this.call('GET', `${path}?${q}`);
       return itemsOf(res.data);
     };
+    // Read before a page is handed over: the caller may empty it once taken (so that its items die
+    // young while the frames here still refer to it as the next pages are read).
     const first = await fetchPage(0);
     if (first.length === 0) return;
-    onPage(first);
     const size = first.length;
+    const firstId = first[0]!.id;
+    onPage(first);
     let next = 1;
     let end = Infinity; // the index of the first page known to be short (the last one)
     let failed = false;
@@ -305,12 +323,12 @@ export class CinderClient {
           throw err;
         });
         // A server that ignored the offset would send the first page again: never loop on it.
-        if (page.length > 0 && page[0]!.id === first[0]!.id) {
+        if (page.length > 0 && page[0]!.id === firstId) {
           failed = true;
           throw new OpenStackHttpError(`Cinder GET ${path} ignored the offset (the first page came back for offset ${k * size})`, 200);
         }
-        if (page.length > 0) onPage(page);
         if (page.length < size) end = Math.min(end, k);
+        if (page.length > 0) onPage(page);
       }
     };
     await Promise.all(Array.from({ length: Math.max(1, atOnce) }, worker));

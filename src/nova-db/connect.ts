@@ -117,25 +117,33 @@ export class NovaDatabase<T> {
         signal();
       };
       conn.on('error', lost);
+      const handOver = () => {
+        if (batch.length === 0) return;
+        ready.push(batch);
+        batch = [];
+        if (ready.length >= 2 && !paused) {
+          paused = true;
+          conn.pause();
+        }
+        signal();
+      };
       conn
         .query({ sql: query.sql, values: query.parameters as unknown[] })
         .on('result', (row) => {
+          // mysql2 emits the rows of one socket read synchronously: a batch is handed over once
+          // that read is parsed, never kept waiting for the next read. With several cells read at
+          // once, rows kept waiting would live on while the other cells' rows are processed, and
+          // V8 would promote them to the old generation (garbage that piles up until a full GC).
+          if (batch.length === 0) queueMicrotask(handOver);
           batch.push(row as R);
-          if (batch.length < batchSize) return;
-          ready.push(batch);
-          batch = [];
-          if (ready.length >= 2 && !paused) {
-            paused = true;
-            conn.pause();
-          }
-          signal();
+          if (batch.length >= batchSize) handOver();
         })
         .on('error', (err) => {
           failure = err;
           signal();
         })
         .on('end', () => {
-          if (batch.length > 0) ready.push(batch);
+          handOver();
           done = true;
           signal();
         });

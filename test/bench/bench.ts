@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { FakeOpenStack } from '../support/fake-openstack';
 import { EXPECT, FleetSeeder, NEW_MONS } from './fleet-seed';
 import { expectStatus, ratio, summarize, timeChild, type Summary } from './measure';
+import { benchAuditLabCinder, labCinderSkipReason } from './lab-cinder';
 import { benchOnline } from './online';
 import type { AuditResult } from '../../src/actions/audit/audit';
 import type { FailureResult, OutcomeKind } from '../../src/entry/result';
@@ -313,6 +314,7 @@ async function benchAuditAndCheck(env: NbbEnv, seeder: FleetSeeder, doAudit: boo
         process.exitCode = 1;
       });
     }
+    if (doAudit && size === LAB_CINDER_SIZE) await guardedLabCinder(env, seeder, auditArgs);
     started = Date.now();
   }
   if (doAudit) {
@@ -443,6 +445,44 @@ async function benchAuditCinder(env: NbbEnv, seeder: FleetSeeder, dbOnlyArgs: st
   } finally {
     await cloud.stop();
   }
+}
+
+// ------------------------------------------------------------------------------------ 4d. check_cinder against the lab's real Cinder
+
+const LAB_CINDER = process.env.BENCH_LAB_CINDER;
+const LAB_CINDER_SIZE = int('BENCH_LAB_CINDER_SIZE', 10_000);
+
+/** Skipped, with the reason in the table, when no lab is named or up; its own failure line otherwise. */
+async function guardedLabCinder(env: NbbEnv, seeder: FleetSeeder, dbOnlyArgs: string): Promise<void> {
+  const skip = labCinderSkipReason(LAB_CINDER);
+  if (skip) {
+    const measure = `${sizeLabel(LAB_CINDER_SIZE)} check_cinder against a REAL Cinder: skipped`;
+    rows.push({ section: '4 audit', measure, unit: '', note: skip });
+    log(`audit against the lab's Cinder skipped: ${skip}`);
+    return;
+  }
+  const ctx = {
+    node: NODE, bundle: BUNDLE, stateDir: STATE_DIR, reps: REPS.audit, log, sections,
+    addSummary: (section: string, measure: string, s: Summary, unit: Unit, extra?: Partial<Row>) =>
+      addSummary(section, measure, s, unit, extra),
+    addRatio: (section: string, measure: string, r: ReturnType<typeof ratio>) => void addRatio(section, measure, r),
+    addRow: (section: string, measure: string, unit: Unit, median: number, note?: string) =>
+      rows.push({ section, measure, unit, median, ...(note ? { note } : {}) }),
+  };
+  const fleet = {
+    label: sizeLabel(LAB_CINDER_SIZE),
+    confPath: env.confPath,
+    expect: EXPECT,
+    scanned: seeder.seeded.volumeBdms,
+    stale: seeder.seeded.expectedStale,
+    attachments: await seeder.v3Attachments(),
+  };
+  await benchAuditLabCinder(ctx, LAB_CINDER!, fleet, dbOnlyArgs).catch((err: Error) => {
+    const note = err.message.split('\n')[0]!.slice(0, 160);
+    rows.push({ section: '4 audit', measure: 'check_cinder against the lab FAILED', unit: '', note });
+    log(`audit against the lab's Cinder FAILED: ${err.message}`);
+    process.exitCode = 1;
+  });
 }
 
 async function benchCheckMode(env: NbbEnv, bdms: number): Promise<void> {
