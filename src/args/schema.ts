@@ -148,6 +148,26 @@ export const argsSchema = {
       additionalProperties: { anyOf: [{ type: 'object' }, { type: 'string' }] },
       description: 'fleet refresh: the connector of each compute host, keyed by Nova host name (an object, or the JSON text get_connector --json printed).',
     },
+    connector_attempts: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['item', 'source'],
+        properties: {
+          item: { type: 'string', minLength: 1 },
+          source: { type: 'string', enum: ['module', 'nova-manage', 'command'] },
+          connector: { type: 'object' },
+          rc: { type: 'integer' },
+          cmd: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] },
+          stdout: { type: 'string' },
+          stdout_lines: { type: 'array', items: { type: 'string' } },
+          stderr_lines: { type: 'array', items: { type: 'string' } },
+          module_stderr: { type: 'string' },
+        },
+      },
+      description:
+        "fleet refresh, from the role: the registered results of its get_connector tasks on the compute hosts (item = the Nova host, source = module, nova-manage or command); a host's connector is the first that came back, and each host with none gets one line in connector_errors.",
+    },
     connector_dir: {
       type: 'string',
       minLength: 1,

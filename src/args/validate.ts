@@ -75,7 +75,7 @@ function listShort(names: string[]): string {
 }
 
 const FLEET_ONLY = [...FLEET_FILTERS, 'report_path'] as const;
-const CONNECTOR_SOURCES = ['connector', 'connector_path', 'connectors', 'connector_dir'] as const;
+const CONNECTOR_SOURCES = ['connector', 'connector_path', 'connectors', 'connector_dir', 'connector_attempts'] as const;
 
 /** The audit's output options; stale_limit at its default is no choice of the user's. */
 function checkAuditOutputOptions(args: ModuleArgs): void {

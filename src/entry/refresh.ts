@@ -9,6 +9,7 @@ import { OpenStackHttp } from '../cinder/http';
 import { cinderSecrets, cinderSettings } from '../cinder/cinder-settings';
 import { loadConnector } from '../args/connector-file';
 import type { Connector } from '../connector';
+import { connectorErrorLine, readConnectorAttempts } from './connector-attempts';
 import { urlPasswords } from '../config/connections';
 import { localHost, type NovaConf } from '../config/nova-conf';
 import { rabbitSettings } from '../rpc/rabbit-settings';
@@ -49,7 +50,7 @@ export async function runRefresh(
   try {
     if (selection.kind === 'fleet') {
       const deps = { topology, cinderFor, rpcFor: rpc.forCell, connectorFor: connectors.connectorFor };
-      return await runFleetRefresh(deps, selection.filters, args, settings, scrubber, onProgress);
+      return await runFleetRefresh(deps, selection.filters, args, settings, scrubber, onProgress, connectors.errors);
     }
     return await refreshBdm(
       { topology, cinderFor, rpcFor: rpc.forCell },
@@ -68,18 +69,21 @@ export async function runRefresh(
 function readConnectors(
   args: ModuleArgs,
   fleet: boolean,
-): { single?: Connector; connectorFor: (host: string) => Connector | NovaBdmError } {
+): { single?: Connector; connectorFor: (host: string) => Connector | NovaBdmError; errors?: Record<string, string> } {
   const single = fleet || (args.connector === undefined && args.connector_path === undefined)
     ? undefined
     : loadConnector(args.connector as Record<string, unknown> | undefined, args.connector_path);
+  const attempted = readConnectorAttempts(args.connector_attempts ?? []);
   const connectorFor = connectorLookup({
-    connectors: args.connectors as Record<string, Record<string, unknown> | string> | undefined,
+    connectors: args.connectors || args.connector_attempts
+      ? { ...(args.connectors as Record<string, Record<string, unknown> | string> | undefined), ...attempted.connectors }
+      : undefined,
     connectorDir: args.connector_dir,
     ...(single
       ? { connector: single }
       : { connector: args.connector as Record<string, unknown> | undefined, connectorPath: args.connector_path }),
   });
-  return { single, connectorFor };
+  return { single, connectorFor, ...(args.connector_attempts !== undefined ? { errors: attempted.errors } : {}) };
 }
 
 /** Cinder clients sharing one session (one token); its secrets scrubbed from every output. */
@@ -147,6 +151,8 @@ async function runFleetRefresh(
   settings: ReturnType<typeof refreshSettings>,
   scrubber: TextScrubber,
   onProgress: ((p: FleetProgress) => void) | undefined,
+  /** With connector_attempts: the hosts whose get_connector gave nothing, and why. */
+  connectorErrors: Record<string, string> | undefined,
 ): Promise<FleetRefreshResult> {
   const { refreshFleet } = await import('../actions/fleet/fleet');
   // A live progress line on a terminal (the CLI); Ansible's stderr is never one.
@@ -159,9 +165,16 @@ async function runFleetRefresh(
     reportPath: args.report_path,
     onProgress: progress,
   });
+  if (connectorErrors !== undefined) {
+    result.connector_errors = connectorErrors;
+    result.summary.push(...Object.entries(connectorErrors).map(([host, why]) => connectorErrorLine(host, why)));
+  }
   // Failure messages come from errors of the outside systems: scrubbed like msg.
   for (const f of result.failures) f.msg = scrubber.scrub(f.msg);
   result.summary = result.summary.map((line) => scrubber.scrub(line));
+  if (result.connector_errors) {
+    result.connector_errors = Object.fromEntries(Object.entries(result.connector_errors).map(([h, why]) => [h, scrubber.scrub(why)]));
+  }
   return result;
 }
 

@@ -88,6 +88,8 @@ export type FleetRefreshResult = {
   peak_parallel: number;
   /** The compute hosts of selected BDMs that need a connector and were given none (sorted). */
   hosts_without_connector: string[];
+  /** With connector_attempts: each compute host none of whose get_connector sources gave a connector, and why. */
+  connector_errors?: Record<string, string>;
   /** One line for the counts, then one per BDM: what the role and the CLI print. */
   summary: string[];
 };
