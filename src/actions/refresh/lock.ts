@@ -7,7 +7,8 @@ import type { NovaDatabase } from '../../nova-db/connect';
 import { claimInstance, heartbeatClaim, readClaim, releaseClaim, type ClaimValue, type HeldClaim } from '../../nova-db/refresh-claim';
 import type { CellDatabase, InstancesTable } from '../../nova-db/schema';
 import { newAdminContext, type AdminContext } from '../../rpc/request-context';
-import { instanceBlocker, isRefreshLockReason, refreshFlowOf, type InstanceFacts, type RefreshFlow } from '../rules/refreshable';
+import { bdmOfLockReason, isRefreshLockReason } from '../rules/lock-reason';
+import { instanceBlocker, refreshFlowOf, type InstanceFacts, type RefreshFlow } from '../rules/refreshable';
 import type { StepLog } from '../shared/step-log';
 
 // The lock around a refresh's work, like nova-manage's `locked_instance` context manager:
@@ -148,7 +149,7 @@ export async function withInstanceLock<T>(req: LockRequest, work: (lock: HeldLoc
   const interrupted = claimed.tookOver
     ? claimed.tookOver.bdms
     : claimed.adoptedLockReason
-      ? [/BDM (\S+) /.exec(claimed.adoptedLockReason)?.[1] ?? ''].filter(Boolean)
+      ? [bdmOfLockReason(claimed.adoptedLockReason) ?? ''].filter(Boolean)
       : [];
   if (claimed.tookOver || claimed.adoptedLockReason) {
     req.warnings.push(`instance ${req.instanceUuid} was left locked by an interrupted refresh; recovered it first`);
