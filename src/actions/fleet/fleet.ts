@@ -270,7 +270,7 @@ function outcomesForLockError(planned: PlannedRefresh[], err: unknown): BdmOutco
   if (error instanceof LockedByAnotherRefresh) return planned.map((p) => ({ kind: 'skipped', bdm: p.bdm, why: 'locked by another refresh', error }));
   if (error instanceof InstanceChanged) return planned.map((p) => ({ kind: 'skipped', bdm: p.bdm, why: `changed meanwhile: ${error.why}`, error }));
   if (error instanceof RefreshFailed) {
-    const { undone, remains } = error.details as { undone: string[]; remains: string };
+    const { undone, remains } = error.details;
     return planned.map((p) => ({ kind: 'failed', bdm: p.bdm, error, undone, remains }));
   }
   return planned.map((p) => ({ kind: 'failed', bdm: p.bdm, error, undone: [], remains: 'the instance could not be locked; nothing was changed' }));

@@ -147,7 +147,7 @@ export async function refreshInstance(input: InstanceRunInput): Promise<Instance
           });
         } catch (err) {
           const error = err instanceof Error ? err : new Error(String(err));
-          const details = err instanceof RefreshFailed ? (err.details as { undone: string[]; remains: string }) : { undone: [], remains: 'unknown: run refresh again' };
+          const details = err instanceof RefreshFailed ? err.details : { undone: [], remains: 'unknown: run refresh again' };
           run.outcomes.push({ kind: 'failed', bdm: now, error, undone: details.undone, remains: details.remains });
           if (err instanceof OnlineCleanupFailed) lock.keepForRecovery(`the clean-up after the failed online refresh of BDM ${now.uuid} could not run`);
           failedEarlier = `the refresh of BDM ${now.uuid} of this instance failed`;

@@ -9,7 +9,7 @@ import { connectionInfoFromAttachment, parseConnectionInfo } from '../rules/conn
 import { locateOneBdm } from '../shared/locate-bdm';
 import { hostConflict, inspectBdm, Inspector, type InspectSettings } from './inspect';
 import { refreshInstance } from './instance';
-import { buildResult, connectionInfoDiff, masker, summaryOf, type SingleRefreshResult } from './result';
+import { BdmRefreshFailed, buildResult, connectionInfoDiff, masker, summaryOf, type SingleRefreshResult } from './result';
 import { applyExpectation, expectationMismatch } from '../rules/staleness';
 import { StepLog } from '../shared/step-log';
 import type { OneBdm } from '../../selection';
@@ -108,7 +108,7 @@ export async function refreshBdm(
     case 'failed': {
       if (!(outcome.error instanceof RefreshFailed)) throw outcome.error;
       const requestIds = { lock: run.lockRequestId, refresh: ctxRead.requestId };
-      throw new RefreshFailed(outcome.error.message, { ...summary, steps: steps.entries, undone: outcome.undone, remains: outcome.remains, request_ids: requestIds, ...(warnings.length ? { warnings } : {}) }, outcome.error.causeError);
+      throw new BdmRefreshFailed(outcome.error.message, { ...summary, steps: steps.entries, undone: outcome.undone, remains: outcome.remains, request_ids: requestIds, ...(warnings.length ? { warnings } : {}) }, outcome.error.causeError);
     }
     case 'refreshed': {
       const stillWrong = settings.expect ? expectationMismatch(outcome.newInfo, settings.expect) : undefined;

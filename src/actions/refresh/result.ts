@@ -1,3 +1,4 @@
+import { RefreshFailed, type RefreshAftermath } from '../../errors';
 import type { Cell } from '../../nova-db/cells';
 import type { BdmRecord } from '../../nova-db/records';
 import { maskSecrets } from '../../output/mask-secrets';
@@ -62,6 +63,24 @@ export type RefreshedResult = Common & {
 };
 
 export type SingleRefreshResult = NotStaleResult | WouldRefreshResult | RefreshedResult;
+
+/** A single refresh's failure: which BDM, what ran, what was undone and what remains (the keys the module returns). */
+export type RefreshFailure = BdmSummary &
+  RefreshAftermath & {
+    steps: StepEntry[];
+    request_ids: { lock: string; refresh: string };
+    warnings?: string[];
+  };
+
+export class BdmRefreshFailed extends RefreshFailed {
+  constructor(
+    message: string,
+    override readonly details: RefreshFailure,
+    causeError?: Error,
+  ) {
+    super(message, details, causeError);
+  }
+}
 
 export function summaryOf(bdm: BdmRecord, host: string | null, cell: Cell): BdmSummary {
   return { bdm_uuid: bdm.uuid!, instance_uuid: bdm.instance_uuid!, volume_id: bdm.volume_id!, host, cell: { uuid: cell.uuid, name: cell.name } };
