@@ -5,7 +5,7 @@ import type { OsloRpcClient } from '../../rpc/oslo-rpc-client';
 import { checkPrivateFileTarget, writePrivateFile } from '../../output/private-file';
 import { newAdminContext } from '../../rpc/request-context';
 import type { Connector } from '../../args/connector-schema';
-import { connectionInfoFromAttachment, parseConnectionInfo } from '../rules/connection-info';
+import { parseConnectionInfo } from '../rules/connection-info';
 import type { OnlineBlockerCode } from '../rules/online-eligibility';
 import { Outage } from '../shared/outage';
 import type { FleetFilters } from '../../selection';
@@ -13,8 +13,8 @@ import { planFleet, type PlannedBdm, type PlannedInstance } from './plan';
 import { fleetSummary } from './summary';
 import { Inspector, type InspectSettings } from '../refresh/inspect';
 import { refreshInstance, type BdmOutcome, type PlannedRefresh } from '../refresh/instance';
-import { connectionInfoDiff, masker, type ConnectionInfoDiff } from '../refresh/result';
-import { applyExpectation, expectationMismatch } from '../rules/staleness';
+import { connectionInfoDiff, listItemOf, masker, summaryOf, type ConnectionInfoDiff } from '../refresh/result';
+import { expectationMismatch, predictedConnectionInfo, stillMismatchedMessage } from '../rules/staleness';
 import { StepLog, type StepEntry } from '../shared/step-log';
 
 // A fleet refresh: one plan (plan.ts), then the instances in parallel, at most
@@ -119,9 +119,7 @@ export async function refreshFleet(deps: FleetDeps, filters: FleetFilters, setti
         out.refreshed.push({ ...item(p), reasons: reasonCodes(d), old_attachment_id: p.bdm.attachment_id, new_attachment_id: null, seconds: 0, rpc_version: d.rpcVersion, ...(d.flow === 'online' ? { online: true as const } : {}) });
         if (settings.diff) {
           const old = parseConnectionInfo(p.bdm.connection_info);
-          const predicted = d.cinderView && d.reasons.some((r) => r.code === 'connection_info_differs')
-            ? connectionInfoFromAttachment(d.cinderView, p.bdm.volume_id!, old)
-            : settings.expect ? applyExpectation(old, settings.expect) : old;
+          const predicted = predictedConnectionInfo(old, p.bdm.volume_id!, d, settings.expect);
           diffs.push(connectionInfoDiff(summary(p), mask(old), mask(predicted)));
         }
       } else planned.push({ bdm: p.bdm, decision: d });
@@ -163,7 +161,7 @@ export async function refreshFleet(deps: FleetDeps, filters: FleetFilters, setti
         if (stillWrong) {
           out.failures.push({
             ...item(p),
-            msg: `refreshed, but Cinder still hands out connection_info that does not match expect (${stillWrong}); most likely cinder-volume's own configuration was not updated`,
+            msg: `refreshed, but ${stillMismatchedMessage(stillWrong)}`,
             undone: [],
             remains: `the BDM holds the new attachment ${o.newAttachmentId} with what Cinder hands out`,
           });
@@ -282,11 +280,11 @@ function reasonCodes(d: { reasons: Array<{ code: string }>; forced: boolean; int
 }
 
 function item(p: PlannedBdm): FleetItem {
-  return { bdm_uuid: p.bdm.uuid!, instance_uuid: p.bdm.instance_uuid!, volume_id: p.bdm.volume_id!, host: p.host, cell: p.cell.name ?? p.cell.uuid };
+  return listItemOf(p.bdm, p.host, p.cell);
 }
 
 function summary(p: PlannedBdm) {
-  return { bdm_uuid: p.bdm.uuid!, instance_uuid: p.bdm.instance_uuid!, volume_id: p.bdm.volume_id!, host: p.host, cell: { uuid: p.cell.uuid, name: p.cell.name } };
+  return summaryOf(p.bdm, p.host, p.cell);
 }
 
 function firstLine(s: string): string {

@@ -5,12 +5,12 @@ import type { Cell, NovaTopology } from '../../nova-db/cells';
 import { findInstanceRow, systemMetadataOf } from '../../nova-db/refresh-reads';
 import type { OsloRpcClient } from '../../rpc/oslo-rpc-client';
 import { newAdminContext } from '../../rpc/request-context';
-import { connectionInfoFromAttachment, parseConnectionInfo } from '../rules/connection-info';
+import { parseConnectionInfo } from '../rules/connection-info';
 import { locateOneBdm } from '../shared/locate-bdm';
 import { hostConflict, inspectBdm, Inspector, type InspectSettings } from './inspect';
 import { refreshInstance } from './instance';
 import { BdmRefreshFailed, buildResult, connectionInfoDiff, masker, summaryOf, type SingleRefreshResult } from './result';
-import { applyExpectation, expectationMismatch } from '../rules/staleness';
+import { expectationMismatch, predictedConnectionInfo } from '../rules/staleness';
 import { StepLog } from '../shared/step-log';
 import type { OneBdm } from '../../selection';
 
@@ -73,9 +73,7 @@ export async function refreshBdm(
 
   if (settings.checkMode) {
     // Predicted after: Cinder's view when it differs, else the expectation applied.
-    const predicted = decision.cinderView && decision.reasons.some((r) => r.code === 'connection_info_differs')
-      ? connectionInfoFromAttachment(decision.cinderView, bdm.volume_id, oldInfo)
-      : settings.expect ? applyExpectation(oldInfo, settings.expect) : oldInfo;
+    const predicted = predictedConnectionInfo(oldInfo, bdm.volume_id, decision, settings.expect);
     return buildResult.wouldRefresh(
       summary,
       {
