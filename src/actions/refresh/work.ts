@@ -13,7 +13,7 @@ import type { OsloRpcClient } from '../../rpc/oslo-rpc-client';
 import { takesDeleteAttachment, type ComputeTopic } from '../../rpc/compute-rpc-version';
 import { contextDict, type AdminContext } from '../../rpc/request-context';
 import { connectionInfoFromAttachment, parseConnectionInfo, pythonJsonDumps, type ConnectionInfo } from '../rules/connection-info';
-import { reconcileBdm } from './reconcile';
+import { reconcileBdm, undoneOf } from './reconcile';
 import type { StepLog } from '../shared/step-log';
 
 // The writes of one BDM's refresh, under the instance's lock: nova-manage's _do_refresh. On any
@@ -146,7 +146,7 @@ interface WorkState {
 async function afterFailure(w: WorkInput, state: WorkState): Promise<{ undone: string[]; remains: string }> {
   const reserved = state.newAttachment ? [state.newAttachment.id] : [];
   const { bdm, done } = await reconcileBdm(w.db, w.cinder, w.bdm.id, reserved, false);
-  const undone = done.notes.filter((n) => !n.startsWith("the BDM's attachment"));
+  const undone = undoneOf(done);
   if (state.bdmSaved && bdm.attachment_id === state.newAttachment?.id) {
     return { undone, remains: `the BDM holds the new attachment ${bdm.attachment_id} and its connection_info, but Cinder did not mark it complete; run refresh again` };
   }
