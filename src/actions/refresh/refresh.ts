@@ -9,6 +9,7 @@ import { parseConnectionInfo } from '../rules/connection-info';
 import { locateOneBdm } from '../shared/locate-bdm';
 import { hostConflict, inspectBdm, Inspector, type InspectSettings } from './inspect';
 import { refreshInstance } from './instance';
+import { lockWarnings } from './lock';
 import { BdmRefreshFailed, buildResult, connectionInfoDiff, masker, summaryOf, type SingleRefreshResult } from './result';
 import { expectationMismatch, predictedConnectionInfo } from '../rules/staleness';
 import { StepLog } from '../shared/step-log';
@@ -127,10 +128,10 @@ export async function refreshBdm(
         extras,
       );
       // Refreshed, but an instance left locked cannot be started: not a success to an operator.
-      const unlock = warnings.find((w) => w.startsWith(`could not unlock instance ${instance.uuid}`));
-      if (unlock && !result.failed) {
+      if (!run.unlock.unlocked && !result.failed) {
+        const unlockFailed = lockWarnings.unlock(instance.uuid, run.unlock);
         result.failed = true;
-        result.remains = `the BDM is refreshed, but the instance is still locked (${unlock}): run refresh again to unlock it`;
+        result.remains = `the BDM is refreshed, but the instance is still locked (${unlockFailed}): run refresh again to unlock it`;
         result.msg = `${result.msg}; ${result.remains}`;
       }
       return result;
