@@ -55,12 +55,20 @@ export class PreconditionFailed extends NovaBdmError {
   override name = 'PreconditionFailed';
 }
 
-/** A refresh failed after it began writing; `details` says what ran, what was undone, what remains. */
+/** What a failed refresh left: what it undid, and what remains for the operator. */
+export interface RefreshAftermath {
+  undone: string[];
+  remains: string;
+  /** The online flow's steps that were done before it failed (refresh/online.ts ONLINE_STEPS). */
+  steps_done?: string[];
+}
+
+/** A refresh failed after it began writing; `details` says what was undone and what remains. */
 export class RefreshFailed extends NovaBdmError {
   override name = 'RefreshFailed';
   constructor(
     message: string,
-    readonly details: Record<string, unknown>,
+    readonly details: RefreshAftermath,
     readonly causeError?: Error,
   ) {
     super(message);

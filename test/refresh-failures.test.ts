@@ -326,6 +326,30 @@ describe('the cell database lost mid-flow', () => {
     }
   });
 
+  test('lost after the BDM was refreshed, before the unlock: failed, the instance still locked; the next run unlocks it', async () => {
+    const { proxy, viaProxy } = await cellDbProxy();
+    const s = await env.seed();
+    // os-complete is the refresh's last Cinder call: the database goes away while Cinder answers it.
+    env.cloud.onRequest = (method, path) => {
+      if (method === 'POST' && path.endsWith('/action')) proxy.cutAll();
+    };
+    try {
+      const r = await env.refresh({ bdm_uuid: s.bdm.uuid, database_connection: viaProxy, connect_timeout: 2 });
+      assert.equal(r.failed, true, String(r.msg));
+      assert.equal(r.changed, true);
+      const unlock = `could not unlock instance ${s.instanceUuid} \\(.*\\); the next refresh of it recovers it`;
+      const stillLocked = `the BDM is refreshed, but the instance is still locked \\(${unlock}\\): run refresh again to unlock it`;
+      assert.match(String(r.remains), new RegExp(`^${stillLocked}$`));
+      assert.ok(String(r.msg).startsWith(`refreshed the connection_info of BDM ${s.bdm.uuid}; the BDM is refreshed, but`), String(r.msg));
+      assert.ok((r.warnings as string[]).some((w) => new RegExp(`^${unlock}$`).test(w)), JSON.stringify(r.warnings));
+      env.cloud.onRequest = undefined;
+      await recoversThrough(s, proxy, viaProxy);
+    } finally {
+      env.cloud.onRequest = undefined;
+      await proxy.stop();
+    }
+  });
+
   test('the connection drops during the RPC: failed clearly, and the next run recovers', async () => {
     const { proxy, viaProxy } = await cellDbProxy();
     const s = await env.seed();

@@ -7,7 +7,7 @@ import type { OsloRpcClient } from '../../rpc/oslo-rpc-client';
 import { checkPrivateFileTarget, writePrivateFile } from '../../output/private-file';
 import { newAdminContext } from '../../rpc/request-context';
 import type { Connector } from '../../connector';
-import { connectionInfoFromAttachment, parseConnectionInfo } from '../rules/connection-info';
+import { parseConnectionInfo } from '../rules/connection-info';
 import type { OnlineBlockerCode } from '../rules/online-eligibility';
 import { Limiter } from '../shared/limiter';
 import { Outage } from '../shared/outage';
@@ -16,8 +16,8 @@ import { planFleet, type PlannedBdm, type PlannedInstance } from './plan';
 import { fleetSummary } from './summary';
 import { Inspector, type InspectSettings } from '../refresh/inspect';
 import { refreshInstance, type BdmOutcome, type PlannedRefresh } from '../refresh/instance';
-import { connectionInfoDiff, masker, type ConnectionInfoDiff } from '../refresh/result';
-import { applyExpectation, expectationMismatch } from '../rules/staleness';
+import { connectionInfoDiff, listItemOf, masker, summaryOf, type ConnectionInfoDiff } from '../refresh/result';
+import { expectationMismatch, predictedConnectionInfo, stillMismatchedMessage } from '../rules/staleness';
 import { StepLog, type StepEntry } from '../shared/step-log';
 
 // A fleet refresh: one plan (plan.ts), then the instances in parallel, at most
@@ -192,9 +192,7 @@ function wouldRefresh(p: PlannedBdm, d: PlannedRefresh['decision'], tally: Fleet
   });
   if (!settings.diff) return;
   const old = parseConnectionInfo(p.bdm.connection_info);
-  const predicted = d.cinderView && d.reasons.some((r) => r.code === 'connection_info_differs')
-    ? connectionInfoFromAttachment(d.cinderView, p.bdm.volume_id!, old)
-    : settings.expect ? applyExpectation(old, settings.expect) : old;
+  const predicted = predictedConnectionInfo(old, p.bdm.volume_id!, d, settings.expect);
   tally.diff(p, old, predicted);
 }
 
@@ -279,7 +277,7 @@ function recordOutcome(tally: FleetTally, instance: PlannedInstance, o: BdmOutco
       if (stillWrong) {
         tally.failures.push({
           ...item(p),
-          msg: `refreshed, but Cinder still hands out connection_info that does not match expect (${stillWrong}); most likely cinder-volume's own configuration was not updated`,
+          msg: `refreshed, but ${stillMismatchedMessage(stillWrong)}`,
           undone: [],
           remains: `the BDM holds the new attachment ${o.newAttachmentId} with what Cinder hands out`,
         });
@@ -330,7 +328,7 @@ function outcomesForLockError(planned: PlannedRefresh[], err: unknown): BdmOutco
   if (error instanceof LockedByAnotherRefresh) return planned.map((p) => ({ kind: 'skipped', bdm: p.bdm, why: 'locked by another refresh', error }));
   if (error instanceof InstanceChanged) return planned.map((p) => ({ kind: 'skipped', bdm: p.bdm, why: `changed meanwhile: ${error.why}`, error }));
   if (error instanceof RefreshFailed) {
-    const { undone, remains } = error.details as { undone: string[]; remains: string };
+    const { undone, remains } = error.details;
     return planned.map((p) => ({ kind: 'failed', bdm: p.bdm, error, undone, remains }));
   }
   return planned.map((p) => ({ kind: 'failed', bdm: p.bdm, error, undone: [], remains: 'the instance could not be locked; nothing was changed' }));
@@ -346,11 +344,11 @@ function reasonCodes(why: { reasons: Array<{ code: string }>; forced: boolean })
 }
 
 function item(p: BdmPlace): FleetItem {
-  return { bdm_uuid: p.bdm.uuid!, instance_uuid: p.bdm.instance_uuid!, volume_id: p.bdm.volume_id!, host: p.host, cell: p.cell.name ?? p.cell.uuid };
+  return listItemOf(p.bdm, p.host, p.cell);
 }
 
 function summary(p: BdmPlace) {
-  return { bdm_uuid: p.bdm.uuid!, instance_uuid: p.bdm.instance_uuid!, volume_id: p.bdm.volume_id!, host: p.host, cell: { uuid: p.cell.uuid, name: p.cell.name } };
+  return summaryOf(p.bdm, p.host, p.cell);
 }
 
 function firstLine(s: string): string {

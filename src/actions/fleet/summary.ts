@@ -1,4 +1,5 @@
 import type { FleetRefreshResult } from './fleet';
+import { bdmLabel } from '../refresh/result';
 
 /**
  * What a fleet refresh did, in lines an operator reads: the counts, then one line per selected
@@ -11,7 +12,7 @@ export function fleetSummary(
 ): string[] {
   const verb = checkMode ? 'would refresh' : 'refreshed';
   const { refreshed, skipped, failed } = result.counts;
-  const named = (e: { bdm_uuid: string; instance_uuid: string; volume_id: string }) => `BDM ${e.bdm_uuid} (instance ${e.instance_uuid}, volume ${e.volume_id})`;
+  const named = bdmLabel;
   return [
     `${verb} ${refreshed}, skipped ${skipped}, failed ${failed}${checkMode ? ' (check mode: nothing was written)' : ''}`,
     ...result.refreshed.map(

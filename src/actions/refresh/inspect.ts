@@ -13,7 +13,8 @@ import { checkCompute, chooseComputeRoute, type ComputeRoute } from './precondit
 import { describeClaim, isAbandoned } from './lock';
 import { parseConnectionInfo } from '../rules/connection-info';
 import { onlineBlocker, type OnlineBlockerCode } from '../rules/online-eligibility';
-import { instanceBlocker, isRefreshLockReason, refreshFlowOf, type RefreshFlow, type RunningInstances } from '../rules/refreshable';
+import { isRefreshLockReason } from '../rules/lock-reason';
+import { instanceBlocker, refreshFlowOf, type RefreshFlow, type RunningInstances } from '../rules/refreshable';
 import { cinderStaleReasons, dbStaleReasons, type StaleReason } from '../rules/staleness';
 import type { StepLog } from '../shared/step-log';
 

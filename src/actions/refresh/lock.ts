@@ -4,14 +4,16 @@ import { hostname } from 'node:os';
 import type { Selectable } from 'kysely';
 import { DatabaseConnectionLost, InstanceChanged, LockedByAnotherRefresh, RefreshFailed } from '../../errors';
 import type { NovaDatabase } from '../../nova-db/connect';
-import { claimInstance, heartbeatClaim, readClaim, releaseClaim, type ClaimValue, type HeldClaim } from '../../nova-db/refresh-claim';
+import { claimInstance, heartbeatClaim, readClaim, releaseClaim, type ClaimOutcome, type HeldClaim } from '../../nova-db/refresh-claim';
 import type { CellDatabase, InstancesTable } from '../../nova-db/schema';
 import { newAdminContext, type AdminContext } from '../../rpc/request-context';
-import { instanceBlocker, isRefreshLockReason, refreshFlowOf, type InstanceFacts, type RefreshFlow } from '../rules/refreshable';
+import { bdmOfLockReason, isRefreshLockReason } from '../rules/lock-reason';
+import { instanceBlocker, refreshFlowOf, type InstanceFacts, type RefreshFlow } from '../rules/refreshable';
 import type { StepLog } from '../shared/step-log';
 
 // The lock around a refresh's work, like nova-manage's `locked_instance` context manager:
-// lock if unlocked (leave an existing lock in place), do the work, give back what we took.
+// lock if unlocked (leave an existing lock in place), do the work, give back what we took, and
+// say how it went as typed values (the warnings are worded once, in lockWarnings).
 // What makes it safe between controllers is the claim (nova-db/refresh-claim.ts).
 
 /** Seconds between heartbeats of a held claim, and how old one may get before it counts as abandoned. */
@@ -69,6 +71,8 @@ export interface HeldLock {
   instance: Selectable<InstancesTable>;
   /** We locked it (and unlock it at the end); false: it was locked by someone else and stays so. */
   weLocked: boolean;
+  /** An interrupted refresh had left the instance locked: this run took its lock over. */
+  leftByInterruptedRefresh: boolean;
   /** BDM uuids of a refresh that was interrupted here: reconcile them before anything else. */
   interrupted: string[];
   /** The request ids of the lock and unlock phases. */
@@ -91,27 +95,60 @@ export interface LockRequest {
   /** The flow the BDMs were inspected for: the lock admits only an instance that still takes it. */
   flow: RefreshFlow;
   steps: StepLog;
-  warnings: string[];
 }
 
-/** Why the instance no longer takes `flow` (a stopped instance started, a running one stopped), or undefined. */
-function flowBlocker(instance: InstanceFacts | undefined, flow: RefreshFlow, refuseLocked: boolean): string | undefined {
-  const blocker = instanceBlocker(instance, { refuseLocked, runningInstances: flow === 'online' ? 'online' : 'skip' });
-  if (blocker) return blocker.why;
-  if (instance && refreshFlowOf(instance) !== flow) return `vm_state ${instance.vm_state} (inspected for the ${flow} refresh)`;
-  return undefined;
-}
+/** How the instance was given back at the end. */
+export type UnlockOutcome =
+  /** Unlocked (if we locked it) and the claim given back, or found taken over by another run first. */
+  | { unlocked: true; claimTakenOver: boolean }
+  /** Still locked by this run: kept for the next run's recovery (keepForRecovery), or the unlock failed. */
+  | { unlocked: false; kept: boolean; reason: string };
+
+/** The work's result, or (it threw) a RefreshFailed saying what the lock left; either way, the unlock's outcome. */
+export type Locked<T> = { unlock: UnlockOutcome } & ({ ok: true; value: T } | { ok: false; error: RefreshFailed });
 
 /**
  * Claim (and, if unlocked, lock) the instance, run `work`, then give it back, whatever `work`
- * did. A lost race throws LockedByAnotherRefresh; a state change under us InstanceStateInvalid;
- * in both cases nothing was written.
+ * did. Throws only when it took nothing: a lost race LockedByAnotherRefresh, a state change under
+ * us InstanceChanged, a connection lost while locking RefreshFailed (the lock may have landed).
  */
-export async function withInstanceLock<T>(req: LockRequest, work: (lock: HeldLock) => Promise<T>): Promise<T> {
+export async function withInstanceLock<T>(req: LockRequest, work: (lock: HeldLock) => Promise<T>): Promise<Locked<T>> {
+  const claim = await claimAndLock(req);
+  const lock = heldLock(claim);
+  const done = await whileHeartbeating(req.db, claim, () => work(lock));
+  const unlock = await giveBack(req, claim);
+  if (done.ok) return { ok: true, value: done.value, unlock };
+  return { ok: false, error: failedUnderLock(done.error, unlock), unlock };
+}
+
+/** The warnings an operator gets about the lock: an interrupted refresh's lock taken over, the instance not given back. */
+export const lockWarnings = {
+  recovered: (instanceUuid: string) => `instance ${instanceUuid} was left locked by an interrupted refresh; recovered it first`,
+  unlock(instanceUuid: string, unlock: UnlockOutcome): string | undefined {
+    if (unlock.unlocked && !unlock.claimTakenOver) return undefined;
+    if (unlock.unlocked) return `the claim on instance ${instanceUuid} was taken over by another run before this one gave it back`;
+    if (unlock.kept) return `instance ${instanceUuid} stays locked by this refresh (${unlock.reason}): the next refresh of it recovers it`;
+    return `could not unlock instance ${instanceUuid} (${unlock.reason}); the next refresh of it recovers it`;
+  },
+};
+
+type Claimed = Extract<ClaimOutcome, { kind: 'claimed' }>;
+
+/** A claim this process holds: `token` is in heldHere until it is given back or given up. */
+interface Claim {
+  token: string;
+  lockContext: AdminContext;
+  claimed: Claimed;
+  /** Set by keepForRecovery: why the claim and the lock stay. */
+  keptBecause?: string;
+}
+
+/** Take the claim (and the lock, if the instance is unlocked), or throw having taken nothing. */
+async function claimAndLock(req: LockRequest): Promise<Claim> {
   const token = `${process.pid}-${randomUUID()}`;
   const lockContext = newAdminContext();
   heldHere.add(token);
-  let outcome: Awaited<ReturnType<typeof claimInstance>>;
+  let outcome: ClaimOutcome;
   try {
     outcome = await req.steps.run('lock', () =>
       claimInstance(req.db, {
@@ -128,81 +165,108 @@ export async function withInstanceLock<T>(req: LockRequest, work: (lock: HeldLoc
     );
   } catch (err) {
     heldHere.delete(token);
-    if (err instanceof DatabaseConnectionLost) {
-      // The claim's COMMIT may have reached the server before the connection broke: the
-      // instance may now be locked and claimed by this run. The next run takes the claim over
-      // (this process is gone then) and recovers, as after a kill.
-      const remains = 'the instance may have been locked by this run (the connection broke while the lock was written): run refresh again to recover it';
-      throw new RefreshFailed(`${err.message}; ${remains}`, { undone: [], remains }, err);
-    }
-    throw err;
+    throw err instanceof DatabaseConnectionLost ? lockMayHaveLanded(err) : err;
   }
-  if (outcome.kind !== 'claimed') {
-    heldHere.delete(token);
-    if (outcome.kind === 'held') throw new LockedByAnotherRefresh(`Instance ${req.instanceUuid} is locked by another refresh: ${describeClaim(outcome.by)}; nothing was changed.`);
-    const now = outcome.instance;
-    const why = flowBlocker(now && { ...now, locked_reason: null }, req.flow, outcome.kind === 'locked') ?? 'the instance has no live row';
-    throw new InstanceChanged(`Instance ${req.instanceUuid} changed while it was being checked (${why}): another operation got there first; nothing was changed.`, why);
+  if (outcome.kind === 'claimed') return { token, lockContext, claimed: outcome };
+  heldHere.delete(token);
+  if (outcome.kind === 'held') {
+    const by = describeClaim(outcome.by);
+    throw new LockedByAnotherRefresh(`Instance ${req.instanceUuid} is locked by another refresh: ${by}; nothing was changed.`);
   }
-  const claimed = outcome;
-  const interrupted = claimed.tookOver
-    ? claimed.tookOver.bdms
-    : claimed.adoptedLockReason
-      ? [/BDM (\S+) /.exec(claimed.adoptedLockReason)?.[1] ?? ''].filter(Boolean)
-      : [];
-  if (claimed.tookOver || claimed.adoptedLockReason) {
-    req.warnings.push(`instance ${req.instanceUuid} was left locked by an interrupted refresh; recovered it first`);
-  }
+  const now = outcome.instance;
+  const why = flowBlocker(now && { ...now, locked_reason: null }, req.flow, outcome.kind === 'locked') ?? 'the instance has no live row';
+  const message = `Instance ${req.instanceUuid} changed while it was being checked (${why})`;
+  throw new InstanceChanged(`${message}: another operation got there first; nothing was changed.`, why);
+}
+
+/** Why the instance no longer takes `flow` (a stopped instance started, a running one stopped), or undefined. */
+function flowBlocker(instance: InstanceFacts | undefined, flow: RefreshFlow, refuseLocked: boolean): string | undefined {
+  const blocker = instanceBlocker(instance, { refuseLocked, runningInstances: flow === 'online' ? 'online' : 'skip' });
+  if (blocker) return blocker.why;
+  if (instance && refreshFlowOf(instance) !== flow) return `vm_state ${instance.vm_state} (inspected for the ${flow} refresh)`;
+  return undefined;
+}
+
+/**
+ * The claim's COMMIT may have reached the server before the connection broke: the instance may
+ * now be locked and claimed by this run. The next run takes the claim over (this process is gone
+ * then) and recovers, as after a kill.
+ */
+function lockMayHaveLanded(err: DatabaseConnectionLost): RefreshFailed {
+  const remains =
+    'the instance may have been locked by this run (the connection broke while the lock was written): run refresh again to recover it';
+  return new RefreshFailed(`${err.message}; ${remains}`, { undone: [], remains }, err);
+}
+
+function heldLock(claim: Claim): HeldLock {
+  const { claimed } = claim;
+  const adopted = claimed.adoptedLockReason !== undefined ? bdmOfLockReason(claimed.adoptedLockReason) : undefined;
+  return {
+    instance: claimed.instance,
+    weLocked: claimed.value.we_locked,
+    leftByInterruptedRefresh: claimed.tookOver !== undefined || claimed.adoptedLockReason !== undefined,
+    interrupted: claimed.tookOver ? claimed.tookOver.bdms : adopted ? [adopted] : [],
+    lockContext: claim.lockContext,
+    keepForRecovery: (why) => {
+      claim.keptBecause ??= why;
+    },
+  };
+}
+
+type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
+
+/** Run `work` while a heartbeat keeps the claim fresh (another controller takes over a claim past its lease). */
+async function whileHeartbeating<T>(db: NovaDatabase<CellDatabase>, claim: Claim, work: () => Promise<T>): Promise<Settled<T>> {
+  const { claimId, value } = claim.claimed;
   const heartbeat = setInterval(() => {
-    void heartbeatClaim(req.db, claimed.claimId, claimed.value).catch(() => undefined);
+    void heartbeatClaim(db, claimId, value).catch(() => undefined);
   }, HEARTBEAT_SECONDS * 1000);
   heartbeat.unref();
-  let done: { ok: true; value: T } | { ok: false; error: unknown };
-  let kept: string | undefined;
-  const keepForRecovery = (why: string) => {
-    kept ??= why;
-  };
   try {
-    done = { ok: true, value: await work({ instance: claimed.instance, weLocked: claimed.value.we_locked, interrupted, lockContext, keepForRecovery }) };
+    return { ok: true, value: await work() };
   } catch (error) {
-    done = { ok: false, error };
+    return { ok: false, error };
+  } finally {
+    clearInterval(heartbeat);
   }
-  clearInterval(heartbeat);
-  if (kept !== undefined) {
+}
+
+/** Unlock (if we locked it) and give the claim back; or, kept for recovery, give it up. */
+async function giveBack(req: LockRequest, claim: Claim): Promise<UnlockOutcome> {
+  if (claim.keptBecause !== undefined) {
     // Given up, not given back: this process no longer holds it, so the next run (here or on
     // another controller, once the lease ran out) takes it over and recovers.
-    heldHere.delete(token);
-    req.warnings.push(`instance ${req.instanceUuid} stays locked by this refresh (${kept}): the next refresh of it recovers it`);
-    if (done.ok) return done.value;
+    heldHere.delete(claim.token);
+    return { unlocked: false, kept: true, reason: claim.keptBecause };
   }
-  const unlockContext = newAdminContext();
-  const unlocked = kept !== undefined ? false : await req.steps
-    .run('unlock', () =>
+  try {
+    const released = await req.steps.run('unlock', () =>
       releaseClaim(req.db, {
         instanceUuid: req.instanceUuid,
-        claimId: claimed.claimId,
-        value: claimed.value as ClaimValue,
+        claimId: claim.claimed.claimId,
+        value: claim.claimed.value,
         lockReason: req.lockReason,
-        ctx: unlockContext,
+        ctx: newAdminContext(),
         eventHost: req.eventHost,
       }),
-    )
-    .then((released) => {
-      if (!released) req.warnings.push(`the claim on instance ${req.instanceUuid} was taken over by another run before this one gave it back`);
-      return true;
-    })
-    .catch((e: Error) => {
-      req.warnings.push(`could not unlock instance ${req.instanceUuid} (${e.message.split('\n')[0]}); the next refresh of it recovers it`);
-      return false;
-    })
-    .finally(() => heldHere.delete(token));
-  if (done.ok) return done.value;
-  // `work` handles each BDM's own failure; what escapes it struck between the lock and the
-  // first BDM (a read, a recovery): say what the lock left, not "nothing was changed".
-  const error = done.error instanceof Error ? done.error : new Error(String(done.error));
-  if (error instanceof RefreshFailed) throw error;
-  const remains = unlocked
+    );
+    return { unlocked: true, claimTakenOver: !released };
+  } catch (err) {
+    return { unlocked: false, kept: false, reason: (err instanceof Error ? err.message : String(err)).split('\n')[0]! };
+  } finally {
+    heldHere.delete(claim.token);
+  }
+}
+
+/**
+ * `work` handles each BDM's own failure; what escapes it struck between the lock and the first
+ * BDM (a read, a recovery): say what the lock left, not "nothing was changed".
+ */
+function failedUnderLock(thrown: unknown, unlock: UnlockOutcome): RefreshFailed {
+  const error = thrown instanceof Error ? thrown : new Error(String(thrown));
+  if (error instanceof RefreshFailed) return error;
+  const remains = unlock.unlocked
     ? 'no BDM was refreshed; the instance was unlocked again: run refresh again'
     : 'no BDM was refreshed; the instance stays locked by this refresh (the unlock failed too): run refresh again to recover it';
-  throw new RefreshFailed(`${error.message.split('\n')[0]}; ${remains}`, { undone: [], remains }, error);
+  return new RefreshFailed(`${error.message.split('\n')[0]}; ${remains}`, { undone: [], remains }, error);
 }

@@ -8,7 +8,7 @@ import type { BdmRecord } from '../../nova-db/records';
 import type { CellDatabase, InstancesTable } from '../../nova-db/schema';
 import type { AdminContext } from '../../rpc/request-context';
 import { connectionInfoFromAttachment, parseConnectionInfo, pythonJsonDumps } from '../rules/connection-info';
-import { reconcileBdm } from './reconcile';
+import { reconcileBdm, undoneOf } from './reconcile';
 import type { WorkDone } from './work';
 import type { StepLog } from '../shared/step-log';
 
@@ -126,7 +126,7 @@ async function clearStrays(w: OnlineWorkInput, bdm: BdmRecord): Promise<BdmRecor
  */
 async function afterFailure(w: OnlineWorkInput, bdm: BdmRecord, created: Attachment | undefined): Promise<{ undone: string[]; remains: string }> {
   const { bdm: now, done } = await reconcileBdm(w.db, w.cinder, bdm.id, created ? [created.id] : [], false);
-  const undone = done.notes.filter((n) => !n.startsWith("the BDM's attachment"));
+  const undone = undoneOf(done);
   if (created && now.attachment_id === created.id) {
     return { undone, remains: `nothing: the BDM holds the new attachment ${created.id}, and the clean-up removed the old one (the guest was not touched)` };
   }

@@ -19,9 +19,18 @@ export interface Reconciliation {
   reserved_attachment_id?: string;
   /** The BDM was pointed at another attachment. */
   repointed: boolean;
-  /** One line per thing done, for `undone` / `recovered.notes`. */
-  notes: string[];
+  /** One per thing found or done, for `undone` / `recovered.notes`. */
+  notes: ReconcileNote[];
 }
+
+/**
+ * What the reconcile found or did, with its line for the operator. `intact`: nothing to do (the
+ * BDM's attachment exists, no other was left), which a failed refresh does not count as undone.
+ */
+export type ReconcileNote = {
+  kind: 'reserved' | 'repointed' | 'stored_info' | 'completed' | 'not_completed' | 'deleted' | 'intact';
+  text: string;
+};
 
 export async function reconcileBdm(
   db: NovaDatabase<CellDatabase>,
@@ -49,7 +58,7 @@ export async function reconcileBdm(
     if (!keep) {
       keep = await cinder.reserveAttachment(volumeId, bdm.instance_uuid);
       done.reserved_attachment_id = keep.id;
-      done.notes.push(`reserved attachment ${keep.id} to keep the volume attached`);
+      done.notes.push({ kind: 'reserved', text: `reserved attachment ${keep.id} to keep the volume attached` });
     }
     const info = hasConnection(keep)
       ? pythonJsonDumps(connectionInfoFromAttachment(keep, volumeId, parseConnectionInfo(bdm.connection_info)))
@@ -59,13 +68,13 @@ export async function reconcileBdm(
     }
     done.kept_attachment_id = keep.id;
     done.repointed = true;
-    done.notes.push(`pointed the BDM at attachment ${keep.id}${info ? '' : ' with connection_info cleared'}`);
+    done.notes.push({ kind: 'repointed', text: `pointed the BDM at attachment ${keep.id}${info ? '' : ' with connection_info cleared'}` });
   } else if (keep === current && !bdm.connection_info && hasConnection(keep)) {
     // The BDM names an attachment a refresh connected (its PUT went through) but could not yet
     // store the connection_info of: adopt it.
     const info = pythonJsonDumps(connectionInfoFromAttachment(keep, volumeId, null));
     if (!(await saveBdmAttachment(db, bdm.id, keep.id, keep.id, info))) throw new Error(`BDM ${bdm.uuid} changed while it was being reconciled`);
-    done.notes.push(`stored the connection_info of attachment ${keep.id}`);
+    done.notes.push({ kind: 'stored_info', text: `stored the connection_info of attachment ${keep.id}` });
   }
   if (completePending && keep.status === 'attaching') {
     // Connected (or its PUT cut short inside cinder-api, connection_info never saved) but never
@@ -73,19 +82,25 @@ export async function reconcileBdm(
     // until this one is complete (cinder/volume/api.py _attachment_reserve).
     try {
       await cinder.completeAttachment(keep.id);
-      done.notes.push(`marked attachment ${keep.id} complete (it had been left attaching)`);
+      done.notes.push({ kind: 'completed', text: `marked attachment ${keep.id} complete (it had been left attaching)` });
     } catch (err) {
-      done.notes.push(`could not mark attachment ${keep.id} complete (${(err as Error).message.split('\n')[0]})`);
+      const why = (err as Error).message.split('\n')[0];
+      done.notes.push({ kind: 'not_completed', text: `could not mark attachment ${keep.id} complete (${why})` });
     }
   }
   for (const a of attachments) {
     if (a.id === keep.id) continue;
     await cinder.deleteAttachment(a.id);
     done.deleted_attachments.push(a.id);
-    done.notes.push(`deleted the ${reservedByUs.includes(a.id) ? 'reserved' : 'stray'} attachment ${a.id}`);
+    done.notes.push({ kind: 'deleted', text: `deleted the ${reservedByUs.includes(a.id) ? 'reserved' : 'stray'} attachment ${a.id}` });
   }
-  if (done.notes.length === 0) done.notes.push(`the BDM's attachment ${keep.id} exists and no other was left`);
+  if (done.notes.length === 0) done.notes.push({ kind: 'intact', text: `the BDM's attachment ${keep.id} exists and no other was left` });
   return { bdm: (await findBdmById(db, bdmId)) ?? bdm, done };
+}
+
+/** What a failed refresh's reconcile undid, in words: all it did, not that it found nothing to do. */
+export function undoneOf(done: Reconciliation): string[] {
+  return done.notes.filter((n) => n.kind !== 'intact').map((n) => n.text);
 }
 
 function hasConnection(a: Attachment): boolean {
@@ -116,7 +131,7 @@ export async function recoverInterrupted(
     const { done } = await reconcileBdm(db, cinder, bdm.id);
     recovery.kept_attachment_id = done.kept_attachment_id;
     recovery.deleted_attachments.push(...done.deleted_attachments);
-    recovery.notes.push(...done.notes.map((n) => (bdms.length > 1 ? `BDM ${bdm.uuid}: ${n}` : n)));
+    recovery.notes.push(...done.notes.map((n) => (bdms.length > 1 ? `BDM ${bdm.uuid}: ${n.text}` : n.text)));
   }
   for (const id of await unfinishedRefreshActions(db, instanceUuid)) {
     await finishRefreshAction(db, id, eventHost, 'interrupted (the process running the refresh stopped); recovered by the next refresh');

@@ -1,17 +1,30 @@
 import type { Connector } from '../../connector';
 import type { CinderClient } from '../../cinder/cinder-client';
+import type { Selectable } from 'kysely';
 import { BdmNotFound, ConnectorMissing, InstanceNotFound, NovaBdmError, RefreshFailed } from '../../errors';
 import type { Cell, NovaTopology } from '../../nova-db/cells';
 import { findInstanceRow, systemMetadataOf } from '../../nova-db/refresh-reads';
+import type { BdmRecord } from '../../nova-db/records';
+import type { InstancesTable } from '../../nova-db/schema';
 import type { OsloRpcClient } from '../../rpc/oslo-rpc-client';
 import { newAdminContext } from '../../rpc/request-context';
-import { connectionInfoFromAttachment, parseConnectionInfo } from '../rules/connection-info';
+import { parseConnectionInfo, type ConnectionInfo } from '../rules/connection-info';
 import { locateOneBdm } from '../shared/locate-bdm';
-import { hostConflict, inspectBdm, Inspector, type InspectSettings } from './inspect';
-import { refreshInstance } from './instance';
-import { buildResult, connectionInfoDiff, masker, summaryOf, type SingleRefreshResult } from './result';
-import { applyExpectation, expectationMismatch } from '../rules/staleness';
-import { StepLog } from '../shared/step-log';
+import { hostConflict, inspectBdm, Inspector, type Decision, type InspectSettings } from './inspect';
+import { refreshInstance, type BdmOutcome, type InstanceRun } from './instance';
+import { lockWarnings } from './lock';
+import {
+  BdmRefreshFailed,
+  buildResult,
+  connectionInfoDiff,
+  masker,
+  summaryOf,
+  type BdmSummary,
+  type RefreshedResult,
+  type SingleRefreshResult,
+} from './result';
+import { expectationMismatch, predictedConnectionInfo } from '../rules/staleness';
+import { StepLog, type StepEntry } from '../shared/step-log';
 import type { OneBdm } from '../../selection';
 
 /** The outside systems refresh works with; tests hand it real ones pointed at local services. */
@@ -32,24 +45,78 @@ export interface RefreshSettings extends InspectSettings {
   diff: boolean;
 }
 
+type SingleSettings = RefreshSettings & { connector: Connector | ((host: string) => Connector | NovaBdmError) };
+
+/** The BDM to refresh, its instance and where they live. */
+interface Target {
+  cell: Cell;
+  bdm: BdmRecord & { volume_id: string };
+  instance: Selectable<InstancesTable>;
+}
+
+/** What every result of one BDM's refresh is built from. */
+interface Reporting {
+  summary: BdmSummary;
+  /** The BDM as located, before any write. */
+  bdm: Target['bdm'];
+  oldInfo: ConnectionInfo | null;
+  mask: (v: unknown) => unknown;
+  /** The steps run and the warnings, as every result carries them. */
+  extras: { steps: StepEntry[]; warnings: string[] };
+  settings: SingleSettings;
+}
+
 /** One BDM: inspect (read-only), then under the instance's lock refresh it. */
-export async function refreshBdm(
-  deps: RefreshDeps,
-  selector: OneBdm,
-  settings: RefreshSettings & { connector: Connector | ((host: string) => Connector | NovaBdmError) },
-): Promise<SingleRefreshResult> {
+export async function refreshBdm(deps: RefreshDeps, selector: OneBdm, settings: SingleSettings): Promise<SingleRefreshResult> {
   const steps = new StepLog();
   const warnings: string[] = [];
-  const extras = { steps: steps.entries, warnings };
-  const mask = masker(settings.revealSecrets);
+  const target = await locateTarget(deps, selector, steps, warnings);
+  const connector = connectorOf(settings, target.instance);
+  const ctxRead = newAdminContext();
+  const cinder = deps.cinderFor(ctxRead.requestId);
+  const noConnector = (host: string) => new ConnectorMissing(`no connector for compute host ${host}`);
+  const inspector = new Inspector(deps.topology, cinder, deps.rpcFor, settings, (host) => connector ?? noConnector(host));
+  const decision = await inspectTarget(deps, inspector, target, steps);
+  const r: Reporting = {
+    summary: summaryOf(target.bdm, target.instance.host, target.cell),
+    bdm: target.bdm,
+    oldInfo: parseConnectionInfo(target.bdm.connection_info),
+    mask: masker(settings.revealSecrets),
+    extras: { steps: steps.entries, warnings },
+    settings,
+  };
+  if (decision.action === 'current') return buildResult.notStale(r.summary, target.bdm.attachment_id, r.mask(r.oldInfo), r.extras);
+  if (decision.action !== 'refresh') throw decision.error;
+  if (settings.checkMode) return wouldRefresh(r, decision);
+  const run = await refreshInstance({
+    inspector,
+    cinder,
+    cinderFor: deps.cinderFor,
+    cell: target.cell,
+    instanceUuid: target.instance.uuid,
+    planned: [{ bdm: target.bdm, decision }],
+    eventHost: settings.localHost,
+    rpcTimeoutSeconds: settings.rpcTimeoutSeconds,
+    refuseLocked: settings.refuseLocked,
+    steps,
+    warnings,
+  });
+  return resultOf(r, run, run.outcomes[0]!, ctxRead.requestId);
+}
 
+/** The selected BDM (an attached volume) and its instance's live row. */
+async function locateTarget(deps: RefreshDeps, selector: OneBdm, steps: StepLog, warnings: string[]): Promise<Target> {
   const { cell, bdm } = await steps.run('locate', () => locateOneBdm(deps.topology, selector, warnings));
   if (bdm.destination_type !== 'volume' || !bdm.volume_id) {
     throw new BdmNotFound(`BDM ${bdm.uuid} is not an attached volume BDM (destination_type ${bdm.destination_type}).`);
   }
-  const db = deps.topology.cellDatabase(cell);
-  const instance = await findInstanceRow(db, bdm.instance_uuid!);
+  const instance = await findInstanceRow(deps.topology.cellDatabase(cell), bdm.instance_uuid!);
   if (!instance) throw new InstanceNotFound(`Instance ${bdm.instance_uuid} could not be found.`);
+  return { cell, bdm: { ...bdm, volume_id: bdm.volume_id }, instance };
+}
+
+/** The connector given, or the instance's host's; a connector of another host is refused before anything else (nova's HostConflict). */
+function connectorOf(settings: SingleSettings, instance: Selectable<InstancesTable>): Connector | undefined {
   let connector: Connector | undefined;
   if (typeof settings.connector !== 'function') connector = settings.connector;
   else if (instance.host) {
@@ -57,85 +124,78 @@ export async function refreshBdm(
     if (found instanceof NovaBdmError) throw new ConnectorMissing(found.message);
     connector = found;
   }
-  // A connector of another host is refused before anything else (nova's HostConflict).
   const conflict = instance.host && connector ? hostConflict(connector, instance.host) : undefined;
   if (conflict) throw conflict;
+  return connector;
+}
 
-  const ctxRead = newAdminContext();
-  const cinder = deps.cinderFor(ctxRead.requestId);
-  const inspector = new Inspector(deps.topology, cinder, deps.rpcFor, settings, (host) => connector ?? new ConnectorMissing(`no connector for compute host ${host}`));
-  const lockedReason = (await systemMetadataOf(db, instance.uuid)).locked_reason ?? null;
-  const decision = await inspectBdm(inspector, { cell, bdm, instance, lockedReason }, steps);
-  const summary = summaryOf(bdm, instance.host, cell);
-  const oldInfo = parseConnectionInfo(bdm.connection_info);
-  if (decision.action === 'current') return buildResult.notStale(summary, bdm.attachment_id, mask(oldInfo), extras);
-  if (decision.action !== 'refresh') throw decision.error;
+async function inspectTarget(deps: RefreshDeps, inspector: Inspector, { cell, bdm, instance }: Target, steps: StepLog): Promise<Decision> {
+  const lockedReason = (await systemMetadataOf(deps.topology.cellDatabase(cell), instance.uuid)).locked_reason ?? null;
+  return inspectBdm(inspector, { cell, bdm, instance, lockedReason }, steps);
+}
 
-  if (settings.checkMode) {
-    // Predicted after: Cinder's view when it differs, else the expectation applied.
-    const predicted = decision.cinderView && decision.reasons.some((r) => r.code === 'connection_info_differs')
-      ? connectionInfoFromAttachment(decision.cinderView, bdm.volume_id, oldInfo)
-      : settings.expect ? applyExpectation(oldInfo, settings.expect) : oldInfo;
-    return buildResult.wouldRefresh(
-      summary,
-      {
-        reasons: decision.reasons, oldAttachmentId: bdm.attachment_id, info: mask(oldInfo), rpcVersion: decision.rpcVersion, online: decision.flow === 'online', interrupted: decision.interrupted,
-        ...(settings.diff ? { diff: connectionInfoDiff(summary, mask(oldInfo), mask(predicted)) } : {}),
-      },
-      extras,
-    );
-  }
+/** Check mode: what a real run would do, with the connection_info it would store as the diff. */
+function wouldRefresh(r: Reporting, decision: Extract<Decision, { action: 'refresh' }>): SingleRefreshResult {
+  const predicted = predictedConnectionInfo(r.oldInfo, r.bdm.volume_id, decision, r.settings.expect);
+  return buildResult.wouldRefresh(
+    r.summary,
+    {
+      reasons: decision.reasons,
+      oldAttachmentId: r.bdm.attachment_id,
+      info: r.mask(r.oldInfo),
+      rpcVersion: decision.rpcVersion,
+      online: decision.flow === 'online',
+      interrupted: decision.interrupted,
+      ...(r.settings.diff ? { diff: connectionInfoDiff(r.summary, r.mask(r.oldInfo), r.mask(predicted)) } : {}),
+    },
+    r.extras,
+  );
+}
 
-  const run = await refreshInstance({
-    inspector,
-    cinder,
-    cinderFor: deps.cinderFor,
-    cell,
-    instanceUuid: instance.uuid,
-    planned: [{ bdm, decision }],
-    eventHost: settings.localHost,
-    rpcTimeoutSeconds: settings.rpcTimeoutSeconds,
-    refuseLocked: settings.refuseLocked,
-    steps,
-    warnings,
-  });
-  const outcome = run.outcomes[0]!;
+/** The result of the refresh under the lock; a failure is thrown with what ran, what was undone and what remains. */
+function resultOf(r: Reporting, run: InstanceRun, outcome: BdmOutcome, readRequestId: string): SingleRefreshResult {
   switch (outcome.kind) {
     case 'current':
-      return buildResult.notStale(summary, outcome.bdm.attachment_id, mask(outcome.info), { ...extras, recovered: run.recovered });
+      return buildResult.notStale(r.summary, outcome.bdm.attachment_id, r.mask(outcome.info), { ...r.extras, recovered: run.recovered });
     case 'skipped':
       throw outcome.error;
     case 'failed': {
       if (!(outcome.error instanceof RefreshFailed)) throw outcome.error;
-      const requestIds = { lock: run.lockRequestId, refresh: ctxRead.requestId };
-      throw new RefreshFailed(outcome.error.message, { ...summary, steps: steps.entries, undone: outcome.undone, remains: outcome.remains, request_ids: requestIds, ...(warnings.length ? { warnings } : {}) }, outcome.error.causeError);
+      const requestIds = { lock: run.lockRequestId, refresh: readRequestId };
+      const { steps, warnings } = r.extras;
+      const details = { ...r.summary, steps, undone: outcome.undone, remains: outcome.remains, request_ids: requestIds };
+      const cause = outcome.error.causeError;
+      throw new BdmRefreshFailed(outcome.error.message, { ...details, ...(warnings.length ? { warnings } : {}) }, cause);
     }
-    case 'refreshed': {
-      const stillWrong = settings.expect ? expectationMismatch(outcome.newInfo, settings.expect) : undefined;
-      const result = buildResult.refreshed(
-        summary,
-        {
-          reasons: outcome.reasons,
-          oldAttachmentId: bdm.attachment_id,
-          newAttachmentId: outcome.newAttachmentId,
-          info: mask(outcome.newInfo),
-          rpcVersion: outcome.rpcVersion,
-          online: outcome.onlineSteps !== undefined,
-          requestIds: { lock: run.lockRequestId, refresh: outcome.requestId },
-          recovered: run.recovered,
-          ...(settings.diff ? { diff: connectionInfoDiff(summary, mask(oldInfo), mask(outcome.newInfo)) } : {}),
-          ...(stillWrong ? { stillWrong } : {}),
-        },
-        extras,
-      );
-      // Refreshed, but an instance left locked cannot be started: not a success to an operator.
-      const unlock = warnings.find((w) => w.startsWith(`could not unlock instance ${instance.uuid}`));
-      if (unlock && !result.failed) {
-        result.failed = true;
-        result.remains = `the BDM is refreshed, but the instance is still locked (${unlock}): run refresh again to unlock it`;
-        result.msg = `${result.msg}; ${result.remains}`;
-      }
-      return result;
-    }
+    case 'refreshed':
+      return refreshedResult(r, run, outcome);
   }
+}
+
+function refreshedResult(r: Reporting, run: InstanceRun, outcome: Extract<BdmOutcome, { kind: 'refreshed' }>): RefreshedResult {
+  const stillWrong = r.settings.expect ? expectationMismatch(outcome.newInfo, r.settings.expect) : undefined;
+  const result = buildResult.refreshed(
+    r.summary,
+    {
+      reasons: outcome.reasons,
+      oldAttachmentId: r.bdm.attachment_id,
+      newAttachmentId: outcome.newAttachmentId,
+      info: r.mask(outcome.newInfo),
+      rpcVersion: outcome.rpcVersion,
+      online: outcome.onlineSteps !== undefined,
+      requestIds: { lock: run.lockRequestId, refresh: outcome.requestId },
+      recovered: run.recovered,
+      ...(r.settings.diff ? { diff: connectionInfoDiff(r.summary, r.mask(r.oldInfo), r.mask(outcome.newInfo)) } : {}),
+      ...(stillWrong ? { stillWrong } : {}),
+    },
+    r.extras,
+  );
+  // Refreshed, but an instance left locked cannot be started: not a success to an operator.
+  if (!run.unlock.unlocked && !result.failed) {
+    result.failed = true;
+    const unlockFailed = lockWarnings.unlock(r.summary.instance_uuid, run.unlock);
+    result.remains = `the BDM is refreshed, but the instance is still locked (${unlockFailed}): run refresh again to unlock it`;
+    result.msg = `${result.msg}; ${result.remains}`;
+  }
+  return result;
 }

@@ -1,8 +1,9 @@
+import { RefreshFailed, type RefreshAftermath } from '../../errors';
 import type { Cell } from '../../nova-db/cells';
 import type { BdmRecord } from '../../nova-db/records';
 import { maskSecrets } from '../../output/mask-secrets';
 import type { Recovery } from './reconcile';
-import type { StaleReason } from '../rules/staleness';
+import { stillMismatchedMessage, type StaleReason } from '../rules/staleness';
 import type { StepEntry } from '../shared/step-log';
 
 // The typed results of a single refresh (as bdm.yml's RETURN documents them), built in one place.
@@ -63,8 +64,37 @@ export type RefreshedResult = Common & {
 
 export type SingleRefreshResult = NotStaleResult | WouldRefreshResult | RefreshedResult;
 
+/** A single refresh's failure: which BDM, what ran, what was undone and what remains (the keys the module returns). */
+export type RefreshFailure = BdmSummary &
+  RefreshAftermath & {
+    steps: StepEntry[];
+    request_ids: { lock: string; refresh: string };
+    warnings?: string[];
+  };
+
+export class BdmRefreshFailed extends RefreshFailed {
+  constructor(
+    message: string,
+    override readonly details: RefreshFailure,
+    causeError?: Error,
+  ) {
+    super(message, details, causeError);
+  }
+}
+
+/** Which BDM a result speaks of: the BDM, its instance and volume, the instance's compute host, the cell. */
 export function summaryOf(bdm: BdmRecord, host: string | null, cell: Cell): BdmSummary {
   return { bdm_uuid: bdm.uuid!, instance_uuid: bdm.instance_uuid!, volume_id: bdm.volume_id!, host, cell: { uuid: cell.uuid, name: cell.name } };
+}
+
+/** The same for one entry of a list (a fleet refresh's): the cell by its name (its uuid if it has none). */
+export function listItemOf(bdm: BdmRecord, host: string | null, cell: Cell): Omit<BdmSummary, 'cell'> & { cell: string } {
+  return { ...summaryOf(bdm, host, cell), cell: cell.name ?? cell.uuid };
+}
+
+/** How a message names a BDM: "BDM X (instance Y, volume Z)". */
+export function bdmLabel(s: Pick<BdmSummary, 'bdm_uuid' | 'instance_uuid' | 'volume_id'>): string {
+  return `BDM ${s.bdm_uuid} (instance ${s.instance_uuid}, volume ${s.volume_id})`;
 }
 
 export function masker(revealSecrets: boolean): (v: unknown) => unknown {
@@ -72,7 +102,7 @@ export function masker(revealSecrets: boolean): (v: unknown) => unknown {
 }
 
 export function connectionInfoDiff(s: BdmSummary, before: unknown, after: unknown): ConnectionInfoDiff {
-  const name = `BDM ${s.bdm_uuid} (instance ${s.instance_uuid}, volume ${s.volume_id}) connection_info`;
+  const name = `${bdmLabel(s)} connection_info`;
   return {
     before_header: `${name} (before)`,
     after_header: `${name} (after)`,
@@ -141,7 +171,8 @@ export const buildResult = {
     extras: Extras,
   ): RefreshedResult {
     const msg = p.stillWrong
-      ? `refreshed BDM ${summary.bdm_uuid}, but Cinder still hands out connection_info that does not match expect (${p.stillWrong}); most likely cinder-volume's own configuration was not updated. Cinder handed out: ${JSON.stringify(maskSecrets(p.info))}`
+      ? `refreshed BDM ${summary.bdm_uuid}, but ${stillMismatchedMessage(p.stillWrong)}. ` +
+        `Cinder handed out: ${JSON.stringify(maskSecrets(p.info))}`
       : `refreshed the connection_info of BDM ${summary.bdm_uuid}${p.online ? ' online, the instance running' : ''}`;
     return {
       changed: true,

@@ -13,7 +13,7 @@ import type { OsloRpcClient } from '../../rpc/oslo-rpc-client';
 import { takesDeleteAttachment, type ComputeTopic } from '../../rpc/compute-rpc-version';
 import { contextDict, type AdminContext } from '../../rpc/request-context';
 import { connectionInfoFromAttachment, parseConnectionInfo, pythonJsonDumps, type ConnectionInfo } from '../rules/connection-info';
-import { reconcileBdm } from './reconcile';
+import { reconcileBdm, undoneOf } from './reconcile';
 import type { StepLog } from '../shared/step-log';
 
 // The writes of one BDM's refresh, under the instance's lock: nova-manage's _do_refresh. On any
@@ -59,10 +59,10 @@ export async function refreshAttachment(w: WorkInput): Promise<WorkDone> {
   try {
     actionId = await steps.run('start_action', () => startRefreshAction(db, instanceUuid, w.ctx));
     if (bdm.attachment_id !== null && w.cinderView === null) {
-      // The BDM names an attachment Cinder no longer has: an earlier run's clean-up could not
-      // finish (e.g. a lock wait at save_bdm) and left a connected `attaching` attachment beside
-      // it, for whose volume Cinder reserves nothing (found by the interop fault matrix).
-      // Restore the invariant first: the reconcile adopts and completes that attachment.
+      // The BDM names an attachment Cinder no longer has: a run whose clean-up could not finish
+      // (e.g. a lock wait at save_bdm) leaves a connected `attaching` attachment beside it, and
+      // Cinder reserves nothing for a volume in that state. Restore the invariant first: the
+      // reconcile adopts and completes that attachment.
       const stranded = bdm;
       const left = await steps.run('cinder_list_attachments', () => cinder.listAttachments(volumeId, instanceUuid));
       if (left.some((a) => a.status === 'attaching')) {
@@ -73,10 +73,10 @@ export async function refreshAttachment(w: WorkInput): Promise<WorkDone> {
     if (pending?.id === bdm.attachment_id && pending.status === 'attaching') {
       // The BDM's attachment was left `attaching`, so is the volume, and Cinder reserves a new
       // attachment only for an in-use or reserved one (cinder/volume/api.py _attachment_reserve):
-      // complete it first. Left so by a run whose os-complete failed (connection_info set), or
-      // by a cinder-api that died inside the PUT: cinder-volume had set `attaching` and the
-      // connector, the API never saved the connection_info (api.py attachment_update saves it
-      // after the RPC returns; found by the fleet fault matrix). The refresh then replaces it.
+      // complete it first. A run whose os-complete failed leaves it so (connection_info set), and
+      // so does a cinder-api that dies inside the PUT: cinder-volume has set `attaching` and the
+      // connector, and the API never saves the connection_info (api.py attachment_update saves
+      // it after the RPC returns). The refresh then replaces it.
       await steps.run('cinder_complete_pending', () => cinder.completeAttachment(pending.id));
     }
     state.newAttachment = await steps.run('cinder_reserve', () => cinder.reserveAttachment(volumeId, instanceUuid));
@@ -146,7 +146,7 @@ interface WorkState {
 async function afterFailure(w: WorkInput, state: WorkState): Promise<{ undone: string[]; remains: string }> {
   const reserved = state.newAttachment ? [state.newAttachment.id] : [];
   const { bdm, done } = await reconcileBdm(w.db, w.cinder, w.bdm.id, reserved, false);
-  const undone = done.notes.filter((n) => !n.startsWith("the BDM's attachment"));
+  const undone = undoneOf(done);
   if (state.bdmSaved && bdm.attachment_id === state.newAttachment?.id) {
     return { undone, remains: `the BDM holds the new attachment ${bdm.attachment_id} and its connection_info, but Cinder did not mark it complete; run refresh again` };
   }
@@ -168,8 +168,8 @@ async function afterFailure(w: WorkInput, state: WorkState): Promise<{ undone: s
 /**
  * v3: delete the BDM's old attachment. Legacy (cinder v2): the compute ended the connection;
  * remove the record Cinder still keeps. Both: any other attachment of (volume, instance) but the
- * new one goes too, a stray an earlier run could not remove (e.g. a reservation Cinder carried
- * out after that run had timed out and given up: found by the interop fault matrix).
+ * new one goes too: a stray an earlier run could not remove (e.g. a reservation Cinder carried
+ * out after that run had timed out and given up).
  */
 async function removeOldAttachments(cinder: CinderClient, bdm: BdmRecord, newId: string, listed?: Attachment[]): Promise<void> {
   if (bdm.attachment_id) await cinder.deleteAttachment(bdm.attachment_id);

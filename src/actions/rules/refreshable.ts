@@ -2,6 +2,8 @@
 // Single refresh's preconditions, the fleet plan and audit's refreshable/blocked_by all call
 // it, so the three cannot disagree.
 
+import { isRefreshLockReason } from './lock-reason';
+
 /** What the rule needs to know about an instance (a row of `instances` plus its locked_reason). */
 export interface InstanceFacts {
   uuid: string;
@@ -88,13 +90,6 @@ function notRunning(instance: InstanceFacts, cannot: (state: string, must: strin
     };
   }
   return undefined;
-}
-
-/** The text a refresh (nova-manage's or ours) puts in locked_reason: its lock, not someone else's. */
-const REFRESH_LOCK_REASON = /^Refreshing connection_info for BDM /;
-
-export function isRefreshLockReason(reason: string | null | undefined): boolean {
-  return typeof reason === 'string' && REFRESH_LOCK_REASON.test(reason);
 }
 
 /**

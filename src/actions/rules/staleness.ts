@@ -211,3 +211,25 @@ export function applyExpectation(stored: unknown, expect: unknown): unknown {
   for (const [k, v] of Object.entries(expect)) base[k] = applyExpectation(base[k], v);
   return base;
 }
+
+/**
+ * What a refresh would store (check mode's diff): Cinder's view of the attachment when it
+ * differs from the BDM's copy, else the BDM's with the expectation applied.
+ */
+export function predictedConnectionInfo(
+  stored: ConnectionInfo | null,
+  volumeId: string,
+  judged: { reasons: readonly StaleReason[]; cinderView: Attachment | null },
+  expect: Record<string, unknown> | undefined,
+): unknown {
+  if (judged.cinderView && judged.reasons.some((r) => r.code === 'connection_info_differs')) {
+    return connectionInfoFromAttachment(judged.cinderView, volumeId, stored);
+  }
+  return expect ? applyExpectation(stored, expect) : stored;
+}
+
+/** Refreshed, yet expect is still not met (`mismatch`: expectationMismatch's words): Cinder hands out the old values. */
+export function stillMismatchedMessage(mismatch: string): string {
+  const likely = "most likely cinder-volume's own configuration was not updated";
+  return `Cinder still hands out connection_info that does not match expect (${mismatch}); ${likely}`;
+}
