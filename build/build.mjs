@@ -19,7 +19,15 @@ async function standaloneArgsValidator() {
   const load = async (source) => {
     const file = join(tmp, source.replace(/\W/g, '_') + '.cjs');
     // ajv stays external: the generator must see the same ajv classes that compiled the schemas.
-    await build({ entryPoints: [join(root, source)], outfile: file, bundle: true, packages: 'external', platform: 'node', format: 'cjs', logLevel: 'warning' });
+    await build({
+      entryPoints: [join(root, source)],
+      outfile: file,
+      bundle: true,
+      packages: 'external',
+      platform: 'node',
+      format: 'cjs',
+      logLevel: 'warning',
+    });
     return require(file);
   };
   try {

@@ -33,7 +33,8 @@ for (const k of Object.keys(process.env)) if (k.startsWith('OPENSTACK_LAB_')) de
 process.env.OPENSTACK_LAB_CEPH = '1';
 
 const labEnv = () => JSON.parse(execFileSync('bash', [join(lab, 'env.sh'), '--json'], { encoding: 'utf8' }));
-const running = () => spawnSync('bash', ['-c', `. ${join(lab, 'lib.sh')}; for s in $LAB_SERVICES; do lab_running $s && exit 0; done; exit 1`]).status === 0;
+const running = () =>
+  spawnSync('bash', ['-c', `. ${join(lab, 'lib.sh')}; for s in $LAB_SERVICES; do lab_running $s && exit 0; done; exit 1`]).status === 0;
 const python = (args) => spawnSync('/usr/bin/python3', args, { encoding: 'utf8', cwd: lab });
 /** tools/start_instance.py / stop_instance.py / reboot_instance.py: what nova-api's start, stop and reboot(HARD) do, then wait. */
 const power = (action, uuid, timeout = 120) => {
@@ -44,7 +45,11 @@ const power = (action, uuid, timeout = 120) => {
 const qemuPid = (domain) => {
   try {
     const pid = Number(readFileSync(`/run/libvirt/qemu/${domain}.pid`, 'utf8').trim());
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').some((a) => a === `guest=${domain}` || a.startsWith(`guest=${domain},`)) ? pid : null;
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+      .split('\0')
+      .some((a) => a === `guest=${domain}` || a.startsWith(`guest=${domain},`))
+      ? pid
+      : null;
   } catch {
     return null;
   }
@@ -72,7 +77,8 @@ const monNow = () => readFileSync(join(env.OPENSTACK_LAB_CEPH_DIR, 'mon.current'
 const moveMon = (ip) => {
   shown(`bash test/interop/lab/tools/ceph_move_mon.sh ${ip}`);
   const t = Date.now();
-  if (spawnSync('bash', [join(lab, 'tools/ceph_move_mon.sh'), ip], { stdio: 'inherit' }).status !== 0) throw new Error(`moving the mon to ${ip} failed`);
+  if (spawnSync('bash', [join(lab, 'tools/ceph_move_mon.sh'), ip], { stdio: 'inherit' }).status !== 0)
+    throw new Error(`moving the mon to ${ip} failed`);
   console.log(`mon moved in ${secs(t)}`);
 };
 
@@ -89,7 +95,10 @@ try {
     const seeded = python([join(lab, 'seed.py'), '--backend', 'rbd', '--host', 'compute2', '--boot-from-volume', '--count', String(count)]);
     if (seeded.status !== 0) throw new Error(`seed.py failed: ${seeded.stderr.split('\n').slice(-5).join('\n')}`);
     const made = JSON.parse(seeded.stdout);
-    for (const s of made) console.log(`instance ${s.instance_uuid}  volume ${s.volume_id}  mon ${s.connection_info.data.hosts.join(',')}:${s.connection_info.data.ports.join(',')}`);
+    for (const s of made)
+      console.log(
+        `instance ${s.instance_uuid}  volume ${s.volume_id}  mon ${s.connection_info.data.hosts.join(',')}:${s.connection_info.data.ports.join(',')}`,
+      );
     return made;
   };
   say('three stopped instances on compute2 (libvirt), each booted from an rbd volume (Cinder RBDDriver)');
@@ -107,7 +116,11 @@ try {
   say('three running instances on compute2, booted from rbd volumes: db1, db2 and their twin');
   const runningOnes = seed(3);
   const [db1, db2, twin] = runningOnes;
-  const names = new Map([[db1.instance_uuid, 'db1'], [db2.instance_uuid, 'db2'], [twin.instance_uuid, 'twin']]);
+  const names = new Map([
+    [db1.instance_uuid, 'db1'],
+    [db2.instance_uuid, 'db2'],
+    [twin.instance_uuid, 'twin'],
+  ]);
   const domains = new Map();
   const pidsBefore = new Map();
   for (const s of runningOnes) {
@@ -117,14 +130,18 @@ try {
     started.add(s.instance_uuid);
     domains.set(s.instance_uuid, r.domain);
     pidsBefore.set(s.instance_uuid, r.qemu_pid);
-    console.log(`-> ${r.vm_state}/${r.power_state} in ${r.seconds} s, domain ${r.domain} (QEMU pid ${r.qemu_pid}), its rbd disk names ${r.domain_rbd_hosts.join(', ')}`);
+    console.log(
+      `-> ${r.vm_state}/${r.power_state} in ${r.seconds} s, domain ${r.domain} (QEMU pid ${r.qemu_pid}), its rbd disk names ${r.domain_rbd_hosts.join(', ')}`,
+    );
   }
 
   say(`the Ceph monitor moves: ${OLD} -> ${NEW}`);
   moveMon(NEW);
   for (const s of runningOnes) {
     const pid = qemuPid(domains.get(s.instance_uuid));
-    console.log(`${names.get(s.instance_uuid)}: ${pid === pidsBefore.get(s.instance_uuid) ? `still running in QEMU pid ${pid}` : `QEMU pid ${pidsBefore.get(s.instance_uuid)} -> ${pid}`}`);
+    console.log(
+      `${names.get(s.instance_uuid)}: ${pid === pidsBefore.get(s.instance_uuid) ? `still running in QEMU pid ${pid}` : `QEMU pid ${pidsBefore.get(s.instance_uuid)} -> ${pid}`}`,
+    );
   }
   const instances = [...stoppedOnes, ...runningOnes];
 
@@ -155,7 +172,13 @@ try {
     const t = Date.now();
     const p = spawnSync('ansible-playbook', [...args, '-e', `@${vars}`, '-i', 'localhost,', '-c', 'local'], {
       stdio: 'inherit',
-      env: { ...process.env, ANSIBLE_COLLECTIONS_PATH: collections, ANSIBLE_NOCOLOR: process.stdout.isTTY ? '0' : '1', ANSIBLE_LOCALHOST_WARNING: 'false', ANSIBLE_RETRY_FILES_ENABLED: 'false' },
+      env: {
+        ...process.env,
+        ANSIBLE_COLLECTIONS_PATH: collections,
+        ANSIBLE_NOCOLOR: process.stdout.isTTY ? '0' : '1',
+        ANSIBLE_LOCALHOST_WARNING: 'false',
+        ANSIBLE_RETRY_FILES_ENABLED: 'false',
+      },
     });
     console.log(`(ansible-playbook exit ${p.status}, ${secs(t)})`);
     if (p.status !== 0) throw new Error(`ansible-playbook ${args[0]} failed`);
@@ -169,7 +192,9 @@ try {
   r = power('start', web.instance_uuid);
   if (!r.error) throw new Error('the stale instance started: the scenario is broken');
   const disk = /"server":\[\{"host":"([^"]+)","port":"(\d+)"/.exec(r.error);
-  console.log(`-> after ${secs(t0)}: ${r.vm_state}/${r.power_state}; QEMU could not reach the rbd disk's mon ${disk ? `${disk[1]}:${disk[2]}` : '(see below)'}`);
+  console.log(
+    `-> after ${secs(t0)}: ${r.vm_state}/${r.power_state}; QEMU could not reach the rbd disk's mon ${disk ? `${disk[1]}:${disk[2]}` : '(see below)'}`,
+  );
   console.log(`   ${r.error.slice(0, 240)}...`);
 
   say('3. the twin, a running instance, is hard-rebooted before the refresh (a user, or a host reboot)');
@@ -178,10 +203,15 @@ try {
   r = power('reboot', twin.instance_uuid);
   if (!r.error) throw new Error('the stale twin rebooted: the scenario is broken');
   if (!r.qemu_pid) started.delete(twin.instance_uuid);
-  console.log(`-> after ${secs(t0)}: ${r.vm_state}, ${r.qemu_pid ? `QEMU pid ${r.qemu_pid}` : 'no QEMU any more'}: Nova defined the domain again from the BDM, which names ${OLD}`);
+  console.log(
+    `-> after ${secs(t0)}: ${r.vm_state}, ${r.qemu_pid ? `QEMU pid ${r.qemu_pid}` : 'no QEMU any more'}: Nova defined the domain again from the BDM, which names ${OLD}`,
+  );
   console.log(`   ${r.error.slice(0, 240)}...`);
 
-  playbook('4. refresh the whole fleet, stopped and running, in one run (get_connector on compute2, refresh on the controller; diff mode, running_instances online)', ['osops.nova.refresh', '-D']);
+  playbook(
+    '4. refresh the whole fleet, stopped and running, in one run (get_connector on compute2, refresh on the controller; diff mode, running_instances online)',
+    ['osops.nova.refresh', '-D'],
+  );
   playbook('5. audit again: only the twin, which the failed reboot left in ERROR', ['osops.nova.audit', '-C']);
 
   say('6. the user starts the stopped instance again');
@@ -195,12 +225,16 @@ try {
   for (const s of [db1, db2]) {
     const name = names.get(s.instance_uuid);
     const pid = qemuPid(domains.get(s.instance_uuid));
-    console.log(`${name}: ${pid === pidsBefore.get(s.instance_uuid) ? `still QEMU pid ${pid}, untouched by the refresh` : `QEMU pid ${pidsBefore.get(s.instance_uuid)} -> ${pid}`}`);
+    console.log(
+      `${name}: ${pid === pidsBefore.get(s.instance_uuid) ? `still QEMU pid ${pid}, untouched by the refresh` : `QEMU pid ${pidsBefore.get(s.instance_uuid)} -> ${pid}`}`,
+    );
     if (pid !== pidsBefore.get(s.instance_uuid)) throw new Error(`${name}'s QEMU changed during the refresh`);
     shown(`openstack server reboot --hard ${s.instance_uuid}   # ${name}`);
     r = power('reboot', s.instance_uuid, 90);
     if (r.error) throw new Error(`${name}'s hard reboot failed (was it refreshed online? the refresh's summary above says): ${r.error}`);
-    console.log(`-> ${r.vm_state}/${r.power_state} in ${r.seconds} s, new QEMU pid ${r.qemu_pid}, the domain's rbd disk names ${r.domain_rbd_hosts.join(', ')}`);
+    console.log(
+      `-> ${r.vm_state}/${r.power_state} in ${r.seconds} s, new QEMU pid ${r.qemu_pid}, the domain's rbd disk names ${r.domain_rbd_hosts.join(', ')}`,
+    );
   }
 
   say('8. the twin, left in ERROR by its hard reboot: stop it (Nova allows that from ERROR), refresh, start');

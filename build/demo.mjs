@@ -33,7 +33,9 @@ try {
   const seeded = [];
   for (let i = 0; i < 3; i++) seeded.push(await env.seed({ instance: { display_name: `db-${i}`, hostname: `db-${i}` } }));
   const running = await env.seed({ instance: { display_name: 'web-0', hostname: 'web-0', vm_state: 'active', power_state: 1 } });
-  console.log(`seeded 3 stopped instances and 1 running one (${running.instanceUuid}), each with an rbd volume on the old monitors ${OLD_MONITORS.join(', ')}`);
+  console.log(
+    `seeded 3 stopped instances and 1 running one (${running.instanceUuid}), each with an rbd volume on the old monitors ${OLD_MONITORS.join(', ')}`,
+  );
   console.log(`the Ceph monitors are now ${NEW_MONITORS.join(', ')} (Cinder already hands those out)`);
 
   // The collection, by FQCN, straight from this checkout.
@@ -60,7 +62,13 @@ try {
       // Asynchronous: the stand-ins answer from this process while the playbook runs.
       const child = spawn('ansible-playbook', [...args, '-e', `@${vars}`, '-i', 'localhost,', '-c', 'local'], {
         stdio: 'inherit',
-        env: { ...process.env, ANSIBLE_COLLECTIONS_PATH: collections, ANSIBLE_NOCOLOR: process.stdout.isTTY ? '0' : '1', ANSIBLE_LOCALHOST_WARNING: 'false', ANSIBLE_RETRY_FILES_ENABLED: 'false' },
+        env: {
+          ...process.env,
+          ANSIBLE_COLLECTIONS_PATH: collections,
+          ANSIBLE_NOCOLOR: process.stdout.isTTY ? '0' : '1',
+          ANSIBLE_LOCALHOST_WARNING: 'false',
+          ANSIBLE_RETRY_FILES_ENABLED: 'false',
+        },
       });
       child.on('close', (code) => resolve(code));
     });
@@ -76,8 +84,12 @@ try {
     say('the demo cloud stays up until you press Ctrl-C; in another shell:');
     console.log(`export ANSIBLE_COLLECTIONS_PATH=${collections}`);
     console.log(`ansible-playbook osops.nova.audit -C -i localhost, -c local -e @${vars}`);
-    console.log(`node ${join(root, 'ansible/plugins/modules/bdm.cjs')} --config-file ${env.fx.env.confPath} --config-file ${env.extraConf} bdm audit --expect-json '${JSON.stringify(RefreshEnv.EXPECT_NEW_MONITORS)}'`);
-    console.log(`node ${join(root, 'ansible/plugins/modules/bdm.cjs')} --config-file ${env.fx.env.confPath} bdm show ${seeded[1].bdm.uuid}`);
+    console.log(
+      `node ${join(root, 'ansible/plugins/modules/bdm.cjs')} --config-file ${env.fx.env.confPath} --config-file ${env.extraConf} bdm audit --expect-json '${JSON.stringify(RefreshEnv.EXPECT_NEW_MONITORS)}'`,
+    );
+    console.log(
+      `node ${join(root, 'ansible/plugins/modules/bdm.cjs')} --config-file ${env.fx.env.confPath} bdm show ${seeded[1].bdm.uuid}`,
+    );
     await new Promise((resolve) => process.once('SIGINT', resolve));
   }
 } finally {

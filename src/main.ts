@@ -79,7 +79,9 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     // Only reached by a bug in the entry code itself: still answer in one line, no trace.
-    process.stdout.write(`${JSON.stringify({ changed: false, failed: true, msg: `unexpected error: ${String((err as Error)?.message ?? err).split('\n')[0]}` })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ changed: false, failed: true, msg: `unexpected error: ${String((err as Error)?.message ?? err).split('\n')[0]}` })}\n`,
+    );
     process.exitCode = 1;
   },
 );

@@ -47,7 +47,18 @@ describe('audit: bounded result and metrics_path', () => {
     const metrics = join(dir, 'nova_bdm.prom');
     const report = join(dir, 'report.json');
     const t0 = Date.now();
-    const r = resultOf(await execute({ action: 'audit', config_file: env.fx.env.confPath, hosts: f.hosts, expect: EXPECT, stale_limit: 2, report_path: report, metrics_path: metrics }), 'audit');
+    const r = resultOf(
+      await execute({
+        action: 'audit',
+        config_file: env.fx.env.confPath,
+        hosts: f.hosts,
+        expect: EXPECT,
+        stale_limit: 2,
+        report_path: report,
+        metrics_path: metrics,
+      }),
+      'audit',
+    );
     const t1 = Date.now();
     assert.equal(r.failed, undefined, String(r.msg));
     const totals = r.totals;
@@ -55,7 +66,12 @@ describe('audit: bounded result and metrics_path', () => {
     assert.equal(totals.stale, 5);
     assert.equal(r.stale.length, 2);
     assert.equal(r.stale_truncated, true);
-    assert.match(String(r.msg), new RegExp(`^5 volume BDMs audited in 3 cells: 5 stale \\(the first 2 listed; all in ${report.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\)$`));
+    assert.match(
+      String(r.msg),
+      new RegExp(
+        `^5 volume BDMs audited in 3 cells: 5 stale \\(the first 2 listed; all in ${report.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\)$`,
+      ),
+    );
     assert.deepEqual(totals.by_reason, { expectation_mismatch: 4, legacy_attachment: 1, connection_info_missing: 1 });
     assert.equal(totals.refreshable, 3);
     assert.deepEqual(totals.blocked_by, { vm_state: 1, task_state: 1 });
@@ -63,7 +79,11 @@ describe('audit: bounded result and metrics_path', () => {
     assert.ok(typeof r.seconds === 'number' && r.seconds > 0);
 
     const full = JSON.parse(readFileSync(report, 'utf8'));
-    assert.deepEqual(full.stale.map((s: { bdm_uuid: string }) => s.bdm_uuid).sort(), f.stale.map((s) => s.uuid).sort(), 'the report lists every stale BDM');
+    assert.deepEqual(
+      full.stale.map((s: { bdm_uuid: string }) => s.bdm_uuid).sort(),
+      f.stale.map((s) => s.uuid).sort(),
+      'the report lists every stale BDM',
+    );
     assert.equal(full.stale_truncated, undefined, 'the report is whole');
     assert.equal(full.totals.stale, 5);
 
@@ -77,13 +97,19 @@ describe('audit: bounded result and metrics_path', () => {
     assert.equal(sampleValue(m, 'nova_bdm_audit_stale_bdms', { cell: 'cell1' }), 3);
     assert.equal(sampleValue(m, 'nova_bdm_audit_stale_bdms', { cell: 'cell2' }), 2);
     assert.equal(sampleValue(m, 'nova_bdm_audit_stale_bdms', { cell: 'cell0' }), 0);
-    const byReason = m.get('nova_bdm_audit_stale_bdms_by_reason')!.metrics.map((s) => [s.labels!.cell, s.labels!.host, s.labels!.reason, Number(s.value)]);
-    assert.deepEqual(byReason.sort(), [
-      ['cell1', f.hostA, 'expectation_mismatch', 3],
-      ['cell1', f.hostA, 'legacy_attachment', 1],
-      ['cell2', f.hostB, 'connection_info_missing', 1],
-      ['cell2', f.hostOdd, 'expectation_mismatch', 1],
-    ].sort() as typeof byReason, 'the odd host name comes back exactly: quotes, backslash and newline escaped');
+    const byReason = m
+      .get('nova_bdm_audit_stale_bdms_by_reason')!
+      .metrics.map((s) => [s.labels!.cell, s.labels!.host, s.labels!.reason, Number(s.value)]);
+    assert.deepEqual(
+      byReason.sort(),
+      [
+        ['cell1', f.hostA, 'expectation_mismatch', 3],
+        ['cell1', f.hostA, 'legacy_attachment', 1],
+        ['cell2', f.hostB, 'connection_info_missing', 1],
+        ['cell2', f.hostOdd, 'expectation_mismatch', 1],
+      ].sort() as typeof byReason,
+      'the odd host name comes back exactly: quotes, backslash and newline escaped',
+    );
     assert.equal(sampleValue(m, 'nova_bdm_audit_refreshable_bdms', { cell: 'cell1' }), 2);
     assert.equal(sampleValue(m, 'nova_bdm_audit_refreshable_bdms', { cell: 'cell2' }), 1);
     assert.equal(sampleValue(m, 'nova_bdm_audit_blocked_bdms', { cell: 'cell1', blocked_by: 'vm_state' }), 1);
@@ -100,7 +126,8 @@ describe('audit: bounded result and metrics_path', () => {
 
     // Bounded cardinality: labels are cells, hosts and codes, never a BDM, instance or volume.
     const text = readFileSync(metrics, 'utf8');
-    for (const id of [...f.stale.flatMap((s) => [s.uuid, s.volumeId, ...(s.attachmentId ? [s.attachmentId] : [])]), ...f.instances]) assert.ok(!text.includes(id), `no per-BDM series (${id})`);
+    for (const id of [...f.stale.flatMap((s) => [s.uuid, s.volumeId, ...(s.attachmentId ? [s.attachmentId] : [])]), ...f.instances])
+      assert.ok(!text.includes(id), `no per-BDM series (${id})`);
     const labelNames = new Set([...m.values()].flatMap((fam) => fam.metrics.flatMap((s) => Object.keys(s.labels ?? {}))));
     assert.deepEqual([...labelNames].sort(), ['blocked_by', 'cell', 'host', 'reason']);
     assert.ok(!text.includes('://') && !text.includes(env.fx.env.dbUser), 'no database URL or user');
@@ -108,13 +135,23 @@ describe('audit: bounded result and metrics_path', () => {
 
   test('stale_limit 0: counts only; stale_limit and metrics_path belong to the audit', async () => {
     const f = await seedFleet();
-    const r = resultOf(await execute({ action: 'audit', config_file: env.fx.env.confPath, hosts: f.hosts, expect: EXPECT, stale_limit: 0 }), 'audit');
+    const r = resultOf(
+      await execute({ action: 'audit', config_file: env.fx.env.confPath, hosts: f.hosts, expect: EXPECT, stale_limit: 0 }),
+      'audit',
+    );
     assert.deepEqual(r.stale, []);
     assert.equal(r.stale_truncated, true);
     assert.equal(r.totals.stale, 5);
     const none = resultOf(await execute({ action: 'audit', config_file: env.fx.env.confPath, hosts: [`nbt-met-none-${tag()}`] }), 'audit');
     assert.equal(none.stale_truncated, false);
-    const show = answer(await execute({ action: 'show', config_file: env.fx.env.confPath, bdm_uuid: f.stale[0]!.uuid, metrics_path: join(env.dir, 'x.prom') }));
+    const show = answer(
+      await execute({
+        action: 'show',
+        config_file: env.fx.env.confPath,
+        bdm_uuid: f.stale[0]!.uuid,
+        metrics_path: join(env.dir, 'x.prom'),
+      }),
+    );
     assert.equal(show.failed, true);
     assert.equal(show.msg, 'metrics_path is only used by action audit');
     const limit = answer(await execute({ action: 'show', config_file: env.fx.env.confPath, bdm_uuid: f.stale[0]!.uuid, stale_limit: 5 }));
@@ -127,7 +164,16 @@ describe('audit: bounded result and metrics_path', () => {
     const f = await seedFleet();
     const metrics = join(env.dir, `lost-${tag()}.prom`);
     const broken = `mysql+pymysql://${env.fx.env.dbUser}:Wr0ngPw@127.0.0.1:3306/${env.fx.env.databases.cell1}?charset=utf8`;
-    const r = answer(await execute({ action: 'audit', config_file: env.fx.env.confPath, hosts: f.hosts, expect: EXPECT, database_connection: broken, metrics_path: metrics }));
+    const r = answer(
+      await execute({
+        action: 'audit',
+        config_file: env.fx.env.confPath,
+        hosts: f.hosts,
+        expect: EXPECT,
+        database_connection: broken,
+        metrics_path: metrics,
+      }),
+    );
     assert.equal(r.failed, true);
     const m = parseMetricsFile(metrics);
     assert.equal(sampleValue(m, 'nova_bdm_audit_cell_success', { cell: 'cell1' }), 0);
@@ -146,7 +192,10 @@ describe('audit: bounded result and metrics_path', () => {
     const args = { action: 'audit', config_file: env.fx.env.confPath, hosts: [`nbt-met-none-${tag()}`], metrics_path: link };
     const refused = answer(await execute(args));
     assert.equal(refused.failed, true);
-    assert.equal(refused.msg, `metrics_path: refusing to write ${link}: it is a symbolic link (nova-bdm only replaces a regular file there; remove it or choose another path)`);
+    assert.equal(
+      refused.msg,
+      `metrics_path: refusing to write ${link}: it is a symbolic link (nova-bdm only replaces a regular file there; remove it or choose another path)`,
+    );
     assert.equal(readFileSync(victim, 'utf8'), 'precious\n');
     assert.deepEqual(readdirSync(dir).sort(), ['audit.prom', 'victim']);
 
@@ -172,11 +221,17 @@ describe('audit: bounded result and metrics_path', () => {
     const yaml = /```yaml\n([\s\S]*?)```/.exec(section)?.[1];
     assert.ok(yaml, 'a yaml block');
     const { execFileSync } = require('node:child_process') as typeof import('node:child_process');
-    const rules = JSON.parse(execFileSync('/usr/bin/python3', ['-c', 'import yaml, json, sys; print(json.dumps(yaml.safe_load(sys.stdin.read())))'], { input: yaml, encoding: 'utf8' }));
+    const rules = JSON.parse(
+      execFileSync('/usr/bin/python3', ['-c', 'import yaml, json, sys; print(json.dumps(yaml.safe_load(sys.stdin.read())))'], {
+        input: yaml,
+        encoding: 'utf8',
+      }),
+    );
     const exprs: string[] = rules.groups.flatMap((g: any) => g.rules.map((r: any) => r.expr));
     assert.ok(rules.groups[0].rules.some((r: any) => r.alert === 'NovaStaleBlockDeviceMappings'));
     const documented = [...section.matchAll(/^\| `(nova_bdm_audit_\w+)` \|/gm)].map((x) => x[1]);
-    for (const expr of exprs) for (const name of expr.match(/nova_bdm_\w+/g) ?? []) assert.ok(documented.includes(name), `${name} is a documented series`);
+    for (const expr of exprs)
+      for (const name of expr.match(/nova_bdm_\w+/g) ?? []) assert.ok(documented.includes(name), `${name} is a documented series`);
     assert.equal(documented.length, 9);
   });
 });

@@ -18,14 +18,25 @@ after(() => env.stop());
 const EXPECT = RefreshEnv.EXPECT_NEW_MONITORS;
 const withNewMonitors = (volumeId: string) => ({
   driver_volume_type: 'rbd',
-  data: { name: `volumes/volume-${volumeId}`, hosts: [...NEW_MONITORS].reverse(), ports: ['6789', '6789', '6789'], keyring: 'k', auth_username: 'cinder' },
+  data: {
+    name: `volumes/volume-${volumeId}`,
+    hosts: [...NEW_MONITORS].reverse(),
+    ports: ['6789', '6789', '6789'],
+    keyring: 'k',
+    auth_username: 'cinder',
+  },
   serial: volumeId,
 });
 
 describe('refresh decides by staleness', () => {
   test('a clean BDM is left alone: changed false, nothing written anywhere', async () => {
     const s = await env.seed();
-    await env.fx.cell('cell1').updateTable('block_device_mapping').set({ connection_info: JSON.stringify(withNewMonitors(s.volumeId)) }).where('id', '=', s.bdm.id).execute();
+    await env.fx
+      .cell('cell1')
+      .updateTable('block_device_mapping')
+      .set({ connection_info: JSON.stringify(withNewMonitors(s.volumeId)) })
+      .where('id', '=', s.bdm.id)
+      .execute();
     const cinderAtt = env.cloud.attachments.get(s.oldAttachmentId)!;
     cinderAtt.connection_info = { ...withNewMonitors(s.volumeId).data, driver_volume_type: 'rbd' };
     const before = await env.dumpRows(s.instanceUuid);
@@ -47,7 +58,11 @@ describe('refresh decides by staleness', () => {
     const r = await env.refresh({ bdm_uuid: s.bdm.uuid, _ansible_check_mode: true });
     assert.equal(r.changed, true);
     assert.deepEqual(r.stale_reasons, [
-      { code: 'expectation_mismatch', detail: 'data.hosts/ports are 192.0.2.11:6789, 192.0.2.12:6789, 192.0.2.13:6789, expected 198.51.100.21:6789, 198.51.100.22:6789, 198.51.100.23:6789' },
+      {
+        code: 'expectation_mismatch',
+        detail:
+          'data.hosts/ports are 192.0.2.11:6789, 192.0.2.12:6789, 192.0.2.13:6789, expected 198.51.100.21:6789, 198.51.100.22:6789, 198.51.100.23:6789',
+      },
     ]);
   });
 
@@ -60,7 +75,11 @@ describe('refresh decides by staleness', () => {
     assert.equal(r.changed, true);
     assert.match(String(r.msg), /^would refresh the connection_info of BDM \S+ \(expectation_mismatch\)$/);
     assert.deepEqual(await env.dumpRows(s.instanceUuid), before, 'no DB row');
-    assert.deepEqual(env.cloud.log.slice(log).filter((m) => m.method !== 'GET' && !m.path.startsWith('/identity')), [], 'no Cinder mutation');
+    assert.deepEqual(
+      env.cloud.log.slice(log).filter((m) => m.method !== 'GET' && !m.path.startsWith('/identity')),
+      [],
+      'no Cinder mutation',
+    );
     assert.equal(env.compute.calls.length, calls, 'no RPC');
     const diff = r.diff;
     assert.ok(diff, 'a diff (-D)');
@@ -77,30 +96,50 @@ describe('refresh decides by staleness', () => {
     let s = await env.seed();
     env.cloud.attachments.delete(s.oldAttachmentId);
     let r = await env.refresh({ bdm_uuid: s.bdm.uuid, expect: undefined, _ansible_check_mode: true });
-    assert.deepEqual((r.stale_reasons ?? []).map((x) => x.code), ['attachment_missing']);
+    assert.deepEqual(
+      (r.stale_reasons ?? []).map((x) => x.code),
+      ['attachment_missing'],
+    );
     s = await env.seed();
     env.cloud.attachments.get(s.oldAttachmentId)!.status = 'attaching';
     env.cloud.attachments.get(s.oldAttachmentId)!.attached_host = 'compute-elsewhere';
     r = await env.refresh({ bdm_uuid: s.bdm.uuid, expect: undefined, _ansible_check_mode: true });
-    assert.deepEqual((r.stale_reasons ?? []).map((x) => x.code), ['attachment_not_attached']);
+    assert.deepEqual(
+      (r.stale_reasons ?? []).map((x) => x.code),
+      ['attachment_not_attached'],
+    );
     env.cloud.attachments.get(s.oldAttachmentId)!.status = 'attached';
     r = await env.refresh({ bdm_uuid: s.bdm.uuid, expect: undefined, _ansible_check_mode: true });
-    assert.deepEqual(r.stale_reasons, [{ code: 'attachment_host_mismatch', detail: `Cinder recorded host compute-elsewhere for the attachment, but the instance is on ${env.host}` }]);
+    assert.deepEqual(r.stale_reasons, [
+      {
+        code: 'attachment_host_mismatch',
+        detail: `Cinder recorded host compute-elsewhere for the attachment, but the instance is on ${env.host}`,
+      },
+    ]);
     s = await env.seed();
     (env.cloud.attachments.get(s.oldAttachmentId)!.connection_info as any).hosts = NEW_MONITORS;
     r = await env.refresh({ bdm_uuid: s.bdm.uuid, expect: undefined, _ansible_check_mode: true, _ansible_diff: true });
-    assert.deepEqual((r.stale_reasons ?? []).map((x) => x.code), ['connection_info_differs']);
+    assert.deepEqual(
+      (r.stale_reasons ?? []).map((x) => x.code),
+      ['connection_info_differs'],
+    );
     assert.match(String(r.stale_reasons?.[0]?.detail), /at data\.hosts$/);
     assert.ok(r.diff?.after.includes(NEW_MONITORS[1]!), "predicted after = Cinder's view");
   });
 
   test('a refresh after which Cinder still hands out the old monitors fails with an explanation', async () => {
     const s = await env.seed();
-    env.cloud.backends.set(s.volumeId, { driver_volume_type: 'rbd', data: { hosts: ['192.0.2.11'], ports: ['6789'], keyring: 'AQBoldkeyringsecret==' } });
+    env.cloud.backends.set(s.volumeId, {
+      driver_volume_type: 'rbd',
+      data: { hosts: ['192.0.2.11'], ports: ['6789'], keyring: 'AQBoldkeyringsecret==' },
+    });
     const r = await env.refresh({ bdm_uuid: s.bdm.uuid });
     assert.equal(r.changed, true);
     assert.equal(r.failed, true);
-    assert.match(String(r.msg), /but Cinder still hands out connection_info that does not match expect .* most likely cinder-volume's own configuration was not updated/);
+    assert.match(
+      String(r.msg),
+      /but Cinder still hands out connection_info that does not match expect .* most likely cinder-volume's own configuration was not updated/,
+    );
     assert.ok(!String(r.msg).includes('AQBoldkeyringsecret'));
   });
 });
@@ -112,16 +151,36 @@ describe('audit', () => {
     const fx = env.fx;
     const i1 = await fx.seedInstance('cell1', { host: hostA });
     const clean = await fx.seedBdm('cell1', i1, { connection_info_object: withNewMonitors('v') });
-    const legacy = await fx.seedBdm('cell1', i1, { attachment_id: null, connection_info_object: withNewMonitors('v'), device_name: '/dev/vdc' });
+    const legacy = await fx.seedBdm('cell1', i1, {
+      attachment_id: null,
+      connection_info_object: withNewMonitors('v'),
+      device_name: '/dev/vdc',
+    });
     const i2 = await fx.seedInstance('cell2', { host: hostB, vm_state: 'active' });
     const oldMons = await fx.seedBdm('cell2', i2);
     const missing = await fx.seedBdm('cell2', i2, { connection_info: null, device_name: '/dev/vdc' });
-    const iscsi = await fx.seedBdm('cell2', i2, { connection_info_object: { driver_volume_type: 'iscsi', data: {} }, device_name: '/dev/vdd' });
+    const iscsi = await fx.seedBdm('cell2', i2, {
+      connection_info_object: { driver_volume_type: 'iscsi', data: {} },
+      device_name: '/dev/vdd',
+    });
     const report = join(env.dir, 'audit.json');
-    const countsBefore = await fx.cell('cell1').selectFrom('instance_actions').select((eb) => eb.fn.countAll().as('n')).where('instance_uuid', '=', i1).executeTakeFirst(); // other test files write actions meanwhile
-    const r = resultOf(await execute({
-      action: 'audit', config_file: env.fx.env.confPath, hosts: [hostA, hostB], expect: EXPECT, report_path: report, driver_volume_type: 'rbd',
-    }), 'audit');
+    const countsBefore = await fx
+      .cell('cell1')
+      .selectFrom('instance_actions')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .where('instance_uuid', '=', i1)
+      .executeTakeFirst(); // other test files write actions meanwhile
+    const r = resultOf(
+      await execute({
+        action: 'audit',
+        config_file: env.fx.env.confPath,
+        hosts: [hostA, hostB],
+        expect: EXPECT,
+        report_path: report,
+        driver_volume_type: 'rbd',
+      }),
+      'audit',
+    );
     assert.equal(r.failed, undefined, String(r.msg));
     assert.equal(r.changed, false);
     const totals = r.totals;
@@ -139,23 +198,50 @@ describe('audit', () => {
     assert.equal(byUuid[iscsi.uuid], undefined);
     assert.equal(byUuid[missing.uuid], undefined, 'NULL connection_info has no driver_volume_type: not rbd');
     assert.deepEqual(totals.by_reason, { legacy_attachment: 1, expectation_mismatch: 1 });
-    assert.deepEqual(totals.cells.map((c) => [c.name, c.scanned]), [['cell0', 0], ['cell1', 2], ['cell2', 1]]);
+    assert.deepEqual(
+      totals.cells.map((c) => [c.name, c.scanned]),
+      [
+        ['cell0', 0],
+        ['cell1', 2],
+        ['cell2', 1],
+      ],
+    );
     assert.equal((statSync(report).mode & 0o777).toString(8), '600');
     assert.deepEqual(JSON.parse(readFileSync(report, 'utf8')).stale.length, 2);
-    const countsAfter = await fx.cell('cell1').selectFrom('instance_actions').select((eb) => eb.fn.countAll().as('n')).where('instance_uuid', '=', i1).executeTakeFirst(); // other test files write actions meanwhile
+    const countsAfter = await fx
+      .cell('cell1')
+      .selectFrom('instance_actions')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .where('instance_uuid', '=', i1)
+      .executeTakeFirst(); // other test files write actions meanwhile
     assert.deepEqual(countsAfter, countsBefore);
 
     // without the type filter, the missing connection_info is found too
     const all = resultOf(await execute({ action: 'audit', config_file: env.fx.env.confPath, hosts: [hostB] }), 'audit');
-    assert.deepEqual(all.stale.map((x) => [x.bdm_uuid, x.reasons]), [[missing.uuid, ['connection_info_missing']]]);
+    assert.deepEqual(
+      all.stale.map((x) => [x.bdm_uuid, x.reasons]),
+      [[missing.uuid, ['connection_info_missing']]],
+    );
   });
 
   test('check_cinder adds the Cinder rules', async () => {
     const s = await env.seed();
     env.cloud.attachments.get(s.oldAttachmentId)!.status = 'reserved';
-    const r = resultOf(await execute({ action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], instance_uuids: [s.instanceUuid], check_cinder: true, cinder_concurrency: 2 }), 'audit');
+    const r = resultOf(
+      await execute({
+        action: 'audit',
+        config_file: [env.fx.env.confPath, env.extraConf],
+        instance_uuids: [s.instanceUuid],
+        check_cinder: true,
+        cinder_concurrency: 2,
+      }),
+      'audit',
+    );
     assert.equal(r.failed, undefined, String(r.msg));
-    assert.deepEqual(r.stale.map((x) => x.reasons), [['attachment_not_attached']]);
+    assert.deepEqual(
+      r.stale.map((x) => x.reasons),
+      [['attachment_not_attached']],
+    );
   });
 
   test('check_cinder asks for attachments missing from the listing one by one, at most cinder_concurrency at once (12 BDMs; 2, then 5)', async () => {
@@ -167,7 +253,16 @@ describe('audit', () => {
     for (const concurrency of [2, 5]) {
       const gets = env.cloud.meter('GET', single);
       env.cloud.answerLate('GET', single, 150, seeded.length); // slow answers: the requests overlap unless bounded
-      const r = resultOf(await execute({ action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], instance_uuids: seeded.map((s) => s.instanceUuid), check_cinder: true, cinder_concurrency: concurrency }), 'audit');
+      const r = resultOf(
+        await execute({
+          action: 'audit',
+          config_file: [env.fx.env.confPath, env.extraConf],
+          instance_uuids: seeded.map((s) => s.instanceUuid),
+          check_cinder: true,
+          cinder_concurrency: concurrency,
+        }),
+        'audit',
+      );
       env.cloud.clearFaults();
       assert.equal(r.failed, undefined, String(r.msg));
       assert.equal(r.stale.length, seeded.length, JSON.stringify(r.stale));
@@ -181,9 +276,17 @@ describe('audit', () => {
     const i = await env.fx.seedInstance('cell2', { host });
     await env.fx.seedBdm('cell2', i, { attachment_id: null });
     const broken = `mysql+pymysql://${env.fx.env.dbUser}:Wr0ngPw@127.0.0.1:3306/${env.fx.env.databases.cell1}?charset=utf8`;
-    const r = resultOf(await execute({ action: 'audit', config_file: env.fx.env.confPath, hosts: [host], database_connection: broken }), 'audit');
+    const r = resultOf(
+      await execute({ action: 'audit', config_file: env.fx.env.confPath, hosts: [host], database_connection: broken }),
+      'audit',
+    );
     assert.equal(r.failed, true);
-    assert.match(String(r.msg), new RegExp(`^audit incomplete: cell1: cannot connect to the cell1 database ${env.fx.env.databases.cell1} at 127\\.0\\.0\\.1:3306: Access denied for user '[^']+'@'127\\.0\\.0\\.1' \\(using password: YES\\) \\(the other cells were audited\\)$`));
+    assert.match(
+      String(r.msg),
+      new RegExp(
+        `^audit incomplete: cell1: cannot connect to the cell1 database ${env.fx.env.databases.cell1} at 127\\.0\\.0\\.1:3306: Access denied for user '[^']+'@'127\\.0\\.0\\.1' \\(using password: YES\\) \\(the other cells were audited\\)$`,
+      ),
+    );
     assert.ok(!String(r.msg).includes('Wr0ngPw'));
     assert.equal(r.stale.length, 1);
     assert.equal(r.totals.cells.find((c) => c.name === 'cell2')?.scanned, 1);

@@ -33,19 +33,31 @@ describe('the bundle file', () => {
 
   test('starts with #!/usr/bin/node, carries WANT_JSON near the top, and is executable', () => {
     assert.equal(text.split('\n')[0], '#!/usr/bin/node');
-    assert.ok(text.split('\n').slice(0, 5).some((l) => l.includes('WANT_JSON')));
+    assert.ok(
+      text
+        .split('\n')
+        .slice(0, 5)
+        .some((l) => l.includes('WANT_JSON')),
+    );
     assert.ok((statSync(BUNDLE).mode & 0o111) !== 0);
   });
 
   test("holds none of Ansible's other module-style markers and no binary bytes in the first KiB", () => {
     for (const marker of [
-      '#<<INCLUDE_ANSIBLE_MODULE_COMMON>>', '<<INCLUDE_ANSIBLE_MODULE_JSON_ARGS>>', '# POWERSHELL_COMMON', '<<ANSIBLE_VERSION>>',
-      '<<INCLUDE_ANSIBLE_MODULE_COMPLEX_ARGS>>', '<<SELINUX_SPECIAL_FILESYSTEMS>>',
+      '#<<INCLUDE_ANSIBLE_MODULE_COMMON>>',
+      '<<INCLUDE_ANSIBLE_MODULE_JSON_ARGS>>',
+      '# POWERSHELL_COMMON',
+      '<<ANSIBLE_VERSION>>',
+      '<<INCLUDE_ANSIBLE_MODULE_COMPLEX_ARGS>>',
+      '<<SELINUX_SPECIAL_FILESYSTEMS>>',
     ]) {
       assert.ok(!text.includes(marker), marker);
     }
     assert.doesNotMatch(text, /#Requires -(Module|Version)|#AnsibleRequires/i);
-    assert.doesNotMatch(text, /from +ansible\.module_utils.* +import |import +ansible\.module_utils\.|from +ansible_collections\.[^.]+\.[^.]+\.plugins\.module_utils.* +import /);
+    assert.doesNotMatch(
+      text,
+      /from +ansible\.module_utils.* +import |import +ansible\.module_utils\.|from +ansible_collections\.[^.]+\.[^.]+\.plugins\.module_utils.* +import /,
+    );
     const allowed = new Set([7, 8, 9, 10, 12, 13, 27]);
     for (const b of bytes.subarray(0, 1024)) assert.ok(allowed.has(b) || (b >= 0x20 && b !== 0x7f), `byte ${b}`);
   });
@@ -54,7 +66,11 @@ describe('the bundle file', () => {
     assert.doesNotMatch(text, /require\(["'](ajv|kysely|mysql2)["']\)/);
     const copy = join(tmp, 'bdm.cjs');
     writeFileSync(copy, bytes, { mode: 0o755 });
-    const r = spawnSync(process.execPath, [copy, '-'], { input: JSON.stringify({ bdm_uuid: bdm.uuid, config_file: conf }), encoding: 'utf8', cwd: tmp });
+    const r = spawnSync(process.execPath, [copy, '-'], {
+      input: JSON.stringify({ bdm_uuid: bdm.uuid, config_file: conf }),
+      encoding: 'utf8',
+      cwd: tmp,
+    });
     assert.equal(JSON.parse(r.stdout).bdm.uuid, bdm.uuid);
   });
 });
@@ -62,7 +78,18 @@ describe('the bundle file', () => {
 describe('Ansible calling convention and stdin', () => {
   test('args file in, exactly one JSON object out; _ansible_* keys accepted', () => {
     const argsFile = join(tmp, 'args');
-    writeFileSync(argsFile, JSON.stringify({ bdm_uuid: bdm.uuid, config_file: conf, _ansible_check_mode: false, _ansible_diff: false, _ansible_verbosity: 0, _ansible_module_name: 'osops.nova.bdm', _ansible_keep_remote_files: false }));
+    writeFileSync(
+      argsFile,
+      JSON.stringify({
+        bdm_uuid: bdm.uuid,
+        config_file: conf,
+        _ansible_check_mode: false,
+        _ansible_diff: false,
+        _ansible_verbosity: 0,
+        _ansible_module_name: 'osops.nova.bdm',
+        _ansible_keep_remote_files: false,
+      }),
+    );
     const r = run([argsFile]);
     assert.equal(r.status, 0, r.stderr);
     const out = JSON.parse(r.stdout);
@@ -77,9 +104,17 @@ describe('Ansible calling convention and stdin', () => {
     const ok = run(['-'], JSON.stringify({ instance_uuid: instance, volume_id: bdm.volumeId, config_file: conf }));
     assert.equal(JSON.parse(ok.stdout).bdm.uuid, bdm.uuid);
     const bad = run(['-'], JSON.stringify({ instance_uuid: instance, volume_id: 'nope', config_file: conf }));
-    assert.deepEqual(JSON.parse(bad.stdout), { changed: false, failed: true, msg: 'volume_id is not a valid UUID (expected the form 8-4-4-4-12 hex digits)' });
+    assert.deepEqual(JSON.parse(bad.stdout), {
+      changed: false,
+      failed: true,
+      msg: 'volume_id is not a valid UUID (expected the form 8-4-4-4-12 hex digits)',
+    });
     const garbage = run(['-'], '{not json');
-    assert.deepEqual(JSON.parse(garbage.stdout), { changed: false, failed: true, msg: 'module arguments in standard input is not valid JSON' });
+    assert.deepEqual(JSON.parse(garbage.stdout), {
+      changed: false,
+      failed: true,
+      msg: 'module arguments in standard input is not valid JSON',
+    });
     assert.doesNotMatch(bad.stdout + bad.stderr + garbage.stdout + garbage.stderr, /\n\s+at /);
   });
 });
@@ -102,7 +137,17 @@ describe('human CLI', () => {
     const ci = run(['volume_attachment', 'show', instance, bdm.volumeId, '--json', '--connection_info', `--config-file=${conf}`]);
     assert.deepEqual(Object.keys(JSON.parse(ci.stdout)).sort(), ['data', 'driver_volume_type', 'serial']);
     assert.equal(JSON.parse(ci.stdout).data.discovery_auth_password, '********');
-    const revealed = run(['volume_attachment', 'show', instance, bdm.volumeId, '--json', '--connection_info', '--reveal-secrets', '--config-file', conf]);
+    const revealed = run([
+      'volume_attachment',
+      'show',
+      instance,
+      bdm.volumeId,
+      '--json',
+      '--connection_info',
+      '--reveal-secrets',
+      '--config-file',
+      conf,
+    ]);
     assert.equal(JSON.parse(revealed.stdout).data.auth_password, 'chapsecret-pw');
   });
 

@@ -23,7 +23,14 @@ const cli = (...args: string[]) => run(['--config-file', env.fx.env.confPath, '-
 
 describe('wrong usage: 64, nothing run', () => {
   test('no command, unknown command, missing or extra positionals, a flag without its value', async () => {
-    for (const args of [[], ['bdm', 'frobnicate'], ['bdm', 'refresh'], ['bdm', 'audit', 'extra'], ['volume_attachment', 'refresh', randomUUID()], ['bdm', 'refresh', randomUUID(), '--connector-path']]) {
+    for (const args of [
+      [],
+      ['bdm', 'frobnicate'],
+      ['bdm', 'refresh'],
+      ['bdm', 'audit', 'extra'],
+      ['volume_attachment', 'refresh', randomUUID()],
+      ['bdm', 'refresh', randomUUID(), '--connector-path'],
+    ]) {
       const r = await cli(...args);
       assert.equal(r.status, 64, `${args.join(' ')}: ${r.stderr}`);
       assert.match(r.stderr, /^nova-bdm: .+\n\nusage: nova-bdm/, args.join(' '));
@@ -35,12 +42,30 @@ describe('wrong usage: 64, nothing run', () => {
 describe('bdm refresh', () => {
   test('0 refreshed; 0 not stale (and nothing changed); 2 connector path missing; 3 connector unreadable; 5 instance not stopped; 6 no such BDM', async () => {
     const s = await env.seed();
-    let r = await cli('bdm', 'refresh', s.bdm.uuid, '--connector-path', connectorPath, '--expect-json', JSON.stringify(RefreshEnv.EXPECT_NEW_MONITORS), '--json');
+    let r = await cli(
+      'bdm',
+      'refresh',
+      s.bdm.uuid,
+      '--connector-path',
+      connectorPath,
+      '--expect-json',
+      JSON.stringify(RefreshEnv.EXPECT_NEW_MONITORS),
+      '--json',
+    );
     assert.equal(r.status, 0, r.stderr);
     const refreshed = JSON.parse(r.stdout);
     assert.equal(refreshed.changed, true);
     const mutations = env.cloud.mutations().length;
-    r = await cli('bdm', 'refresh', s.bdm.uuid, '--connector-path', connectorPath, '--expect-json', JSON.stringify(RefreshEnv.EXPECT_NEW_MONITORS), '--json');
+    r = await cli(
+      'bdm',
+      'refresh',
+      s.bdm.uuid,
+      '--connector-path',
+      connectorPath,
+      '--expect-json',
+      JSON.stringify(RefreshEnv.EXPECT_NEW_MONITORS),
+      '--json',
+    );
     assert.equal(r.status, 0, r.stderr);
     assert.equal(JSON.parse(r.stdout).changed, false);
     assert.equal(env.cloud.mutations().length, mutations, 'a second run changes nothing');
@@ -52,7 +77,12 @@ describe('bdm refresh', () => {
     r = await cli('bdm', 'refresh', t.bdm.uuid, '--connector-path', join(env.dir, 'bad.json'));
     assert.equal(r.status, 3);
     // nova-manage since 77851bb365: the parser's error after the question (here on one line, with line and column).
-    assert.match(r.stderr, new RegExp(`Failed to open ${join(env.dir, 'bad.json')}\\. Does it contain valid connector_info data\\? Error: Expected property name or '\\}' in JSON at line 1 column 2`));
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `Failed to open ${join(env.dir, 'bad.json')}\\. Does it contain valid connector_info data\\? Error: Expected property name or '\\}' in JSON at line 1 column 2`,
+      ),
+    );
     writeFileSync(join(env.dir, 'multi.json'), '{\n  "host": "h",\n  "ip": 1,\n}\n');
     r = await cli('bdm', 'refresh', t.bdm.uuid, '--connector-path', join(env.dir, 'multi.json'));
     assert.equal(r.status, 3);
@@ -87,7 +117,15 @@ describe('bdm refresh', () => {
     }
     const t = await env.seed();
     env.cloud.backends.set(t.volumeId, { driver_volume_type: 'rbd', data: { hosts: ['192.0.2.11'], ports: ['6789'] } });
-    const r = await cli('bdm', 'refresh', t.bdm.uuid, '--connector-path', connectorPath, '--expect-json', JSON.stringify(RefreshEnv.EXPECT_NEW_MONITORS));
+    const r = await cli(
+      'bdm',
+      'refresh',
+      t.bdm.uuid,
+      '--connector-path',
+      connectorPath,
+      '--expect-json',
+      JSON.stringify(RefreshEnv.EXPECT_NEW_MONITORS),
+    );
     assert.equal(r.status, 1);
     assert.match(r.stderr, /does not match expect/);
   });
@@ -98,7 +136,12 @@ describe('bdm audit', () => {
     const clean = `nbs-clean-${randomUUID().slice(0, 6)}`;
     const stale = `nbs-stale-${randomUUID().slice(0, 6)}`;
     const i1 = await env.fx.seedInstance('cell1', { host: clean });
-    await env.fx.seedBdm('cell1', i1, { connection_info_object: { driver_volume_type: 'rbd', data: { hosts: ['198.51.100.21', '198.51.100.22', '198.51.100.23'], ports: ['6789', '6789', '6789'] } } });
+    await env.fx.seedBdm('cell1', i1, {
+      connection_info_object: {
+        driver_volume_type: 'rbd',
+        data: { hosts: ['198.51.100.21', '198.51.100.22', '198.51.100.23'], ports: ['6789', '6789', '6789'] },
+      },
+    });
     const i2 = await env.fx.seedInstance('cell1', { host: stale });
     await env.fx.seedBdm('cell1', i2);
     const expect = JSON.stringify(RefreshEnv.EXPECT_NEW_MONITORS);
@@ -114,7 +157,10 @@ describe('bdm audit', () => {
     assert.match(r.stdout, /^2 volume BDMs scanned, 1 stale$/m);
     assert.match(r.stdout, /^\.\.\. and 1 more stale BDMs not listed \(stale_limit 0\)$/m);
     const broken = join(env.dir, 'broken-db.conf');
-    writeFileSync(broken, `[database]\nconnection = mysql+pymysql://${env.fx.env.dbUser}:Wr0ngPw@127.0.0.1:3306/${env.fx.env.databases.cell1}?charset=utf8\n`);
+    writeFileSync(
+      broken,
+      `[database]\nconnection = mysql+pymysql://${env.fx.env.dbUser}:Wr0ngPw@127.0.0.1:3306/${env.fx.env.databases.cell1}?charset=utf8\n`,
+    );
     r = await cli('--config-file', broken, 'bdm', 'audit', '--host', stale, '--expect-json', expect);
     assert.equal(r.status, 1, r.stderr);
     assert.match(r.stderr, /^audit incomplete: cell1: /);

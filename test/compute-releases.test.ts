@@ -58,8 +58,15 @@ async function refreshesAs(pin: string, expected: Expected) {
   if (expected.version === '6.3') assert.equal(inner.args.delete_attachment, false);
   else assert.ok(!('delete_attachment' in inner.args));
   const deletes = env.cloud.log.filter((m) => m.method === 'DELETE' && m.path.endsWith(s.oldAttachmentId));
-  assert.deepEqual(deletes.map((m) => m.status), [200], 'the old attachment deleted by the refresh, once');
-  assert.deepEqual(env.cloud.attachmentsOf(s.volumeId).map((a) => [a.id, a.status]), [[r.new_attachment_id, 'attached']]);
+  assert.deepEqual(
+    deletes.map((m) => m.status),
+    [200],
+    'the old attachment deleted by the refresh, once',
+  );
+  assert.deepEqual(
+    env.cloud.attachmentsOf(s.volumeId).map((a) => [a.id, a.status]),
+    [[r.new_attachment_id, 'attached']],
+  );
   const steps = (r.steps ?? []).map((x) => x.step);
   assert.ok(steps.indexOf('repoint_bdm') < steps.indexOf('cinder_delete_old'), 'the BDM names the new attachment before the old one goes');
   return r;
@@ -144,8 +151,14 @@ describe('the compute RPC cap: 6.0, 6.3, 6.4, 6.5', () => {
     const r = await env.refresh({ bdm_uuid: s.bdm.uuid, config_file: pinned('6.3') });
     assert.deepEqual(await watch.stop(), []);
     assert.equal(r.failed, true);
-    assert.match(String(r.msg), /failed at rpc_remove_volume_connection: UnsupportedVersion: Endpoint does not support RPC version 6\.3\. Attempted method: remove_volume_connection; the BDM and its attachment are unchanged$/);
-    assert.deepEqual(env.cloud.attachmentsOf(s.volumeId).map((a) => a.id), [s.oldAttachmentId]);
+    assert.match(
+      String(r.msg),
+      /failed at rpc_remove_volume_connection: UnsupportedVersion: Endpoint does not support RPC version 6\.3\. Attempted method: remove_volume_connection; the BDM and its attachment are unchanged$/,
+    );
+    assert.deepEqual(
+      env.cloud.attachmentsOf(s.volumeId).map((a) => a.id),
+      [s.oldAttachmentId],
+    );
     const rows = await env.dumpRows(s.instanceUuid);
     assert.equal(rows.bdms[0]!.attachment_id, s.oldAttachmentId);
     assert.equal(rows.instance!.locked, 0);
@@ -158,12 +171,56 @@ describe('the compute RPC cap: 6.0, 6.3, 6.4, 6.5', () => {
 test('the version and topic of remove_volume_connection, as nova picks them: by pin, by the oldest compute (auto), unset', () => {
   const route = (cap: string | null) => `${removeVolumeConnectionVersion(cap)} ${computeTopic(cap)}`;
   assert.deepEqual(
-    [null, 'queens', 'zed', 'antelope', 'bobcat', 'caracal', 'dalmatian', 'epoxy', 'flamingo', 'gazpacho', '6.2', '6.3', '6.4', '6.5', '6.9'].map((p) => route(p === null ? null : capFromPin(p))),
-    ['6.0 compute', '5.0 compute', '6.0 compute', '6.0 compute', '6.0 compute', '6.3 compute', '6.3 compute', '6.3 compute', '6.3 compute', '6.3 compute-alt', '6.0 compute', '6.3 compute', '6.3 compute', '6.3 compute-alt', '6.3 compute-alt'],
+    [
+      null,
+      'queens',
+      'zed',
+      'antelope',
+      'bobcat',
+      'caracal',
+      'dalmatian',
+      'epoxy',
+      'flamingo',
+      'gazpacho',
+      '6.2',
+      '6.3',
+      '6.4',
+      '6.5',
+      '6.9',
+    ].map((p) => route(p === null ? null : capFromPin(p))),
+    [
+      '6.0 compute',
+      '5.0 compute',
+      '6.0 compute',
+      '6.0 compute',
+      '6.0 compute',
+      '6.3 compute',
+      '6.3 compute',
+      '6.3 compute',
+      '6.3 compute',
+      '6.3 compute-alt',
+      '6.0 compute',
+      '6.3 compute',
+      '6.3 compute',
+      '6.3 compute-alt',
+      '6.3 compute-alt',
+    ],
   );
   assert.deepEqual(
     [0, 53, 56, 64, 66, 67, 68, 70, 71, 72, 73].map((v) => route(capFromMinimumServiceVersion(v))),
-    ['6.0 compute', '5.0 compute', '6.0 compute', '6.0 compute', '6.0 compute', '6.3 compute', '6.3 compute', '6.3 compute', '6.3 compute-alt', '6.3 compute-alt', '6.3 compute-alt'],
+    [
+      '6.0 compute',
+      '5.0 compute',
+      '6.0 compute',
+      '6.0 compute',
+      '6.0 compute',
+      '6.3 compute',
+      '6.3 compute',
+      '6.3 compute',
+      '6.3 compute-alt',
+      '6.3 compute-alt',
+      '6.3 compute-alt',
+    ],
   );
   assert.throws(() => capFromMinimumServiceVersion(74), /service version 74, newer than this tool knows \(73\)/);
   assert.throws(() => removeVolumeConnectionVersion('7.0'), /newer than this tool knows \(6\.x\)/);

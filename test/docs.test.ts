@@ -13,7 +13,12 @@ import { runBundle } from './support/run-bundle';
 // bundle does: one run per documented code.
 
 const ROOT = join(__dirname, '..', '..');
-const DOCS = [join(ROOT, 'README.md'), ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => join(ROOT, 'docs', f))];
+const DOCS = [
+  join(ROOT, 'README.md'),
+  ...readdirSync(join(ROOT, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => join(ROOT, 'docs', f)),
+];
 const UUID = '5b7e1c0a-3f2d-4e8b-9a6c-1d2e3f4a5b6c';
 
 /** Lines of the ```sh blocks. */
@@ -61,7 +66,15 @@ function concrete(argv: string[]): string[] {
   return argv
     .map((w) => w.replace(/^\[/, '').replace(/\](\.\.\.)?$/, ''))
     .filter((w) => w !== '...' && w !== 'COMMAND' && w !== '[OPTIONS]' && w !== 'OPTIONS' && !w.endsWith('...'))
-    .map((w) => (/^(BDM_UUID|INSTANCE_UUID|VOLUME_ID|PROJECT_ID)$/.test(w) ? UUID : w === 'JSON' ? '{"data": {}}' : w === 'PATH' ? '/etc/nova/nova.conf' : w));
+    .map((w) =>
+      /^(BDM_UUID|INSTANCE_UUID|VOLUME_ID|PROJECT_ID)$/.test(w)
+        ? UUID
+        : w === 'JSON'
+          ? '{"data": {}}'
+          : w === 'PATH'
+            ? '/etc/nova/nova.conf'
+            : w,
+    );
 }
 
 test('every nova-bdm command line in the docs parses (a renamed flag breaks the build)', () => {
@@ -84,9 +97,15 @@ test('every playbook the docs run exists in the collection', () => {
     for (const line of shellLines(file)) {
       const argv = words(line);
       if (argv[0] !== 'ansible-playbook') continue;
-      const playbook = argv.slice(1).find((w) => !w.startsWith('-') && (w.startsWith('osops.nova.') || w.endsWith('.yml')) && !argv[argv.indexOf(w) - 1]?.match(/^-(i|e)$/));
+      const playbook = argv
+        .slice(1)
+        .find(
+          (w) => !w.startsWith('-') && (w.startsWith('osops.nova.') || w.endsWith('.yml')) && !argv[argv.indexOf(w) - 1]?.match(/^-(i|e)$/),
+        );
       assert.ok(playbook, `${file}: ${line}: no playbook`);
-      const name = playbook.startsWith('osops.nova.') ? playbook.slice('osops.nova.'.length) : playbook.replace(/^.*\//, '').replace(/\.yml$/, '');
+      const name = playbook.startsWith('osops.nova.')
+        ? playbook.slice('osops.nova.'.length)
+        : playbook.replace(/^.*\//, '').replace(/\.yml$/, '');
       assert.ok(existsSync(join(ROOT, 'ansible', 'playbooks', `${name}.yml`)), `${file}: ${line}: ansible/playbooks/${name}.yml missing`);
       checked++;
     }
@@ -125,7 +144,11 @@ function documentedExitCodes(): Map<string, Map<number, string>> {
   const text = readFileSync(join(ROOT, 'docs', 'reference.md'), 'utf8');
   const section = text.slice(text.indexOf('## Exit codes'), text.indexOf('\n## ', text.indexOf('## Exit codes') + 1));
   const lines = section.split('\n').filter((l) => l.startsWith('|'));
-  const cells = (line: string) => line.split('|').slice(1, -1).map((c) => c.trim());
+  const cells = (line: string) =>
+    line
+      .split('|')
+      .slice(1, -1)
+      .map((c) => c.trim());
   const codes = cells(lines[0]!).slice(1).map(Number);
   const table = new Map<string, Map<number, string>>();
   for (const line of lines.slice(2)) {
@@ -149,7 +172,10 @@ describe('the exit code table of docs/reference.md is what the bundle does', () 
   /** A nova.conf whose cell database refuses the password: an error nothing else explains. */
   const brokenDb = () => {
     const path = join(env.dir, 'broken-db.conf');
-    writeFileSync(path, `[database]\nconnection = mysql+pymysql://${env.fx.env.dbUser}:Wr0ngPw@127.0.0.1:3306/${env.fx.env.databases.cell1}?charset=utf8\n`);
+    writeFileSync(
+      path,
+      `[database]\nconnection = mysql+pymysql://${env.fx.env.dbUser}:Wr0ngPw@127.0.0.1:3306/${env.fx.env.databases.cell1}?charset=utf8\n`,
+    );
     return path;
   };
 
@@ -160,7 +186,11 @@ describe('the exit code table of docs/reference.md is what the bundle does', () 
     ['show', 2, async () => cli('volume_attachment', 'show', randomUUID(), randomUUID())],
     ['show', 3, async () => cli('volume_attachment', 'show', (await env.seed()).instanceUuid, randomUUID())],
     ['show', 64, async () => cli('bdm', 'show')],
-    ['refresh', 0, async () => cli('bdm', 'refresh', (await env.seed()).bdm.uuid, '--connector-path', connector, '--expect-json', expectJson())],
+    [
+      'refresh',
+      0,
+      async () => cli('bdm', 'refresh', (await env.seed()).bdm.uuid, '--connector-path', connector, '--expect-json', expectJson()),
+    ],
     [
       'refresh',
       1,
@@ -184,7 +214,19 @@ describe('the exit code table of docs/reference.md is what the bundle does', () 
       },
     ],
     ['refresh', 4, async () => cli('volume_attachment', 'refresh', randomUUID(), randomUUID(), connector)],
-    ['refresh', 5, async () => cli('bdm', 'refresh', (await env.seed({ instance: { vm_state: 'active', power_state: 1 } })).bdm.uuid, '--connector-path', connector, '--force')],
+    [
+      'refresh',
+      5,
+      async () =>
+        cli(
+          'bdm',
+          'refresh',
+          (await env.seed({ instance: { vm_state: 'active', power_state: 1 } })).bdm.uuid,
+          '--connector-path',
+          connector,
+          '--force',
+        ),
+    ],
     ['refresh', 6, async () => cli('bdm', 'refresh', randomUUID(), '--connector-path', connector)],
     [
       'refresh',
@@ -206,7 +248,21 @@ describe('the exit code table of docs/reference.md is what the bundle does', () 
         return cli('bdm', 'refresh', '--instance', (await env.seed()).instanceUuid, '--connector-dir', dir, '--expect-json', expectJson());
       },
     ],
-    ['fleet refresh', 1, async () => cli('bdm', 'refresh', '--instance', (await env.seed()).instanceUuid, '--connector-dir', mkdtempSync(join(env.dir, 'empty-')), '--expect-json', expectJson())],
+    [
+      'fleet refresh',
+      1,
+      async () =>
+        cli(
+          'bdm',
+          'refresh',
+          '--instance',
+          (await env.seed()).instanceUuid,
+          '--connector-dir',
+          mkdtempSync(join(env.dir, 'empty-')),
+          '--expect-json',
+          expectJson(),
+        ),
+    ],
     ['fleet refresh', 64, async () => cli('bdm', 'refresh', '--connector-dir', env.dir)],
     ['audit', 0, async () => cli('bdm', 'audit', '--host', `nbt-nobody-${randomUUID().slice(0, 6)}`, '--expect-json', expectJson())],
     ['audit', 1, async () => cli('--config-file', brokenDb(), 'bdm', 'audit', '--host', env.host, '--expect-json', expectJson())],
@@ -245,7 +301,11 @@ describe('the exit code table of docs/reference.md is what the bundle does', () 
       seen.set(command, (seen.get(command) ?? new Set()).add(code));
     }
     for (const [command, codes] of documented) {
-      assert.deepEqual([...(seen.get(command) ?? [])].sort((a, b) => a - b), [...codes.keys()].sort((a, b) => a - b), `${command}: every documented exit code run`);
+      assert.deepEqual(
+        [...(seen.get(command) ?? [])].sort((a, b) => a - b),
+        [...codes.keys()].sort((a, b) => a - b),
+        `${command}: every documented exit code run`,
+      );
     }
   });
 });
@@ -253,7 +313,9 @@ describe('the exit code table of docs/reference.md is what the bundle does', () 
 test('docs/compatibility.md: every test it names exists in the test it points to', () => {
   const text = readFileSync(join(ROOT, 'docs', 'compatibility.md'), 'utf8');
   const releases = readFileSync(join(ROOT, 'test', 'compute-releases.test.ts'), 'utf8');
-  const rows = text.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| release') && !l.startsWith('| cap') && !l.startsWith('|---'));
+  const rows = text
+    .split('\n')
+    .filter((l) => l.startsWith('| ') && !l.startsWith('| release') && !l.startsWith('| cap') && !l.startsWith('|---'));
   assert.ok(rows.length >= 11 + 8, `${rows.length} rows`);
   for (const row of rows) {
     const name = /`([^`]+)`(?: in `([^`]+)`)? \|$/.exec(row);
@@ -261,10 +323,21 @@ test('docs/compatibility.md: every test it names exists in the test it points to
     const source = name[2] ? readFileSync(join(ROOT, name[2]), 'utf8') : releases;
     if (name[1]!.startsWith('release ')) {
       const [, release, version, topic] = /^release (\w+): (\S+) to (\S+),/.exec(name[1]!)!;
-      assert.ok(source.includes(`release: '${release}'`) && new RegExp(`release: '${release}', serviceVersion: \\d+, version: '${version!.replace('.', '\\.')}', topic: '${topic}'`).test(source), `${name[1]}`);
+      assert.ok(
+        source.includes(`release: '${release}'`) &&
+          new RegExp(`release: '${release}', serviceVersion: \\d+, version: '${version!.replace('.', '\\.')}', topic: '${topic}'`).test(
+            source,
+          ),
+        `${name[1]}`,
+      );
     } else if (name[1]!.startsWith('cap ') && /^cap [\d.]+: /.test(name[1]!)) {
       const [, cap, version, topic] = /^cap ([\d.]+): (\S+) to (\S+)\.<host>,/.exec(name[1]!)!;
-      assert.ok(new RegExp(`cap: '${cap!.replace('.', '\\.')}', serviceVersion: \\d+, version: '${version!.replace('.', '\\.')}', topic: '${topic}'`).test(source), name[1]);
+      assert.ok(
+        new RegExp(
+          `cap: '${cap!.replace('.', '\\.')}', serviceVersion: \\d+, version: '${version!.replace('.', '\\.')}', topic: '${topic}'`,
+        ).test(source),
+        name[1],
+      );
     } else {
       assert.ok(source.includes(name[1]!), `${name[1]} is a test in ${name[2] ?? 'test/compute-releases.test.ts'}`);
     }

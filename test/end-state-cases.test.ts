@@ -24,10 +24,17 @@ type Seeded = Awaited<ReturnType<RefreshEnv['seed']>>;
 async function assertAllConsistent(instanceUuid: string, attached = true) {
   const rows = await env.dumpRows(instanceUuid);
   assert.equal(rows.instance!.locked, 0, 'unlocked');
-  assert.deepEqual(rows.sysmeta.filter((m) => m.key === 'locked_reason'), []);
+  assert.deepEqual(
+    rows.sysmeta.filter((m) => m.key === 'locked_reason'),
+    [],
+  );
   for (const bdm of rows.bdms) {
     const ours = env.cloud.attachmentsOf(bdm.volume_id!).filter((a) => a.instance === instanceUuid);
-    assert.equal(ours.length, 1, `volume ${bdm.volume_id}: exactly one attachment of this instance, got ${JSON.stringify(ours.map((a) => [a.id, a.status]))}`);
+    assert.equal(
+      ours.length,
+      1,
+      `volume ${bdm.volume_id}: exactly one attachment of this instance, got ${JSON.stringify(ours.map((a) => [a.id, a.status]))}`,
+    );
     if (bdm.attachment_id !== null) assert.equal(bdm.attachment_id, ours[0]!.id, 'the BDM points at the attachment that exists');
     if (attached) assert.equal(ours[0]!.status, 'attached');
   }
@@ -36,7 +43,9 @@ async function assertAllConsistent(instanceUuid: string, attached = true) {
 }
 
 function newMonitorsStored(connectionInfo: string | null): boolean {
-  return JSON.stringify(JSON.parse(connectionInfo ?? '{}').data?.hosts) === JSON.stringify(['198.51.100.21', '198.51.100.22', '198.51.100.23']);
+  return (
+    JSON.stringify(JSON.parse(connectionInfo ?? '{}').data?.hosts) === JSON.stringify(['198.51.100.21', '198.51.100.22', '198.51.100.23'])
+  );
 }
 
 describe('two volumes on one instance', () => {
@@ -58,7 +67,11 @@ describe('two volumes on one instance', () => {
       assert.ok(newMonitorsStored(bdm.connection_info), `BDM ${bdm.uuid} holds the new monitors`);
       assert.notEqual(bdm.attachment_id, bdm.id === a.bdm.id ? a.oldAttachmentId : b.oldAttachmentId);
     }
-    assert.equal(env.cloud.attachments.get(env.cloud.attachmentsOf(b.volumeId)[0]!.id)!.connector!.mountpoint, '/dev/vdc', "each volume's own device");
+    assert.equal(
+      env.cloud.attachments.get(env.cloud.attachmentsOf(b.volumeId)[0]!.id)!.connector!.mountpoint,
+      '/dev/vdc',
+      "each volume's own device",
+    );
     assert.equal(rows.actions.filter((x) => x.action === 'refresh_volume_attachment').length, 2);
   });
 
@@ -89,12 +102,22 @@ describe('a multiattach volume attached to other instances too', () => {
     test(`${legacy ? 'legacy' : 'v3'} BDM: only our attachment changes; the others stay exactly as they were`, async () => {
       const s = await env.seed({ multiattach: true, legacy });
       const others = [randomUUID(), randomUUID()].map((i, n) =>
-        env.cloud.addAttachedVolume(s.volumeId, i, { driver_volume_type: 'rbd', data: { name: `volumes/volume-${s.volumeId}`, hosts: ['192.0.2.11'], ports: ['6789'] } }, false, `other-host-${n}`),
+        env.cloud.addAttachedVolume(
+          s.volumeId,
+          i,
+          { driver_volume_type: 'rbd', data: { name: `volumes/volume-${s.volumeId}`, hosts: ['192.0.2.11'], ports: ['6789'] } },
+          false,
+          `other-host-${n}`,
+        ),
       );
       const snapshot = JSON.stringify(others.map((o) => env.cloud.attachments.get(o.id)));
       const r = await env.refresh({ bdm_uuid: s.bdm.uuid });
       assert.equal(r.failed, undefined, String(r.msg));
-      assert.equal(JSON.stringify(others.map((o) => env.cloud.attachments.get(o.id))), snapshot, 'the other instances\' attachments are untouched');
+      assert.equal(
+        JSON.stringify(others.map((o) => env.cloud.attachments.get(o.id))),
+        snapshot,
+        "the other instances' attachments are untouched",
+      );
       await assertAllConsistent(s.instanceUuid);
       assert.equal(env.cloud.attachmentsOf(s.volumeId).length, 3);
       assert.equal(env.cloud.volumes.get(s.volumeId)!.status, 'in-use');
@@ -103,14 +126,32 @@ describe('a multiattach volume attached to other instances too', () => {
 });
 
 describe('crash recovery of a legacy BDM: SIGKILL at each step, then a run that recovers', () => {
-  const steps = ['cinder_reserve', 'rpc_remove_volume_connection', 'repoint_bdm', 'cinder_delete_old', 'cinder_update', 'save_bdm', 'cinder_complete', 'unlock'];
+  const steps = [
+    'cinder_reserve',
+    'rpc_remove_volume_connection',
+    'repoint_bdm',
+    'cinder_delete_old',
+    'cinder_update',
+    'save_bdm',
+    'cinder_complete',
+    'unlock',
+  ];
   for (const step of steps) {
     test(`killed before ${step}`, async () => {
       const s = await env.seed({ legacy: true });
-      const args = JSON.stringify({ action: 'refresh', bdm_uuid: s.bdm.uuid, config_file: [env.fx.env.confPath, env.extraConf], connector: env.connector, expect: RefreshEnv.EXPECT_NEW_MONITORS });
+      const args = JSON.stringify({
+        action: 'refresh',
+        bdm_uuid: s.bdm.uuid,
+        config_file: [env.fx.env.confPath, env.extraConf],
+        connector: env.connector,
+        expect: RefreshEnv.EXPECT_NEW_MONITORS,
+      });
       const watch = env.watchDanglingBdms(s.instanceUuid);
       const killed = await new Promise<string | null>((resolve) => {
-        const child = spawn(BUNDLE, ['-'], { env: { ...process.env, NOVA_BDM_KILL_BEFORE_STEP: step }, stdio: ['pipe', 'ignore', 'ignore'] });
+        const child = spawn(BUNDLE, ['-'], {
+          env: { ...process.env, NOVA_BDM_KILL_BEFORE_STEP: step },
+          stdio: ['pipe', 'ignore', 'ignore'],
+        });
         child.on('exit', (_code, signal) => resolve(signal));
         child.stdin.end(args);
       });
@@ -149,7 +190,10 @@ describe('a slow Cinder, and one that answers late', () => {
     }
   });
 
-  for (const [what, path] of [['GET attachment', /\/attachments\/[^/]+$/], ['GET volume', /\/volumes\/[^/]+$/]] as const) {
+  for (const [what, path] of [
+    ['GET attachment', /\/attachments\/[^/]+$/],
+    ['GET volume', /\/volumes\/[^/]+$/],
+  ] as const) {
     test(`${what} times out before the lock: failed, nothing written`, async () => {
       const s = await env.seed();
       const before = await env.dumpRows(s.instanceUuid);
@@ -186,7 +230,8 @@ describe('a slow Cinder, and one that answers late', () => {
         if (left === 'old') assert.equal(bdm.attachment_id, s.oldAttachmentId);
         else assert.notEqual(bdm.attachment_id, s.oldAttachmentId);
         if (left === 'reserved-new') assert.equal(bdm.connection_info, null);
-        if (left === 'new' && name === 'update') assert.ok(newMonitorsStored(bdm.connection_info), "the adopted attachment's connection_info");
+        if (left === 'new' && name === 'update')
+          assert.ok(newMonitorsStored(bdm.connection_info), "the adopted attachment's connection_info");
         await new Promise((res) => setTimeout(res, 1200)); // let the late answer go
       } finally {
         env.cloud.clearFaults();
@@ -211,7 +256,10 @@ describe('DELETE of the old attachment failing before it succeeds', () => {
       } finally {
         env.cloud.clearFaults();
       }
-      const deletes = env.cloud.log.slice(log).filter((m) => m.method === 'DELETE' && m.path.endsWith(s.oldAttachmentId)).map((m) => m.status);
+      const deletes = env.cloud.log
+        .slice(log)
+        .filter((m) => m.method === 'DELETE' && m.path.endsWith(s.oldAttachmentId))
+        .map((m) => m.status);
       assert.deepEqual(deletes, [...Array(failures).fill(failures === 2 ? 504 : 500), 200]);
       await assertAllConsistent(s.instanceUuid);
     });

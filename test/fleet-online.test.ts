@@ -15,7 +15,10 @@ import { NEW_MONITORS, RefreshEnv } from './support/refresh-env';
 
 let env: FleetEnv;
 before(async () => {
-  env = await FleetEnv.start([{ cell: 'cell1', count: 3 }, { cell: 'cell2', count: 1 }]);
+  env = await FleetEnv.start([
+    { cell: 'cell1', count: 3 },
+    { cell: 'cell2', count: 1 },
+  ]);
 });
 after(() => env.stop());
 
@@ -24,20 +27,31 @@ const RUNNING = { vm_state: 'active', power_state: 1 };
 async function setInfo(b: SeededBdm, change: (info: ConnectionInfo) => unknown) {
   const db = env.fx.cell(b.cell);
   const row = await env.bdmRow(b);
-  await db.updateTable('block_device_mapping').set({ connection_info: JSON.stringify(change(JSON.parse(row.connection_info!))) }).where('id', '=', b.id).execute();
+  await db
+    .updateTable('block_device_mapping')
+    .set({ connection_info: JSON.stringify(change(JSON.parse(row.connection_info!))) })
+    .where('id', '=', b.id)
+    .execute();
 }
 
 async function assertRefreshed(b: SeededBdm) {
   const row = await env.bdmRow(b);
   assert.notEqual(row.attachment_id, b.oldAttachmentId, `BDM ${b.uuid} has a new attachment`);
   assert.deepEqual(JSON.parse(row.connection_info!).data.hosts, NEW_MONITORS);
-  assert.deepEqual(env.cloud.attachmentsOf(b.volumeId).map((a) => [a.id, a.status]), [[row.attachment_id, 'attached']], `BDM ${b.uuid}: one attachment`);
+  assert.deepEqual(
+    env.cloud.attachmentsOf(b.volumeId).map((a) => [a.id, a.status]),
+    [[row.attachment_id, 'attached']],
+    `BDM ${b.uuid}: one attachment`,
+  );
 }
 
 async function assertUntouched(b: SeededBdm) {
   const row = await env.bdmRow(b);
   assert.equal(row.attachment_id, b.oldAttachmentId);
-  assert.deepEqual(env.cloud.attachmentsOf(b.volumeId).map((a) => a.id), [b.oldAttachmentId]);
+  assert.deepEqual(
+    env.cloud.attachmentsOf(b.volumeId).map((a) => a.id),
+    [b.oldAttachmentId],
+  );
 }
 
 test('a fleet of running and stopped instances: running rbd BDMs online with no RPC, stopped ones with their RPC, the rest skipped with why', async () => {
@@ -53,7 +67,11 @@ test('a fleet of running and stopped instances: running rbd BDMs online with no 
   ];
   const stopped = await env.seedInstance(h1, [false]);
   const iscsi = await env.seedInstance(h2, [false], RUNNING);
-  await setInfo(iscsi.bdms[0]!, () => ({ driver_volume_type: 'iscsi', data: { target_portal: '192.0.2.99:3260', target_iqn: 'iqn.2010-10.org.openstack:v', target_lun: 0, encrypted: false }, serial: iscsi.bdms[0]!.volumeId }));
+  await setInfo(iscsi.bdms[0]!, () => ({
+    driver_volume_type: 'iscsi',
+    data: { target_portal: '192.0.2.99:3260', target_iqn: 'iqn.2010-10.org.openstack:v', target_lun: 0, encrypted: false },
+    serial: iscsi.bdms[0]!.volumeId,
+  }));
   const encrypted = await env.seedInstance(h2, [false], RUNNING);
   await setInfo(encrypted.bdms[0]!, (i) => ({ ...i, data: { ...i.data, encrypted: true } }));
   const localAttach = await env.seedInstance(h3, [false], RUNNING);
@@ -73,7 +91,13 @@ test('a fleet of running and stopped instances: running rbd BDMs online with no 
   const calls0 = rpcCalls();
   const check = await env.refresh({ instance_uuids: instanceUuids, running_instances: 'online', _ansible_check_mode: true });
   assert.deepEqual(check.counts, { refreshed: 6, skipped: 5, failed: 0 }, JSON.stringify(check));
-  assert.deepEqual(check.refreshed.filter((x) => x.online === true).map((x) => x.bdm_uuid).sort(), onlineBdms.map((b) => b.uuid).sort());
+  assert.deepEqual(
+    check.refreshed
+      .filter((x) => x.online === true)
+      .map((x) => x.bdm_uuid)
+      .sort(),
+    onlineBdms.map((b) => b.uuid).sort(),
+  );
   assert.equal(entryFor(check.refreshed, stopped.bdms[0]!.uuid).online, undefined);
   for (const b of onlineBdms) await assertUntouched(b);
 
@@ -86,13 +110,20 @@ test('a fleet of running and stopped instances: running rbd BDMs online with no 
     assert.equal(item.online, true);
     assert.equal(item.rpc_version, null);
     const names = (item.steps ?? []).map((x) => x.step);
-    assert.deepEqual(names.filter((n) => ['attachment_create', 'attachment_complete', 'bdm_save', 'attachment_delete'].includes(n)).slice(0, 4), ['attachment_create', 'attachment_complete', 'bdm_save', 'attachment_delete']);
+    assert.deepEqual(
+      names.filter((n) => ['attachment_create', 'attachment_complete', 'bdm_save', 'attachment_delete'].includes(n)).slice(0, 4),
+      ['attachment_create', 'attachment_complete', 'bdm_save', 'attachment_delete'],
+    );
   }
   await assertRefreshed(stopped.bdms[0]!);
   assert.equal(entryFor(r.refreshed, stopped.bdms[0]!.uuid).rpc_version, '6.0');
   // One RPC in all: the stopped instance's. The running ones' computes received nothing.
   assert.equal(rpcCalls() - calls0, 1);
-  assert.equal(env.hosts.get(h1)!.compute.calls.at(-1)!.inner && JSON.stringify(env.hosts.get(h1)!.compute.calls.at(-1)!.inner).includes(stopped.instanceUuid), true);
+  assert.equal(
+    env.hosts.get(h1)!.compute.calls.at(-1)!.inner &&
+      JSON.stringify(env.hosts.get(h1)!.compute.calls.at(-1)!.inner).includes(stopped.instanceUuid),
+    true,
+  );
 
   const skip = (b: SeededBdm) => entryFor(r.skips, b.uuid);
   assert.equal(skip(iscsi.bdms[0]!).online_blocker, 'iscsi');
@@ -116,9 +147,22 @@ test('audit: running_instances online makes running rbd BDMs refreshable (online
   const [h1, h2] = env.hostNames() as [string, string];
   const ok = await env.seedInstance(h1, [false], RUNNING);
   const iscsi = await env.seedInstance(h2, [false], RUNNING);
-  await setInfo(iscsi.bdms[0]!, () => ({ driver_volume_type: 'iscsi', data: { target_portal: '192.0.2.99:3260', target_iqn: 'iqn.2010-10.org.openstack:v', target_lun: 0 }, serial: iscsi.bdms[0]!.volumeId }));
+  await setInfo(iscsi.bdms[0]!, () => ({
+    driver_volume_type: 'iscsi',
+    data: { target_portal: '192.0.2.99:3260', target_iqn: 'iqn.2010-10.org.openstack:v', target_lun: 0 },
+    serial: iscsi.bdms[0]!.volumeId,
+  }));
   const audit = async (extra: Record<string, unknown>) =>
-    resultOf(await execute({ action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], instance_uuids: [ok.instanceUuid, iscsi.instanceUuid], expect: RefreshEnv.EXPECT_NEW_MONITORS, ...extra }), 'audit');
+    resultOf(
+      await execute({
+        action: 'audit',
+        config_file: [env.fx.env.confPath, env.extraConf],
+        instance_uuids: [ok.instanceUuid, iscsi.instanceUuid],
+        expect: RefreshEnv.EXPECT_NEW_MONITORS,
+        ...extra,
+      }),
+      'audit',
+    );
   const skipMode = await audit({});
   const byBdm = (res: AuditResult, b: SeededBdm) => entryFor(res.stale, b.uuid);
   assert.equal(byBdm(skipMode, ok.bdms[0]!).refreshable, false);

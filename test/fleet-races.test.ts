@@ -12,13 +12,19 @@ import { NEW_MONITORS } from './support/refresh-env';
 
 let env: FleetEnv;
 before(async () => {
-  env = await FleetEnv.start([{ cell: 'cell1', count: 1 }, { cell: 'cell2', count: 1 }]);
+  env = await FleetEnv.start([
+    { cell: 'cell1', count: 1 },
+    { cell: 'cell2', count: 1 },
+  ]);
   env.writeConnectors(env.hostNames());
 });
 after(() => env.stop());
 
 /** The module as Ansible runs it: a separate node process, JSON on stdin, JSON on stdout. */
-function runModule(args: Record<string, unknown>, extraEnv: Record<string, string> = {}): Promise<{ result: FleetRefreshResult | undefined; signal: string | null }> {
+function runModule(
+  args: Record<string, unknown>,
+  extraEnv: Record<string, string> = {},
+): Promise<{ result: FleetRefreshResult | undefined; signal: string | null }> {
   return new Promise((resolve) => {
     const child = spawn(BUNDLE, ['-'], { env: { ...process.env, ...extraEnv }, stdio: ['pipe', 'pipe', 'ignore'] });
     let out = '';
@@ -40,12 +46,37 @@ async function assertConverged(bdms: SeededBdm[]) {
     const row = await env.bdmRow(b);
     assert.notEqual(row.attachment_id, b.oldAttachmentId);
     assert.deepEqual(JSON.parse(row.connection_info!).data.hosts, NEW_MONITORS);
-    assert.deepEqual(env.cloud.attachmentsOf(b.volumeId).map((a) => [a.id, a.status]), [[row.attachment_id, 'attached']], `BDM ${b.uuid}`);
+    assert.deepEqual(
+      env.cloud.attachmentsOf(b.volumeId).map((a) => [a.id, a.status]),
+      [[row.attachment_id, 'attached']],
+      `BDM ${b.uuid}`,
+    );
     const db = env.fx.cell(b.cell);
     const inst = await env.instanceRow(b);
     assert.deepEqual([inst.locked, inst.locked_by], [0, null]);
-    assert.equal((await db.selectFrom('instance_system_metadata').select('id').where('instance_uuid', '=', b.instanceUuid).where('key', 'in', [CLAIM_KEY, 'locked_reason']).execute()).length, 0);
-    assert.equal((await db.selectFrom('instance_actions').select('id').where('instance_uuid', '=', b.instanceUuid).where('finish_time', 'is', null).where('action', '=', 'refresh_volume_attachment').execute()).length, 0);
+    assert.equal(
+      (
+        await db
+          .selectFrom('instance_system_metadata')
+          .select('id')
+          .where('instance_uuid', '=', b.instanceUuid)
+          .where('key', 'in', [CLAIM_KEY, 'locked_reason'])
+          .execute()
+      ).length,
+      0,
+    );
+    assert.equal(
+      (
+        await db
+          .selectFrom('instance_actions')
+          .select('id')
+          .where('instance_uuid', '=', b.instanceUuid)
+          .where('finish_time', 'is', null)
+          .where('action', '=', 'refresh_volume_attachment')
+          .execute()
+      ).length,
+      0,
+    );
   }
 }
 
@@ -66,7 +97,11 @@ describe('two fleet runs at once, overlapping selections (two controllers)', () 
       assert.equal(rb.failed, undefined, rb.msg);
       const refreshedA = ra.refreshed.map((e) => e.bdm_uuid);
       const refreshedB = rb.refreshed.map((e) => e.bdm_uuid);
-      assert.deepEqual(refreshedA.filter((u) => refreshedB.includes(u)), [], 'no BDM refreshed twice');
+      assert.deepEqual(
+        refreshedA.filter((u) => refreshedB.includes(u)),
+        [],
+        'no BDM refreshed twice',
+      );
       assert.deepEqual([...refreshedA, ...refreshedB].sort(), bdms.map((x) => x.uuid).sort(), 'every BDM refreshed');
       assert.equal(ra.counts.refreshed + ra.counts.skipped, 24);
       assert.equal(rb.counts.refreshed + rb.counts.skipped, 20);
@@ -75,7 +110,9 @@ describe('two fleet runs at once, overlapping selections (two controllers)', () 
       assert.ok(whys.includes('locked by another refresh'), `the runs met: ${JSON.stringify(whys)}`);
       // Cinder saw one reservation per BDM, not two.
       for (const x of bdms) {
-        const reserves = env.cloud.log.filter((m) => m.method === 'POST' && m.path.endsWith('/attachments') && (m.body as any).attachment.volume_uuid === x.volumeId);
+        const reserves = env.cloud.log.filter(
+          (m) => m.method === 'POST' && m.path.endsWith('/attachments') && (m.body as any).attachment.volume_uuid === x.volumeId,
+        );
         assert.equal(reserves.length, 1, `one reservation for ${x.volumeId}`);
       }
       await assertConverged(bdms);
@@ -92,8 +129,22 @@ describe('a fleet run killed mid-way', () => {
       const killed = await runModule(env.args({ instance_uuids: uuids, max_parallel: 4 }), { NOVA_BDM_KILL_BEFORE_STEP: step });
       assert.equal(killed.signal, 'SIGKILL');
       const cellOf = new Map(bdms.map((b) => [b.instanceUuid, b.cell]));
-      assert.deepEqual(await env.danglingBdms(uuids.map((u) => ({ instanceUuid: u, cell: cellOf.get(u)! }))), [], 'the killed run left no BDM naming an attachment Cinder lacks');
-      const claims = await Promise.all(['cell1', 'cell2'].map((c) => env.fx.cell(c as 'cell1').selectFrom('instance_system_metadata').select('id').where('key', '=', CLAIM_KEY).where('instance_uuid', 'in', uuids).execute()));
+      assert.deepEqual(
+        await env.danglingBdms(uuids.map((u) => ({ instanceUuid: u, cell: cellOf.get(u)! }))),
+        [],
+        'the killed run left no BDM naming an attachment Cinder lacks',
+      );
+      const claims = await Promise.all(
+        ['cell1', 'cell2'].map((c) =>
+          env.fx
+            .cell(c as 'cell1')
+            .selectFrom('instance_system_metadata')
+            .select('id')
+            .where('key', '=', CLAIM_KEY)
+            .where('instance_uuid', 'in', uuids)
+            .execute(),
+        ),
+      );
       assert.ok(claims.flat().length >= 1, 'the killed run left claims behind');
 
       const r = await env.refresh({ instance_uuids: uuids });

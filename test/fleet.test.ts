@@ -20,7 +20,10 @@ import { TcpProxy } from './support/tcp-proxy';
 
 let env: FleetEnv;
 before(async () => {
-  env = await FleetEnv.start([{ cell: 'cell1', count: 2 }, { cell: 'cell2', count: 2 }]);
+  env = await FleetEnv.start([
+    { cell: 'cell1', count: 2 },
+    { cell: 'cell2', count: 2 },
+  ]);
 });
 after(() => env.stop());
 
@@ -32,20 +35,41 @@ async function assertRefreshed(b: SeededBdm, newId?: string) {
   assert.notEqual(row.attachment_id, b.oldAttachmentId, `BDM ${b.uuid} has a new attachment`);
   if (newId) assert.equal(row.attachment_id, newId);
   assert.deepEqual(JSON.parse(row.connection_info!).data.hosts, NEW_MONITORS);
-  assert.deepEqual(env.cloud.attachmentsOf(b.volumeId).map((a) => [a.id, a.status]), [[row.attachment_id, 'attached']], `BDM ${b.uuid}: one attachment`);
+  assert.deepEqual(
+    env.cloud.attachmentsOf(b.volumeId).map((a) => [a.id, a.status]),
+    [[row.attachment_id, 'attached']],
+    `BDM ${b.uuid}: one attachment`,
+  );
 }
 
 /** The BDM is as seeded: its old attachment, the only one. */
 async function assertUntouched(b: SeededBdm) {
   const row = await env.bdmRow(b);
   assert.equal(row.attachment_id, b.oldAttachmentId, `BDM ${b.uuid} keeps its attachment`);
-  assert.deepEqual(env.cloud.attachmentsOf(b.volumeId).map((a) => a.id), [b.oldAttachmentId], `BDM ${b.uuid}: only the old attachment`);
+  assert.deepEqual(
+    env.cloud.attachmentsOf(b.volumeId).map((a) => a.id),
+    [b.oldAttachmentId],
+    `BDM ${b.uuid}: only the old attachment`,
+  );
 }
 
 async function assertNoClaimLeft(instanceUuid: string, cell: CellName) {
-  const rows = await env.fx.cell(cell).selectFrom('instance_system_metadata').select('key').where('instance_uuid', '=', instanceUuid).where('key', '=', CLAIM_KEY).execute();
+  const rows = await env.fx
+    .cell(cell)
+    .selectFrom('instance_system_metadata')
+    .select('key')
+    .where('instance_uuid', '=', instanceUuid)
+    .where('key', '=', CLAIM_KEY)
+    .execute();
   assert.equal(rows.length, 0, `no claim left on ${instanceUuid}`);
-  const open = await env.fx.cell(cell).selectFrom('instance_actions').select('id').where('instance_uuid', '=', instanceUuid).where('action', '=', 'refresh_volume_attachment').where('finish_time', 'is', null).execute();
+  const open = await env.fx
+    .cell(cell)
+    .selectFrom('instance_actions')
+    .select('id')
+    .where('instance_uuid', '=', instanceUuid)
+    .where('action', '=', 'refresh_volume_attachment')
+    .where('finish_time', 'is', null)
+    .execute();
   assert.equal(open.length, 0, `no unfinished refresh action on ${instanceUuid}`);
 }
 
@@ -56,16 +80,28 @@ describe('a fleet of 200 BDMs on 100 instances, 2 cells, 4 hosts', () => {
     env.writeConnectors([h1, h3]);
     writeFileSync(join(env.connectorDir, `${h2}.json`), JSON.stringify(env.connectorOf('compute9')));
     const layout: Kind[] = [
-      ...Array<Kind>(10).fill('stale'), ...Array<Kind>(5).fill('fresh'), ...Array<Kind>(3).fill('running'),
-      ...Array<Kind>(2).fill('owner-locked'), 'task', 'mixed', 'stale', 'stale', 'stale',
+      ...Array<Kind>(10).fill('stale'),
+      ...Array<Kind>(5).fill('fresh'),
+      ...Array<Kind>(3).fill('running'),
+      ...Array<Kind>(2).fill('owner-locked'),
+      'task',
+      'mixed',
+      'stale',
+      'stale',
+      'stale',
     ];
     const seeded: Array<{ host: string; kind: Kind; index: number; instanceUuid: string; bdms: SeededBdm[] }> = [];
     for (const host of [h1, h2, h3, h4]) {
       for (const [index, kind] of layout.entries()) {
         const fresh = kind === 'fresh' ? [true, true] : kind === 'mixed' ? [false, true] : [false, false];
-        const instance = kind === 'running' ? { vm_state: 'active', power_state: 1 }
-          : kind === 'owner-locked' ? { locked: 1, locked_by: 'owner' }
-          : kind === 'task' ? { task_state: 'powering-on' } : {};
+        const instance =
+          kind === 'running'
+            ? { vm_state: 'active', power_state: 1 }
+            : kind === 'owner-locked'
+              ? { locked: 1, locked_by: 'owner' }
+              : kind === 'task'
+                ? { task_state: 'powering-on' }
+                : {};
         seeded.push({ host, kind, index, ...(await env.seedInstance(host, fresh, instance)) });
       }
     }
@@ -80,13 +116,37 @@ describe('a fleet of 200 BDMs on 100 instances, 2 cells, 4 hosts', () => {
     const db1 = env.fx.cell('cell1');
     await db1.updateTable('instances').set({ locked: 1, locked_by: 'admin' }).where('uuid', '=', interrupted.instanceUuid).execute();
     const pidNs = readlinkSync('/proc/self/ns/pid');
-    await db1.insertInto('instance_system_metadata').values([
-      { created_at: new Date(), deleted: 0, instance_uuid: interrupted.instanceUuid, key: 'locked_reason', value: lockReasonFor({ uuid: interrupted.bdms[0]!.uuid, instance_uuid: interrupted.instanceUuid, volume_id: interrupted.bdms[0]!.volumeId }) },
-      {
-        created_at: new Date(), updated_at: new Date(), deleted: 0, instance_uuid: interrupted.instanceUuid, key: CLAIM_KEY,
-        value: JSON.stringify({ token: 'dead', host: `${hostname()}${pidNs ? ` ${pidNs}` : ''}`, pid: deadPid, bdms: interrupted.bdms.map((b) => b.uuid), we_locked: true, since: new Date().toISOString() }),
-      },
-    ]).execute();
+    await db1
+      .insertInto('instance_system_metadata')
+      .values([
+        {
+          created_at: new Date(),
+          deleted: 0,
+          instance_uuid: interrupted.instanceUuid,
+          key: 'locked_reason',
+          value: lockReasonFor({
+            uuid: interrupted.bdms[0]!.uuid,
+            instance_uuid: interrupted.instanceUuid,
+            volume_id: interrupted.bdms[0]!.volumeId,
+          }),
+        },
+        {
+          created_at: new Date(),
+          updated_at: new Date(),
+          deleted: 0,
+          instance_uuid: interrupted.instanceUuid,
+          key: CLAIM_KEY,
+          value: JSON.stringify({
+            token: 'dead',
+            host: `${hostname()}${pidNs ? ` ${pidNs}` : ''}`,
+            pid: deadPid,
+            bdms: interrupted.bdms.map((b) => b.uuid),
+            we_locked: true,
+            since: new Date().toISOString(),
+          }),
+        },
+      ])
+      .execute();
     const stray = env.cloud.addAttachedVolume(interrupted.bdms[0]!.volumeId, interrupted.instanceUuid, {}, false, h1);
     stray.status = 'reserved';
     stray.connection_info = null;
@@ -130,7 +190,11 @@ describe('a fleet of 200 BDMs on 100 instances, 2 cells, 4 hosts', () => {
         else if (s.kind === 'running') assert.equal(why(b), 'vm_state active (must be stopped)', where);
         else if (s.kind === 'task') assert.equal(why(b), 'task_state powering-on (must have no task)', where);
         else if (wouldRefresh && s.host === h2) {
-          assert.equal(failure(b)?.msg, `The compute host 'compute9' in the connector does not match the instance host '${h2}': get_connector may have been run on the wrong compute host, or the instance host may be wrong and in need of repair.`, where);
+          assert.equal(
+            failure(b)?.msg,
+            `The compute host 'compute9' in the connector does not match the instance host '${h2}': get_connector may have been run on the wrong compute host, or the instance host may be wrong and in need of repair.`,
+            where,
+          );
           assert.deepEqual([failure(b).undone, failure(b).remains], [[], 'nothing was changed']);
         } else if (wouldRefresh && s.host === h4) {
           assert.equal(failure(b)?.msg, `no connector for compute host ${h4}`, where);
@@ -141,7 +205,11 @@ describe('a fleet of 200 BDMs on 100 instances, 2 cells, 4 hosts', () => {
         } else if (s === at(h1, 24) && i === 1) {
           assert.equal(why(b), `not started: the refresh of BDM ${silent.uuid} of this instance failed`, where);
         } else if (cinderFails.includes(b)) {
-          assert.match(failure(b)?.msg, /failed at cinder_delete_old: Cinder DELETE \/attachments\/\S+ failed: computeFault: injected 500 \(HTTP 500\); the old attachment was removed; the BDM now holds the reserved attachment \S+ with no connection_info: run refresh again before starting the instance$/, where);
+          assert.match(
+            failure(b)?.msg,
+            /failed at cinder_delete_old: Cinder DELETE \/attachments\/\S+ failed: computeFault: injected 500 \(HTTP 500\); the old attachment was removed; the BDM now holds the reserved attachment \S+ with no connection_info: run refresh again before starting the instance$/,
+            where,
+          );
         } else {
           assert.ok(wouldRefresh, where);
           const entry = refreshed(b);
@@ -159,12 +227,18 @@ describe('a fleet of 200 BDMs on 100 instances, 2 cells, 4 hosts', () => {
         else if (b === silent) {
           // Rolled back: the BDM keeps its old attachment (the compute already let go of the volume).
           assert.equal((await env.bdmRow(b)).attachment_id, b.oldAttachmentId);
-          assert.deepEqual(env.cloud.attachmentsOf(b.volumeId).map((a) => a.id), [b.oldAttachmentId]);
+          assert.deepEqual(
+            env.cloud.attachmentsOf(b.volumeId).map((a) => a.id),
+            [b.oldAttachmentId],
+          );
         } else {
           // The BDM named the reserved attachment before the old one was to go; the clean-up deleted the old one.
           const kept = (await env.bdmRow(b)).attachment_id;
           assert.notEqual(kept, b.oldAttachmentId);
-          assert.deepEqual(env.cloud.attachmentsOf(b.volumeId).map((a) => [a.id, a.status]), [[kept, 'reserved']]);
+          assert.deepEqual(
+            env.cloud.attachmentsOf(b.volumeId).map((a) => [a.id, a.status]),
+            [[kept, 'reserved']],
+          );
         }
       }
       const inst = await env.instanceRow({ instanceUuid: s.instanceUuid, cell: env.hosts.get(s.host)!.cell });
@@ -172,7 +246,11 @@ describe('a fleet of 200 BDMs on 100 instances, 2 cells, 4 hosts', () => {
       else assert.deepEqual([inst.locked, inst.locked_by], [0, null], `${s.kind} #${s.index} on ${s.host} unlocked`);
       await assertNoClaimLeft(s.instanceUuid, env.hosts.get(s.host)!.cell);
     }
-    assert.deepEqual(await env.danglingBdms(seeded.map((s) => ({ instanceUuid: s.instanceUuid, cell: env.hosts.get(s.host)!.cell }))), [], 'after the first run no BDM names an attachment Cinder lacks');
+    assert.deepEqual(
+      await env.danglingBdms(seeded.map((s) => ({ instanceUuid: s.instanceUuid, cell: env.hosts.get(s.host)!.cell }))),
+      [],
+      'after the first run no BDM names an attachment Cinder lacks',
+    );
     // The interrupted refresh was recovered: the stray gone, both BDMs refreshed, its lock given back.
     assert.equal(env.cloud.attachments.has(stray.id), false);
     for (const b of interrupted.bdms) assert.ok(refreshed(b));
@@ -188,7 +266,10 @@ describe('a fleet of 200 BDMs on 100 instances, 2 cells, 4 hosts', () => {
     // Run again: only the ones that failed on h1 and h3 (and the one not started) are left to refresh.
     const again = await env.refresh({ hosts: [h1, h3], rpc_timeout: 2 });
     assert.deepEqual(again.counts, { refreshed: 4, skipped: 96, failed: 0 }, again.msg);
-    assert.deepEqual(again.refreshed.map((e) => e.bdm_uuid).sort(), [silent, at(h1, 24).bdms[1]!, ...cinderFails].map((b) => b.uuid).sort());
+    assert.deepEqual(
+      again.refreshed.map((e) => e.bdm_uuid).sort(),
+      [silent, at(h1, 24).bdms[1]!, ...cinderFails].map((b) => b.uuid).sort(),
+    );
     for (const b of [silent, at(h1, 24).bdms[1]!, ...cinderFails]) await assertRefreshed(b);
   });
 });
@@ -213,7 +294,12 @@ describe('check mode is the plan and writes nothing', () => {
     assert.deepEqual(plan.counts, { refreshed: 8, skipped: 4, failed: 0 });
     assert.equal(plan.msg, 'would refresh 8 of 12 selected BDMs; 4 skipped, 0 failed');
     for (const e of plan.refreshed) assert.deepEqual([e.new_attachment_id, e.seconds, e.reasons], [null, 0, ['expectation_mismatch']]);
-    assert.deepEqual(plan.skips.map((s) => s.why).sort(), ['not stale', 'not stale', 'vm_state active (must be stopped)', 'vm_state active (must be stopped)']);
+    assert.deepEqual(plan.skips.map((s) => s.why).sort(), [
+      'not stale',
+      'not stale',
+      'vm_state active (must be stopped)',
+      'vm_state active (must be stopped)',
+    ]);
     assert.equal(plan.diff?.length, 8);
     assert.ok(plan.diff?.every((d) => d.after.includes(NEW_MONITORS[0]!) && d.before.includes('192.0.2.11') && !d.after.includes('AQB')));
     assert.deepEqual(await env.dump(instances), before, 'no row written');
@@ -241,7 +327,15 @@ describe('refuse_locked, and audit agreeing with the plan', () => {
     const uuids = seeded.map((s) => s.instanceUuid);
     for (const refuseLocked of [false, true]) {
       const audit = resultOf(
-        await execute({ action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], cells: ['cell2'], instance_uuids: uuids, expect: env.args({}).expect, check_cinder: true, refuse_locked: refuseLocked }),
+        await execute({
+          action: 'audit',
+          config_file: [env.fx.env.confPath, env.extraConf],
+          cells: ['cell2'],
+          instance_uuids: uuids,
+          expect: env.args({}).expect,
+          check_cinder: true,
+          refuse_locked: refuseLocked,
+        }),
         'audit',
       );
       const plan = await env.refresh({ cells: ['cell2'], instance_uuids: uuids, refuse_locked: refuseLocked, _ansible_check_mode: true });
@@ -285,7 +379,10 @@ describe('max_failures', () => {
     try {
       const r = await env.refresh({ instance_uuids: seeded.map((s) => s.instanceUuid), max_parallel: 1, max_failures: 2, rpc_timeout: 1 });
       assert.deepEqual(r.counts, { refreshed: 0, skipped: 3, failed: 2 });
-      assert.deepEqual(r.skips.map((s) => s.why), Array(3).fill('not started: max_failures reached'));
+      assert.deepEqual(
+        r.skips.map((s) => s.why),
+        Array(3).fill('not started: max_failures reached'),
+      );
       for (const f of r.failures) assert.match(f.msg, /timed out after 1 s/);
       for (const s of seeded) await assertUntouched(s.bdms[0]!);
     } finally {
@@ -306,14 +403,20 @@ describe('the plan reads Cinder in bulk for a large fleet', () => {
     const r = await env.refresh({ instance_uuids: large.map((s) => s.instanceUuid), max_parallel: 8, per_host_parallel: 8 });
     assert.equal(r.failed, undefined, String(r.msg));
     assert.deepEqual(r.counts, { refreshed: 60, skipped: 0, failed: 0 });
-    assert.ok(r.plan_cinder_requests <= 7, `1 count + attachment and volume pages + 1 GET for the missing one (+ the service token's warm-up), not 120: ${r.plan_cinder_requests}`);
+    assert.ok(
+      r.plan_cinder_requests <= 7,
+      `1 count + attachment and volume pages + 1 GET for the missing one (+ the service token's warm-up), not 120: ${r.plan_cinder_requests}`,
+    );
     assert.ok(r.refreshed.find((x) => x.bdm_uuid === gone.uuid)?.reasons.includes('attachment_missing'), 'judged from its own GET');
     for (const s of large) await assertRefreshed(s.bdms[0]!);
 
     const small = await Promise.all(Array.from({ length: 10 }, () => env.seedInstance(h1, [false])));
     const r2 = await env.refresh({ instance_uuids: small.map((s) => s.instanceUuid) });
     assert.deepEqual(r2.counts, { refreshed: 10, skipped: 0, failed: 0 });
-    assert.ok(r2.plan_cinder_requests === 20 || r2.plan_cinder_requests === 21, `below 50 BDMs: its attachment and its volume, per BDM (+ the service token's warm-up, if it ended within the plan): ${r2.plan_cinder_requests}`);
+    assert.ok(
+      r2.plan_cinder_requests === 20 || r2.plan_cinder_requests === 21,
+      `below 50 BDMs: its attachment and its volume, per BDM (+ the service token's warm-up, if it ended within the plan): ${r2.plan_cinder_requests}`,
+    );
     for (const s of small) await assertRefreshed(s.bdms[0]!);
   });
 });
@@ -331,7 +434,12 @@ describe('Cinder unreachable in the middle of a fleet', () => {
       if (++calls === 3) proxy.cutAll();
     };
     try {
-      const r = await env.refresh({ instance_uuids: seeded.map((s) => s.instanceUuid), max_parallel: 2, per_host_parallel: 2, ...viaProxy });
+      const r = await env.refresh({
+        instance_uuids: seeded.map((s) => s.instanceUuid),
+        max_parallel: 2,
+        per_host_parallel: 2,
+        ...viaProxy,
+      });
       assert.equal(r.failed, true);
       assert.ok(r.counts, String(r.msg));
       assert.equal(r.counts.refreshed + r.counts.skipped + r.counts.failed, 8);
@@ -382,7 +490,15 @@ describe('volume_attachments: each entry selects exactly what it names', () => {
     assert.deepEqual(plan.diff?.map((d) => /^BDM (\S+) /.exec(d.before_header)![1]).sort(), [ax.uuid, by.uuid].sort());
     assert.ok(plan.diff?.every((d) => d.after.includes(NEW_MONITORS[0]!)));
     assert.deepEqual(plan.hosts_without_connector, []);
-    const audit = resultOf(await execute({ action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], volume_attachments: named, expect: env.args({}).expect }), 'audit');
+    const audit = resultOf(
+      await execute({
+        action: 'audit',
+        config_file: [env.fx.env.confPath, env.extraConf],
+        volume_attachments: named,
+        expect: env.args({}).expect,
+      }),
+      'audit',
+    );
     assert.deepEqual(audit.stale.map((s) => s.bdm_uuid).sort(), [ax.uuid, by.uuid].sort());
     assert.equal(audit.totals.scanned, 2);
 
@@ -406,10 +522,21 @@ describe('volume_attachments: each entry selects exactly what it names', () => {
     const plan = await env.refresh({ volume_attachments: [pair(ax), { instance_uuid: b }], _ansible_check_mode: true });
     assert.deepEqual(selected(plan), [ax.uuid, bx.uuid, by.uuid].sort());
     // Upper case UUIDs, a bdm_uuid entry, a null volume_id (Ansible's unset suboption).
-    const mixed = await env.refresh({ volume_attachments: [{ bdm_uuid: ay.uuid.toUpperCase() }, { instance_uuid: bx.instanceUuid.toUpperCase(), volume_id: bx.volumeId, bdm_uuid: null }], _ansible_check_mode: true });
+    const mixed = await env.refresh({
+      volume_attachments: [
+        { bdm_uuid: ay.uuid.toUpperCase() },
+        { instance_uuid: bx.instanceUuid.toUpperCase(), volume_id: bx.volumeId, bdm_uuid: null },
+      ],
+      _ansible_check_mode: true,
+    });
     assert.deepEqual(selected(mixed), [ay.uuid, bx.uuid].sort());
     // hosts and driver_volume_type narrow it; an empty instance_uuids is no filter.
-    const narrowed = await env.refresh({ volume_attachments: [pair(ax)], driver_volume_type: 'iscsi', instance_uuids: [], _ansible_check_mode: true });
+    const narrowed = await env.refresh({
+      volume_attachments: [pair(ax)],
+      driver_volume_type: 'iscsi',
+      instance_uuids: [],
+      _ansible_check_mode: true,
+    });
     assert.deepEqual(narrowed.counts, { refreshed: 0, skipped: 0, failed: 0 });
     const onHost = await env.refresh({ volume_attachments: [pair(ax)], hosts: [ax.host], _ansible_check_mode: true });
     assert.deepEqual(selected(onHost), [ax.uuid]);
@@ -419,9 +546,15 @@ describe('volume_attachments: each entry selects exactly what it names', () => {
     const { a, ax } = await crossingPairs();
     const combined = await env.answer({ volume_attachments: [pair(ax)], instance_uuids: [a] });
     assert.equal(combined.failed, true);
-    assert.equal(combined.msg, 'volume_attachments names BDMs exactly and cannot be combined with instance_uuids: list those BDMs in volume_attachments (hosts, cells, project_id and driver_volume_type still narrow it)');
+    assert.equal(
+      combined.msg,
+      'volume_attachments names BDMs exactly and cannot be combined with instance_uuids: list those BDMs in volume_attachments (hosts, cells, project_id and driver_volume_type still narrow it)',
+    );
     const nothing = await env.answer({ volume_attachments: [pair(ax), { volume_id: ax.volumeId }] });
-    assert.equal(nothing.msg, 'volume_attachments[1]: volume_id needs instance_uuid: give bdm_uuid, or instance_uuid with an optional volume_id');
+    assert.equal(
+      nothing.msg,
+      'volume_attachments[1]: volume_id needs instance_uuid: give bdm_uuid, or instance_uuid with an optional volume_id',
+    );
     const both = await env.answer({ volume_attachments: [{ bdm_uuid: ax.uuid, instance_uuid: a }] });
     assert.match(String(both.msg), /^volume_attachments\[0\]: bdm_uuid names one BDM alone/);
     const badUuid = await env.answer({ volume_attachments: [pair(ax), { instance_uuid: a, volume_id: 'nope' }] });
@@ -441,12 +574,24 @@ describe('volume_attachments: each entry selects exactly what it names', () => {
     const two = await env.seedInstance(h2, [false]);
     const current = await env.seedInstance(h2, [true]);
     try {
-      const plan = await env.refresh({ instance_uuids: [one.instanceUuid, two.instanceUuid, current.instanceUuid], _ansible_check_mode: true });
+      const plan = await env.refresh({
+        instance_uuids: [one.instanceUuid, two.instanceUuid, current.instanceUuid],
+        _ansible_check_mode: true,
+      });
       assert.deepEqual(plan.hosts_without_connector, [h2]);
       assert.deepEqual(plan.counts, { refreshed: 1, skipped: 1, failed: 1 });
       assert.equal(plan.summary[0], 'would refresh 1, skipped 1, failed 1 (check mode: nothing was written)');
-      assert.ok(plan.summary.includes(`FAILED: BDM ${two.bdms[0]!.uuid} (instance ${two.instanceUuid}, volume ${two.bdms[0]!.volumeId}): no connector for compute host ${h2}; nothing was changed`), plan.summary.join('\n'));
-      assert.ok(plan.summary.includes(`skipped: BDM ${current.bdms[0]!.uuid} (instance ${current.instanceUuid}, volume ${current.bdms[0]!.volumeId}): not stale`));
+      assert.ok(
+        plan.summary.includes(
+          `FAILED: BDM ${two.bdms[0]!.uuid} (instance ${two.instanceUuid}, volume ${two.bdms[0]!.volumeId}): no connector for compute host ${h2}; nothing was changed`,
+        ),
+        plan.summary.join('\n'),
+      );
+      assert.ok(
+        plan.summary.includes(
+          `skipped: BDM ${current.bdms[0]!.uuid} (instance ${current.instanceUuid}, volume ${current.bdms[0]!.volumeId}): not stale`,
+        ),
+      );
     } finally {
       env.writeConnectors(env.hostNames());
     }

@@ -35,11 +35,29 @@ test('every source present: initiator, FC WWNs, NQN, root fs UUID, system UUID, 
   mkdirSync(join(root, 'dev/disk/by-uuid'), { recursive: true });
   symlinkSync('../../vda1', join(root, 'dev/disk/by-uuid/1b2c3d4e-aaaa-bbbb-cccc-0123456789ab'));
   const conf = join(root, 'nova.conf');
-  writeFileSync(conf, '[DEFAULT]\nhost = compute7\nmy_ip = 192.0.2.7\nmy_block_storage_ip = 198.51.100.7\n[libvirt]\nvolume_use_multipath = true\n');
+  writeFileSync(
+    conf,
+    '[DEFAULT]\nhost = compute7\nmy_ip = 192.0.2.7\nmy_block_storage_ip = 198.51.100.7\n[libvirt]\nvolume_use_multipath = true\n',
+  );
   const result = resultOf(await execute({ action: 'get_connector', config_file: conf, host_root: root }), 'get_connector');
   assert.equal(result.changed, false);
   const c = result.connector;
-  assert.deepEqual(Object.keys(c).sort(), ['do_local_attach', 'found_dsc', 'host', 'initiator', 'ip', 'multipath', 'nqn', 'nvme_native_multipath', 'os_type', 'platform', 'system uuid', 'uuid', 'wwnns', 'wwpns']);
+  assert.deepEqual(Object.keys(c).sort(), [
+    'do_local_attach',
+    'found_dsc',
+    'host',
+    'initiator',
+    'ip',
+    'multipath',
+    'nqn',
+    'nvme_native_multipath',
+    'os_type',
+    'platform',
+    'system uuid',
+    'uuid',
+    'wwnns',
+    'wwpns',
+  ]);
   assert.equal(c.found_dsc, '', 'no LightOS discovery client answers here');
   assert.equal(c.host, 'compute7');
   assert.equal(c.ip, '198.51.100.7', 'my_block_storage_ip wins over my_ip');
@@ -61,7 +79,15 @@ test('missing sources are left out, not guessed; multipath wanted without multip
   writeFileSync(conf, '[DEFAULT]\nhost = compute8\nmy_ip = 192.0.2.8\n');
   const result = resultOf(await execute({ action: 'get_connector', config_file: conf, host_root: root }), 'get_connector');
   // nvme_native_multipath is always there (false without nvme_core), as os-brick 6.1 reports it.
-  assert.deepEqual(result.connector, { platform: result.connector.platform, os_type: 'linux', ip: '192.0.2.8', host: 'compute8', multipath: false, nvme_native_multipath: false, do_local_attach: false });
+  assert.deepEqual(result.connector, {
+    platform: result.connector.platform,
+    os_type: 'linux',
+    ip: '192.0.2.8',
+    host: 'compute8',
+    multipath: false,
+    nvme_native_multipath: false,
+    do_local_attach: false,
+  });
   writeFileSync(conf, '[DEFAULT]\nhost = compute8\n[libvirt]\nvolume_use_multipath = True\n');
   const failed = answer(await execute({ action: 'get_connector', config_file: conf, host_root: root }));
   assert.equal(failed.failed, true);
@@ -102,6 +128,9 @@ test('found_dsc: "found" while a LightOS discovery client answers on localhost:6
   // Without an NQN there is no found_dsc at all (os-brick adds it next to the NQN only).
   const bare = tree({});
   writeFileSync(join(bare, 'nova.conf'), '[DEFAULT]\nhost = compute10\nmy_ip = 192.0.2.10\n');
-  const result = resultOf(await execute({ action: 'get_connector', config_file: join(bare, 'nova.conf'), host_root: bare }), 'get_connector');
+  const result = resultOf(
+    await execute({ action: 'get_connector', config_file: join(bare, 'nova.conf'), host_root: bare }),
+    'get_connector',
+  );
   assert.ok(!('found_dsc' in result.connector));
 });

@@ -12,7 +12,10 @@ const fx = new Fixtures();
 after(() => fx.close());
 
 function novaManage(...args: string[]) {
-  const r = spawnSync(NOVA_MANAGE[0]!, [...NOVA_MANAGE.slice(1), '--config-file', fx.env.confPath, ...args], { encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(NOVA_MANAGE[0]!, [...NOVA_MANAGE.slice(1), '--config-file', fx.env.confPath, ...args], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   return { status: r.status, stdout: r.stdout.trim() };
 }
 
@@ -48,9 +51,18 @@ async function assertSameAsNovaManage(instanceUuid: string, volumeId: string): P
 test('a v3 BDM in the templated cell1, with unusual columns set', async () => {
   const instance = await fx.seedInstance('cell1');
   const bdm = await fx.seedBdm('cell1', instance, {
-    boot_index: 0, delete_on_termination: 1, tag: 'db-disk', volume_type: 'ceph-ssd', encrypted: 1,
-    encryption_secret_uuid: randomUUID(), encryption_format: 'luks', encryption_options: '{"cipher": "aes-xts-plain64"}',
-    no_device: null, disk_bus: null, guest_format: 'ext4', snapshot_id: randomUUID(),
+    boot_index: 0,
+    delete_on_termination: 1,
+    tag: 'db-disk',
+    volume_type: 'ceph-ssd',
+    encrypted: 1,
+    encryption_secret_uuid: randomUUID(),
+    encryption_format: 'luks',
+    encryption_options: '{"cipher": "aes-xts-plain64"}',
+    no_device: null,
+    disk_bus: null,
+    guest_format: 'ext4',
+    snapshot_id: randomUUID(),
   });
   await assertSameAsNovaManage(instance, bdm.volumeId);
 });

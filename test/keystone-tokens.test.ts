@@ -20,10 +20,19 @@ after(() => env.stop());
 
 function session(): CinderSession {
   const creds = (username: string, password: string) => ({
-    authType: 'password', authUrl: `${env.cloud.url}/identity`, username, password, userDomainName: 'Default', projectName: 'service', projectDomainName: 'Default',
+    authType: 'password',
+    authUrl: `${env.cloud.url}/identity`,
+    username,
+    password,
+    userDomainName: 'Default',
+    projectName: 'service',
+    projectDomainName: 'Default',
   });
   return new CinderSession(new OpenStackHttp({ insecure: false, timeoutSeconds: 10, connectRetries: 0 }), {
-    auth: creds('nova', USERS.nova), serviceAuth: creds('nova-service', USERS['nova-service']), catalogInfo: 'volumev3::publicURL', regionName: 'RegionOne',
+    auth: creds('nova', USERS.nova),
+    serviceAuth: creds('nova-service', USERS['nova-service']),
+    catalogInfo: 'volumev3::publicURL',
+    regionName: 'RegionOne',
   });
 }
 
@@ -35,28 +44,47 @@ describe('the stand-in Keystone and keystonemiddleware', () => {
     const s = await env.seed();
     const login = await fetch(`${env.cloud.url}/identity/v3/auth/tokens`, {
       method: 'POST',
-      body: JSON.stringify({ auth: { identity: { methods: ['password'], password: { user: { name: 'nova', domain: { name: 'Default' }, password: USERS.nova } } } } }),
+      body: JSON.stringify({
+        auth: {
+          identity: { methods: ['password'], password: { user: { name: 'nova', domain: { name: 'Default' }, password: USERS.nova } } },
+        },
+      }),
     });
     const body = (await login.json()) as { token: { expires_at: string; issued_at: string } };
     assert.match(body.token.expires_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
     assert.equal(Date.parse(body.token.expires_at) - Date.parse(body.token.issued_at), 3600_000);
     const token = login.headers.get('x-subject-token')!;
     const get = (headers: Record<string, string>) =>
-      fetch(`${env.cloud.url}/volume/v3/8c3f2a51b3a84b6a9f0f1e2d3c4b5a69/attachments/${s.oldAttachmentId}`, { headers: { 'OpenStack-API-Version': 'volume 3.44', ...headers } });
+      fetch(`${env.cloud.url}/volume/v3/8c3f2a51b3a84b6a9f0f1e2d3c4b5a69/attachments/${s.oldAttachmentId}`, {
+        headers: { 'OpenStack-API-Version': 'volume 3.44', ...headers },
+      });
     assert.equal((await get({ 'X-Auth-Token': token })).status, 200);
     env.cloud.expireTokens('nova');
     const refused = await get({ 'X-Auth-Token': token });
     assert.equal(refused.status, 401);
-    assert.deepEqual(await refused.json(), { error: { code: 401, title: 'Unauthorized', message: 'The request you have made requires authentication.' } });
+    assert.deepEqual(await refused.json(), {
+      error: { code: 401, title: 'Unauthorized', message: 'The request you have made requires authentication.' },
+    });
     assert.match(String(refused.headers.get('www-authenticate')), /^Keystone uri=/);
     const service = await fetch(`${env.cloud.url}/identity/v3/auth/tokens`, {
       method: 'POST',
-      body: JSON.stringify({ auth: { identity: { methods: ['password'], password: { user: { name: 'nova-service', domain: { name: 'Default' }, password: USERS['nova-service'] } } } } }),
+      body: JSON.stringify({
+        auth: {
+          identity: {
+            methods: ['password'],
+            password: { user: { name: 'nova-service', domain: { name: 'Default' }, password: USERS['nova-service'] } },
+          },
+        },
+      }),
     });
     const serviceToken = service.headers.get('x-subject-token')!;
     assert.equal((await get({ 'X-Auth-Token': token, 'X-Service-Token': serviceToken })).status, 200, 'allow_expired with a service token');
     env.cloud.expireTokens('nova-service');
-    assert.equal((await get({ 'X-Auth-Token': token, 'X-Service-Token': serviceToken })).status, 401, 'an invalid service token is refused');
+    assert.equal(
+      (await get({ 'X-Auth-Token': token, 'X-Service-Token': serviceToken })).status,
+      401,
+      'an invalid service token is refused',
+    );
   });
 });
 
@@ -98,8 +126,15 @@ describe('our client', () => {
     const log = env.cloud.log.length;
     env.cloud.failNext('GET', /\/attachments\//, 401, 3);
     try {
-      await assert.rejects(client.getAttachment(s.oldAttachmentId), /^OpenStackHttpError: Cinder GET \/attachments\/\S+ failed: error: The request you have made requires authentication\. \(HTTP 401\)$/);
-      assert.equal(env.cloud.log.slice(log).filter((m) => m.method === 'GET' && m.path.includes('/attachments/')).length, 2, 'one retry, not a loop');
+      await assert.rejects(
+        client.getAttachment(s.oldAttachmentId),
+        /^OpenStackHttpError: Cinder GET \/attachments\/\S+ failed: error: The request you have made requires authentication\. \(HTTP 401\)$/,
+      );
+      assert.equal(
+        env.cloud.log.slice(log).filter((m) => m.method === 'GET' && m.path.includes('/attachments/')).length,
+        2,
+        'one retry, not a loop',
+      );
     } finally {
       env.cloud.clearFaults();
     }
@@ -119,14 +154,23 @@ describe('our client', () => {
     try {
       const r = await env.refresh({ bdm_uuid: s.bdm.uuid });
       assert.equal(r.failed, undefined, String(r.msg));
-      assert.deepEqual(env.cloud.attachmentsOf(s.volumeId).map((a) => [a.id, a.status]), [[r.new_attachment_id, 'attached']]);
+      assert.deepEqual(
+        env.cloud.attachmentsOf(s.volumeId).map((a) => [a.id, a.status]),
+        [[r.new_attachment_id, 'attached']],
+      );
       assert.equal((await env.dumpRows(s.instanceUuid)).bdms[0]!.attachment_id, r.new_attachment_id);
     } finally {
       env.cloud.onRequest = undefined;
     }
-    assert.deepEqual(unauthorized(log).map((m) => m.method), ['DELETE']);
+    assert.deepEqual(
+      unauthorized(log).map((m) => m.method),
+      ['DELETE'],
+    );
     const deletes = env.cloud.log.slice(log).filter((m) => m.method === 'DELETE' && m.path.endsWith(s.oldAttachmentId));
-    assert.deepEqual(deletes.map((m) => m.status), [401, 200]);
+    assert.deepEqual(
+      deletes.map((m) => m.status),
+      [401, 200],
+    );
     assert.notEqual(deletes[0]!.headers['x-auth-token'], deletes[1]!.headers['x-auth-token']);
     assert.notEqual(deletes[0]!.headers['x-service-token'], deletes[1]!.headers['x-service-token']);
     assert.equal(env.cloud.tokenUser(deletes[1]!.headers['x-service-token']), 'nova-service');
@@ -147,11 +191,23 @@ describe('our client', () => {
     const seq = after.map((m) => `${m.method} ${m.status}`);
     assert.deepEqual(seq.slice(-2), ['PUT 200', 'POST 204']);
     seq.forEach((x, i) => {
-      if (x.endsWith(' 401')) assert.equal(seq[i + 1], `${x.split(' ')[0]} ${x.startsWith('DELETE') ? 200 : x.startsWith('PUT') ? 200 : seq[i + 1]!.split(' ')[1]}`, `one retry after ${x}: ${seq.join(', ')}`);
+      if (x.endsWith(' 401'))
+        assert.equal(
+          seq[i + 1],
+          `${x.split(' ')[0]} ${x.startsWith('DELETE') ? 200 : x.startsWith('PUT') ? 200 : seq[i + 1]!.split(' ')[1]}`,
+          `one retry after ${x}: ${seq.join(', ')}`,
+        );
     });
     assert.ok(!seq.some((x) => x === 'DELETE 401'), `the DELETE passed on the service token: ${seq.join(', ')}`);
-    const refreshLogins = env.cloud.log.slice(log).filter((m) => m.method === 'POST' && m.path.endsWith('/auth/tokens')).map((m) => (m.body as any).auth.identity.password.user.name);
-    assert.deepEqual(refreshLogins.filter((u) => u === 'nova-service').length, 1, 'the service token was fetched once (first DELETE) and not renewed');
+    const refreshLogins = env.cloud.log
+      .slice(log)
+      .filter((m) => m.method === 'POST' && m.path.endsWith('/auth/tokens'))
+      .map((m) => (m.body as any).auth.identity.password.user.name);
+    assert.deepEqual(
+      refreshLogins.filter((u) => u === 'nova-service').length,
+      1,
+      'the service token was fetched once (first DELETE) and not renewed',
+    );
   });
 
   test('an audit with the Cinder rules spanning an expiry checks every BDM', async () => {
@@ -165,11 +221,22 @@ describe('our client', () => {
     };
     const before = issued();
     try {
-      const r = resultOf(await execute({
-        action: 'audit', config_file: [env.fx.env.confPath, env.extraConf], instance_uuids: seeded.map((s) => s.instanceUuid), check_cinder: true, cinder_concurrency: 2,
-      }), 'audit');
+      const r = resultOf(
+        await execute({
+          action: 'audit',
+          config_file: [env.fx.env.confPath, env.extraConf],
+          instance_uuids: seeded.map((s) => s.instanceUuid),
+          check_cinder: true,
+          cinder_concurrency: 2,
+        }),
+        'audit',
+      );
       assert.equal(r.failed, undefined, String(r.msg));
-      assert.deepEqual(r.stale.map((x) => [x.bdm_uuid, x.reasons]), [[last.bdm.uuid, ['attachment_not_attached']]], 'every BDM checked, none misreported for a refused token');
+      assert.deepEqual(
+        r.stale.map((x) => [x.bdm_uuid, x.reasons]),
+        [[last.bdm.uuid, ['attachment_not_attached']]],
+        'every BDM checked, none misreported for a refused token',
+      );
       assert.equal(r.totals.cells.find((c) => c.name === 'cell1')?.scanned, 6);
     } finally {
       env.cloud.onRequest = undefined;

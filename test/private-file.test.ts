@@ -2,7 +2,19 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync, chmodSync, rmSync } from 'node:fs';
+import {
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+  chmodSync,
+  rmSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execute } from '../src/entry/run';
@@ -40,7 +52,11 @@ function writeAsUnprivileged(path: string, data: string): { error?: { name: stri
   if (process.getuid?.() !== 0) return attempt();
   const module = join(__dirname, '..', 'src', 'output', 'private-file.js');
   const script = `try { require(${JSON.stringify(module)}).writePrivateFile(process.argv[1], process.argv[2]); console.log('{}'); } catch (err) { console.log(JSON.stringify({ error: { name: err.name, message: err.message } })); }`;
-  const r = spawnSync('setpriv', [`--reuid=${UNPRIVILEGED.uid}`, `--regid=${UNPRIVILEGED.gid}`, '--clear-groups', process.execPath, '-e', script, path, data], { encoding: 'utf8' });
+  const r = spawnSync(
+    'setpriv',
+    [`--reuid=${UNPRIVILEGED.uid}`, `--regid=${UNPRIVILEGED.gid}`, '--clear-groups', process.execPath, '-e', script, path, data],
+    { encoding: 'utf8' },
+  );
   assert.equal(r.status, 0, `setpriv as nobody: ${r.error?.message ?? r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as { error?: { name: string; message: string } };
 }
@@ -84,11 +100,17 @@ describe('writePrivateFile', () => {
     chmodSync(victim, 0o644);
     const p = join(d, 'report.json');
     symlinkSync(victim, p);
-    assert.throws(() => writePrivateFile(p, 'pwned'), (err: Error) => {
-      assert.equal(err.name, 'BadInput');
-      assert.equal(err.message, `refusing to write ${p}: it is a symbolic link (nova-bdm only replaces a regular file there; remove it or choose another path)`);
-      return true;
-    });
+    assert.throws(
+      () => writePrivateFile(p, 'pwned'),
+      (err: Error) => {
+        assert.equal(err.name, 'BadInput');
+        assert.equal(
+          err.message,
+          `refusing to write ${p}: it is a symbolic link (nova-bdm only replaces a regular file there; remove it or choose another path)`,
+        );
+        return true;
+      },
+    );
     assert.equal(readFileSync(victim, 'utf8'), 'root:x:0:0\n');
     assert.equal(mode(victim), '644');
     assert.ok(lstatSync(p).isSymbolicLink(), 'the link itself is left alone too');
@@ -114,8 +136,14 @@ describe('writePrivateFile', () => {
   });
 
   test('a directory that does not exist or cannot be written: one clear line, no temp file', () => {
-    assert.throws(() => writePrivateFile(join(dir, 'missing', 'r.json'), 'x'), /^BadInput: cannot write \S+: its directory does not exist$/);
-    assert.throws(() => writePrivateFile(`${dir}/a\nb/r.json`, 'x'), (err: Error) => !err.message.includes('\n'));
+    assert.throws(
+      () => writePrivateFile(join(dir, 'missing', 'r.json'), 'x'),
+      /^BadInput: cannot write \S+: its directory does not exist$/,
+    );
+    assert.throws(
+      () => writePrivateFile(`${dir}/a\nb/r.json`, 'x'),
+      (err: Error) => !err.message.includes('\n'),
+    );
     assert.throws(() => writePrivateFile('', 'x'), /not a usable file path/);
     assert.throws(() => writePrivateFile('a\0b', 'x'), /not a usable file path/);
   });
@@ -195,7 +223,10 @@ describe('openPrivateFileStream', () => {
     const p = join(d, 'report.json');
     const script = `const { openPrivateFileStream } = require(${JSON.stringify(require.resolve('../src/output/private-file'))});
       const s = openPrivateFileStream(${JSON.stringify(p)}); s.write('x').then(() => process.exit(3));`;
-    assert.throws(() => execFileSync(process.execPath, ['-e', script], { stdio: 'pipe' }), (err: { status: number }) => err.status === 3);
+    assert.throws(
+      () => execFileSync(process.execPath, ['-e', script], { stdio: 'pipe' }),
+      (err: { status: number }) => err.status === 3,
+    );
     assert.deepEqual(readdirSync(d), []);
   });
 });
@@ -215,7 +246,10 @@ describe('audit report_path', () => {
     symlinkSync(victim, report);
     const result = answer(await audit(report));
     assert.equal(result.failed, true);
-    assert.equal(result.msg, `report_path: refusing to write ${report}: it is a symbolic link (nova-bdm only replaces a regular file there; remove it or choose another path)`);
+    assert.equal(
+      result.msg,
+      `report_path: refusing to write ${report}: it is a symbolic link (nova-bdm only replaces a regular file there; remove it or choose another path)`,
+    );
     assert.equal(readFileSync(victim, 'utf8'), 'ssh-ed25519 AAAA operator\n');
     assert.equal(mode(victim), '644');
     assert.deepEqual(readdirSync(d).sort(), ['audit.json', 'authorized_keys']);

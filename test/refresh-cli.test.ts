@@ -26,7 +26,15 @@ function cli(...args: string[]) {
 
 test('volume_attachment refresh INSTANCE VOLUME CONNECTOR_PATH: a table of what changed and the step timings', async () => {
   const s = await env.seed();
-  const r = await cli('volume_attachment', 'refresh', s.instanceUuid, s.volumeId, connectorPath, '--expect-json', JSON.stringify(RefreshEnv.EXPECT_NEW_MONITORS));
+  const r = await cli(
+    'volume_attachment',
+    'refresh',
+    s.instanceUuid,
+    s.volumeId,
+    connectorPath,
+    '--expect-json',
+    JSON.stringify(RefreshEnv.EXPECT_NEW_MONITORS),
+  );
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, new RegExp(`\\| old_attachment_id +\\| ${s.oldAttachmentId} +\\|`));
   assert.match(r.stdout, /\| new_attachment_id +\| [0-9a-f-]{36} +\|/);
@@ -70,7 +78,10 @@ test("nova-manage's refresh exit codes", async () => {
   try {
     r = await cli('volume_attachment', 'refresh', s.instanceUuid, s.volumeId, connectorPath, '--force');
     assert.equal(r.status, 1);
-    assert.match(r.stderr, /failed at rpc_remove_volume_connection: VolumeDriverException: boom; the BDM and its attachment are unchanged$/);
+    assert.match(
+      r.stderr,
+      /failed at rpc_remove_volume_connection: VolumeDriverException: boom; the BDM and its attachment are unchanged$/,
+    );
   } finally {
     env.compute.behaviour = { kind: 'ok' };
   }

@@ -34,20 +34,36 @@ async function assertConverged(s: Seeded, expectedAttachment?: string) {
   const rows = await env.dumpRows(s.instanceUuid);
   assert.equal(rows.instance!.locked, 0, 'unlocked');
   assert.equal(rows.instance!.vm_state, 'active');
-  assert.deepEqual(rows.sysmeta.filter((m) => m.key === 'locked_reason' || m.key === 'nova_bdm_refresh'), []);
+  assert.deepEqual(
+    rows.sysmeta.filter((m) => m.key === 'locked_reason' || m.key === 'nova_bdm_refresh'),
+    [],
+  );
   const atts = env.cloud.attachmentsOf(s.volumeId);
-  assert.deepEqual(atts.map((a) => a.status), ['attached'], `exactly one attachment, got ${JSON.stringify(atts.map((a) => [a.id, a.status]))}`);
+  assert.deepEqual(
+    atts.map((a) => a.status),
+    ['attached'],
+    `exactly one attachment, got ${JSON.stringify(atts.map((a) => [a.id, a.status]))}`,
+  );
   assert.equal(rows.bdms[0]!.attachment_id, atts[0]!.id, "the BDM names the volume's attachment");
   if (expectedAttachment) assert.equal(rows.bdms[0]!.attachment_id, expectedAttachment);
   assert.equal(env.cloud.volumes.get(s.volumeId)!.status, 'in-use');
-  for (const a of rows.actions.filter((x) => x.action === 'refresh_volume_attachment')) assert.notEqual(a.finish_time, null, 'refresh action finished');
+  for (const a of rows.actions.filter((x) => x.action === 'refresh_volume_attachment'))
+    assert.notEqual(a.finish_time, null, 'refresh action finished');
   return rows;
 }
 
 /** Whatever happened, the BDM names an attachment Cinder has (Nova's _delete_dangling_bdms would otherwise drop it). */
 async function assertBdmAttachmentExists(s: Seeded) {
-  const row = await env.fx.cell('cell1').selectFrom('block_device_mapping').select('attachment_id').where('id', '=', s.bdm.id).executeTakeFirstOrThrow();
-  assert.ok(row.attachment_id && env.cloud.attachments.has(row.attachment_id), `the BDM's attachment ${row.attachment_id} exists in Cinder`);
+  const row = await env.fx
+    .cell('cell1')
+    .selectFrom('block_device_mapping')
+    .select('attachment_id')
+    .where('id', '=', s.bdm.id)
+    .executeTakeFirstOrThrow();
+  assert.ok(
+    row.attachment_id && env.cloud.attachments.has(row.attachment_id),
+    `the BDM's attachment ${row.attachment_id} exists in Cinder`,
+  );
 }
 
 describe('online refresh of a running instance', () => {
@@ -61,7 +77,10 @@ describe('online refresh of a running instance', () => {
     assert.equal(r.rpc_version, null);
     assert.match(String(r.msg), /refreshed the connection_info of BDM \S+ online, the instance running/);
     assert.deepEqual(onlineStepsOf(r), ONLINE_STEPS);
-    assert.ok(!stepNames(r).some((x) => x.startsWith('rpc_') || x === 'connect_rabbitmq' || x === 'check_compute_queue'), stepNames(r).join(','));
+    assert.ok(
+      !stepNames(r).some((x) => x.startsWith('rpc_') || x === 'connect_rabbitmq' || x === 'check_compute_queue'),
+      stepNames(r).join(','),
+    );
     assert.equal(env.compute.calls.length, callsBefore, 'the compute received no RPC');
 
     const newId = String(r.new_attachment_id);
@@ -75,16 +94,28 @@ describe('online refresh of a running instance', () => {
     assert.deepEqual(env.cloud.attachmentsOf(s.volumeId)[0]!.connector, { ...env.connector, mountpoint: '/dev/vdb' });
 
     // Cinder saw, in order: create with the connector, complete, delete of the old one (service token).
-    const calls = env.cloud.mutations().filter((m) => m.path.includes(newId) || m.path.includes(s.oldAttachmentId) || (m.method === 'POST' && (m.body as any)?.attachment?.volume_uuid === s.volumeId));
+    const calls = env.cloud
+      .mutations()
+      .filter(
+        (m) =>
+          m.path.includes(newId) ||
+          m.path.includes(s.oldAttachmentId) ||
+          (m.method === 'POST' && (m.body as any)?.attachment?.volume_uuid === s.volumeId),
+      );
     assert.deepEqual(
       calls.map((m) => `${m.method} ${m.path.replace(/^\/volume\/v3\/\w+/, '')} ${m.status}`),
       ['POST /attachments 200', `POST /attachments/${newId}/action 204`, `DELETE /attachments/${s.oldAttachmentId} 200`],
     );
-    assert.deepEqual(calls[0]!.body, { attachment: { volume_uuid: s.volumeId, connector: { ...env.connector, mountpoint: '/dev/vdb' }, instance_uuid: s.instanceUuid } });
+    assert.deepEqual(calls[0]!.body, {
+      attachment: { volume_uuid: s.volumeId, connector: { ...env.connector, mountpoint: '/dev/vdb' }, instance_uuid: s.instanceUuid },
+    });
     assert.ok(calls[2]!.headers['x-service-token'], 'the old attachment is deleted with the service token');
 
     // The same claim, lock and recorded action as the stopped flow.
-    assert.deepEqual(rows.actions.map((a) => a.action), ['lock', 'refresh_volume_attachment', 'unlock']);
+    assert.deepEqual(
+      rows.actions.map((a) => a.action),
+      ['lock', 'refresh_volume_attachment', 'unlock'],
+    );
   });
 
   test('a paused instance is refreshed online too', async () => {
@@ -123,7 +154,10 @@ describe('online refresh of a running instance', () => {
       [{ vm_state: 'suspended', power_state: 7 }, /vm_state suspended.*resume it, then refresh it online/],
       [{ vm_state: 'active', power_state: 1, task_state: 'rebooting' }, /task_state rebooting/],
       [{ vm_state: 'active', power_state: 4 }, /power_state 4/],
-      [{ vm_state: 'shelved', power_state: 4 }, /vm_state shelved\. .*Offload it \(shelve_offload\): unshelve then connects its volumes anew/],
+      [
+        { vm_state: 'shelved', power_state: 4 },
+        /vm_state shelved\. .*Offload it \(shelve_offload\): unshelve then connects its volumes anew/,
+      ],
       [{ vm_state: 'error', power_state: 0 }, /vm_state error\. Cannot refresh connection_info \(must be stopped, active or paused\)/],
     ];
     for (const [instance, msg] of cases) {
@@ -142,9 +176,42 @@ describe('online refresh of a running instance', () => {
 });
 
 describe('BDMs QEMU does not serve itself are skipped with what the host holds', () => {
-  const nfs = { driver_volume_type: 'nfs', data: { export: '192.0.2.5:/srv/cinder', name: 'volume-X', options: null, format: 'raw', qos_specs: null, access_mode: 'rw', encrypted: false }, serial: 'X' };
-  const fc = { driver_volume_type: 'fibre_channel', data: { target_wwn: ['500a0982991b8dc5'], target_lun: 1, target_discovered: false, qos_specs: null, access_mode: 'rw', encrypted: false }, serial: 'X' };
-  const nvme = { driver_volume_type: 'nvmeof', data: { target_nqn: 'nqn.2014-08.org.nvmexpress:X', portals: [['192.0.2.7', 4420, 'tcp']], qos_specs: null, access_mode: 'rw', encrypted: false }, serial: 'X' };
+  const nfs = {
+    driver_volume_type: 'nfs',
+    data: {
+      export: '192.0.2.5:/srv/cinder',
+      name: 'volume-X',
+      options: null,
+      format: 'raw',
+      qos_specs: null,
+      access_mode: 'rw',
+      encrypted: false,
+    },
+    serial: 'X',
+  };
+  const fc = {
+    driver_volume_type: 'fibre_channel',
+    data: {
+      target_wwn: ['500a0982991b8dc5'],
+      target_lun: 1,
+      target_discovered: false,
+      qos_specs: null,
+      access_mode: 'rw',
+      encrypted: false,
+    },
+    serial: 'X',
+  };
+  const nvme = {
+    driver_volume_type: 'nvmeof',
+    data: {
+      target_nqn: 'nqn.2014-08.org.nvmexpress:X',
+      portals: [['192.0.2.7', 4420, 'tcp']],
+      qos_specs: null,
+      access_mode: 'rw',
+      encrypted: false,
+    },
+    serial: 'X',
+  };
   const encrypted = { ...RBD_CONNECTION_INFO, data: { ...RBD_CONNECTION_INFO.data, encrypted: true }, serial: 'X' };
   const cases: Array<[string, Parameters<RefreshEnv['seed']>[0], RegExp, Record<string, unknown>?]> = [
     ['iSCSI', { template: ISCSI_CHAP_CONNECTION_INFO }, /its host holds an iSCSI session for the volume \(driver_volume_type iscsi\)/],
@@ -160,7 +227,13 @@ describe('BDMs QEMU does not serve itself are skipped with what the host holds',
       const before = await env.dumpRows(s.instanceUuid);
       const mutations = env.cloud.mutations().length;
       const calls = env.compute.calls.length;
-      const r = await env.refresh({ bdm_uuid: s.bdm.uuid, running_instances: 'online', force: true, expect: undefined, ...(connector ? { connector: { ...env.connector, ...connector } } : {}) });
+      const r = await env.refresh({
+        bdm_uuid: s.bdm.uuid,
+        running_instances: 'online',
+        force: true,
+        expect: undefined,
+        ...(connector ? { connector: { ...env.connector, ...connector } } : {}),
+      });
       assert.equal(r.failed, true);
       assert.match(String(r.msg), /cannot be refreshed online: /);
       assert.match(String(r.msg), msg);
@@ -190,7 +263,11 @@ describe('check mode, host conflict', () => {
   test("a connector of another host is refused (nova's HostConflict), nothing written", async () => {
     const s = await env.seed({ instance: RUNNING });
     const mutations = env.cloud.mutations().length;
-    const r = await env.refresh({ bdm_uuid: s.bdm.uuid, running_instances: 'online', connector: { ...env.connector, host: 'some-other-host' } });
+    const r = await env.refresh({
+      bdm_uuid: s.bdm.uuid,
+      running_instances: 'online',
+      connector: { ...env.connector, host: 'some-other-host' },
+    });
     assert.equal(r.failed, true);
     assert.match(String(r.msg), /The compute host 'some-other-host' in the connector does not match the instance host/);
     assert.equal(env.cloud.mutations().length, mutations);
@@ -198,7 +275,12 @@ describe('check mode, host conflict', () => {
 
   test('expect not met by what Cinder hands out: refreshed, but failed', async () => {
     const s = await env.seed({ instance: RUNNING });
-    const r = await env.refresh({ bdm_uuid: s.bdm.uuid, running_instances: 'online', expect: { driver_volume_type: 'rbd', data: { hosts: ['203.0.113.9'], ports: ['6789'] } }, force: true });
+    const r = await env.refresh({
+      bdm_uuid: s.bdm.uuid,
+      running_instances: 'online',
+      expect: { driver_volume_type: 'rbd', data: { hosts: ['203.0.113.9'], ports: ['6789'] } },
+      force: true,
+    });
     assert.equal(r.failed, true);
     assert.equal(r.online, true);
     assert.match(String(r.msg), /does not match expect/);
@@ -236,7 +318,11 @@ describe('a failure at each step, then a re-run that converges', () => {
         assert.equal(env.cloud.attachmentsOf(s.volumeId).length, 2, 'the old attachment is still there');
       } else {
         assert.equal(left.instance!.locked, 0, 'unlocked after the clean-up');
-        assert.deepEqual(env.cloud.attachmentsOf(s.volumeId).map((a) => a.id), [s.oldAttachmentId], 'the clean-up removed the new attachment');
+        assert.deepEqual(
+          env.cloud.attachmentsOf(s.volumeId).map((a) => a.id),
+          [s.oldAttachmentId],
+          'the clean-up removed the new attachment',
+        );
       }
 
       const again = await env.refresh({ bdm_uuid: s.bdm.uuid, running_instances: 'online' });
@@ -270,7 +356,12 @@ describe('a failure at each step, then a re-run that converges', () => {
       if (method === 'POST' && newAttachmentPath.test(path)) proxy.cutAll();
     };
     try {
-      const first = await env.refresh({ bdm_uuid: s.bdm.uuid, running_instances: 'online', database_connection: viaProxy, connect_timeout: 2 });
+      const first = await env.refresh({
+        bdm_uuid: s.bdm.uuid,
+        running_instances: 'online',
+        database_connection: viaProxy,
+        connect_timeout: 2,
+      });
       env.cloud.onRequest = undefined;
       assert.equal(first.failed, true);
       assert.match(String(first.msg), /failed at bdm_save/);
@@ -291,11 +382,18 @@ describe('crash safety: SIGKILL before each online step, then a run that recover
     test(`killed before ${step}`, async () => {
       const s = await env.seed({ instance: RUNNING });
       const args = JSON.stringify({
-        action: 'refresh', bdm_uuid: s.bdm.uuid, config_file: [env.fx.env.confPath, env.extraConf], connector: env.connector,
-        expect: RefreshEnv.EXPECT_NEW_MONITORS, running_instances: 'online',
+        action: 'refresh',
+        bdm_uuid: s.bdm.uuid,
+        config_file: [env.fx.env.confPath, env.extraConf],
+        connector: env.connector,
+        expect: RefreshEnv.EXPECT_NEW_MONITORS,
+        running_instances: 'online',
       });
       const killed = await new Promise<{ signal: string | null }>((resolve) => {
-        const child = spawn(BUNDLE, ['-'], { env: { ...process.env, NOVA_BDM_KILL_BEFORE_STEP: step }, stdio: ['pipe', 'ignore', 'ignore'] });
+        const child = spawn(BUNDLE, ['-'], {
+          env: { ...process.env, NOVA_BDM_KILL_BEFORE_STEP: step },
+          stdio: ['pipe', 'ignore', 'ignore'],
+        });
         child.on('exit', (_code, signal) => resolve({ signal }));
         child.stdin.end(args);
       });

@@ -20,7 +20,11 @@ async function refreshConverges(s: Seeded) {
   const again = await env.refresh({ bdm_uuid: s.bdm.uuid });
   assert.equal(again.failed, undefined, String(again.msg));
   const atts = env.cloud.attachmentsOf(s.volumeId);
-  assert.deepEqual(atts.map((a) => a.status), ['attached'], 'exactly one attachment, attached');
+  assert.deepEqual(
+    atts.map((a) => a.status),
+    ['attached'],
+    'exactly one attachment, attached',
+  );
   const rows = await env.dumpRows(s.instanceUuid);
   assert.equal(rows.bdms[0]!.attachment_id, atts[0]!.id);
   assert.equal(rows.instance!.locked, 0);
@@ -48,7 +52,13 @@ describe('a Cinder write without an answer', () => {
     // What the interop fault matrix's "lock wait at save_bdm" leaves: the run deleted the old
     // attachment, connected the new one, then neither save_bdm nor the clean-up could write the BDM.
     const s = await env.seed();
-    const connected = env.cloud.addAttachedVolume(s.volumeId, s.instanceUuid, { driver_volume_type: 'rbd', name: `volumes/volume-${s.volumeId}`, hosts: ['198.51.100.21'], ports: ['6789'] }, false, env.host);
+    const connected = env.cloud.addAttachedVolume(
+      s.volumeId,
+      s.instanceUuid,
+      { driver_volume_type: 'rbd', name: `volumes/volume-${s.volumeId}`, hosts: ['198.51.100.21'], ports: ['6789'] },
+      false,
+      env.host,
+    );
     connected.status = 'attaching';
     env.cloud.volumes.get(s.volumeId)!.status = 'attaching';
     env.cloud.attachments.delete(s.oldAttachmentId);

@@ -38,20 +38,30 @@ describe('the happy path', () => {
 
     // Cinder: exactly one attachment, the new one, attached rw, connected with our connector + mountpoint.
     const atts = env.cloud.attachmentsOf(s.volumeId);
-    assert.deepEqual(atts.map((a) => [a.id, a.status, a.attach_mode]), [[newId, 'attached', 'rw']]);
+    assert.deepEqual(
+      atts.map((a) => [a.id, a.status, a.attach_mode]),
+      [[newId, 'attached', 'rw']],
+    );
     assert.equal(infoData(r.connection_info).access_mode, 'rw', "the guest's mode");
     assert.deepEqual(atts[0]!.connector, { ...env.connector, mountpoint: '/dev/vdb' });
-    const calls = env.cloud.mutations().filter((m) => m.path.includes(s.volumeId) || m.path.includes(newId) || m.path.includes(s.oldAttachmentId));
+    const calls = env.cloud
+      .mutations()
+      .filter((m) => m.path.includes(s.volumeId) || m.path.includes(newId) || m.path.includes(s.oldAttachmentId));
     assert.deepEqual(
       calls.map((m) => `${m.method} ${m.path.replace(/^\/volume\/v3\/\w+/, '')} ${m.status}`),
       [`DELETE /attachments/${s.oldAttachmentId} 200`, `PUT /attachments/${newId} 200`, `POST /attachments/${newId}/action 204`],
     );
-    const reserve = env.cloud.log.find((m) => m.method === 'POST' && m.path.endsWith('/attachments') && (m.body as any).attachment.volume_uuid === s.volumeId)!;
+    const reserve = env.cloud.log.find(
+      (m) => m.method === 'POST' && m.path.endsWith('/attachments') && (m.body as any).attachment.volume_uuid === s.volumeId,
+    )!;
     assert.deepEqual(reserve.body, { attachment: { volume_uuid: s.volumeId, connector: null, instance_uuid: s.instanceUuid } });
     const del = env.cloud.log.find((m) => m.method === 'DELETE' && m.path.endsWith(s.oldAttachmentId))!;
     assert.ok(del.headers['x-service-token'], 'service token sent');
     // Its validation was started earlier, in the background: one GET carrying the same service token, before the DELETE.
-    const warm = env.cloud.log.findIndex((m) => m.method === 'GET' && m.path.endsWith('/attachments?limit=1') && m.headers['x-service-token'] === del.headers['x-service-token']);
+    const warm = env.cloud.log.findIndex(
+      (m) =>
+        m.method === 'GET' && m.path.endsWith('/attachments?limit=1') && m.headers['x-service-token'] === del.headers['x-service-token'],
+    );
     assert.ok(warm >= 0 && warm < env.cloud.log.indexOf(del), 'the service token was sent ahead, alone, before the DELETE');
     assert.equal(del.headers['openstack-api-version'], 'volume 3.44');
     const refreshRequestId = del.headers['x-openstack-request-id'];
@@ -82,7 +92,10 @@ describe('the happy path', () => {
     assert.equal(data.locked_by, 'admin');
     assert.equal(data.deleted, false);
     assert.equal(data.created_at, '2026-01-02T03:04:05Z');
-    assert.equal(data.system_metadata.locked_reason, `Refreshing connection_info for BDM ${s.bdm.uuid} associated with instance ${s.instanceUuid} and volume ${s.volumeId}.`);
+    assert.equal(
+      data.system_metadata.locked_reason,
+      `Refreshing connection_info for BDM ${s.bdm.uuid} associated with instance ${s.instanceUuid} and volume ${s.volumeId}.`,
+    );
     assert.equal(data.security_groups['nova_object.name'], 'SecurityGroupList');
     assert.ok(!('internal_id' in data));
 
@@ -106,7 +119,11 @@ describe('the happy path', () => {
     assert.notEqual(bdm.updated_at, '2026-01-02 03:06:00');
     assert.deepEqual(
       rows.actions.map((a) => [a.action, a.finish_time === null, a.message, a.user_id, a.project_id, a.deleted]),
-      [['lock', true, null, null, null, 0], ['refresh_volume_attachment', false, null, null, null, 0], ['unlock', true, null, null, null, 0]],
+      [
+        ['lock', true, null, null, null, 0],
+        ['refresh_volume_attachment', false, null, null, null, 0],
+        ['unlock', true, null, null, null, 0],
+      ],
     );
     const ids = rows.actions.map((a) => a.request_id!);
     for (const id of ids) assert.match(id, REQ_ID);
@@ -115,11 +132,14 @@ describe('the happy path', () => {
     for (const a of rows.actions) assert.ok(a.created_at && a.start_time && a.updated_at);
     assert.deepEqual(
       rows.events.map((e) => [e.event, e.result, e.host, e.finish_time !== null, e.traceback, e.details, e.deleted]),
-      [['api_lock', 'Success', CONTROLLER_HOST, true, null, null, 0], ['api_unlock', 'Success', CONTROLLER_HOST, true, null, null, 0]],
+      [
+        ['api_lock', 'Success', CONTROLLER_HOST, true, null, null, 0],
+        ['api_unlock', 'Success', CONTROLLER_HOST, true, null, null, 0],
+      ],
     );
   });
 
-  test('a legacy (cinder v2) BDM is migrated to v3: one attachment, ro by Cinder\'s readonly quirk, the guest still rw', async () => {
+  test("a legacy (cinder v2) BDM is migrated to v3: one attachment, ro by Cinder's readonly quirk, the guest still rw", async () => {
     const s = await env.seed({ legacy: true });
     assert.equal(env.cloud.attachmentsOf(s.volumeId)[0]!.connection_info, null, 'Cinder keeps no connection_info for a legacy attach');
     const r = await env.refresh({ bdm_uuid: s.bdm.uuid });
@@ -128,7 +148,10 @@ describe('the happy path', () => {
     // The legacy os-attach left admin metadata readonly='False', a truthy string: Cinder makes
     // every later attachment 'ro', while data.access_mode (what the guest gets) stays rw.
     const atts = env.cloud.attachmentsOf(s.volumeId);
-    assert.deepEqual(atts.map((a) => [a.id, a.status, a.attach_mode, a.legacy]), [[r.new_attachment_id, 'attached', 'ro', false]]);
+    assert.deepEqual(
+      atts.map((a) => [a.id, a.status, a.attach_mode, a.legacy]),
+      [[r.new_attachment_id, 'attached', 'ro', false]],
+    );
     const rows = await env.dumpRows(s.instanceUuid);
     assert.equal(rows.bdms[0]!.attachment_id, r.new_attachment_id);
     const stored = JSON.parse(rows.bdms[0]!.connection_info!);
@@ -139,10 +162,24 @@ describe('the happy path', () => {
 
   test('multiattach flag and multipath_id of the old connection_info are kept, serial set', async () => {
     const s = await env.seed({
-      oldInfo: { driver_volume_type: 'iscsi', data: { target_portal: '192.0.2.5:3260', multipath_id: 'mpath-42', access_mode: 'rw' }, multiattach: true, serial: 'x' },
+      oldInfo: {
+        driver_volume_type: 'iscsi',
+        data: { target_portal: '192.0.2.5:3260', multipath_id: 'mpath-42', access_mode: 'rw' },
+        multiattach: true,
+        serial: 'x',
+      },
     });
-    env.cloud.backends.set(s.volumeId, { driver_volume_type: 'iscsi', data: { target_portal: '192.0.2.6:3260', target_lun: 3, access_mode: 'rw' } });
-    const r = await env.refresh({ instance_uuid: s.instanceUuid, volume_id: s.volumeId, reveal_secrets: true, expect: undefined, force: true });
+    env.cloud.backends.set(s.volumeId, {
+      driver_volume_type: 'iscsi',
+      data: { target_portal: '192.0.2.6:3260', target_lun: 3, access_mode: 'rw' },
+    });
+    const r = await env.refresh({
+      instance_uuid: s.instanceUuid,
+      volume_id: s.volumeId,
+      reveal_secrets: true,
+      expect: undefined,
+      force: true,
+    });
     assert.equal(r.failed, undefined, String(r.msg));
     const stored = JSON.parse((await env.dumpRows(s.instanceUuid)).bdms[0]!.connection_info!);
     assert.equal(stored.multiattach, true);

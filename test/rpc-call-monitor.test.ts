@@ -18,7 +18,12 @@ before(async () => {
   client = await OsloRpcClient.connect(
     {
       transport: { brokers: [{ host: '127.0.0.1', port: 5672, username: 'guest', password: 'guest' }], virtualHost: '/', query: {} },
-      exchange: 'nova', durable: false, autoDelete: false, heartbeatSeconds: 60, transientQueuesTtlSeconds: 1800, haQueues: false,
+      exchange: 'nova',
+      durable: false,
+      autoDelete: false,
+      heartbeatSeconds: 60,
+      transientQueuesTtlSeconds: 1800,
+      haQueues: false,
     },
     5000,
   );
@@ -31,7 +36,12 @@ after(async () => {
 async function call(timeoutSeconds: number, callMonitorSeconds: number | null) {
   const started = Date.now();
   try {
-    const result = await client.call(`compute.${host}`, { method: 'remove_volume_connection', args: { volume_id: randomUUID() }, version: '6.0' }, { is_admin: true }, { timeoutSeconds, callMonitorSeconds });
+    const result = await client.call(
+      `compute.${host}`,
+      { method: 'remove_volume_connection', args: { volume_id: randomUUID() }, version: '6.0' },
+      { is_admin: true },
+      { timeoutSeconds, callMonitorSeconds },
+    );
     return { ok: true as const, result, at: Date.now(), seconds: (Date.now() - started) / 1000 };
   } catch (err) {
     return { ok: false as const, error: (err as Error).message, at: Date.now(), seconds: (Date.now() - started) / 1000 };
@@ -127,7 +137,10 @@ describe('through refresh', () => {
       const rows = await env.dumpRows(s.instanceUuid);
       assert.equal(rows.bdms[0]!.attachment_id, s.oldAttachmentId);
       assert.equal(rows.instance!.locked, 0);
-      assert.deepEqual(env.cloud.attachmentsOf(s.volumeId).map((a) => [a.id, a.status]), [[s.oldAttachmentId, 'attached']]);
+      assert.deepEqual(
+        env.cloud.attachmentsOf(s.volumeId).map((a) => [a.id, a.status]),
+        [[s.oldAttachmentId, 'attached']],
+      );
     } finally {
       env.compute.behaviour = { kind: 'ok' };
     }

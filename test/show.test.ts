@@ -48,14 +48,46 @@ describe('show by each selector, across cells', () => {
     assert.equal(r.changed, false);
     assert.deepEqual(r.cell, { uuid: env.cells.cell1, name: 'cell1' });
     assert.deepEqual(r.instance, {
-      uuid: instance1, host: 'compute1', node: 'compute1.example.org', vm_state: 'stopped', task_state: null, power_state: 4, locked: false, locked_by: null,
+      uuid: instance1,
+      host: 'compute1',
+      node: 'compute1.example.org',
+      vm_state: 'stopped',
+      task_state: null,
+      power_state: 4,
+      locked: false,
+      locked_by: null,
     });
     const bdm = r.bdm;
     assert.ok(bdm, 'one BDM shown');
     assert.deepEqual(Object.keys(bdm).sort(), [
-      'attachment_id', 'boot_index', 'connection_info', 'created_at', 'delete_on_termination', 'deleted', 'deleted_at', 'destination_type',
-      'device_name', 'device_type', 'disk_bus', 'encrypted', 'encryption_format', 'encryption_options', 'encryption_secret_uuid', 'guest_format',
-      'id', 'image_id', 'instance_uuid', 'no_device', 'snapshot_id', 'source_type', 'tag', 'updated_at', 'uuid', 'volume_id', 'volume_size', 'volume_type',
+      'attachment_id',
+      'boot_index',
+      'connection_info',
+      'created_at',
+      'delete_on_termination',
+      'deleted',
+      'deleted_at',
+      'destination_type',
+      'device_name',
+      'device_type',
+      'disk_bus',
+      'encrypted',
+      'encryption_format',
+      'encryption_options',
+      'encryption_secret_uuid',
+      'guest_format',
+      'id',
+      'image_id',
+      'instance_uuid',
+      'no_device',
+      'snapshot_id',
+      'source_type',
+      'tag',
+      'updated_at',
+      'uuid',
+      'volume_id',
+      'volume_size',
+      'volume_type',
     ]);
     assert.equal(bdm.id, bdm1.id);
     assert.equal(bdm.uuid, bdm1.uuid);
@@ -105,17 +137,32 @@ describe('show by each selector, across cells', () => {
   test('instance_uuid alone: every live volume BDM, not the image BDM nor soft-deleted ones', async () => {
     const instance = await fx.seedInstance('cell1');
     await fx.seedBdm('cell1', instance, {
-      source_type: 'image', destination_type: 'local', device_name: '/dev/vda', boot_index: 0, volume_id: null, attachment_id: null, connection_info: null, image_id: randomUUID(),
+      source_type: 'image',
+      destination_type: 'local',
+      device_name: '/dev/vda',
+      boot_index: 0,
+      volume_id: null,
+      attachment_id: null,
+      connection_info: null,
+      image_id: randomUUID(),
     });
     const a = await fx.seedBdm('cell1', instance, { device_name: '/dev/vdb' });
     const b = await fx.seedBdm('cell1', instance, { device_name: '/dev/vdc', attachment_id: null });
     const gone = await fx.seedBdm('cell1', instance, { device_name: '/dev/vdd' });
-    await fx.cell('cell1').updateTable('block_device_mapping').set({ deleted: gone.id, deleted_at: '2026-02-01 00:00:00' }).where('id', '=', gone.id).execute();
+    await fx
+      .cell('cell1')
+      .updateTable('block_device_mapping')
+      .set({ deleted: gone.id, deleted_at: '2026-02-01 00:00:00' })
+      .where('id', '=', gone.id)
+      .execute();
     const r = await show({ instance_uuid: instance });
     assert.equal(r.failed, undefined, String(r.msg));
     assert.equal(r.bdm, undefined);
     const bdms = r.bdms ?? [];
-    assert.deepEqual(bdms.map((x) => x.uuid), [a.uuid, b.uuid]);
+    assert.deepEqual(
+      bdms.map((x) => x.uuid),
+      [a.uuid, b.uuid],
+    );
     assert.equal(bdms[1]?.attachment_id, null);
     assert.equal(r.instance?.uuid, instance);
   });
@@ -135,7 +182,12 @@ describe('show edge cases', () => {
     const instance = await fx.seedInstance('cell2');
     const volumeId = randomUUID();
     const old = await fx.seedBdm('cell2', instance, { volume_id: volumeId, device_name: '/dev/vdb' });
-    await fx.cell('cell2').updateTable('block_device_mapping').set({ deleted: old.id, deleted_at: '2026-02-01 00:00:00' }).where('id', '=', old.id).execute();
+    await fx
+      .cell('cell2')
+      .updateTable('block_device_mapping')
+      .set({ deleted: old.id, deleted_at: '2026-02-01 00:00:00' })
+      .where('id', '=', old.id)
+      .execute();
     const live = await fx.seedBdm('cell2', instance, { volume_id: volumeId, device_name: '/dev/vdc' });
     const r = await show({ instance_uuid: instance, volume_id: volumeId });
     assert.equal(r.bdm?.uuid, live.uuid);
@@ -146,7 +198,13 @@ describe('show edge cases', () => {
 
   test('a non-volume BDM is refused clearly', async () => {
     const instance = await fx.seedInstance('cell1');
-    const bdm = await fx.seedBdm('cell1', instance, { source_type: 'image', destination_type: 'local', volume_id: null, attachment_id: null, connection_info: null });
+    const bdm = await fx.seedBdm('cell1', instance, {
+      source_type: 'image',
+      destination_type: 'local',
+      volume_id: null,
+      attachment_id: null,
+      connection_info: null,
+    });
     const r = await show({ bdm_uuid: bdm.uuid });
     assert.equal(r.failed, true);
     assert.equal(r.msg, `BDM ${bdm.uuid} is not a volume BDM (source_type image, destination_type local).`);
@@ -157,7 +215,10 @@ describe('show edge cases', () => {
     let r = await show({ instance_uuid: ghost, volume_id: randomUUID() });
     assert.equal(r.msg, `Instance ${ghost} has no mapping to a cell.`);
     const unscheduled = randomUUID();
-    await fx.api.insertInto('instance_mappings').values({ instance_uuid: unscheduled, cell_id: null, project_id: 'p', created_at: new Date() }).execute();
+    await fx.api
+      .insertInto('instance_mappings')
+      .values({ instance_uuid: unscheduled, cell_id: null, project_id: 'p', created_at: new Date() })
+      .execute();
     r = await show({ instance_uuid: unscheduled });
     assert.match(String(r.msg), /is not mapped to a cell yet/);
     const instance = await fx.seedInstance('cell1');
@@ -201,7 +262,11 @@ describe('show edge cases', () => {
 describe('databases that fail', () => {
   test('API DB down: fails fast, naming the database and host', async () => {
     const started = Date.now();
-    const r = await show({ bdm_uuid: randomUUID(), api_database_connection: 'mysql+pymysql://nova:hunter2secret@127.0.0.1:1/nova_api', connect_timeout: 3 });
+    const r = await show({
+      bdm_uuid: randomUUID(),
+      api_database_connection: 'mysql+pymysql://nova:hunter2secret@127.0.0.1:1/nova_api',
+      connect_timeout: 3,
+    });
     assert.equal(r.failed, true);
     assert.equal(r.msg, 'cannot connect to the API database nova_api at 127.0.0.1:1: connection refused (is the database server running?)');
     assert.ok(Date.now() - started < 3000);
@@ -215,7 +280,10 @@ describe('databases that fail', () => {
     });
     assert.equal(r.failed, true);
     // MySQL's message whole, parenthesis and all: scrubbing goes by secret values, not by the word "password".
-    assert.equal(r.msg, `cannot connect to the API database ${env.databases.api} at 127.0.0.1:3306: Access denied for user '${env.dbUser}'@'127.0.0.1' (using password: YES)`);
+    assert.equal(
+      r.msg,
+      `cannot connect to the API database ${env.databases.api} at 127.0.0.1:3306: Access denied for user '${env.dbUser}'@'127.0.0.1' (using password: YES)`,
+    );
     assert.equal(typeof r.exception, 'string');
     const text = JSON.stringify(r);
     assert.ok(!text.includes('Wr0ng'), text);
@@ -228,7 +296,11 @@ describe('databases that fail', () => {
     const port = (silent.address() as { port: number }).port;
     try {
       const started = Date.now();
-      const r = await show({ bdm_uuid: randomUUID(), api_database_connection: `mysql+pymysql://nova:pw@127.0.0.1:${port}/nova_api`, connect_timeout: 1 });
+      const r = await show({
+        bdm_uuid: randomUUID(),
+        api_database_connection: `mysql+pymysql://nova:pw@127.0.0.1:${port}/nova_api`,
+        connect_timeout: 1,
+      });
       const elapsed = Date.now() - started;
       assert.equal(r.msg, `cannot connect to the API database nova_api at 127.0.0.1:${port}: timed out`);
       assert.ok(elapsed >= 900 && elapsed < 4000, `took ${elapsed} ms`);
@@ -246,10 +318,18 @@ describe('databases that fail', () => {
     const brokenLocal = `mysql+pymysql://${env.dbUser}:N0tThePw@127.0.0.1:3306/${env.databases.cell1}?charset=utf8`;
     const found = await show({ bdm_uuid: inCell2.uuid, database_connection: brokenLocal });
     assert.equal(found.failed, undefined, String(found.msg));
-    assert.match(String((found.warnings as string[])[0]), new RegExp(`^cell1 was not searched: cannot connect to the cell1 database ${env.databases.cell1} at 127\\.0\\.0\\.1:3306: Access denied for user '${env.dbUser}'@'127\\.0\\.0\\.1' \\(using password: YES\\)$`));
+    assert.match(
+      String((found.warnings as string[])[0]),
+      new RegExp(
+        `^cell1 was not searched: cannot connect to the cell1 database ${env.databases.cell1} at 127\\.0\\.0\\.1:3306: Access denied for user '${env.dbUser}'@'127\\.0\\.0\\.1' \\(using password: YES\\)$`,
+      ),
+    );
     const lost = await show({ bdm_uuid: inCell1.uuid, database_connection: brokenLocal });
     assert.equal(lost.failed, true);
-    assert.match(String(lost.msg), new RegExp(`^cannot connect to the cell1 database ${env.databases.cell1} at 127\\.0\\.0\\.1:3306: Access denied for user`));
+    assert.match(
+      String(lost.msg),
+      new RegExp(`^cannot connect to the cell1 database ${env.databases.cell1} at 127\\.0\\.0\\.1:3306: Access denied for user`),
+    );
     assert.ok(!JSON.stringify([found, lost]).includes('N0tThePw'));
   });
 });
@@ -263,12 +343,20 @@ describe('show says when a refresh of the BDM holds the instance or was interrup
     }
   })()}`;
   const claim = async (instanceUuid: string, bdmUuid: string, pid: number) =>
-    fx.cell('cell1').insertInto('instance_system_metadata').values({
-      created_at: new Date(), updated_at: new Date(), deleted: 0, instance_uuid: instanceUuid, key: CLAIM_KEY,
-      value: JSON.stringify({ token: `t-${pid}`, host, pid, bdms: [bdmUuid], we_locked: false, since: '2026-12-01T03:00:00.000Z' }),
-    }).execute();
+    fx
+      .cell('cell1')
+      .insertInto('instance_system_metadata')
+      .values({
+        created_at: new Date(),
+        updated_at: new Date(),
+        deleted: 0,
+        instance_uuid: instanceUuid,
+        key: CLAIM_KEY,
+        value: JSON.stringify({ token: `t-${pid}`, host, pid, bdms: [bdmUuid], we_locked: false, since: '2026-12-01T03:00:00.000Z' }),
+      })
+      .execute();
 
-  test('the claim of a dead refresh under the owner\'s lock; a running one; a refresh lock with no claim; none', async () => {
+  test("the claim of a dead refresh under the owner's lock; a running one; a refresh lock with no claim; none", async () => {
     const dead = await new Promise<number>((resolve) => {
       const child = spawn('true');
       child.on('exit', () => resolve(child.pid!));
@@ -279,7 +367,12 @@ describe('show says when a refresh of the BDM holds the instance or was interrup
     await claim(i1, b1.uuid, dead);
     const r1 = await show({ bdm_uuid: b1.uuid });
     assert.equal(r1.interrupted_refresh, true);
-    assert.match(String((r1.warnings as string[])[0]), new RegExp(`^an interrupted refresh of this BDM \\(nova-bdm on \\S+, pid ${dead}, since 2026-12-01T03:00:00.000Z\\) left its claim on instance ${i1} and the instance locked; the next refresh of this BDM recovers it first$`));
+    assert.match(
+      String((r1.warnings as string[])[0]),
+      new RegExp(
+        `^an interrupted refresh of this BDM \\(nova-bdm on \\S+, pid ${dead}, since 2026-12-01T03:00:00.000Z\\) left its claim on instance ${i1} and the instance locked; the next refresh of this BDM recovers it first$`,
+      ),
+    );
 
     // A live holder: running now, not interrupted.
     const live = spawn('sleep', ['30']);
@@ -289,7 +382,12 @@ describe('show says when a refresh of the BDM holds the instance or was interrup
       await claim(i2, b2.uuid, live.pid!);
       const r2 = await show({ bdm_uuid: b2.uuid });
       assert.equal(r2.interrupted_refresh, undefined);
-      assert.match(String(r2.warnings?.[0]), new RegExp(`^a refresh of this BDM is running now \\(nova-bdm on \\S+, pid ${live.pid}, since 2026-12-01T03:00:00.000Z, last heartbeat \\d+ s ago\\)$`));
+      assert.match(
+        String(r2.warnings?.[0]),
+        new RegExp(
+          `^a refresh of this BDM is running now \\(nova-bdm on \\S+, pid ${live.pid}, since 2026-12-01T03:00:00.000Z, last heartbeat \\d+ s ago\\)$`,
+        ),
+      );
     } finally {
       live.kill();
     }
@@ -297,10 +395,22 @@ describe('show says when a refresh of the BDM holds the instance or was interrup
     // nova-manage's lock (its locked_reason, no claim of ours).
     const i3 = await fx.seedInstance('cell1', { locked: 1, locked_by: 'admin' });
     const b3 = await fx.seedBdm('cell1', i3);
-    await fx.cell('cell1').insertInto('instance_system_metadata').values({ created_at: new Date(), deleted: 0, instance_uuid: i3, key: 'locked_reason', value: lockReasonFor({ uuid: b3.uuid, instance_uuid: i3, volume_id: b3.volumeId }) }).execute();
+    await fx
+      .cell('cell1')
+      .insertInto('instance_system_metadata')
+      .values({
+        created_at: new Date(),
+        deleted: 0,
+        instance_uuid: i3,
+        key: 'locked_reason',
+        value: lockReasonFor({ uuid: b3.uuid, instance_uuid: i3, volume_id: b3.volumeId }),
+      })
+      .execute();
     const r3 = await show({ bdm_uuid: b3.uuid });
     assert.equal(r3.interrupted_refresh, true);
-    assert.deepEqual(r3.warnings, [`an interrupted refresh of this BDM left instance ${i3} locked; the next refresh of this BDM recovers it first`]);
+    assert.deepEqual(r3.warnings, [
+      `an interrupted refresh of this BDM left instance ${i3} locked; the next refresh of this BDM recovers it first`,
+    ]);
 
     // Nothing of the kind: no key, no warning.
     const i4 = await fx.seedInstance('cell1', { locked: 1, locked_by: 'owner' });

@@ -21,7 +21,12 @@ async function cinder(method: string, path: string, body?: unknown, version = '3
   token ??= await login('nova');
   const res = await fetch(`${env.cloud.url}/volume/v3/${PROJECT}${path}`, {
     method,
-    headers: { 'X-Auth-Token': token, 'OpenStack-API-Version': `volume ${version}`, 'Content-Type': 'application/json', Accept: 'application/json' },
+    headers: {
+      'X-Auth-Token': token,
+      'OpenStack-API-Version': `volume ${version}`,
+      'Content-Type': 'application/json',
+      Accept: 'application/json',
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
@@ -33,7 +38,9 @@ async function login(user: 'nova' | 'nova-service'): Promise<string> {
   const res = await fetch(`${env.cloud.url}/identity/v3/auth/tokens`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ auth: { identity: { methods: ['password'], password: { user: { name: user, domain: { name: 'Default' }, password } } } } }),
+    body: JSON.stringify({
+      auth: { identity: { methods: ['password'], password: { user: { name: user, domain: { name: 'Default' }, password } } } },
+    }),
   });
   return res.headers.get('x-subject-token')!;
 }
@@ -45,13 +52,24 @@ describe('attach_mode and access_mode', () => {
     const instance = randomUUID();
     const plain = randomUUID();
     env.cloud.addVolume(plain);
-    let r = await cinder('POST', '/attachments', { attachment: { volume_uuid: plain, instance_uuid: instance, connector: null, mode: 'ro' } });
+    let r = await cinder('POST', '/attachments', {
+      attachment: { volume_uuid: plain, instance_uuid: instance, connector: null, mode: 'ro' },
+    });
     assert.equal(r.status, 400, 'mode is not in the 3.44 schema');
-    r = await cinder('POST', '/attachments', { attachment: { volume_uuid: plain, instance_uuid: instance, connector: null, mode: 'ro' } }, '3.54');
+    r = await cinder(
+      'POST',
+      '/attachments',
+      { attachment: { volume_uuid: plain, instance_uuid: instance, connector: null, mode: 'ro' } },
+      '3.54',
+    );
     assert.equal(r.body.attachment.attach_mode, 'ro');
     assert.deepEqual(r.body.attachment.connection_info, {}, 'a reserve returns {}');
     let put = await cinder('PUT', `/attachments/${r.body.attachment.id}`, { attachment: { connector: connector() } });
-    assert.equal(env.cloud.attachments.get(r.body.attachment.id)!.attach_mode, 'ro', "the create mode wins over the connector's default rw");
+    assert.equal(
+      env.cloud.attachments.get(r.body.attachment.id)!.attach_mode,
+      'ro',
+      "the create mode wins over the connector's default rw",
+    );
     assert.equal(put.body.attachment.connection_info.access_mode, 'rw', 'access_mode comes from the admin metadata, not the mode');
 
     const byConnector = randomUUID();
@@ -63,7 +81,12 @@ describe('attach_mode and access_mode', () => {
 
     const afterLegacy = randomUUID();
     env.cloud.addVolume(afterLegacy, { admin_metadata: { readonly: 'False' } });
-    r = await cinder('POST', '/attachments', { attachment: { volume_uuid: afterLegacy, instance_uuid: instance, connector: null, mode: 'rw' } }, '3.54');
+    r = await cinder(
+      'POST',
+      '/attachments',
+      { attachment: { volume_uuid: afterLegacy, instance_uuid: instance, connector: null, mode: 'rw' } },
+      '3.54',
+    );
     assert.equal(r.body.attachment.attach_mode, 'ro', "readonly='False' is a truthy string");
     put = await cinder('PUT', `/attachments/${r.body.attachment.id}`, { attachment: { connector: connector() } });
     assert.equal(put.body.attachment.connection_info.access_mode, 'rw', "only readonly == 'True' makes access_mode ro");
@@ -82,7 +105,10 @@ describe('attach_mode and access_mode', () => {
     const r = await env.refresh({ bdm_uuid: s.bdm.uuid });
     assert.equal(r.failed, undefined, String(r.msg));
     const atts = env.cloud.attachmentsOf(s.volumeId);
-    assert.deepEqual(atts.map((a) => [a.id, a.status, a.attach_mode]), [[r.new_attachment_id, 'attached', 'ro']]);
+    assert.deepEqual(
+      atts.map((a) => [a.id, a.status, a.attach_mode]),
+      [[r.new_attachment_id, 'attached', 'ro']],
+    );
     const stored = JSON.parse((await env.dumpRows(s.instanceUuid)).bdms[0]!.connection_info!);
     assert.equal(stored.data.access_mode, 'ro', "the guest's mode");
   });
@@ -92,7 +118,16 @@ describe('connection_info as Cinder returns it', () => {
   test('flattened driver data with qos_specs, access_mode, encrypted, cacheable and attachment_id; enforce_multipath from 2025.1', async () => {
     const s = await env.seed();
     const att = (await cinder('GET', `/attachments/${s.oldAttachmentId}`)).body.attachment;
-    assert.deepEqual(Object.keys(att).sort(), ['attach_mode', 'attached_at', 'connection_info', 'detached_at', 'id', 'instance', 'status', 'volume_id']);
+    assert.deepEqual(Object.keys(att).sort(), [
+      'attach_mode',
+      'attached_at',
+      'connection_info',
+      'detached_at',
+      'id',
+      'instance',
+      'status',
+      'volume_id',
+    ]);
     const ci = att.connection_info;
     assert.equal(ci.attachment_id, s.oldAttachmentId);
     assert.equal(ci.driver_volume_type, 'rbd');
@@ -124,19 +159,31 @@ describe('connection_info as Cinder returns it', () => {
 
   test("iSCSI: Nova's device_path is not a difference; a changed portal is", async () => {
     const iscsi = await env.seed({ template: ISCSI_CHAP_CONNECTION_INFO });
-    assert.match(String((iscsi.oldInfo as any).data.device_path), /^\/dev\/disk\/by-path\/ip-192\.0\.2\.50:3260-iscsi-/, 'the seeded BDM has what os-brick adds');
+    assert.match(
+      String((iscsi.oldInfo as any).data.device_path),
+      /^\/dev\/disk\/by-path\/ip-192\.0\.2\.50:3260-iscsi-/,
+      'the seeded BDM has what os-brick adds',
+    );
     let r = await env.refresh({ bdm_uuid: iscsi.bdm.uuid, expect: undefined, _ansible_check_mode: true });
     assert.equal(r.stale, false, JSON.stringify(r.stale_reasons));
     (env.cloud.attachments.get(iscsi.oldAttachmentId)!.connection_info as Record<string, unknown>).target_portal = '192.0.2.77:3260';
     r = await env.refresh({ bdm_uuid: iscsi.bdm.uuid, expect: undefined, _ansible_check_mode: true });
-    assert.deepEqual((r.stale_reasons ?? []).map((x) => x.detail), ["Nova's connection_info differs from Cinder's attachment at data.target_portal"]);
+    assert.deepEqual(
+      (r.stale_reasons ?? []).map((x) => x.detail),
+      ["Nova's connection_info differs from Cinder's attachment at data.target_portal"],
+    );
   });
 
   test('a legacy attachment has connection_info null, a reserved one {}', async () => {
     const s = await env.seed({ legacy: true });
     const list = await cinder('GET', `/attachments/detail?volume_id=${s.volumeId}&all_tenants=1`);
-    assert.deepEqual(list.body.attachments.map((a: any) => [a.id, a.connection_info]), [[s.oldAttachmentId, null]]);
-    const reserved = await cinder('POST', '/attachments', { attachment: { volume_uuid: s.volumeId, instance_uuid: s.instanceUuid, connector: null } });
+    assert.deepEqual(
+      list.body.attachments.map((a: any) => [a.id, a.connection_info]),
+      [[s.oldAttachmentId, null]],
+    );
+    const reserved = await cinder('POST', '/attachments', {
+      attachment: { volume_uuid: s.volumeId, instance_uuid: s.instanceUuid, connector: null },
+    });
     assert.deepEqual(reserved.body.attachment.connection_info, {});
   });
 });
@@ -147,7 +194,10 @@ describe('listing: all_tenants and pagination as Cinder serves them', () => {
     let r = await cinder('GET', `/attachments/detail?volume_id=${s.volumeId}&instance_id=${s.instanceUuid}`);
     assert.deepEqual(r.body.attachments, [], "the volume belongs to the instance's project, not to service");
     r = await cinder('GET', `/attachments/detail?volume_id=${s.volumeId}&instance_id=${s.instanceUuid}&all_tenants=1`);
-    assert.deepEqual(r.body.attachments.map((a: any) => a.id), [s.oldAttachmentId]);
+    assert.deepEqual(
+      r.body.attachments.map((a: any) => a.id),
+      [s.oldAttachmentId],
+    );
     r = await cinder('GET', `/attachments/detail?volume_id=${s.volumeId}&instance_id=${randomUUID()}&all_tenants=1`);
     assert.deepEqual(r.body.attachments, []);
     r = await cinder('GET', `/attachments?volume_id=${s.volumeId}&all_tenants=1`);
@@ -164,11 +214,18 @@ describe('listing: all_tenants and pagination as Cinder serves them', () => {
     const made: string[] = [];
     for (let i = 0; i < 7; i++) {
       // A multiattach volume takes a new reservation only once the last one is complete.
-      const r = await cinder('POST', '/attachments', { attachment: { volume_uuid: volumeId, instance_uuid: randomUUID(), connector: null } });
+      const r = await cinder('POST', '/attachments', {
+        attachment: { volume_uuid: volumeId, instance_uuid: randomUUID(), connector: null },
+      });
       assert.equal(r.status, 200, JSON.stringify(r.body));
       made.push(r.body.attachment.id);
       await cinder('PUT', `/attachments/${r.body.attachment.id}`, { attachment: { connector: connector({ host: `h${i}` }) } });
-      assert.equal((await cinder('POST', '/attachments', { attachment: { volume_uuid: volumeId, instance_uuid: randomUUID(), connector: null } })).status, 400, 'not while attaching');
+      assert.equal(
+        (await cinder('POST', '/attachments', { attachment: { volume_uuid: volumeId, instance_uuid: randomUUID(), connector: null } }))
+          .status,
+        400,
+        'not while attaching',
+      );
       await cinder('POST', `/attachments/${r.body.attachment.id}/action`, { 'os-complete': null });
       await new Promise((res) => setTimeout(res, 2));
     }
@@ -192,8 +249,13 @@ describe('listing: all_tenants and pagination as Cinder serves them', () => {
     }
     assert.deepEqual(byOffset, seen);
     const afterMarker = await cinder('GET', `/attachments/detail?volume_id=${volumeId}&all_tenants=1&limit=2&offset=1&marker=${seen[1]}`);
-    assert.deepEqual(afterMarker.body.attachments.map((a: any) => a.id), seen.slice(3, 5));
-    assert.deepEqual((await cinder('GET', `/attachments/detail?all_tenants=1&offset=-1`)).body, { badRequest: { code: 400, message: 'offset must be >= 0' } });
+    assert.deepEqual(
+      afterMarker.body.attachments.map((a: any) => a.id),
+      seen.slice(3, 5),
+    );
+    assert.deepEqual((await cinder('GET', `/attachments/detail?all_tenants=1&offset=-1`)).body, {
+      badRequest: { code: 400, message: 'offset must be >= 0' },
+    });
     assert.equal((await cinder('GET', `/attachments/detail?all_tenants=1&offset=x`)).status, 400);
   });
 
@@ -203,7 +265,15 @@ describe('listing: all_tenants and pagination as Cinder serves them', () => {
     env.cloud.addVolume(volumeId, { multiattach: true });
     const made = new Set<string>();
     for (let i = 0; i < OSAPI_MAX_LIMIT + 3; i++) {
-      made.add(env.cloud.addAttachedVolume(volumeId, randomUUID(), { driver_volume_type: 'rbd', data: { name: `volumes/volume-${volumeId}` } }, false, `h${i % 7}`).id);
+      made.add(
+        env.cloud.addAttachedVolume(
+          volumeId,
+          randomUUID(),
+          { driver_volume_type: 'rbd', data: { name: `volumes/volume-${volumeId}` } },
+          false,
+          `h${i % 7}`,
+        ).id,
+      );
     }
     const page = async (query: string) => {
       const r = await cinder('GET', `/attachments/detail?volume_id=${volumeId}&all_tenants=1${query}`);
@@ -236,8 +306,14 @@ describe('the service-token rule (bug #2004555), decided by the service role', (
       const r = await env.refresh({ bdm_uuid: s.bdm.uuid, config_file: [env.fx.env.confPath, conf] });
       assert.equal(r.failed, undefined, String(r.msg));
       const del = env.cloud.log.filter((m) => m.method === 'DELETE' && m.path.endsWith(s.oldAttachmentId));
-      assert.deepEqual(del.map((m) => [m.status, m.headers['x-service-token']]), [[200, undefined]]);
-      assert.deepEqual(env.cloud.attachmentsOf(s.volumeId).map((a) => [a.id, a.status]), [[r.new_attachment_id, 'attached']]);
+      assert.deepEqual(
+        del.map((m) => [m.status, m.headers['x-service-token']]),
+        [[200, undefined]],
+      );
+      assert.deepEqual(
+        env.cloud.attachmentsOf(s.volumeId).map((a) => [a.id, a.status]),
+        [[r.new_attachment_id, 'attached']],
+      );
     });
   });
 
@@ -249,7 +325,10 @@ describe('the service-token rule (bug #2004555), decided by the service role', (
         const s = await env.seed();
         const r = await env.refresh({ bdm_uuid: s.bdm.uuid, config_file: [env.fx.env.confPath, conf] });
         assert.equal(r.failed, true);
-        assert.match(String(r.msg), /failed at cinder_delete_old: Cinder DELETE \/attachments\/\S+ failed: conflictingRequest: Detach volume from instance \S+ using the Compute API \(HTTP 409\) \(Cinder wants a service token; in nova\.conf \[service_user\], send_service_user_token must be true\)/);
+        assert.match(
+          String(r.msg),
+          /failed at cinder_delete_old: Cinder DELETE \/attachments\/\S+ failed: conflictingRequest: Detach volume from instance \S+ using the Compute API \(HTTP 409\) \(Cinder wants a service token; in nova\.conf \[service_user\], send_service_user_token must be true\)/,
+        );
         const rows = await env.dumpRows(s.instanceUuid);
         // The clean-up cannot delete it either: the BDM keeps the reserved attachment, the old one stays beside it.
         assert.deepEqual(await env.danglingBdms(s.instanceUuid), []);
@@ -266,9 +345,15 @@ describe('the service-token rule (bug #2004555), decided by the service role', (
       const s = await env.seed({ legacy: true });
       const r = await env.refresh({ bdm_uuid: s.bdm.uuid, config_file: [env.fx.env.confPath, conf] });
       assert.equal(r.failed, undefined, String(r.msg));
-      assert.deepEqual(env.cloud.attachmentsOf(s.volumeId).map((a) => a.id), [r.new_attachment_id]);
+      assert.deepEqual(
+        env.cloud.attachmentsOf(s.volumeId).map((a) => a.id),
+        [r.new_attachment_id],
+      );
       const del = env.cloud.log.filter((m) => m.method === 'DELETE' && m.path.endsWith(s.oldAttachmentId));
-      assert.deepEqual(del.map((m) => [m.status, m.headers['x-service-token']]), [[200, undefined]]);
+      assert.deepEqual(
+        del.map((m) => [m.status, m.headers['x-service-token']]),
+        [[200, undefined]],
+      );
     });
   });
 
@@ -281,7 +366,10 @@ describe('the service-token rule (bug #2004555), decided by the service role', (
       const s = await env.seed();
       const r = await env.refresh({ bdm_uuid: s.bdm.uuid });
       assert.equal(r.failed, true);
-      assert.match(String(r.msg), /\(HTTP 409\) \(Cinder did not take it as a service request: the \[service_user\] user needs a role of Cinder's \[keystone_authtoken\] service_token_roles, by default service\)/);
+      assert.match(
+        String(r.msg),
+        /\(HTTP 409\) \(Cinder did not take it as a service request: the \[service_user\] user needs a role of Cinder's \[keystone_authtoken\] service_token_roles, by default service\)/,
+      );
       assert.ok(env.cloud.attachments.has(s.oldAttachmentId));
       assert.deepEqual(await env.danglingBdms(s.instanceUuid), []);
     } finally {
@@ -297,7 +385,12 @@ describe('the service-token rule (bug #2004555), decided by the service role', (
     const s = await env.seed();
     let r = await cinder('DELETE', `/attachments/${s.oldAttachmentId}`);
     assert.equal(r.status, 409, 'the BDM still points at it');
-    await env.fx.cell('cell1').updateTable('block_device_mapping').set({ attachment_id: randomUUID() }).where('id', '=', s.bdm.id).execute();
+    await env.fx
+      .cell('cell1')
+      .updateTable('block_device_mapping')
+      .set({ attachment_id: randomUUID() })
+      .where('id', '=', s.bdm.id)
+      .execute();
     r = await cinder('DELETE', `/attachments/${s.oldAttachmentId}`);
     assert.equal(r.status, 200);
     assert.deepEqual(r.body, { attachments: [] });
@@ -319,11 +412,17 @@ describe('reserve refused by the volume state', () => {
       const before = await env.dumpRows(s.instanceUuid);
       const r = await env.refresh({ bdm_uuid: s.bdm.uuid });
       assert.equal(r.failed, true);
-      assert.match(String(r.msg), /failed at cinder_reserve: Cinder POST \/attachments failed: badRequest: Invalid volume: Volume attachments can not be created if the volume is in an error state.*\(HTTP 400\); the BDM and its attachment are unchanged$/);
+      assert.match(
+        String(r.msg),
+        /failed at cinder_reserve: Cinder POST \/attachments failed: badRequest: Invalid volume: Volume attachments can not be created if the volume is in an error state.*\(HTTP 400\); the BDM and its attachment are unchanged$/,
+      );
       const after = await env.dumpRows(s.instanceUuid);
       assert.deepEqual(after.bdms, before.bdms);
       assert.equal(after.instance!.locked, 0);
-      assert.deepEqual(env.cloud.attachmentsOf(s.volumeId).map((a) => a.id), [s.oldAttachmentId]);
+      assert.deepEqual(
+        env.cloud.attachmentsOf(s.volumeId).map((a) => a.id),
+        [s.oldAttachmentId],
+      );
     } finally {
       env.cloud.volumes.get(s.volumeId)!.status = 'in-use';
     }
@@ -331,10 +430,14 @@ describe('reserve refused by the volume state', () => {
 
   test('a non-multiattach volume in use by another instance cannot be reserved for ours (400)', async () => {
     const s = await env.seed();
-    const r = await cinder('POST', '/attachments', { attachment: { volume_uuid: s.volumeId, instance_uuid: randomUUID(), connector: null } });
+    const r = await cinder('POST', '/attachments', {
+      attachment: { volume_uuid: s.volumeId, instance_uuid: randomUUID(), connector: null },
+    });
     assert.equal(r.status, 400);
     assert.match(r.body.badRequest.message, /status must be available or downloading to reserve, but the current status is in-use/);
-    const ours = await cinder('POST', '/attachments', { attachment: { volume_uuid: s.volumeId, instance_uuid: s.instanceUuid, connector: null } });
+    const ours = await cinder('POST', '/attachments', {
+      attachment: { volume_uuid: s.volumeId, instance_uuid: s.instanceUuid, connector: null },
+    });
     assert.equal(ours.status, 200, 'the same instance may (the refresh and migration case)');
   });
 });

@@ -63,23 +63,39 @@ export async function showBdm(topology: NovaTopology, selector: BdmRef, options:
  * names the BDMs, and stays behind a refresh killed under someone else's lock too), else a lock
  * with the refresh's locked_reason (nova-manage's, or a run that left no claim).
  */
-async function refreshStateOf(db: NovaDatabase<CellDatabase>, instance: InstanceSummary, bdm: BdmRecord): Promise<{ interrupted: boolean; warning: string } | undefined> {
-  const [claim, sysmeta] = await Promise.all([readClaim(db, instance.uuid), instance.locked ? systemMetadataOf(db, instance.uuid) : undefined]);
+async function refreshStateOf(
+  db: NovaDatabase<CellDatabase>,
+  instance: InstanceSummary,
+  bdm: BdmRecord,
+): Promise<{ interrupted: boolean; warning: string } | undefined> {
+  const [claim, sysmeta] = await Promise.all([
+    readClaim(db, instance.uuid),
+    instance.locked ? systemMetadataOf(db, instance.uuid) : undefined,
+  ]);
   if (claim && bdm.uuid && claim.value.bdms.includes(bdm.uuid)) {
     const who = claimHolder(claim);
-    if (!isAbandoned(claim)) return { interrupted: false, warning: `a refresh of this BDM is running now (${who}, last heartbeat ${claim.ageSeconds} s ago)` };
+    if (!isAbandoned(claim))
+      return { interrupted: false, warning: `a refresh of this BDM is running now (${who}, last heartbeat ${claim.ageSeconds} s ago)` };
     return {
       interrupted: true,
       warning: `an interrupted refresh of this BDM (${who}) left its claim on instance ${instance.uuid}${instance.locked ? ' and the instance locked' : ''}; the next refresh of this BDM recovers it first`,
     };
   }
   if (sysmeta?.locked_reason === lockReasonFor(bdm)) {
-    return { interrupted: true, warning: `an interrupted refresh of this BDM left instance ${instance.uuid} locked; the next refresh of this BDM recovers it first` };
+    return {
+      interrupted: true,
+      warning: `an interrupted refresh of this BDM left instance ${instance.uuid} locked; the next refresh of this BDM recovers it first`,
+    };
   }
   return undefined;
 }
 
-async function instanceOf(topology: NovaTopology, cell: Cell, instanceUuid: string | null, warnings: string[]): Promise<InstanceSummary | null> {
+async function instanceOf(
+  topology: NovaTopology,
+  cell: Cell,
+  instanceUuid: string | null,
+  warnings: string[],
+): Promise<InstanceSummary | null> {
   if (instanceUuid === null) return null;
   const instance = await findInstanceSummary(topology.cellDatabase(cell), instanceUuid);
   if (!instance) warnings.push(`instance ${instanceUuid} has no live row in ${cell.name ?? cell.uuid} (deleted?)`);

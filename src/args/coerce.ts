@@ -20,7 +20,14 @@ const BOOLEANS_TRUE = ['y', 'yes', 'on', '1', 'true', 't'];
 const BOOLEANS_FALSE = ['n', 'no', 'off', '0', 'false', 'f'];
 
 /** Ansible's names for the types, which its users read in its own messages. */
-const TYPE_NAMES: Record<string, string> = { boolean: 'bool', integer: 'int', number: 'float', string: 'str', array: 'list', object: 'dict' };
+const TYPE_NAMES: Record<string, string> = {
+  boolean: 'bool',
+  integer: 'int',
+  number: 'float',
+  string: 'str',
+  array: 'list',
+  object: 'dict',
+};
 
 export class CoercionError extends BadInput {
   constructor(

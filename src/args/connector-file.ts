@@ -19,7 +19,9 @@ export function loadConnector(inline: Record<string, unknown> | string | undefin
     try {
       value = JSON.parse(inline);
     } catch {
-      throw new ConnectorUnreadable(`the get_connector output is not JSON (${describeText(inline)}); it must be what get_connector --json prints`);
+      throw new ConnectorUnreadable(
+        `the get_connector output is not JSON (${describeText(inline)}); it must be what get_connector --json prints`,
+      );
     }
   }
   if (path !== undefined) {
@@ -35,7 +37,9 @@ export function loadConnector(inline: Record<string, unknown> | string | undefin
       value = JSON.parse(text);
     } catch (err) {
       // nova-manage since openstack/nova 77851bb365: the parser's error after its question, rc 3.
-      throw new ConnectorUnreadable(`Failed to open ${path}. Does it contain valid connector_info data? Error: ${parserError(err as Error, text)}`);
+      throw new ConnectorUnreadable(
+        `Failed to open ${path}. Does it contain valid connector_info data? Error: ${parserError(err as Error, text)}`,
+      );
     }
   }
   if (!validateConnector(value)) {

@@ -84,14 +84,16 @@ export const argsSchema = {
     check_cinder: {
       type: 'boolean',
       default: false,
-      description: "audit: also apply the Cinder rules (Cinder's attachment and volume lists read once, in pages of 1000; a GET only for an attachment they lack); refresh always does.",
+      description:
+        "audit: also apply the Cinder rules (Cinder's attachment and volume lists read once, in pages of 1000; a GET only for an attachment they lack); refresh always does.",
     },
     cinder_concurrency: {
       type: 'integer',
       minimum: 1,
       maximum: 64,
       default: 8,
-      description: 'audit with check_cinder: Cinder requests in flight at once: the pages of its attachment and volume lists (from 4 up, half of it each, read side by side by offset; below, one page after another by marker), then the GETs for attachments the lists lack.',
+      description:
+        'audit with check_cinder: Cinder requests in flight at once: the pages of its attachment and volume lists (from 4 up, half of it each, read side by side by offset; below, one page after another by marker), then the GETs for attachments the lists lack.',
     },
     report_path: {
       type: 'string',
@@ -101,7 +103,8 @@ export const argsSchema = {
     metrics_path: {
       type: 'string',
       minLength: 1,
-      description: "audit: also write the audit's counts in the Prometheus text format to this file (mode 0644), e.g. for node_exporter's textfile collector.",
+      description:
+        "audit: also write the audit's counts in the Prometheus text format to this file (mode 0644), e.g. for node_exporter's textfile collector.",
     },
     stale_limit: {
       type: 'integer',
@@ -146,7 +149,8 @@ export const argsSchema = {
     connectors: {
       type: 'object',
       additionalProperties: { anyOf: [{ type: 'object' }, { type: 'string' }] },
-      description: 'fleet refresh: the connector of each compute host, keyed by Nova host name (an object, or the JSON text get_connector --json printed).',
+      description:
+        'fleet refresh: the connector of each compute host, keyed by Nova host name (an object, or the JSON text get_connector --json printed).',
     },
     connector_attempts: {
       type: 'array',
@@ -195,7 +199,8 @@ export const argsSchema = {
     refuse_locked: {
       type: 'boolean',
       default: false,
-      description: 'refresh and audit: treat an instance locked by someone else as not refreshable (the rule before nova-manage 27.5.1/28.3.0/29.0.0).',
+      description:
+        'refresh and audit: treat an instance locked by someone else as not refreshable (the rule before nova-manage 27.5.1/28.3.0/29.0.0).',
     },
     running_instances: {
       type: 'string',

@@ -7,7 +7,16 @@ import type { ModuleArgs } from './schema';
 // shape of each volume_attachments entry, and how it combines with the other filters.
 
 /** The fleet filters; a refresh given any of them is a fleet refresh. */
-export const FLEET_FILTERS = ['hosts', 'cells', 'instance_uuids', 'volume_ids', 'bdm_uuids', 'volume_attachments', 'project_id', 'driver_volume_type'] as const;
+export const FLEET_FILTERS = [
+  'hosts',
+  'cells',
+  'instance_uuids',
+  'volume_ids',
+  'bdm_uuids',
+  'volume_attachments',
+  'project_id',
+  'driver_volume_type',
+] as const;
 
 /** The filters volume_attachments replaces: it names BDMs exactly, they would cross its pairs. */
 const NAMING_FILTERS = ['instance_uuids', 'volume_ids', 'bdm_uuids'] as const;

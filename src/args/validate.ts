@@ -41,7 +41,9 @@ export function parseModuleInput(raw: unknown): ParsedInput {
   const entries = Object.entries(raw);
   const internal: Record<string, unknown> = Object.fromEntries(entries.filter(([key]) => key.startsWith('_ansible_')));
   // Ansible sends unset options as null; treat them as absent so defaults apply.
-  const user: Record<string, unknown> = Object.fromEntries(entries.filter(([key, value]) => !key.startsWith('_ansible_') && value !== null && value !== undefined));
+  const user: Record<string, unknown> = Object.fromEntries(
+    entries.filter(([key, value]) => !key.startsWith('_ansible_') && value !== null && value !== undefined),
+  );
 
   const unknown = Object.keys(user).filter((k) => !OPTION_NAMES.includes(k));
   if (unknown.length > 0) {
@@ -97,7 +99,12 @@ function checkSelectors(args: ModuleArgs): void {
   if (args.host_root !== '/') throw new BadInput('host_root is only used by action get_connector');
   if (args.action === 'audit') return checkAuditSelectors(args);
   if (isFleetRefresh(args)) return checkFleetRefreshSelectors(args);
-  refuse(args, FLEET_ONLY, (o) => `${o} is only used by action audit and by a fleet refresh`, (o) => given(args, o));
+  refuse(
+    args,
+    FLEET_ONLY,
+    (o) => `${o} is only used by action audit and by a fleet refresh`,
+    (o) => given(args, o),
+  );
   checkOneBdm(args);
   if (args.action === 'refresh') return checkSingleRefreshSelectors(args);
   refuse(args, [...CONNECTOR_SOURCES, 'rpc_timeout', 'cinder_auth', 'expect'], (o) => `${o} is only used by action refresh`);

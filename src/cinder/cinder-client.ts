@@ -93,7 +93,10 @@ export class CinderSession {
       const entries = token.catalog.filter((e: CatalogEntry) => e.type === type && (!serviceName || e.name === serviceName));
       for (const entry of entries) {
         const ep = entry.endpoints.find(
-          (e) => e.interface === wantedInterface && e.url && (!this.settings.regionName || e.region_id === this.settings.regionName || e.region === this.settings.regionName),
+          (e) =>
+            e.interface === wantedInterface &&
+            e.url &&
+            (!this.settings.regionName || e.region_id === this.settings.regionName || e.region === this.settings.regionName),
         );
         if (ep) {
           url = ep.url;
@@ -134,7 +137,9 @@ export class CinderClient {
   /** POST /attachments with no connector: reserves the volume for the instance. */
   async reserveAttachment(volumeId: string, instanceUuid: string): Promise<Attachment> {
     await this.checkMicroversion();
-    const res = await this.call('POST', '/attachments', { attachment: { volume_uuid: volumeId, connector: null, instance_uuid: instanceUuid } });
+    const res = await this.call('POST', '/attachments', {
+      attachment: { volume_uuid: volumeId, connector: null, instance_uuid: instanceUuid },
+    });
     return (res.data as { attachment: Attachment }).attachment;
   }
 
@@ -184,7 +189,8 @@ export class CinderClient {
   async attachedHost(volumeId: string, attachmentId: string): Promise<string | null | undefined> {
     const res = await this.call('GET', `/volumes/${volumeId}`, undefined, [404]);
     if (res.status === 404) return undefined;
-    const attachments = (res.data as { volume?: { attachments?: Array<{ attachment_id?: string; host_name?: string | null }> } }).volume?.attachments ?? [];
+    const attachments =
+      (res.data as { volume?: { attachments?: Array<{ attachment_id?: string; host_name?: string | null }> } }).volume?.attachments ?? [];
     const entry = attachments.find((a) => a.attachment_id === attachmentId);
     return entry ? (entry.host_name ?? null) : undefined;
   }
@@ -286,7 +292,12 @@ export class CinderClient {
    * (listAllAttachments reads them one after another, by marker).
    */
   async readAllAttachments(pagesAtOnce: number, onPage: (page: Attachment[]) => void): Promise<void> {
-    await this.readOffsetPages('/attachments/detail', (data) => (data as { attachments?: Attachment[] }).attachments ?? [], pagesAtOnce, onPage);
+    await this.readOffsetPages(
+      '/attachments/detail',
+      (data) => (data as { attachments?: Attachment[] }).attachments ?? [],
+      pagesAtOnce,
+      onPage,
+    );
   }
 
   /**
@@ -298,7 +309,12 @@ export class CinderClient {
    * less steady than a marker while rows come and go: an item missed between two pages is
    * asked for alone by the caller (what the listing lacks), one seen twice is the same item.
    */
-  private async readOffsetPages<T extends { id: string }>(path: string, itemsOf: (data: unknown) => T[], atOnce: number, onPage: (items: T[]) => void): Promise<void> {
+  private async readOffsetPages<T extends { id: string }>(
+    path: string,
+    itemsOf: (data: unknown) => T[],
+    atOnce: number,
+    onPage: (items: T[]) => void,
+  ): Promise<void> {
     const fetchPage = async (offset: number): Promise<T[]> => {
       const q = new URLSearchParams({ all_tenants: '1', limit: String(CINDER_PAGE_SIZE) });
       if (offset > 0) q.set('offset', String(offset));
@@ -342,7 +358,14 @@ export class CinderClient {
     );
   }
 
-  private async call(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, allowed: number[] = [], microversion = ATTACHMENT_MICROVERSION, withServiceToken = method === 'DELETE') {
+  private async call(
+    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+    path: string,
+    body?: unknown,
+    allowed: number[] = [],
+    microversion = ATTACHMENT_MICROVERSION,
+    withServiceToken = method === 'DELETE',
+  ) {
     for (let attempt = 1; ; attempt++) {
       const session = await this.ensureSession();
       this.requestCount++;
@@ -378,9 +401,12 @@ export class CinderClient {
         ? ''
         : !this.session.settings.serviceAuth
           ? // Worded without "token: x" or "token = x": the secret scrubber would mask those.
-          ' (Cinder wants a service token; in nova.conf [service_user], send_service_user_token must be true)'
+            ' (Cinder wants a service token; in nova.conf [service_user], send_service_user_token must be true)'
           : " (Cinder did not take it as a service request: the [service_user] user needs a role of Cinder's [keystone_authtoken] service_token_roles, by default service)";
-    return new OpenStackHttpError(`Cinder ${method} ${path.split('?')[0]} failed: ${faultMessage(res)} (HTTP ${res.status})${hint}`, res.status);
+    return new OpenStackHttpError(
+      `Cinder ${method} ${path.split('?')[0]} failed: ${faultMessage(res)} (HTTP ${res.status})${hint}`,
+      res.status,
+    );
   }
 
   private ensureSession() {
@@ -400,7 +426,9 @@ export class CinderClient {
     }
     const versions = (res.data as { versions?: Array<{ version?: string }> })?.versions ?? [];
     const v3 = versions.find((v) => String(v.version ?? '').includes('3.'));
-    const [maj, min] = String(v3?.version ?? '0.0').split('.').map(Number);
+    const [maj, min] = String(v3?.version ?? '0.0')
+      .split('.')
+      .map(Number);
     if (!v3 || maj !== 3 || (min ?? 0) < 44) {
       throw new OpenStackHttpError(`Cinder at ${root} does not support API version 3.44 (needed for attachments)`, res.status);
     }

@@ -44,11 +44,14 @@ export function cinderSettings(conf: NovaConf, override: Record<string, unknown>
   };
   const auth = credentials(get, 'cinder');
   if (!auth) {
-    throw new BadInput(`[cinder] auth_type is not set (${conf.describeFiles()}): nova's [cinder] section or the cinder_auth argument must give Keystone credentials`);
+    throw new BadInput(
+      `[cinder] auth_type is not set (${conf.describeFiles()}): nova's [cinder] section or the cinder_auth argument must give Keystone credentials`,
+    );
   }
   const sendServiceToken = conf.getBool('service_user', 'send_service_user_token', false);
   const serviceAuth = sendServiceToken ? credentials((k) => conf.get('service_user', k), 'service_user') : undefined;
-  if (sendServiceToken && !serviceAuth) throw new BadInput('[service_user] send_service_user_token is true but [service_user] auth_type is not set');
+  if (sendServiceToken && !serviceAuth)
+    throw new BadInput('[service_user] send_service_user_token is true but [service_user] auth_type is not set');
   const timeout = Number(get('timeout'));
   const insecureText = get('insecure');
   const insecure = insecureText === undefined ? false : osloBool(insecureText);

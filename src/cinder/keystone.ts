@@ -71,17 +71,19 @@ export class TokenSource {
       this.current = undefined;
       const pending = authenticate(this.http, this.credentials, this.what);
       this.pending = pending;
-      pending.then(
-        (t) => {
-          if (this.pending === pending) this.current = t;
-          this.failure = undefined;
-        },
-        (error: unknown) => {
-          this.failure = { error, at: this.now() };
-        },
-      ).finally(() => {
-        if (this.pending === pending) this.pending = undefined;
-      });
+      pending
+        .then(
+          (t) => {
+            if (this.pending === pending) this.current = t;
+            this.failure = undefined;
+          },
+          (error: unknown) => {
+            this.failure = { error, at: this.now() };
+          },
+        )
+        .finally(() => {
+          if (this.pending === pending) this.pending = undefined;
+        });
     }
     return this.pending;
   }
@@ -101,23 +103,37 @@ export async function authenticate(http: OpenStackHttp, c: KeystoneCredentials, 
     throw new BadInput(`${what} auth_type ${c.authType} is not supported (password, v3password, v3applicationcredential)`);
   }
   const v3 = authType.startsWith('v3') ? c.authUrl.replace(/\/+$/, '') : await discoverV3(http, c.authUrl, what);
-  const res = await http.request('POST', `${v3}/auth/tokens`, { 'Content-Type': 'application/json', Accept: 'application/json' }, { auth: authBody(c, authType, what) });
+  const res = await http.request(
+    'POST',
+    `${v3}/auth/tokens`,
+    { 'Content-Type': 'application/json', Accept: 'application/json' },
+    { auth: authBody(c, authType, what) },
+  );
   if (res.status !== 201 && res.status !== 200) {
     const why = res.status === 401 ? 'the credentials were refused' : faultMessage(res);
     throw new OpenStackHttpError(`Keystone authentication with ${what} failed: ${why} (HTTP ${res.status})`, res.status);
   }
   const token = res.headers['x-subject-token'];
-  if (typeof token !== 'string' || token === '') throw new OpenStackHttpError(`Keystone answered ${what} without X-Subject-Token`, res.status);
+  if (typeof token !== 'string' || token === '')
+    throw new OpenStackHttpError(`Keystone answered ${what} without X-Subject-Token`, res.status);
   const body = res.data as { token?: { catalog?: CatalogEntry[]; project?: { id?: string }; expires_at?: string } };
   const expiresAt = body.token?.expires_at ? Date.parse(body.token.expires_at) : NaN;
-  return { token, catalog: body.token?.catalog ?? [], projectId: body.token?.project?.id, expiresAt: Number.isNaN(expiresAt) ? undefined : expiresAt };
+  return {
+    token,
+    catalog: body.token?.catalog ?? [],
+    projectId: body.token?.project?.id,
+    expiresAt: Number.isNaN(expiresAt) ? undefined : expiresAt,
+  };
 }
 
 async function discoverV3(http: OpenStackHttp, authUrl: string, what: string): Promise<string> {
   const base = authUrl.replace(/\/+$/, '');
   if (/\/v3$/.test(base)) return base;
   const res = await http.request('GET', base, { Accept: 'application/json' });
-  const body = res.data as { versions?: { values?: Array<{ id?: string; status?: string; links?: Array<{ rel?: string; href?: string }> }> }; version?: { id?: string; links?: Array<{ rel?: string; href?: string }> } };
+  const body = res.data as {
+    versions?: { values?: Array<{ id?: string; status?: string; links?: Array<{ rel?: string; href?: string }> }> };
+    version?: { id?: string; links?: Array<{ rel?: string; href?: string }> };
+  };
   const candidates = body?.versions?.values ?? (body?.version ? [body.version] : []);
   const v3 = candidates.find((v) => String(v.id ?? '').startsWith('v3'));
   const href = v3?.links?.find((l) => l.rel === 'self')?.href;
@@ -143,7 +159,9 @@ function authBody(c: KeystoneCredentials, authType: string, what: string): Recor
   if (c.systemScope) auth.scope = { system: { all: true } };
   else if (c.projectId) auth.scope = { project: { id: c.projectId } };
   else if (c.projectName) {
-    auth.scope = { project: { name: c.projectName, domain: c.projectDomainId ? { id: c.projectDomainId } : { name: c.projectDomainName ?? 'Default' } } };
+    auth.scope = {
+      project: { name: c.projectName, domain: c.projectDomainId ? { id: c.projectDomainId } : { name: c.projectDomainName ?? 'Default' } },
+    };
   }
   return auth;
 }

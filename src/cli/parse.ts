@@ -86,9 +86,7 @@ export interface CliRender {
 }
 
 export type CliCommand =
-  | { kind: 'help' }
-  | { kind: 'usage-error'; message: string }
-  | { kind: 'run'; moduleArgs: Record<string, unknown>; render: CliRender };
+  { kind: 'help' } | { kind: 'usage-error'; message: string } | { kind: 'run'; moduleArgs: Record<string, unknown>; render: CliRender };
 
 /**
  * One flag. `names` are its long spellings, the first one canonical (in --help and messages).
@@ -147,7 +145,11 @@ function volumeAttachmentOf(value: string): Record<string, string> {
 const FLAG_BY_NAME = new Map(FLAGS.flatMap((f) => [...f.names.map((n) => [n, f] as const), ...(f.short ? [[f.short, f] as const] : [])]));
 
 const PARSE_OPTIONS: ParseArgsConfig['options'] = Object.fromEntries(
-  FLAGS.flatMap((f) => f.names.map((n, i) => [n, { type: f.kind === 'switch' ? 'boolean' : 'string', ...(i === 0 && f.short ? { short: f.short } : {}) }] as const)),
+  FLAGS.flatMap((f) =>
+    f.names.map(
+      (n, i) => [n, { type: f.kind === 'switch' ? 'boolean' : 'string', ...(i === 0 && f.short ? { short: f.short } : {}) }] as const,
+    ),
+  ),
 );
 
 /** The canonical --flag that sets a module argument, for messages. */
@@ -188,7 +190,10 @@ export function parseCli(argv: readonly string[]): CliCommand {
     } else if (flag.kind === 'switch') {
       moduleArgs[flag.to.arg] = flag.to.set ?? true;
     } else if (flag.kind === 'list') {
-      moduleArgs[flag.to.arg] = [...((moduleArgs[flag.to.arg] as unknown[] | undefined) ?? []), flag.item ? flag.item(token.value!) : token.value];
+      moduleArgs[flag.to.arg] = [
+        ...((moduleArgs[flag.to.arg] as unknown[] | undefined) ?? []),
+        flag.item ? flag.item(token.value!) : token.value,
+      ];
     } else {
       moduleArgs[flag.to.arg] = token.value;
     }
@@ -219,16 +224,22 @@ function command(positional: readonly string[], moduleArgs: Record<string, unkno
     return { kind: 'run', moduleArgs: { ...moduleArgs, action: 'get_connector' }, render };
   }
   if (category === 'bdm' && action === 'audit') {
-    if (rest.length !== 0) return { kind: 'usage-error', message: 'bdm audit takes no arguments (filter with --host, --project, --driver-volume-type)' };
+    if (rest.length !== 0)
+      return { kind: 'usage-error', message: 'bdm audit takes no arguments (filter with --host, --project, --driver-volume-type)' };
     return { kind: 'run', moduleArgs: { ...moduleArgs, action: 'audit' }, render };
   }
   if (category === 'bdm' && action === 'refresh') {
     const filtered = FLEET_FILTERS.some((f) => moduleArgs[f] !== undefined);
     if (rest.length === 0 && filtered) return { kind: 'run', moduleArgs: { ...moduleArgs, action: 'refresh' }, render };
     if (rest.length === 0) {
-      return { kind: 'usage-error', message: 'bdm refresh needs a BDM_UUID, or at least one filter (--host, --cell, --instance, --volume, --bdm, --volume-attachment, --project, --driver-volume-type) for a fleet refresh' };
+      return {
+        kind: 'usage-error',
+        message:
+          'bdm refresh needs a BDM_UUID, or at least one filter (--host, --cell, --instance, --volume, --bdm, --volume-attachment, --project, --driver-volume-type) for a fleet refresh',
+      };
     }
-    if (rest.length !== 1 || filtered) return { kind: 'usage-error', message: 'bdm refresh takes exactly one BDM_UUID, or filters (not both)' };
+    if (rest.length !== 1 || filtered)
+      return { kind: 'usage-error', message: 'bdm refresh takes exactly one BDM_UUID, or filters (not both)' };
     return { kind: 'run', moduleArgs: { ...moduleArgs, action: 'refresh', bdm_uuid: rest[0] }, render };
   }
   if (category === 'volume_attachment' && action === 'refresh') {
@@ -236,7 +247,11 @@ function command(positional: readonly string[], moduleArgs: Record<string, unkno
       return { kind: 'usage-error', message: 'volume_attachment refresh takes INSTANCE_UUID VOLUME_ID CONNECTOR_PATH' };
     }
     const connectorPath = rest[2] ?? moduleArgs.connector_path;
-    return { kind: 'run', moduleArgs: { ...moduleArgs, action: 'refresh', instance_uuid: rest[0], volume_id: rest[1], connector_path: connectorPath }, render };
+    return {
+      kind: 'run',
+      moduleArgs: { ...moduleArgs, action: 'refresh', instance_uuid: rest[0], volume_id: rest[1], connector_path: connectorPath },
+      render,
+    };
   }
   if (category === undefined) return { kind: 'usage-error', message: 'no command given' };
   return { kind: 'usage-error', message: `unknown command: ${positional.slice(0, 2).map(shownWord).join(' ')}` };

@@ -46,16 +46,25 @@ function renderAudit(result: AuditResult, render: CliRender): string {
   if (render.json) return JSON.stringify(result, null, 2);
   const { totals, stale } = result;
   const lines = [`${totals.scanned} volume BDMs scanned, ${totals.stale} stale`];
-  for (const c of totals.cells) lines.push(`  cell ${c.name ?? c.uuid}: ${c.scanned} scanned, ${c.stale} stale${c.error ? `, ERROR: ${c.error}` : ''}`);
+  for (const c of totals.cells)
+    lines.push(`  cell ${c.name ?? c.uuid}: ${c.scanned} scanned, ${c.stale} stale${c.error ? `, ERROR: ${c.error}` : ''}`);
   for (const [code, n] of Object.entries(totals.by_reason)) lines.push(`  ${code}: ${n}`);
   if (stale.length > 0) {
     const rows = stale.map((s) => [
-      String(s.bdm_uuid), String(s.instance_uuid), String(s.host ?? '-'), String(s.cell),
-      s.reasons.join(','), s.refreshable ? 'yes' : `no: ${s.blocked_by}`,
+      String(s.bdm_uuid),
+      String(s.instance_uuid),
+      String(s.host ?? '-'),
+      String(s.cell),
+      s.reasons.join(','),
+      s.refreshable ? 'yes' : `no: ${s.blocked_by}`,
     ]);
     const head = ['BDM', 'instance', 'host', 'cell', 'reasons', 'refreshable'];
     const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-    const fmt = (r: string[]) => r.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
+    const fmt = (r: string[]) =>
+      r
+        .map((v, i) => v.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd();
     lines.push('', fmt(head), ...rows.map(fmt));
   }
   if (result.stale_truncated) {

@@ -40,7 +40,10 @@ function multipathdRunning(root: string): boolean {
 /** The UUID of the filesystem mounted at / (os-brick: findmnt + blkid), from /dev/disk/by-uuid. */
 function rootFilesystemUuid(root: string): string | undefined {
   const mounts = read(root, 'proc/mounts');
-  const device = mounts?.split('\n').map((l) => l.split(' ')).find((f) => f[1] === '/' && f[0]?.startsWith('/dev/'))?.[0];
+  const device = mounts
+    ?.split('\n')
+    .map((l) => l.split(' '))
+    .find((f) => f[1] === '/' && f[0]?.startsWith('/dev/'))?.[0];
   if (!device) return undefined;
   let target: string;
   try {
@@ -98,10 +101,15 @@ export function hostConnector(conf: NovaConf, root = '/', probes: HostProbes = {
   };
   if (connector.ip === undefined) delete connector.ip;
   connector.multipath = wantsMultipath(conf) && multipathdRunning(root);
-  const initiator = read(root, 'etc/iscsi/initiatorname.iscsi')?.split('\n').find((l) => l.startsWith('InitiatorName='))?.slice('InitiatorName='.length).trim();
+  const initiator = read(root, 'etc/iscsi/initiatorname.iscsi')
+    ?.split('\n')
+    .find((l) => l.startsWith('InitiatorName='))
+    ?.slice('InitiatorName='.length)
+    .trim();
   if (initiator) connector.initiator = initiator;
   const fcHosts = list(root, 'sys/class/fc_host');
-  const fc = (file: string) => fcHosts.map((h) => read(root, `sys/class/fc_host/${h}/${file}`)?.replace(/^0x/, '')).filter((v): v is string => !!v);
+  const fc = (file: string) =>
+    fcHosts.map((h) => read(root, `sys/class/fc_host/${h}/${file}`)?.replace(/^0x/, '')).filter((v): v is string => !!v);
   if (fc('port_name').length) connector.wwpns = fc('port_name');
   if (fc('node_name').length) connector.wwnns = fc('node_name');
   const nqn = read(root, 'etc/nvme/hostnqn');

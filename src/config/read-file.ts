@@ -37,7 +37,15 @@ export function readRegularTextFile(path: string, maxBytes: number): string {
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) {
-      const what = st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : 'not a regular file';
+      const what = st.isDirectory()
+        ? 'a directory'
+        : st.isFIFO()
+          ? 'a FIFO'
+          : st.isSocket()
+            ? 'a socket'
+            : st.isCharacterDevice() || st.isBlockDevice()
+              ? 'a device'
+              : 'not a regular file';
       throw new FileNotReadable('ENOTREG', `it is ${what}, not a regular file`);
     }
     if (st.size > maxBytes) throw new FileNotReadable('EFBIG', `it is ${st.size} bytes, more than the ${maxBytes} this file may have`);

@@ -30,9 +30,7 @@ export function parseSqlalchemyUrl(url: string, what: string): DbTarget {
   const g = m.groups;
   const [dialect, driver] = g.name!.split('+');
   if (dialect !== 'mysql' && dialect !== 'mariadb') {
-    throw new BadInput(
-      `${what} uses the "${g.name}" scheme; only MySQL/MariaDB URLs (mysql+pymysql://, mysql://) are supported`,
-    );
+    throw new BadInput(`${what} uses the "${g.name}" scheme; only MySQL/MariaDB URLs (mysql+pymysql://, mysql://) are supported`);
   }
   void driver; // pymysql, mysqldb, ...: all speak the same protocol
   const target: DbTarget = { port: 3306 };

@@ -37,13 +37,12 @@ async function auditCinder(
   scrubber: TextScrubber,
 ): Promise<{ client: CinderClient; concurrency: number }> {
   // Loaded only here: a DB-only audit never pays for the HTTP stack.
-  const [{ CinderClient, CinderSession }, { OpenStackHttp }, { cinderSecrets, cinderSettings }, { newAdminContext }] =
-    await Promise.all([
-      import('../cinder/cinder-client'),
-      import('../cinder/http'),
-      import('../cinder/cinder-settings'),
-      import('../rpc/request-context'),
-    ]);
+  const [{ CinderClient, CinderSession }, { OpenStackHttp }, { cinderSecrets, cinderSettings }, { newAdminContext }] = await Promise.all([
+    import('../cinder/cinder-client'),
+    import('../cinder/http'),
+    import('../cinder/cinder-settings'),
+    import('../rpc/request-context'),
+  ]);
   const settings = cinderSettings(conf, args.cinder_auth ?? {});
   for (const s of cinderSecrets(settings.cinder)) scrubber.add(s);
   const session = new CinderSession(new OpenStackHttp(settings.http), settings.cinder);

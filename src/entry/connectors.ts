@@ -22,9 +22,10 @@ export function connectorLookup(sources: ConnectorSources): (host: string) => Co
   if (sources.connectorDir !== undefined && !(existsSync(sources.connectorDir) && statSync(sources.connectorDir).isDirectory())) {
     throw new BadInput(`connector_dir ${sources.connectorDir} is not a directory`);
   }
-  const single = sources.connector !== undefined || sources.connectorPath !== undefined
-    ? loadConnector(sources.connector, sources.connectorPath)
-    : undefined;
+  const single =
+    sources.connector !== undefined || sources.connectorPath !== undefined
+      ? loadConnector(sources.connector, sources.connectorPath)
+      : undefined;
   const cache = new Map<string, Connector | NovaBdmError>();
   const lookup = (host: string): Connector | NovaBdmError => {
     const inline = sources.connectors?.[host];

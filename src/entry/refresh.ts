@@ -52,11 +52,10 @@ export async function runRefresh(
       const deps = { topology, cinderFor, rpcFor: rpc.forCell, connectorFor: connectors.connectorFor };
       return await runFleetRefresh(deps, selection.filters, args, settings, scrubber, onProgress, connectors.errors);
     }
-    return await refreshBdm(
-      { topology, cinderFor, rpcFor: rpc.forCell },
-      selection.bdm,
-      { ...settings, connector: connectors.single ?? connectors.connectorFor },
-    );
+    return await refreshBdm({ topology, cinderFor, rpcFor: rpc.forCell }, selection.bdm, {
+      ...settings,
+      connector: connectors.single ?? connectors.connectorFor,
+    });
   } finally {
     await rpc.closeAll();
   }
@@ -70,14 +69,16 @@ function readConnectors(
   args: ModuleArgs,
   fleet: boolean,
 ): { single?: Connector; connectorFor: (host: string) => Connector | NovaBdmError; errors?: Record<string, string> } {
-  const single = fleet || (args.connector === undefined && args.connector_path === undefined)
-    ? undefined
-    : loadConnector(args.connector as Record<string, unknown> | undefined, args.connector_path);
+  const single =
+    fleet || (args.connector === undefined && args.connector_path === undefined)
+      ? undefined
+      : loadConnector(args.connector as Record<string, unknown> | undefined, args.connector_path);
   const attempted = readConnectorAttempts(args.connector_attempts ?? []);
   const connectorFor = connectorLookup({
-    connectors: args.connectors || args.connector_attempts
-      ? { ...(args.connectors as Record<string, Record<string, unknown> | string> | undefined), ...attempted.connectors }
-      : undefined,
+    connectors:
+      args.connectors || args.connector_attempts
+        ? { ...(args.connectors as Record<string, Record<string, unknown> | string> | undefined), ...attempted.connectors }
+        : undefined,
     connectorDir: args.connector_dir,
     ...(single
       ? { connector: single }

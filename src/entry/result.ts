@@ -14,9 +14,9 @@ export type FailureResult = {
   failed: true;
   msg: string;
 } & Partial<RefreshFailureReport> & {
-  /** The stack (scrubbed), at -vvv only. */
-  exception?: string;
-};
+    /** The stack (scrubbed), at -vvv only. */
+    exception?: string;
+  };
 
 export type Outcome =
   | { kind: 'show'; result: ShowResult }

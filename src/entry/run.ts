@@ -117,7 +117,8 @@ function failure(error: Error, verbosity: number, scrubber: TextScrubber): Failu
     // A failed refresh says which steps ran, what was undone and what remains.
     ...(error instanceof RefreshFailed ? refreshFailureReport(error, scrubber) : {}),
   };
-  const stack = error instanceof RefreshFailed && error.causeError?.stack ? `${error.stack}\nCaused by: ${error.causeError.stack}` : error.stack;
+  const stack =
+    error instanceof RefreshFailed && error.causeError?.stack ? `${error.stack}\nCaused by: ${error.causeError.stack}` : error.stack;
   if (verbosity >= 3 && stack) result.exception = scrubber.scrub(stack);
   return result;
 }

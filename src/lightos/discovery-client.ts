@@ -9,7 +9,12 @@ import axios from 'axios';
  */
 export async function lightosDiscoveryClientFound(): Promise<boolean> {
   try {
-    const r = await axios.head('http://localhost:6060/metrics', { timeout: 2000, validateStatus: () => true, maxRedirects: 0, proxy: false });
+    const r = await axios.head('http://localhost:6060/metrics', {
+      timeout: 2000,
+      validateStatus: () => true,
+      maxRedirects: 0,
+      proxy: false,
+    });
     return r.status === 200;
   } catch {
     return false;

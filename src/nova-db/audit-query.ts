@@ -34,11 +34,29 @@ export interface AuditRow {
  * The BDMs the selection's filters name, all but cells (each cell is its own query); the one
  * place driver_volume_type is matched (in code, see selectsDriverVolumeType).
  */
-export async function* streamVolumeBdmBatches(db: NovaDatabase<CellDatabase>, filters: FleetFilters, options: AuditReadOptions = {}): AsyncGenerator<AuditRow[]> {
+export async function* streamVolumeBdmBatches(
+  db: NovaDatabase<CellDatabase>,
+  filters: FleetFilters,
+  options: AuditReadOptions = {},
+): AsyncGenerator<AuditRow[]> {
   let query = db.kysely
     .selectFrom('block_device_mapping as b')
     .leftJoin('instances as i', (join) => join.onRef('i.uuid', '=', 'b.instance_uuid').on('i.deleted', '=', 0))
-    .select(['b.uuid', 'b.instance_uuid', 'b.volume_id', 'b.attachment_id', 'b.connection_info', 'b.encrypted', 'b.encryption_secret_uuid', 'i.host', 'i.vm_state', 'i.task_state', 'i.power_state', 'i.locked', 'i.locked_by'])
+    .select([
+      'b.uuid',
+      'b.instance_uuid',
+      'b.volume_id',
+      'b.attachment_id',
+      'b.connection_info',
+      'b.encrypted',
+      'b.encryption_secret_uuid',
+      'i.host',
+      'i.vm_state',
+      'i.task_state',
+      'i.power_state',
+      'i.locked',
+      'i.locked_by',
+    ])
     .where('b.deleted', '=', 0)
     .where('b.destination_type', '=', 'volume')
     .where('b.volume_id', 'is not', null);
@@ -109,10 +127,16 @@ function namedBdms(eb: ExpressionBuilder<CellDatabase & { b: CellDatabase['block
   if (bdmUuids.length) any.push(eb('b.uuid', 'in', bdmUuids));
   if (wholeInstances.length) any.push(eb('b.instance_uuid', 'in', wholeInstances));
   if (pairs.length) {
-    any.push(eb.and([
-      eb('b.instance_uuid', 'in', [...new Set(pairs.map(([i]) => i))]),
-      eb(eb.refTuple('b.instance_uuid', 'b.volume_id'), 'in', pairs.map(([i, v]) => eb.tuple(i, v))),
-    ]));
+    any.push(
+      eb.and([
+        eb('b.instance_uuid', 'in', [...new Set(pairs.map(([i]) => i))]),
+        eb(
+          eb.refTuple('b.instance_uuid', 'b.volume_id'),
+          'in',
+          pairs.map(([i, v]) => eb.tuple(i, v)),
+        ),
+      ]),
+    );
   }
   return eb.or(any);
 }

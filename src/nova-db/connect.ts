@@ -92,7 +92,9 @@ export class NovaDatabase<T> {
    * Leaving the loop early destroys the connection (MySQL cannot stop a result half-way).
    */
   async *streamRowBatches<R>(query: CompiledQuery, batchSize = 1000): AsyncGenerator<R[]> {
-    const conn = await new Promise<PoolConnection>((resolve, reject) => this.pool.getConnection((err, c) => (err ? reject(err) : resolve(c))));
+    const conn = await new Promise<PoolConnection>((resolve, reject) =>
+      this.pool.getConnection((err, c) => (err ? reject(err) : resolve(c))),
+    );
     let finished = false;
     let lost: ((err: Error) => void) | undefined;
     try {

@@ -5,7 +5,6 @@ import { naiveUtcToIso } from '../naive-utc';
 // Rows turned into the values Nova's objects hold: booleans as booleans (NULL -> false, as the
 // BlockDeviceMapping object defaults them), times as ISO-8601 UTC.
 
-
 export interface BdmRecord {
   id: number;
   uuid: string | null;

@@ -116,66 +116,98 @@ export async function claimInstance(db: CellDb, req: ClaimRequest): Promise<Clai
 
 async function claimOnce(db: CellDb, req: ClaimRequest): Promise<ClaimOutcome> {
   return db.run((k) =>
-    k.transaction().setIsolationLevel('read committed').execute(async (tx): Promise<ClaimOutcome> => {
-      const instance = await tx
-        .selectFrom('instances')
-        .selectAll()
-        .where('uuid', '=', req.instanceUuid)
-        .where('deleted', '=', 0)
-        .forUpdate()
-        .executeTakeFirst();
-      if (!instance || !req.stateAllows(instance)) return { kind: 'changed', instance };
-      const held = await selectClaim(tx, req.instanceUuid);
-      if (held && !req.isAbandoned(held)) return { kind: 'held', by: held };
-      const reasonRow = await tx
-        .selectFrom('instance_system_metadata')
-        .select(['id', 'value'])
-        .where('instance_uuid', '=', req.instanceUuid)
-        .where('key', '=', 'locked_reason')
-        .where('deleted', '=', 0)
-        .executeTakeFirst();
-      const now = new Date();
-      let weLocked: boolean;
-      let adoptedLockReason: string | undefined;
-      if (!instance.locked) {
-        await tx.updateTable('instances').set({ locked: 1, locked_by: 'admin', updated_at: now }).where('id', '=', instance.id).execute();
-        await recordApiAction(tx, req.instanceUuid, req.ctx, 'lock', 'api_lock', req.eventHost);
-        instance.locked = 1;
-        instance.locked_by = 'admin';
-        weLocked = true;
-      } else if (held?.value.we_locked || req.isRefreshLock(reasonRow?.value ?? null)) {
-        // The lock of an interrupted refresh: ours to give back when done.
-        if (!held) adoptedLockReason = reasonRow?.value ?? undefined;
-        weLocked = true;
-      } else if (req.refuseLocked) {
-        return { kind: 'locked', instance };
-      } else {
-        weLocked = false; // someone else's lock: refresh under it, leave it in place
-      }
-      if (weLocked) {
-        if (reasonRow) {
-          await tx.updateTable('instance_system_metadata').set({ value: req.lockReason, updated_at: now }).where('id', '=', reasonRow.id).execute();
+    k
+      .transaction()
+      .setIsolationLevel('read committed')
+      .execute(async (tx): Promise<ClaimOutcome> => {
+        const instance = await tx
+          .selectFrom('instances')
+          .selectAll()
+          .where('uuid', '=', req.instanceUuid)
+          .where('deleted', '=', 0)
+          .forUpdate()
+          .executeTakeFirst();
+        if (!instance || !req.stateAllows(instance)) return { kind: 'changed', instance };
+        const held = await selectClaim(tx, req.instanceUuid);
+        if (held && !req.isAbandoned(held)) return { kind: 'held', by: held };
+        const reasonRow = await tx
+          .selectFrom('instance_system_metadata')
+          .select(['id', 'value'])
+          .where('instance_uuid', '=', req.instanceUuid)
+          .where('key', '=', 'locked_reason')
+          .where('deleted', '=', 0)
+          .executeTakeFirst();
+        const now = new Date();
+        let weLocked: boolean;
+        let adoptedLockReason: string | undefined;
+        if (!instance.locked) {
+          await tx.updateTable('instances').set({ locked: 1, locked_by: 'admin', updated_at: now }).where('id', '=', instance.id).execute();
+          await recordApiAction(tx, req.instanceUuid, req.ctx, 'lock', 'api_lock', req.eventHost);
+          instance.locked = 1;
+          instance.locked_by = 'admin';
+          weLocked = true;
+        } else if (held?.value.we_locked || req.isRefreshLock(reasonRow?.value ?? null)) {
+          // The lock of an interrupted refresh: ours to give back when done.
+          if (!held) adoptedLockReason = reasonRow?.value ?? undefined;
+          weLocked = true;
+        } else if (req.refuseLocked) {
+          return { kind: 'locked', instance };
         } else {
-          await tx
-            .insertInto('instance_system_metadata')
-            .values({ created_at: now, updated_at: null, deleted: 0, instance_uuid: req.instanceUuid, key: 'locked_reason', value: req.lockReason })
-            .execute();
+          weLocked = false; // someone else's lock: refresh under it, leave it in place
         }
-      }
-      const value: ClaimValue = { ...req.value, we_locked: weLocked, since: now.toISOString() };
-      let claimId: number;
-      if (held) {
-        await tx.updateTable('instance_system_metadata').set({ value: JSON.stringify(value), updated_at: now }).where('id', '=', held.id).execute();
-        claimId = held.id;
-      } else {
-        const inserted = await tx
-          .insertInto('instance_system_metadata')
-          .values({ created_at: now, updated_at: now, deleted: 0, instance_uuid: req.instanceUuid, key: CLAIM_KEY, value: JSON.stringify(value) })
-          .executeTakeFirstOrThrow();
-        claimId = Number(inserted.insertId);
-      }
-      return { kind: 'claimed', claimId, value, instance, ...(held ? { tookOver: held.value } : {}), ...(adoptedLockReason ? { adoptedLockReason } : {}) };
-    }),
+        if (weLocked) {
+          if (reasonRow) {
+            await tx
+              .updateTable('instance_system_metadata')
+              .set({ value: req.lockReason, updated_at: now })
+              .where('id', '=', reasonRow.id)
+              .execute();
+          } else {
+            await tx
+              .insertInto('instance_system_metadata')
+              .values({
+                created_at: now,
+                updated_at: null,
+                deleted: 0,
+                instance_uuid: req.instanceUuid,
+                key: 'locked_reason',
+                value: req.lockReason,
+              })
+              .execute();
+          }
+        }
+        const value: ClaimValue = { ...req.value, we_locked: weLocked, since: now.toISOString() };
+        let claimId: number;
+        if (held) {
+          await tx
+            .updateTable('instance_system_metadata')
+            .set({ value: JSON.stringify(value), updated_at: now })
+            .where('id', '=', held.id)
+            .execute();
+          claimId = held.id;
+        } else {
+          const inserted = await tx
+            .insertInto('instance_system_metadata')
+            .values({
+              created_at: now,
+              updated_at: now,
+              deleted: 0,
+              instance_uuid: req.instanceUuid,
+              key: CLAIM_KEY,
+              value: JSON.stringify(value),
+            })
+            .executeTakeFirstOrThrow();
+          claimId = Number(inserted.insertId);
+        }
+        return {
+          kind: 'claimed',
+          claimId,
+          value,
+          instance,
+          ...(held ? { tookOver: held.value } : {}),
+          ...(adoptedLockReason ? { adoptedLockReason } : {}),
+        };
+      }),
   );
 }
 
@@ -203,27 +235,35 @@ export async function releaseClaim(
   input: { instanceUuid: string; claimId: number; value: ClaimValue; lockReason: string; ctx: PhaseContext; eventHost: string },
 ): Promise<boolean> {
   return db.run((k) =>
-    k.transaction().setIsolationLevel('read committed').execute(async (tx) => {
-      await tx.selectFrom('instances').select('id').where('uuid', '=', input.instanceUuid).where('deleted', '=', 0).forUpdate().execute();
-      const held = await selectClaim(tx, input.instanceUuid);
-      if (!held || held.id !== input.claimId || held.value.token !== input.value.token) return false;
-      if (input.value.we_locked) {
-        const ours = await tx
-          .selectFrom('instance_system_metadata')
-          .select('id')
-          .where('instance_uuid', '=', input.instanceUuid)
-          .where('key', '=', 'locked_reason')
-          .where('value', '=', input.lockReason)
-          .where('deleted', '=', 0)
-          .executeTakeFirst();
-        if (ours) {
-          await recordApiAction(tx, input.instanceUuid, input.ctx, 'unlock', 'api_unlock', input.eventHost);
-          await tx.updateTable('instances').set({ locked: 0, locked_by: null, updated_at: new Date() }).where('uuid', '=', input.instanceUuid).where('deleted', '=', 0).execute();
-          await tx.deleteFrom('instance_system_metadata').where('id', '=', ours.id).execute();
+    k
+      .transaction()
+      .setIsolationLevel('read committed')
+      .execute(async (tx) => {
+        await tx.selectFrom('instances').select('id').where('uuid', '=', input.instanceUuid).where('deleted', '=', 0).forUpdate().execute();
+        const held = await selectClaim(tx, input.instanceUuid);
+        if (!held || held.id !== input.claimId || held.value.token !== input.value.token) return false;
+        if (input.value.we_locked) {
+          const ours = await tx
+            .selectFrom('instance_system_metadata')
+            .select('id')
+            .where('instance_uuid', '=', input.instanceUuid)
+            .where('key', '=', 'locked_reason')
+            .where('value', '=', input.lockReason)
+            .where('deleted', '=', 0)
+            .executeTakeFirst();
+          if (ours) {
+            await recordApiAction(tx, input.instanceUuid, input.ctx, 'unlock', 'api_unlock', input.eventHost);
+            await tx
+              .updateTable('instances')
+              .set({ locked: 0, locked_by: null, updated_at: new Date() })
+              .where('uuid', '=', input.instanceUuid)
+              .where('deleted', '=', 0)
+              .execute();
+            await tx.deleteFrom('instance_system_metadata').where('id', '=', ours.id).execute();
+          }
         }
-      }
-      await tx.deleteFrom('instance_system_metadata').where('id', '=', held.id).execute();
-      return true;
-    }),
+        await tx.deleteFrom('instance_system_metadata').where('id', '=', held.id).execute();
+        return true;
+      }),
   );
 }

@@ -10,29 +10,54 @@ import type { CellDatabase, ComputeNodesTable, InstanceInfoCachesTable, Instance
 type CellDb = NovaDatabase<CellDatabase>;
 
 export async function findInstanceRow(db: CellDb, uuid: string): Promise<Selectable<InstancesTable> | undefined> {
-  return db.run((k) => k.selectFrom('instances').selectAll().where('uuid', '=', uuid).where('deleted', '=', 0).orderBy('id').limit(1).executeTakeFirst());
+  return db.run((k) =>
+    k.selectFrom('instances').selectAll().where('uuid', '=', uuid).where('deleted', '=', 0).orderBy('id').limit(1).executeTakeFirst(),
+  );
 }
 
 export async function systemMetadataOf(db: CellDb, uuid: string): Promise<Record<string, string | null>> {
   const rows = await db.run((k) =>
-    k.selectFrom('instance_system_metadata').select(['key', 'value']).where('instance_uuid', '=', uuid).where('deleted', '=', 0).orderBy('id').execute(),
+    k
+      .selectFrom('instance_system_metadata')
+      .select(['key', 'value'])
+      .where('instance_uuid', '=', uuid)
+      .where('deleted', '=', 0)
+      .orderBy('id')
+      .execute(),
   );
   return Object.fromEntries(rows.map((r) => [r.key, r.value]));
 }
 
 export async function infoCacheOf(db: CellDb, uuid: string): Promise<Selectable<InstanceInfoCachesTable> | undefined> {
-  return db.run((k) => k.selectFrom('instance_info_caches').selectAll().where('instance_uuid', '=', uuid).where('deleted', '=', 0).limit(1).executeTakeFirst());
+  return db.run((k) =>
+    k.selectFrom('instance_info_caches').selectAll().where('instance_uuid', '=', uuid).where('deleted', '=', 0).limit(1).executeTakeFirst(),
+  );
 }
 
 export async function computeServiceOf(db: CellDb, host: string): Promise<Selectable<ServicesTable> | undefined> {
   return db.run((k) =>
-    k.selectFrom('services').selectAll().where('host', '=', host).where('binary', '=', 'nova-compute').where('deleted', '=', 0).limit(1).executeTakeFirst(),
+    k
+      .selectFrom('services')
+      .selectAll()
+      .where('host', '=', host)
+      .where('binary', '=', 'nova-compute')
+      .where('deleted', '=', 0)
+      .limit(1)
+      .executeTakeFirst(),
   );
 }
 
-export async function computeNodesOf(db: CellDb, host: string): Promise<Array<Pick<Selectable<ComputeNodesTable>, 'hypervisor_hostname' | 'hypervisor_type'>>> {
+export async function computeNodesOf(
+  db: CellDb,
+  host: string,
+): Promise<Array<Pick<Selectable<ComputeNodesTable>, 'hypervisor_hostname' | 'hypervisor_type'>>> {
   return db.run((k) =>
-    k.selectFrom('compute_nodes').select(['hypervisor_hostname', 'hypervisor_type']).where('host', '=', host).where('deleted', '=', 0).execute(),
+    k
+      .selectFrom('compute_nodes')
+      .select(['hypervisor_hostname', 'hypervisor_type'])
+      .where('host', '=', host)
+      .where('deleted', '=', 0)
+      .execute(),
   );
 }
 
@@ -58,6 +83,8 @@ export async function databaseNow(db: CellDb): Promise<Date> {
 
 /** One BDM by its primary key, live or not (re-read after a failure or a lock). */
 export async function findBdmById(db: CellDb, id: number): Promise<BdmRecord | undefined> {
-  const row = await db.run((k) => k.selectFrom('block_device_mapping').selectAll().where('id', '=', id).where('deleted', '=', 0).executeTakeFirst());
+  const row = await db.run((k) =>
+    k.selectFrom('block_device_mapping').selectAll().where('id', '=', id).where('deleted', '=', 0).executeTakeFirst(),
+  );
   return row && toBdmRecord(row);
 }

@@ -37,7 +37,14 @@ async function insertAction(tx: Tx, instanceUuid: string, ctx: PhaseContext, act
 }
 
 /** Insert an instance action and one finished event (what compute_api.lock/unlock record). */
-export async function recordApiAction(tx: Tx, instanceUuid: string, ctx: PhaseContext, action: string, event: string, host: string): Promise<void> {
+export async function recordApiAction(
+  tx: Tx,
+  instanceUuid: string,
+  ctx: PhaseContext,
+  action: string,
+  event: string,
+  host: string,
+): Promise<void> {
   const now = new Date();
   const actionId = await insertAction(tx, instanceUuid, ctx, action, now);
   await tx
@@ -79,8 +86,17 @@ export async function finishRefreshAction(db: CellDb, actionId: number, host: st
         await tx
           .insertInto('instance_actions_events')
           .values({
-            created_at: now, updated_at: now, deleted: 0, event: 'nova_bdm_refresh', action_id: actionId, start_time: now,
-            finish_time: now, result: 'Error', traceback: null, host, details: error.slice(0, 65000),
+            created_at: now,
+            updated_at: now,
+            deleted: 0,
+            event: 'nova_bdm_refresh',
+            action_id: actionId,
+            start_time: now,
+            finish_time: now,
+            result: 'Error',
+            traceback: null,
+            host,
+            details: error.slice(0, 65000),
           })
           .execute();
       }

@@ -1,5 +1,15 @@
 import {
-  closeSync, constants, fchmodSync, fsync, fsyncSync, lstatSync, openSync, renameSync, unlinkSync, write, writeSync,
+  closeSync,
+  constants,
+  fchmodSync,
+  fsync,
+  fsyncSync,
+  lstatSync,
+  openSync,
+  renameSync,
+  unlinkSync,
+  write,
+  writeSync,
   type Stats,
 } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -124,7 +134,8 @@ const pendingTemps = new Set<string>();
 let exitHookInstalled = false;
 
 function createTemp(target: string, mode = 0o600): TempFile {
-  if (typeof target !== 'string' || target === '' || target.includes('\0')) throw new BadInput(`cannot write ${shown(target)}: not a usable file path`);
+  if (typeof target !== 'string' || target === '' || target.includes('\0'))
+    throw new BadInput(`cannot write ${shown(target)}: not a usable file path`);
   refuseNonRegular(target);
   if (!exitHookInstalled) {
     exitHookInstalled = true;
@@ -160,9 +171,20 @@ function refuseNonRegular(target: string): void {
     throw asBadInput(err, target);
   }
   if (st.isFile()) return;
-  const what = st.isSymbolicLink() ? 'a symbolic link' : st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO'
-    : st.isSocket() ? 'a socket' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : 'not a regular file';
-  throw new BadInput(`refusing to write ${shown(target)}: it is ${what} (nova-bdm only replaces a regular file there; remove it or choose another path)`);
+  const what = st.isSymbolicLink()
+    ? 'a symbolic link'
+    : st.isDirectory()
+      ? 'a directory'
+      : st.isFIFO()
+        ? 'a FIFO'
+        : st.isSocket()
+          ? 'a socket'
+          : st.isCharacterDevice() || st.isBlockDevice()
+            ? 'a device'
+            : 'not a regular file';
+  throw new BadInput(
+    `refusing to write ${shown(target)}: it is ${what} (nova-bdm only replaces a regular file there; remove it or choose another path)`,
+  );
 }
 
 function replaceTarget(tempPath: string, target: string): void {

@@ -111,7 +111,11 @@ export class OsloRpcClient {
             vhost: settings.transport.virtualHost,
             heartbeat: settings.heartbeatSeconds,
           },
-          { timeout: connectTimeoutMs, ...tlsSocketOptions(settings.tls, broker.host), clientProperties: { connection_name: `nova-bdm:${process.pid}:${randomUUID()}` } },
+          {
+            timeout: connectTimeoutMs,
+            ...tlsSocketOptions(settings.tls, broker.host),
+            clientProperties: { connection_name: `nova-bdm:${process.pid}:${randomUUID()}` },
+          },
         );
         try {
           const channel = await connection.createConfirmChannel();
@@ -239,7 +243,10 @@ export class OsloRpcClient {
 
   private async ensureExchange(): Promise<void> {
     if (this.exchangeDeclared) return;
-    await this.channel.assertExchange(this.settings.exchange, 'topic', { durable: this.settings.durable, autoDelete: this.settings.autoDelete });
+    await this.channel.assertExchange(this.settings.exchange, 'topic', {
+      durable: this.settings.durable,
+      autoDelete: this.settings.autoDelete,
+    });
     this.exchangeDeclared = true;
   }
 

@@ -18,8 +18,10 @@ export function rabbitSettings(conf: NovaConf, transportUrl: string, what: strin
     if (converted === undefined) throw new BadInput(`${what}: option ${key}=${v} in the URL is not a ${kind}`);
     return converted;
   };
-  const bool = (key: string, fallback: boolean) => fromQuery(key, osloBool, 'boolean') ?? conf.getBool('oslo_messaging_rabbit', key, fallback);
-  const num = (key: string, fallback: number) => fromQuery(key, osloNumber, 'number') ?? conf.getNumber('oslo_messaging_rabbit', key, fallback);
+  const bool = (key: string, fallback: boolean) =>
+    fromQuery(key, osloBool, 'boolean') ?? conf.getBool('oslo_messaging_rabbit', key, fallback);
+  const num = (key: string, fallback: number) =>
+    fromQuery(key, osloNumber, 'number') ?? conf.getNumber('oslo_messaging_rabbit', key, fallback);
   const ssl = bool('ssl', false);
   return {
     transport,

@@ -26,7 +26,8 @@ let noNodeBin: string;
 
 type Run = AnsibleRun;
 
-const run = (command: string, args: string[], env: Record<string, string> = {}): Promise<Run> => runAnsible({ work, collectionsPath }, command, args, { env });
+const run = (command: string, args: string[], env: Record<string, string> = {}): Promise<Run> =>
+  runAnsible({ work, collectionsPath }, command, args, { env });
 
 /**
  * A stand-in command: records its arguments (one JSON array per line) and whether `node` is on its
@@ -51,11 +52,21 @@ sys.exit(${behaviour.rc ?? 0})
 }
 
 function callsOf(log: string): Array<{ argv: string[]; node: string | null }> {
-  return existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l)) : [];
+  return existsSync(log)
+    ? readFileSync(log, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l))
+    : [];
 }
 
 /** The refresh playbook with an inventory, then the role's summary fact (whatever the outcome). */
-async function refresh(inventory: string, vars: Record<string, unknown>, flags: string[] = [], extraEnv: Record<string, string> = {}): Promise<{ run: Run; summary: any }> {
+async function refresh(
+  inventory: string,
+  vars: Record<string, unknown>,
+  flags: string[] = [],
+  extraEnv: Record<string, string> = {},
+): Promise<{ run: Run; summary: any }> {
   const summaryFile = join(work, `summary-${randomUUID()}.json`);
   const wrapper = join(work, `refresh-${randomUUID()}.yml`);
   writeFileSync(
@@ -71,20 +82,30 @@ async function refresh(inventory: string, vars: Record<string, unknown>, flags: 
 `,
   );
   const varsFile = join(work, `vars-${randomUUID()}.json`);
-  writeFileSync(varsFile, JSON.stringify({ nova_bdm_config_file: [env.fx.env.confPath, env.extraConf], ceph_monitors: NEW_MONITORS, ...vars }));
+  writeFileSync(
+    varsFile,
+    JSON.stringify({ nova_bdm_config_file: [env.fx.env.confPath, env.extraConf], ceph_monitors: NEW_MONITORS, ...vars }),
+  );
   const r = await run('ansible-playbook', ['-i', inventory, wrapper, '-e', `@${varsFile}`, ...flags], extraEnv);
   return { run: r, summary: existsSync(summaryFile) ? JSON.parse(readFileSync(summaryFile, 'utf8')) : undefined };
 }
 
 /** The summary's lines (the role's debug task) that start with `prefix`, as printed. */
 function summaryLines(r: Run, prefix: string): string[] {
-  return r.out.split('\n').map((l) => l.trim()).filter((l) => l.startsWith(`"${prefix}`)).map((l) => JSON.parse(l.replace(/,$/, '')) as string);
+  return r.out
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.startsWith(`"${prefix}`))
+    .map((l) => JSON.parse(l.replace(/,$/, '')) as string);
 }
 
 /** A controller with Node.js and one compute host, both local; `compute` holds the compute's host vars. */
 function inventoryWith(compute: string): string {
   const file = join(work, `inventory-${randomUUID()}.ini`);
-  writeFileSync(file, `localhost ansible_connection=local ansible_node_interpreter=${process.execPath} ansible_python_interpreter=/usr/bin/python3\ncompute-a ansible_connection=local ansible_python_interpreter=/usr/bin/python3 ${compute}\n`);
+  writeFileSync(
+    file,
+    `localhost ansible_connection=local ansible_node_interpreter=${process.execPath} ansible_python_interpreter=/usr/bin/python3\ncompute-a ansible_connection=local ansible_python_interpreter=/usr/bin/python3 ${compute}\n`,
+  );
   return file;
 }
 
@@ -95,7 +116,10 @@ before(async () => {
   collectionsPath = join(work, 'collections');
   const built = await run('ansible-galaxy', ['collection', 'build', join(ROOT, 'ansible'), '--output-path', work, '--force']);
   assert.equal(built.code, 0, built.out);
-  const tarball = join(work, readdirSync(work).find((f) => /^osops-nova-.*\.tar\.gz$/.test(f))!);
+  const tarball = join(
+    work,
+    readdirSync(work).find((f) => /^osops-nova-.*\.tar\.gz$/.test(f))!,
+  );
   const installed = await run('ansible-galaxy', ['collection', 'install', tarball, '-p', collectionsPath]);
   assert.equal(installed.code, 0, installed.out);
   noNodeBin = join(work, 'no-node-bin');
@@ -126,19 +150,31 @@ describe('the connector of a compute host without Node.js', () => {
     const inventory = inventoryWith('ansible_node_interpreter=node');
     const { run: r, summary } = await refresh(
       inventory,
-      { nova_bdm_bdms: [{ instance_uuid: stale.instanceUuid }], nova_bdm_host_map: { [env.host]: 'compute-a' }, nova_bdm_compute_config_file: computeConf },
+      {
+        nova_bdm_bdms: [{ instance_uuid: stale.instanceUuid }],
+        nova_bdm_host_map: { [env.host]: 'compute-a' },
+        nova_bdm_compute_config_file: computeConf,
+      },
       [],
       { PATH: `${fakeBin}:${noNodeBin}` },
     );
     assert.equal(r.code, 0, r.out);
     assert.deepEqual(summary.counts, { refreshed: 1, skipped: 0, failed: 0 }, r.out);
     assert.deepEqual(summary.connector_errors, {});
-    assert.deepEqual(callsOf(log), [{ argv: [`--config-file=${computeConf}`, ...GET_CONNECTOR], node: null }], 'nova-manage ran once, where node is not on PATH');
+    assert.deepEqual(
+      callsOf(log),
+      [{ argv: [`--config-file=${computeConf}`, ...GET_CONNECTOR], node: null }],
+      'nova-manage ran once, where node is not on PATH',
+    );
     assert.match(r.out, new RegExp(`ok: \\[localhost -> compute-a\\] => \\(item=${env.host}\\)`));
     assert.doesNotMatch(r.out, /fall back where the source gave no connector[^\n]*\]\n(ok|changed|fatal)/, 'no fallback');
     const row = (await env.dumpRows(stale.instanceUuid)).bdms[0]!;
     // Nova adds the BDM's mountpoint to the connector it hands Cinder.
-    assert.deepEqual(env.cloud.attachments.get(row.attachment_id!)?.connector, { ...connector, mountpoint: '/dev/vdb' }, "Cinder got nova-manage's connector");
+    assert.deepEqual(
+      env.cloud.attachments.get(row.attachment_id!)?.connector,
+      { ...connector, mountpoint: '/dev/vdb' },
+      "Cinder got nova-manage's connector",
+    );
   });
 
   test('a command that fails: one line per host naming the command and why, the BDMs of that host fail, the play fails after the summary', async () => {
@@ -182,25 +218,45 @@ describe('the connector of a compute host without Node.js', () => {
     assert.equal(withNode.run.code, 0, withNode.run.out);
     assert.deepEqual(withNode.summary.counts, { refreshed: 1, skipped: 0, failed: 0 }, withNode.run.out);
     assert.deepEqual(withNode.summary.connector_errors, {}, 'the fallback found it');
-    assert.match(withNode.run.out, /TASK \[osops\.nova\.refresh_connection_info : Connectors \| the module's get_connector on each host\] \*+\nok: \[localhost -> compute-a\]/);
+    assert.match(
+      withNode.run.out,
+      /TASK \[osops\.nova\.refresh_connection_info : Connectors \| the module's get_connector on each host\] \*+\nok: \[localhost -> compute-a\]/,
+    );
 
     const without = await refresh(inventoryWith('ansible_node_interpreter=/nonexistent/node'), vars, ['-C']);
     assert.equal(without.run.code, 2, without.run.out);
     const lines = summaryLines(without.run, 'get_connector failed on');
     assert.equal(lines.length, 1, without.run.out);
-    assert.match(lines[0]!, new RegExp(`^get_connector failed on ${env.host}: nova-manage: \`${vars.nova_bdm_nova_manage} --config-file=${computeConf} volume_attachment get_connector --json\` failed \\(rc 2\\): .*No such file or directory.*; then module: .*\\(.*/nonexistent/node: .*not found\\)$`));
+    assert.match(
+      lines[0]!,
+      new RegExp(
+        `^get_connector failed on ${env.host}: nova-manage: \`${vars.nova_bdm_nova_manage} --config-file=${computeConf} volume_attachment get_connector --json\` failed \\(rc 2\\): .*No such file or directory.*; then module: .*\\(.*/nonexistent/node: .*not found\\)$`,
+      ),
+    );
   });
 
   test('an unreachable compute host: one line for it, its BDMs fail, the play goes on to the summary', async () => {
     const stale = await env.seed();
     // ssh to a closed port: refused at once.
     const inventory = join(work, `inventory-${randomUUID()}.ini`);
-    writeFileSync(inventory, `localhost ansible_connection=local ansible_node_interpreter=${process.execPath} ansible_python_interpreter=/usr/bin/python3\ncompute-a ansible_connection=ssh ansible_host=127.0.0.1 ansible_port=1 ansible_ssh_common_args='-o ConnectTimeout=5'\n`);
-    const { run: r } = await refresh(inventory, { nova_bdm_bdms: [{ instance_uuid: stale.instanceUuid }], nova_bdm_host_map: { [env.host]: 'compute-a' } });
+    writeFileSync(
+      inventory,
+      `localhost ansible_connection=local ansible_node_interpreter=${process.execPath} ansible_python_interpreter=/usr/bin/python3\ncompute-a ansible_connection=ssh ansible_host=127.0.0.1 ansible_port=1 ansible_ssh_common_args='-o ConnectTimeout=5'\n`,
+    );
+    const { run: r } = await refresh(inventory, {
+      nova_bdm_bdms: [{ instance_uuid: stale.instanceUuid }],
+      nova_bdm_host_map: { [env.host]: 'compute-a' },
+    });
     assert.equal(r.code, 2, r.out);
     const lines = summaryLines(r, 'get_connector failed on');
     assert.equal(lines.length, 1, r.out);
-    assert.match(lines[0]!, new RegExp(`^get_connector failed on ${env.host}: nova-manage: .*; then module: .*(refused|UNREACHABLE|unreachable|Failed to connect)`, 'i'));
+    assert.match(
+      lines[0]!,
+      new RegExp(
+        `^get_connector failed on ${env.host}: nova-manage: .*; then module: .*(refused|UNREACHABLE|unreachable|Failed to connect)`,
+        'i',
+      ),
+    );
     assert.match(summaryLines(r, 'FAILED: BDM')[0]!, new RegExp(`no connector for compute host ${env.host}`));
   });
 
@@ -211,15 +267,23 @@ describe('the connector of a compute host without Node.js', () => {
     const before = (await env.dumpRows(stale.instanceUuid)).bdms;
     const { run: r } = await refresh(
       inventoryWith('ansible_node_interpreter=node'),
-      { nova_bdm_bdms: [{ instance_uuid: stale.instanceUuid }], nova_bdm_host_map: { [env.host]: 'compute-a' }, nova_bdm_compute_config_file: [] },
+      {
+        nova_bdm_bdms: [{ instance_uuid: stale.instanceUuid }],
+        nova_bdm_host_map: { [env.host]: 'compute-a' },
+        nova_bdm_compute_config_file: [],
+      },
       [],
       { PATH: `${fakeBin}:${noNodeBin}` },
     );
     assert.equal(r.code, 2, r.out);
     assert.deepEqual(summaryLines(r, 'get_connector failed on'), [], 'nova-manage ran: not a reason to fall back');
-    assert.deepEqual(summaryLines(r, 'FAILED: BDM'), [
-      `FAILED: BDM ${stale.bdm.uuid} (instance ${stale.instanceUuid}, volume ${stale.volumeId}): the connector for compute host ${env.host} cannot be used: connector is not a valid host connector (missing platform, os_type, multipath); create it on the compute with get_connector; nothing was changed`,
-    ], r.out);
+    assert.deepEqual(
+      summaryLines(r, 'FAILED: BDM'),
+      [
+        `FAILED: BDM ${stale.bdm.uuid} (instance ${stale.instanceUuid}, volume ${stale.volumeId}): the connector for compute host ${env.host} cannot be used: connector is not a valid host connector (missing platform, os_type, multipath); create it on the compute with get_connector; nothing was changed`,
+      ],
+      r.out,
+    );
     assert.deepEqual((await env.dumpRows(stale.instanceUuid)).bdms, before);
   });
 });
@@ -256,7 +320,10 @@ describe('the example inventories (docs/examples/inventories)', () => {
       { PATH: `${fakeBin}:${noNodeBin}` },
     );
     assert.equal(r.code, 0, r.out);
-    assert.deepEqual(callsOf(log).map((c) => c.argv), [['exec', 'nova_compute', 'nova-manage', '--config-file', '/etc/nova/nova.conf', ...GET_CONNECTOR]]);
+    assert.deepEqual(
+      callsOf(log).map((c) => c.argv),
+      [['exec', 'nova_compute', 'nova-manage', '--config-file', '/etc/nova/nova.conf', ...GET_CONNECTOR]],
+    );
     assert.match(r.out, new RegExp(`ok: \\[control01 -> compute01\\] => \\(item=${env.host}\\)`));
     assert.deepEqual(summary.counts, { refreshed: 1, skipped: 0, failed: 0 });
     assert.equal(summary.check_mode, true);
@@ -271,7 +338,9 @@ describe('the example inventories (docs/examples/inventories)', () => {
     const stale = await env.seed();
     // The venv as openstack-ansible lays it out, under a scratch folder instead of /.
     const venvs = join(work, `root-${randomUUID()}`, 'openstack', 'venvs');
-    const log = fakeCommand(join(venvs, `nova-${String(vars.compute1!.osa_nova_venv_tag)}`, 'bin', 'nova-manage'), { stdout: `${JSON.stringify(env.connector)}\n` });
+    const log = fakeCommand(join(venvs, `nova-${String(vars.compute1!.osa_nova_venv_tag)}`, 'bin', 'nova-manage'), {
+      stdout: `${JSON.stringify(env.connector)}\n`,
+    });
     const rowsBefore = await env.dumpRows(stale.instanceUuid);
     const { run: r, summary } = await refresh(
       inventory,

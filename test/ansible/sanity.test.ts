@@ -26,10 +26,22 @@ const home = join(work, 'home');
 const collection = join(work, 'ansible_collections', 'osops', 'nova');
 after(() => rmSync(work, { recursive: true, force: true }));
 
-const NO_REQUIREMENTS = ['shebang', 'no-smart-quotes', 'line-endings', 'symlinks', 'no-illegal-filenames', 'ignores', 'empty-init', 'ansible-doc', 'action-plugin-docs'];
+const NO_REQUIREMENTS = [
+  'shebang',
+  'no-smart-quotes',
+  'line-endings',
+  'symlinks',
+  'no-illegal-filenames',
+  'ignores',
+  'empty-init',
+  'ansible-doc',
+  'action-plugin-docs',
+];
 const SYSTEM_REQUIREMENTS = ['validate-modules', 'runtime-metadata'];
 const REQUIRED_MODULES = { voluptuous: 'python3-voluptuous', yaml: 'python3-yaml', jinja2: 'python3-jinja2' };
-const missingModules = Object.entries(REQUIRED_MODULES).filter(([module]) => spawnSync('/usr/bin/python3', ['-c', `import ${module}`], { stdio: 'ignore' }).status !== 0);
+const missingModules = Object.entries(REQUIRED_MODULES).filter(
+  ([module]) => spawnSync('/usr/bin/python3', ['-c', `import ${module}`], { stdio: 'ignore' }).status !== 0,
+);
 const missingWhat = `${missingModules.map(([m]) => m).join(', ')} missing from /usr/bin/python3 (apt-get install ${missingModules.map(([, p]) => p).join(' ')})`;
 const IN_CI = Boolean(process.env.CI) && process.env.CI !== 'false';
 
@@ -51,12 +63,15 @@ function ansibleTest(tests: string[]): Promise<{ code: number | null; out: strin
 /** Make the virtualenv ansible-test would build for `name` from the system Python's packages. */
 async function systemVenvFor(name: string): Promise<void> {
   const probe = await ansibleTest([name]); // fails at pip, after naming the virtualenv it wants
-  const venv = /Created Python 3\.11 virtual environment using "venv": (\S+)/.exec(probe.out)?.[1] ?? /"(\S+\/venv\/sanity\.[^"]+)\/bin\/python"/.exec(probe.out)?.[1];
+  const venv =
+    /Created Python 3\.11 virtual environment using "venv": (\S+)/.exec(probe.out)?.[1] ??
+    /"(\S+\/venv\/sanity\.[^"]+)\/bin\/python"/.exec(probe.out)?.[1];
   assert.ok(venv, `no virtualenv path in:\n${probe.out}`);
   rmSync(venv, { recursive: true, force: true });
   const made = spawnSync('/usr/bin/python3.11', ['-m', 'venv', '--without-pip', '--system-site-packages', venv], { encoding: 'utf8' });
   assert.equal(made.status, 0, made.stderr);
-  const cloader = spawnSync('/usr/bin/python3', ['-c', 'import yaml; print(hasattr(yaml, "CLoader"))'], { encoding: 'utf8' }).stdout.trim() === 'True';
+  const cloader =
+    spawnSync('/usr/bin/python3', ['-c', 'import yaml; print(hasattr(yaml, "CLoader"))'], { encoding: 'utf8' }).stdout.trim() === 'True';
   writeFileSync(join(venv, 'meta.install.json'), '[]');
   writeFileSync(join(venv, 'meta.yaml.json'), JSON.stringify(cloader));
   writeFileSync(join(venv, 'marker.txt'), '');
@@ -75,24 +90,29 @@ test('ansible-test sanity: shebang, ansible-doc, symlinks, ... (the tests withou
   assert.doesNotMatch(r.out, /ERROR:/);
 });
 
-const skipRequirements = missingModules.length > 0 && !IN_CI ? `validate-modules, runtime-metadata and the broken-sidecar check not run: ${missingWhat}` : false;
+const skipRequirements =
+  missingModules.length > 0 && !IN_CI ? `validate-modules, runtime-metadata and the broken-sidecar check not run: ${missingWhat}` : false;
 
-test('ansible-test sanity: validate-modules (sidecar docs) and runtime-metadata pass, and a broken sidecar fails validate-modules', { skip: skipRequirements }, async () => {
-  assert.deepEqual(missingModules, [], `under CI these sanity tests must run: ${missingWhat}`);
-  for (const name of SYSTEM_REQUIREMENTS) await systemVenvFor(name);
-  const r = await ansibleTest(SYSTEM_REQUIREMENTS);
-  assert.equal(r.code, 0, r.out);
-  for (const name of SYSTEM_REQUIREMENTS) assert.match(r.out, new RegExp(`Running sanity test "${name}"`));
-  assert.doesNotMatch(r.out, /ERROR:/);
-  // validate-modules really read the sidecar: a broken one must fail.
-  const sidecar = join(collection, 'plugins', 'modules', 'bdm.yml');
-  const good = readFileSync(sidecar, 'utf8');
-  writeFileSync(sidecar, 'DOCUMENTATION:\n  module: bdm\n  options: {action: {type: nonsense}}\n');
-  try {
-    const broken = await ansibleTest(['validate-modules']);
-    assert.notEqual(broken.code, 0);
-    assert.match(broken.out, /plugins\/modules\/bdm\.yml:0:0: invalid-documentation/);
-  } finally {
-    writeFileSync(sidecar, good);
-  }
-});
+test(
+  'ansible-test sanity: validate-modules (sidecar docs) and runtime-metadata pass, and a broken sidecar fails validate-modules',
+  { skip: skipRequirements },
+  async () => {
+    assert.deepEqual(missingModules, [], `under CI these sanity tests must run: ${missingWhat}`);
+    for (const name of SYSTEM_REQUIREMENTS) await systemVenvFor(name);
+    const r = await ansibleTest(SYSTEM_REQUIREMENTS);
+    assert.equal(r.code, 0, r.out);
+    for (const name of SYSTEM_REQUIREMENTS) assert.match(r.out, new RegExp(`Running sanity test "${name}"`));
+    assert.doesNotMatch(r.out, /ERROR:/);
+    // validate-modules really read the sidecar: a broken one must fail.
+    const sidecar = join(collection, 'plugins', 'modules', 'bdm.yml');
+    const good = readFileSync(sidecar, 'utf8');
+    writeFileSync(sidecar, 'DOCUMENTATION:\n  module: bdm\n  options: {action: {type: nonsense}}\n');
+    try {
+      const broken = await ansibleTest(['validate-modules']);
+      assert.notEqual(broken.code, 0);
+      assert.match(broken.out, /plugins\/modules\/bdm\.yml:0:0: invalid-documentation/);
+    } finally {
+      writeFileSync(sidecar, good);
+    }
+  },
+);

@@ -42,7 +42,14 @@ type JsonSchema = {
   secret?: boolean;
 };
 
-const JSON_TO_ANSIBLE: Record<string, string> = { string: 'str', boolean: 'bool', integer: 'int', number: 'float', object: 'dict', array: 'list' };
+const JSON_TO_ANSIBLE: Record<string, string> = {
+  string: 'str',
+  boolean: 'bool',
+  integer: 'int',
+  number: 'float',
+  object: 'dict',
+  array: 'list',
+};
 
 /** The Ansible `type` (and `elements`) a JSON Schema property maps to. */
 export function ansibleTypeOf(spec: JsonSchema): { type: string; elements?: string } {
@@ -101,8 +108,34 @@ describe('the sidecar documentation agrees with the JSON Schema', () => {
   test('RETURN documents every key each action returns', () => {
     const expected = {
       show: ['bdm', 'bdms', 'instance', 'cell', 'attachment_id', 'connection_info', 'warnings', 'interrupted_refresh'],
-      refresh: ['changed', 'counts', 'refreshed', 'skips', 'failures', 'summary', 'hosts_without_connector', 'stale', 'stale_reasons', 'old_attachment_id', 'new_attachment_id', 'attachment_id', 'connection_info', 'diff', 'steps',
-        'request_ids', 'recovered', 'rpc_version', 'undone', 'remains', 'msg', 'bdm_uuid', 'instance_uuid', 'volume_id', 'host', 'cell'],
+      refresh: [
+        'changed',
+        'counts',
+        'refreshed',
+        'skips',
+        'failures',
+        'summary',
+        'hosts_without_connector',
+        'stale',
+        'stale_reasons',
+        'old_attachment_id',
+        'new_attachment_id',
+        'attachment_id',
+        'connection_info',
+        'diff',
+        'steps',
+        'request_ids',
+        'recovered',
+        'rpc_version',
+        'undone',
+        'remains',
+        'msg',
+        'bdm_uuid',
+        'instance_uuid',
+        'volume_id',
+        'host',
+        'cell',
+      ],
       audit: ['totals', 'stale', 'stale_truncated', 'seconds', 'report_path', 'metrics_path', 'msg'],
       get_connector: ['connector'],
     };
@@ -116,7 +149,10 @@ describe('the sidecar documentation agrees with the JSON Schema', () => {
 
   test('EXAMPLES are YAML and use only real options', () => {
     const examples = JSON.parse(
-      execFileSync('/usr/bin/python3', ['-c', 'import yaml, json, sys; print(json.dumps(yaml.safe_load(sys.stdin.read())))'], { input: sidecar.EXAMPLES, encoding: 'utf8' }),
+      execFileSync('/usr/bin/python3', ['-c', 'import yaml, json, sys; print(json.dumps(yaml.safe_load(sys.stdin.read())))'], {
+        input: sidecar.EXAMPLES,
+        encoding: 'utf8',
+      }),
     );
     const used = moduleTasks(examples);
     assert.ok(used.length >= 4, 'the examples call the module');
@@ -131,7 +167,8 @@ function moduleTasks(node: unknown, found: Record<string, unknown>[] = []): Reco
   if (Array.isArray(node)) for (const n of node) moduleTasks(n, found);
   else if (node && typeof node === 'object') {
     for (const [key, value] of Object.entries(node)) {
-      if ((key === 'osops.nova.bdm' || key === 'bdm') && value && typeof value === 'object' && !Array.isArray(value)) found.push(value as Record<string, unknown>);
+      if ((key === 'osops.nova.bdm' || key === 'bdm') && value && typeof value === 'object' && !Array.isArray(value))
+        found.push(value as Record<string, unknown>);
       else moduleTasks(value, found);
     }
   }
@@ -157,8 +194,12 @@ describe('the collection', () => {
 
   test('the role and playbooks pass only real options to osops.nova.bdm', () => {
     const files = [
-      ...readdirSync(join(COLLECTION, 'roles', 'refresh_connection_info', 'tasks')).filter((f) => f.endsWith('.yml')).map((f) => join(COLLECTION, 'roles', 'refresh_connection_info', 'tasks', f)),
-      ...readdirSync(join(COLLECTION, 'playbooks')).filter((f) => f.endsWith('.yml')).map((f) => join(COLLECTION, 'playbooks', f)),
+      ...readdirSync(join(COLLECTION, 'roles', 'refresh_connection_info', 'tasks'))
+        .filter((f) => f.endsWith('.yml'))
+        .map((f) => join(COLLECTION, 'roles', 'refresh_connection_info', 'tasks', f)),
+      ...readdirSync(join(COLLECTION, 'playbooks'))
+        .filter((f) => f.endsWith('.yml'))
+        .map((f) => join(COLLECTION, 'playbooks', f)),
     ];
     const actions = new Set<string>();
     for (const file of files) {
@@ -179,7 +220,10 @@ describe('the collection', () => {
       else assert.ok(!(name in defaults) || String(defaults[name]).includes('{{'), `${name}: documented without a default`);
     }
     for (const name of Object.keys(defaults)) assert.ok(name in spec, `${name}: in defaults/main.yml but not in argument_specs`);
-    const noLog = Object.entries(spec).filter(([, o]) => o.no_log === true).map(([n]) => n).sort();
+    const noLog = Object.entries(spec)
+      .filter(([, o]) => o.no_log === true)
+      .map(([n]) => n)
+      .sort();
     assert.deepEqual(noLog, SECRET_OPTIONS.map((o) => `nova_bdm_${o}`).sort());
   });
 });

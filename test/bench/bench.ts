@@ -61,13 +61,19 @@ const SECTIONS = (process.env.BENCH_ONLY ?? 'cold,audit,check,show,refresh,fleet
   .split(',')
   .map((s) => s.trim())
   .filter((s) => !(process.env.BENCH_SKIP_LAB === '1' && (s === 'refresh' || s === 'fleet')));
-const FLEET_SIZES = (process.env.BENCH_FLEET_SIZES ?? '10,100').split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0);
+const FLEET_SIZES = (process.env.BENCH_FLEET_SIZES ?? '10,100')
+  .split(',')
+  .map(Number)
+  .filter((n) => Number.isInteger(n) && n > 0);
 /** Fleet refresh concurrency: the lab has one compute host, so per_host_parallel is set to max_parallel (the default 2 per host would be the limit). */
 const FLEET_PARALLEL = int('BENCH_FLEET_PARALLEL', 16);
 /** seed.py processes at once (each ~10 s per instance on a loaded 2-vCPU machine, mostly waiting on Cinder). */
 const FLEET_SEED_PROCS = int('BENCH_FLEET_SEED_PROCS', 4);
 /** Section 7: the online refresh next to the stopped flow, on the stand-in Cinder and compute. */
-const ONLINE_FLEET_SIZES = (process.env.BENCH_ONLINE_FLEET_SIZES ?? '10,100').split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0);
+const ONLINE_FLEET_SIZES = (process.env.BENCH_ONLINE_FLEET_SIZES ?? '10,100')
+  .split(',')
+  .map(Number)
+  .filter((n) => Number.isInteger(n) && n > 0);
 const AUDIT_SIZES = (process.env.BENCH_AUDIT_SIZES ?? '1000,10000,100000,300000,1000000').split(',').map(Number);
 const AUDIT_CELLS = int('BENCH_AUDIT_CELLS', 10);
 
@@ -101,7 +107,12 @@ function addSummary(section: string, measure: string, s: Summary, unit: Unit, ex
   rows.push({ section, measure, unit, n: s.n, median: s.median, min: s.min, max: s.max, ...extra });
 }
 
-function addRatio(section: string, measure: string, r: ReturnType<typeof ratio>, target?: { op: '<=' | '>='; value: number }): boolean | undefined {
+function addRatio(
+  section: string,
+  measure: string,
+  r: ReturnType<typeof ratio>,
+  target?: { op: '<=' | '>='; value: number },
+): boolean | undefined {
   let verdict: string | undefined;
   let met: boolean | undefined;
   if (target) {
@@ -140,9 +151,21 @@ function fmt(v: number | undefined, unit: Unit): string {
 
 function table(): string {
   const head = ['section', 'measure', 'n', 'median', 'min', 'max', 'target / note'];
-  const body = rows.map((r) => [r.section, r.measure, r.n?.toString() ?? '', fmt(r.median, r.unit), fmt(r.min, r.unit), fmt(r.max, r.unit), r.verdict ?? r.note ?? '']);
+  const body = rows.map((r) => [
+    r.section,
+    r.measure,
+    r.n?.toString() ?? '',
+    fmt(r.median, r.unit),
+    fmt(r.min, r.unit),
+    fmt(r.max, r.unit),
+    r.verdict ?? r.note ?? '',
+  ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i >= 2 && i <= 5 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join(' | ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i >= 2 && i <= 5 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join(' | ')
+      .trimEnd();
   return [line(head), widths.map((w) => '-'.repeat(w)).join('-|-'), ...body.map(line)].join('\n');
 }
 
@@ -178,7 +201,8 @@ interface NbbEnv {
 
 function ensureSchema(): NbbEnv {
   const envFile = join(STATE_DIR, 'nova-env.json');
-  const dbExists = spawnSync('mysql', ['-uroot', '-N', '-e', `SHOW DATABASES LIKE '${PREFIX}cell2'`], { encoding: 'utf8' }).stdout.trim() !== '';
+  const dbExists =
+    spawnSync('mysql', ['-uroot', '-N', '-e', `SHOW DATABASES LIKE '${PREFIX}cell2'`], { encoding: 'utf8' }).stdout.trim() !== '';
   if (process.env.BENCH_FRESH_SCHEMA === '1' || !existsSync(envFile) || !dbExists) {
     log(`making the ${PREFIX}* Nova schema with the real nova-manage (about a minute) ...`);
     mkdirSync(STATE_DIR, { recursive: true });
@@ -199,7 +223,9 @@ function ensureSchema(): NbbEnv {
  */
 function ensureCells(env: NbbEnv, count: number): string[] {
   const mysql = (sqlText: string) => execFileSync('mysql', ['-uroot', '-N', '-e', sqlText], { encoding: 'utf8' }).trim();
-  const [cell2Url, cell2Transport] = mysql(`SELECT database_connection, transport_url FROM ${env.databases.api}.cell_mappings WHERE name = 'cell2'`).split('\t');
+  const [cell2Url, cell2Transport] = mysql(
+    `SELECT database_connection, transport_url FROM ${env.databases.api}.cell_mappings WHERE name = 'cell2'`,
+  ).split('\t');
   const user = /^[^:]+:\/\/([^:]+):/.exec(cell2Url!)?.[1];
   if (!user) throw new Error(`cannot read the user of cell2's URL`);
   const dbs = [env.databases.cell1, env.databases.cell2];
@@ -215,18 +241,33 @@ function ensureCells(env: NbbEnv, count: number): string[] {
     if (mysql(`SELECT COUNT(*) FROM ${env.databases.api}.cell_mappings WHERE name = 'cell${k}'`) === '0') {
       const url = cell2Url!.replace(`/${env.databases.cell2}?`, `/${db}?`);
       const transport = cell2Transport!.replace(/cell2$/, `cell${k}`);
-      mysql(`INSERT INTO ${env.databases.api}.cell_mappings (created_at, uuid, name, transport_url, database_connection, disabled) VALUES (NOW(), UUID(), 'cell${k}', '${transport}', '${url}', 0)`);
+      mysql(
+        `INSERT INTO ${env.databases.api}.cell_mappings (created_at, uuid, name, transport_url, database_connection, disabled) VALUES (NOW(), UUID(), 'cell${k}', '${transport}', '${url}', 0)`,
+      );
     }
   }
   // Fewer cells this run than the last: unmap the rest (their databases stay for the next run).
-  mysql(`DELETE FROM ${env.databases.api}.cell_mappings WHERE name REGEXP '^cell[0-9]+$' AND CAST(SUBSTRING(name, 5) AS UNSIGNED) > ${Math.max(count, 2)}`);
+  mysql(
+    `DELETE FROM ${env.databases.api}.cell_mappings WHERE name REGEXP '^cell[0-9]+$' AND CAST(SUBSTRING(name, 5) AS UNSIGNED) > ${Math.max(count, 2)}`,
+  );
   return dbs.slice(0, Math.max(count, 1));
 }
 
 function argsFile(name: string, args: Record<string, unknown>, ansible: Record<string, unknown> = {}): string {
   const path = join(STATE_DIR, `${name}.args.json`);
   // What Ansible writes for a WANT_JSON module: the options plus its own _ansible_* keys.
-  writeFileSync(path, JSON.stringify({ ...args, _ansible_check_mode: false, _ansible_diff: false, _ansible_verbosity: 0, _ansible_module_name: 'bdm', _ansible_keep_remote_files: false, ...ansible }));
+  writeFileSync(
+    path,
+    JSON.stringify({
+      ...args,
+      _ansible_check_mode: false,
+      _ansible_diff: false,
+      _ansible_verbosity: 0,
+      _ansible_module_name: 'bdm',
+      _ansible_keep_remote_files: false,
+      ...ansible,
+    }),
+  );
   return path;
 }
 
@@ -273,7 +314,9 @@ async function benchAuditAndCheck(env: NbbEnv, seeder: FleetSeeder, doAudit: boo
     let started = Date.now();
     await seeder.growTo(size);
     const seeded = seeder.seeded;
-    log(`audit: seeded ${seeded.volumeBdms} volume BDMs (+${seeded.imageBdms} image BDMs) on ${seeded.instances} instances in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    log(
+      `audit: seeded ${seeded.volumeBdms} volume BDMs (+${seeded.imageBdms} image BDMs) on ${seeded.instances} instances in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    );
     if (doAudit) {
       const walls: number[] = [];
       const rss: number[] = [];
@@ -284,7 +327,9 @@ async function benchAuditAndCheck(env: NbbEnv, seeder: FleetSeeder, doAudit: boo
         last = parseJson<'audit'>(run.stdout, `audit of ${size}`);
         const totals = last.totals;
         if (last.failed || totals?.scanned !== seeded.volumeBdms || totals.stale !== seeded.expectedStale) {
-          throw new Error(`audit of ${size}: scanned ${totals?.scanned} (want ${seeded.volumeBdms}), stale ${totals?.stale} (want ${seeded.expectedStale}): ${String(last.msg)}`);
+          throw new Error(
+            `audit of ${size}: scanned ${totals?.scanned} (want ${seeded.volumeBdms}), stale ${totals?.stale} (want ${seeded.expectedStale}): ${String(last.msg)}`,
+          );
         }
         if (i < 0) continue;
         walls.push(run.ms);
@@ -296,13 +341,45 @@ async function benchAuditAndCheck(env: NbbEnv, seeder: FleetSeeder, doAudit: boo
       const c = summarize(cpu);
       const label = sizeLabel(size);
       const target = size === 1_000_000;
-      addSummary('4 audit', `${label} volume BDMs, ${seeder.cellCount} cells: wall`, w, 'ms', target ? { verdict: `target < 15 s: ${w.median < 15_000 ? 'met' : `MISSED by ${((w.median - 15_000) / 1000).toFixed(2)} s`}` } : {});
+      addSummary(
+        '4 audit',
+        `${label} volume BDMs, ${seeder.cellCount} cells: wall`,
+        w,
+        'ms',
+        target ? { verdict: `target < 15 s: ${w.median < 15_000 ? 'met' : `MISSED by ${((w.median - 15_000) / 1000).toFixed(2)} s`}` } : {},
+      );
       addSummary('4 audit', `${label}: CPU of the audit process (user+sys)`, c, 'ms');
-      addSummary('4 audit', `${label}: peak RSS`, m, 'MiB', target ? { verdict: `target < 150 MiB: ${m.median < 150 ? 'met' : `MISSED by ${(m.median - 150).toFixed(1)} MiB`}` } : {});
-      rows.push({ section: '4 audit', measure: `${label}: BDMs per second (median wall)`, unit: '', median: Math.round(size / (w.median / 1000)) });
+      addSummary(
+        '4 audit',
+        `${label}: peak RSS`,
+        m,
+        'MiB',
+        target ? { verdict: `target < 150 MiB: ${m.median < 150 ? 'met' : `MISSED by ${(m.median - 150).toFixed(1)} MiB`}` } : {},
+      );
+      rows.push({
+        section: '4 audit',
+        measure: `${label}: BDMs per second (median wall)`,
+        unit: '',
+        median: Math.round(size / (w.median / 1000)),
+      });
       const listed = last.stale?.length ?? 0;
-      rows.push({ section: '4 audit', measure: `${label}: result size (stale_limit default)`, unit: 'B', median: JSON.stringify(last).length, note: `${listed} of ${last.totals?.stale} stale listed, stale_truncated ${String(last.stale_truncated)}` });
-      audit[size] = { wall_ms: w, cpu_ms: c, peak_rss_mib: m, seeded, stale_found: last.totals?.stale, stale_listed: listed, by_reason: last.totals?.by_reason, output_bytes: JSON.stringify(last).length };
+      rows.push({
+        section: '4 audit',
+        measure: `${label}: result size (stale_limit default)`,
+        unit: 'B',
+        median: JSON.stringify(last).length,
+        note: `${listed} of ${last.totals?.stale} stale listed, stale_truncated ${String(last.stale_truncated)}`,
+      });
+      audit[size] = {
+        wall_ms: w,
+        cpu_ms: c,
+        peak_rss_mib: m,
+        seeded,
+        stale_found: last.totals?.stale,
+        stale_listed: listed,
+        by_reason: last.totals?.by_reason,
+        output_bytes: JSON.stringify(last).length,
+      };
       if (size === AUDIT_SIZES[AUDIT_SIZES.length - 1] && seeder.cellCount > 1) await benchCellsFilter(auditArgs, size, last);
     }
     if (doCheck && size === 1000) await benchCheckMode(env, seeded.volumeBdms);
@@ -329,14 +406,27 @@ function sizeLabel(size: number): string {
 
 /** Linear time, flat memory: each size against the smallest one of at least 100k. */
 function linearity(audit: Record<string, unknown>): void {
-  const sizes = Object.keys(audit).map(Number).filter((n) => n >= 100_000).sort((a, b) => a - b);
+  const sizes = Object.keys(audit)
+    .map(Number)
+    .filter((n) => n >= 100_000)
+    .sort((a, b) => a - b);
   const base = sizes[0];
   if (base === undefined) return;
   const of = (n: number) => audit[n] as { wall_ms: Summary; peak_rss_mib: Summary };
   for (const n of sizes.slice(1)) {
     const timeRatio = of(n).wall_ms.median / of(base).wall_ms.median;
-    rows.push({ section: '4 audit', measure: `${sizeLabel(n)} / ${sizeLabel(base)}: wall (linear = ${(n / base).toFixed(1)}x)`, unit: 'x', median: timeRatio });
-    rows.push({ section: '4 audit', measure: `${sizeLabel(n)} - ${sizeLabel(base)}: peak RSS (flat = 0)`, unit: 'MiB', median: of(n).peak_rss_mib.median - of(base).peak_rss_mib.median });
+    rows.push({
+      section: '4 audit',
+      measure: `${sizeLabel(n)} / ${sizeLabel(base)}: wall (linear = ${(n / base).toFixed(1)}x)`,
+      unit: 'x',
+      median: timeRatio,
+    });
+    rows.push({
+      section: '4 audit',
+      measure: `${sizeLabel(n)} - ${sizeLabel(base)}: peak RSS (flat = 0)`,
+      unit: 'MiB',
+      median: of(n).peak_rss_mib.median - of(base).peak_rss_mib.median,
+    });
   }
 }
 
@@ -351,7 +441,10 @@ async function benchCellsFilter(auditArgs: string, size: number, full: Fields<Au
     const run = expectStatus(await timeChild(NODE, [BUNDLE, one], { rss: true, timeoutMs: 600_000 }), 'audit of one cell');
     const r = parseJson<'audit'>(run.stdout, 'audit of one cell');
     const totals = r.totals;
-    if (r.failed || !totals || totals.scanned !== want || totals.cells.length !== 1) throw new Error(`audit with cells [cell3]: scanned ${totals?.scanned} in ${totals?.cells?.length} cells (want ${want} in 1): ${String(r.msg)}`);
+    if (r.failed || !totals || totals.scanned !== want || totals.cells.length !== 1)
+      throw new Error(
+        `audit with cells [cell3]: scanned ${totals?.scanned} in ${totals?.cells?.length} cells (want ${want} in 1): ${String(r.msg)}`,
+      );
     if (i < 0) continue;
     walls.push(run.ms);
     rss.push((run.rssKiB ?? NaN) / 1024);
@@ -376,30 +469,63 @@ async function benchAuditCinder(env: NbbEnv, seeder: FleetSeeder, dbOnlyArgs: st
   try {
     const bdms = await seeder.v3Attachments();
     for (const r of bdms) {
-      const stored = r.connection_info ? (JSON.parse(r.connection_info) as { driver_volume_type: string; data: Record<string, unknown> }) : undefined;
+      const stored = r.connection_info
+        ? (JSON.parse(r.connection_info) as { driver_volume_type: string; data: Record<string, unknown> })
+        : undefined;
       cloud.addVolume(r.volume_id, { project_id: 'project-bench', status: 'in-use' });
       const attachment = cloud.addAttachedVolume(r.volume_id, r.instance_uuid, { driver_volume_type: 'rbd', data: {} }, false, r.host);
       // Cinder re-keyed to this BDM's attachment, holding the new monitors (what cinder-volume hands out after the move).
       cloud.attachments.delete(attachment.id);
       attachment.id = r.attachment_id;
-      attachment.connection_info = stored ? { ...stored.data, hosts: NEW_MONS.hosts, ports: NEW_MONS.ports, driver_volume_type: stored.driver_volume_type, attachment_id: r.attachment_id } : {};
+      attachment.connection_info = stored
+        ? {
+            ...stored.data,
+            hosts: NEW_MONS.hosts,
+            ports: NEW_MONS.ports,
+            driver_volume_type: stored.driver_volume_type,
+            attachment_id: r.attachment_id,
+          }
+        : {};
       cloud.attachments.set(attachment.id, attachment);
     }
     const cinderConf = join(STATE_DIR, 'bench-cinder.conf');
     writeFileSync(cinderConf, cloud.nova_conf_sections());
-    const withCinder = argsFile('audit-cinder', { action: 'audit', config_file: [env.confPath, cinderConf], expect: EXPECT, check_cinder: true });
+    const withCinder = argsFile('audit-cinder', {
+      action: 'audit',
+      config_file: [env.confPath, cinderConf],
+      expect: EXPECT,
+      check_cinder: true,
+    });
     // Pages one after another (cinder_concurrency 2: by marker, the two lists side by side) and
     // side by side (the default 8: 4 pages of each list in flight, by offset).
-    const serial = argsFile('audit-cinder-serial', { action: 'audit', config_file: [env.confPath, cinderConf], expect: EXPECT, check_cinder: true, cinder_concurrency: 2 });
-    log(`audit with check_cinder: ${bdms.length} attachments in the stand-in Cinder, ${REPS.audit} rounds interleaved with the DB-only audit`);
+    const serial = argsFile('audit-cinder-serial', {
+      action: 'audit',
+      config_file: [env.confPath, cinderConf],
+      expect: EXPECT,
+      check_cinder: true,
+      cinder_concurrency: 2,
+    });
+    log(
+      `audit with check_cinder: ${bdms.length} attachments in the stand-in Cinder, ${REPS.audit} rounds interleaved with the DB-only audit`,
+    );
     // The stand-in runs in this process, which otherwise only waits on the child: this process's
     // CPU time during a child's run is the stand-in's, the child's (GNU time) is ours.
     const variants = [
       { key: 'db_only', label: 'DB-only (paired with the next lines)', args: dbOnlyArgs, cinder: false },
       { key: 'pages_serial', label: 'check_cinder, pages one after another (cinder_concurrency 2)', args: serial, cinder: true },
-      { key: 'pages_side_by_side', label: 'check_cinder, pages side by side (cinder_concurrency 8, the default)', args: withCinder, cinder: true },
+      {
+        key: 'pages_side_by_side',
+        label: 'check_cinder, pages side by side (cinder_concurrency 8, the default)',
+        args: withCinder,
+        cinder: true,
+      },
     ] as const;
-    const samples = Object.fromEntries(variants.map((v) => [v.key, { wall: [] as number[], cpu: [] as number[], standInCpu: [] as number[], rss: [] as number[], requests: NaN }]));
+    const samples = Object.fromEntries(
+      variants.map((v) => [
+        v.key,
+        { wall: [] as number[], cpu: [] as number[], standInCpu: [] as number[], rss: [] as number[], requests: NaN },
+      ]),
+    );
     for (let i = -1; i < REPS.audit; i++) {
       for (const v of variants) {
         const cpuBefore = process.cpuUsage();
@@ -408,7 +534,9 @@ async function benchAuditCinder(env: NbbEnv, seeder: FleetSeeder, dbOnlyArgs: st
         const result = parseJson<'audit'>(run.stdout, v.label);
         const totals = result.totals;
         if (result.failed || totals?.scanned !== seeder.seeded.volumeBdms || totals.stale !== seeder.seeded.expectedStale) {
-          throw new Error(`${v.label}: scanned ${totals?.scanned}, stale ${totals?.stale} (want ${seeder.seeded.volumeBdms}, ${seeder.seeded.expectedStale}): ${String(result.msg)}`);
+          throw new Error(
+            `${v.label}: scanned ${totals?.scanned}, stale ${totals?.stale} (want ${seeder.seeded.volumeBdms}, ${seeder.seeded.expectedStale}): ${String(result.msg)}`,
+          );
         }
         const s = samples[v.key]!;
         s.requests = totals.cinder_requests ?? NaN;
@@ -433,12 +561,21 @@ async function benchAuditCinder(env: NbbEnv, seeder: FleetSeeder, dbOnlyArgs: st
       addSummary('4 audit', `${label}   CPU of the audit process (user+sys)`, c, 'ms');
       if (v.cinder) {
         addSummary('4 audit', `${label}   CPU of the stand-in Cinder (bench process)`, k, 'ms');
-        rows.push({ section: '4 audit', measure: `${label}   Cinder requests per audit`, unit: '', median: s.requests, note: `${bdms.length} attachments; listing pages of 1000 + per-attachment GETs` });
+        rows.push({
+          section: '4 audit',
+          measure: `${label}   Cinder requests per audit`,
+          unit: '',
+          median: s.requests,
+          note: `${bdms.length} attachments; listing pages of 1000 + per-attachment GETs`,
+        });
       }
       addSummary('4 audit', `${label}   peak RSS`, m, 'MiB');
       out[v.key] = { wall_ms: w, cpu_ms: c, stand_in_cpu_ms: k, peak_rss_mib: m, cinder_requests: s.requests };
     }
-    addRatio('4 audit', `${label}: check_cinder side by side / DB-only`, ratio(walls.pages_side_by_side!, walls.db_only!), { op: '<=', value: 3 });
+    addRatio('4 audit', `${label}: check_cinder side by side / DB-only`, ratio(walls.pages_side_by_side!, walls.db_only!), {
+      op: '<=',
+      value: 3,
+    });
     addRatio('4 audit', `${label}: check_cinder pages one after another / DB-only`, ratio(walls.pages_serial!, walls.db_only!));
     addRatio('4 audit', `${label}: side by side / one after another`, ratio(walls.pages_side_by_side!, walls.pages_serial!));
     sections.audit_cinder = out;
@@ -462,7 +599,12 @@ async function guardedLabCinder(env: NbbEnv, seeder: FleetSeeder, dbOnlyArgs: st
     return;
   }
   const ctx = {
-    node: NODE, bundle: BUNDLE, stateDir: STATE_DIR, reps: REPS.audit, log, sections,
+    node: NODE,
+    bundle: BUNDLE,
+    stateDir: STATE_DIR,
+    reps: REPS.audit,
+    log,
+    sections,
     addSummary: (section: string, measure: string, s: Summary, unit: Unit, extra?: Partial<Row>) =>
       addSummary(section, measure, s, unit, extra),
     addRatio: (section: string, measure: string, r: ReturnType<typeof ratio>) => void addRatio(section, measure, r),
@@ -540,14 +682,22 @@ async function benchCheckMode(env: NbbEnv, bdms: number): Promise<void> {
   const cmd = cmdFor(usingReal ? realPlaybook : fallback);
   // The bundle alone gets what the playbook's task passes: check mode, and the report file
   // when the real playbook writes one.
-  const direct = argsFile('check-direct', { action: 'audit', config_file: env.confPath, expect: EXPECT, ...(usingReal ? { report_path: report } : {}) }, { _ansible_check_mode: true });
+  const direct = argsFile(
+    'check-direct',
+    { action: 'audit', config_file: env.confPath, expect: EXPECT, ...(usingReal ? { report_path: report } : {}) },
+    { _ansible_check_mode: true },
+  );
   log(`check mode: ansible-playbook ${cmd.join(' ')} vs the bundle alone, ${REPS.check} rounds over ${bdms} BDMs`);
   const play: number[] = [];
   const alone: number[] = [];
   for (let i = -1; i < REPS.check; i++) {
-    const a = expectStatus(await timeChild('ansible-playbook', cmd, { env: ansibleEnv, cwd: ROOT, timeoutMs: 600_000 }), 'ansible-playbook -C');
+    const a = expectStatus(
+      await timeChild('ansible-playbook', cmd, { env: ansibleEnv, cwd: ROOT, timeoutMs: 600_000 }),
+      'ansible-playbook -C',
+    );
     if (!playOk(a)) throw new Error(`ansible-playbook -C did not run cleanly:\n${a.stdout.slice(-2000)}`);
-    if (!a.stdout.includes(`${bdms} volume BDMs audited`)) throw new Error(`ansible-playbook -C: no "${bdms} volume BDMs audited" in its output:\n${a.stdout.slice(-1500)}`);
+    if (!a.stdout.includes(`${bdms} volume BDMs audited`))
+      throw new Error(`ansible-playbook -C: no "${bdms} volume BDMs audited" in its output:\n${a.stdout.slice(-1500)}`);
     const b = expectStatus(await timeChild(NODE, [BUNDLE, direct]), 'bundle audit');
     if (i < 0) continue;
     play.push(a.ms);
@@ -556,7 +706,13 @@ async function benchCheckMode(env: NbbEnv, bdms: number): Promise<void> {
   const p = summarize(play);
   const d = summarize(alone);
   const name = usingReal ? 'ansible/playbooks/audit.yml' : 'test/bench/audit-check.yml (fallback)';
-  addSummary('5 check', `ansible-playbook -C ${name}, ${bdms} BDMs`, p, 'ms', fallbackWhy ? { note: `fallback: ${fallbackWhy.slice(0, 80)}` } : {});
+  addSummary(
+    '5 check',
+    `ansible-playbook -C ${name}, ${bdms} BDMs`,
+    p,
+    'ms',
+    fallbackWhy ? { note: `fallback: ${fallbackWhy.slice(0, 80)}` } : {},
+  );
   addSummary('5 check', 'same audit, bundle alone (node bdm.cjs <argsfile>)', d, 'ms');
   const r = ratio(p, d);
   addRatio('5 check', 'ansible-playbook / bundle alone', r);
@@ -567,10 +723,26 @@ async function benchCheckMode(env: NbbEnv, bdms: number): Promise<void> {
 
 async function benchShow(env: NbbEnv, seeder: FleetSeeder): Promise<void> {
   const target = await seeder.addShowTarget();
-  const ours = argsFile('show', { action: 'show', instance_uuid: target.instanceUuid, volume_id: target.volumeId, config_file: env.confPath });
-  const nm = [...NOVA_MANAGE.slice(1), '--config-file', env.confPath, 'volume_attachment', 'show', target.instanceUuid, target.volumeId, '--json'];
+  const ours = argsFile('show', {
+    action: 'show',
+    instance_uuid: target.instanceUuid,
+    volume_id: target.volumeId,
+    config_file: env.confPath,
+  });
+  const nm = [
+    ...NOVA_MANAGE.slice(1),
+    '--config-file',
+    env.confPath,
+    'volume_attachment',
+    'show',
+    target.instanceUuid,
+    target.volumeId,
+    '--json',
+  ];
   const inDb = seeder.seeded.volumeBdms;
-  log(`show: ${REPS.show} x (node -e 0, ours) with ${REPS.showNovaManage} x nova-manage interleaved; ${inDb} other volume BDMs in the cells`);
+  log(
+    `show: ${REPS.show} x (node -e 0, ours) with ${REPS.showNovaManage} x nova-manage interleaved; ${inDb} other volume BDMs in the cells`,
+  );
   const floor: number[] = [];
   const mine: number[] = [];
   const theirs: number[] = [];
@@ -601,7 +773,14 @@ async function benchShow(env: NbbEnv, seeder: FleetSeeder): Promise<void> {
   const r2 = ratio(t, o);
   addRatio('2 show', 'ours / floor', r1, { op: '<=', value: 1.5 });
   addRatio('2 show', 'nova-manage / ours', r2, { op: '>=', value: 20 });
-  sections.show = { other_volume_bdms_in_cells: inDb, floor_ms: f, ours_ms: o, nova_manage_ms: t, ours_over_floor: r1, nova_manage_over_ours: r2 };
+  sections.show = {
+    other_volume_bdms_in_cells: inDb,
+    floor_ms: f,
+    ours_ms: o,
+    nova_manage_ms: t,
+    ours_over_floor: r1,
+    nova_manage_over_ours: r2,
+  };
 }
 
 // ------------------------------------------------------------------------------------ 3. refresh
@@ -615,12 +794,16 @@ async function benchRefresh(harness: Harness): Promise<void> {
   const lab = await harness.upLab();
   const upMs = Date.now() - started;
   const memcached = /^\s*memcached_servers\s*=\s*(\S+)/m.exec(readFileSync(lab.cinderConf, 'utf8'))?.[1];
-  labTokenCache = memcached ? `keystonemiddleware token cache on memcached ${memcached} (cinder.conf [keystone_authtoken] memcached_servers)` : 'NO token cache: cinder.conf has no memcached_servers (every request waits on Keystone)';
+  labTokenCache = memcached
+    ? `keystonemiddleware token cache on memcached ${memcached} (cinder.conf [keystone_authtoken] memcached_servers)`
+    : 'NO token cache: cinder.conf has no memcached_servers (every request waits on Keystone)';
   const connector = harness.getConnectorJson();
   const pairs = REPS.refreshPairs;
   started = Date.now();
   const twins = await harness.seed({ count: 2 * pairs, vmState: 'stopped', stale: true });
-  log(`refresh: lab ready in ${(upMs / 1000).toFixed(1)} s; seeded ${twins.length} stale stopped instances in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  log(
+    `refresh: lab ready in ${(upMs / 1000).toFixed(1)} s; seeded ${twins.length} stale stopped instances in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+  );
   const ours: number[] = [];
   const theirs: number[] = [];
   const steps: Array<Array<{ step: string; ms: number; ok: boolean }>> = [];
@@ -641,7 +824,8 @@ async function benchRefresh(harness: Harness): Promise<void> {
       };
       const run = await timeChild(NODE, [BUNDLE, '-'], { input: JSON.stringify(args), timeoutMs: 240_000 });
       const result = parseJson<'refresh'>(run.stdout, 'our refresh');
-      if (run.status !== 0 || result.failed || result.changed !== true) throw new Error(`our refresh failed: ${run.stdout.slice(0, 2000)}\n${run.stderr}`);
+      if (run.status !== 0 || result.failed || result.changed !== true)
+        throw new Error(`our refresh failed: ${run.stdout.slice(0, 2000)}\n${run.stderr}`);
       ours.push(run.ms);
       steps.push(result.steps ?? []);
     };
@@ -670,7 +854,16 @@ async function benchRefresh(harness: Harness): Promise<void> {
   }
   const outside = summarize(steps.map((run, i) => ours[i]! - run.reduce((a, s) => a + s.ms, 0)));
   addSummary('3 refresh', '  outside the steps (node start, args, nova.conf, connect, exit)', outside, 'ms');
-  sections.refresh = { pairs, lab_up_ms: upMs, ours_ms: o, nova_manage_ms: t, nova_manage_over_ours: r, steps_ms: perStep, outside_steps_ms: outside, raw_steps: steps };
+  sections.refresh = {
+    pairs,
+    lab_up_ms: upMs,
+    ours_ms: o,
+    nova_manage_ms: t,
+    nova_manage_over_ours: r,
+    steps_ms: perStep,
+    outside_steps_ms: outside,
+    raw_steps: steps,
+  };
 }
 
 /** Round k of an A-B comparison: A then B, then B then A, so neither side always runs right after the other's RabbitMQ/Cinder work. */
@@ -707,7 +900,9 @@ async function benchFleet(harness: Harness): Promise<void> {
   const lab = await harness.upLab();
   if (!sections.refresh) {
     const memcached = /^\s*memcached_servers\s*=\s*(\S+)/m.exec(readFileSync(lab.cinderConf, 'utf8'))?.[1];
-    labTokenCache = memcached ? `keystonemiddleware token cache on memcached ${memcached} (cinder.conf [keystone_authtoken] memcached_servers)` : 'NO token cache: cinder.conf has no memcached_servers (every request waits on Keystone)';
+    labTokenCache = memcached
+      ? `keystonemiddleware token cache on memcached ${memcached} (cinder.conf [keystone_authtoken] memcached_servers)`
+      : 'NO token cache: cinder.conf has no memcached_servers (every request waits on Keystone)';
   }
   const connectorPath = harness.getConnectorJson();
   const connector = JSON.parse(readFileSync(connectorPath, 'utf8')) as Record<string, unknown>;
@@ -717,8 +912,17 @@ async function benchFleet(harness: Harness): Promise<void> {
   let started = Date.now();
   const seeded = await seedStale(harness, total);
   const seedS = (Date.now() - started) / 1000;
-  log(`fleet: seeded ${seeded.length} stale stopped instances in ${seedS.toFixed(1)} s (${FLEET_SEED_PROCS} seed.py at once, ${(seedS / seeded.length).toFixed(1)} s per instance)`);
-  rows.push({ section: S, measure: 'seeding the lab (seed.py, not timed work of ours)', unit: 'ms', n: seeded.length, median: (seedS * 1000) / seeded.length, note: `per instance; ${FLEET_SEED_PROCS} seed.py at once, ${seedS.toFixed(0)} s in all` });
+  log(
+    `fleet: seeded ${seeded.length} stale stopped instances in ${seedS.toFixed(1)} s (${FLEET_SEED_PROCS} seed.py at once, ${(seedS / seeded.length).toFixed(1)} s per instance)`,
+  );
+  rows.push({
+    section: S,
+    measure: 'seeding the lab (seed.py, not timed work of ours)',
+    unit: 'ms',
+    n: seeded.length,
+    median: (seedS * 1000) / seeded.length,
+    note: `per instance; ${FLEET_SEED_PROCS} seed.py at once, ${seedS.toFixed(0)} s in all`,
+  });
   const take = (n: number) => seeded.splice(0, n);
 
   // Baselines, interleaved: one single refresh of a stale BDM (no force), one nova-manage refresh.
@@ -728,10 +932,17 @@ async function benchFleet(harness: Harness): Promise<void> {
   for (let k = 0; k < singles; k++) {
     const [mine, theirs] = take(2);
     const runMine = async () => {
-      const args = { action: 'refresh', bdm_uuid: mine!.bdm_uuid, connector_path: connectorPath, config_file: lab.novaConf, require_libvirt: false };
+      const args = {
+        action: 'refresh',
+        bdm_uuid: mine!.bdm_uuid,
+        connector_path: connectorPath,
+        config_file: lab.novaConf,
+        require_libvirt: false,
+      };
       const run = await timeChild(NODE, [BUNDLE, '-'], { input: JSON.stringify(args), timeoutMs: 240_000 });
       const result = parseJson<'refresh'>(run.stdout, 'single refresh');
-      if (run.status !== 0 || result.failed || result.changed !== true) throw new Error(`single refresh failed: ${run.stdout.slice(0, 2000)}\n${run.stderr}`);
+      if (run.status !== 0 || result.failed || result.changed !== true)
+        throw new Error(`single refresh failed: ${run.stdout.slice(0, 2000)}\n${run.stderr}`);
       single.push(run.ms);
       singleSteps.push(result.steps ?? []);
     };
@@ -764,26 +975,60 @@ async function benchFleet(harness: Harness): Promise<void> {
     const run = await timeChild(NODE, [BUNDLE, '-'], { input: JSON.stringify(args), rss: true, timeoutMs: 1_200_000 });
     const result = parseJson<'fleet_refresh'>(run.stdout, `fleet refresh of ${n}`);
     const counts = result.counts;
-    if (run.status !== 0 || result.failed || counts?.refreshed !== n) throw new Error(`fleet refresh of ${n}: ${String(result.msg ?? run.stdout.slice(0, 2000))}\n${run.stderr.slice(-2000)}`);
+    if (run.status !== 0 || result.failed || counts?.refreshed !== n)
+      throw new Error(`fleet refresh of ${n}: ${String(result.msg ?? run.stdout.slice(0, 2000))}\n${run.stderr.slice(-2000)}`);
     const items = result.refreshed ?? [];
     const perBdm = summarize(items.map((i) => i.seconds * 1000));
     // Mean concurrency: the BDMs' own wall times added up, over the run's wall time.
     const meanParallel = items.reduce((a, i) => a + i.seconds * 1000, 0) / run.ms;
     const peak = typeof result.peak_parallel === 'number' ? result.peak_parallel : undefined;
     const label = `${n} BDMs`;
-    rows.push({ section: S, measure: `${label} in one fleet refresh: wall`, unit: 'ms', n: 1, median: run.ms, note: `max_parallel = per_host_parallel = ${FLEET_PARALLEL}, one compute host` });
+    rows.push({
+      section: S,
+      measure: `${label} in one fleet refresh: wall`,
+      unit: 'ms',
+      n: 1,
+      median: run.ms,
+      note: `max_parallel = per_host_parallel = ${FLEET_PARALLEL}, one compute host`,
+    });
     // The targets: 10 BDMs in at most 2x one single refresh, 100 in at most 10x (other sizes: no target).
     const target = n === 10 ? 2 : n === 100 ? 10 : undefined;
     const over = run.ms / one.median;
     rows.push({
-      section: S, measure: `${label}: wall / one single refresh`, unit: 'x', median: over,
-      verdict: target === undefined ? 'no target (targets are for 10 and 100)' : `target <= ${target}x: ${over <= target ? 'met' : `MISSED (${(over / target).toFixed(2)}x off)`}`,
+      section: S,
+      measure: `${label}: wall / one single refresh`,
+      unit: 'x',
+      median: over,
+      verdict:
+        target === undefined
+          ? 'no target (targets are for 10 and 100)'
+          : `target <= ${target}x: ${over <= target ? 'met' : `MISSED (${(over / target).toFixed(2)}x off)`}`,
     });
     addSummary(S, `${label}: per-BDM time inside the run (refreshed[].seconds)`, perBdm, 'ms');
-    rows.push({ section: S, measure: `${label}: concurrency reached`, unit: '', median: Number(meanParallel.toFixed(2)), note: `mean (sum of per-BDM times / wall)${peak !== undefined ? `; peak ${peak} at once` : ''}` });
-    if (run.rssKiB !== undefined) rows.push({ section: S, measure: `${label}: peak RSS`, unit: 'MiB', n: 1, median: run.rssKiB / 1024, note: run.cpuS !== undefined ? `CPU ${run.cpuS.toFixed(2)} s` : undefined });
+    rows.push({
+      section: S,
+      measure: `${label}: concurrency reached`,
+      unit: '',
+      median: Number(meanParallel.toFixed(2)),
+      note: `mean (sum of per-BDM times / wall)${peak !== undefined ? `; peak ${peak} at once` : ''}`,
+    });
+    if (run.rssKiB !== undefined)
+      rows.push({
+        section: S,
+        measure: `${label}: peak RSS`,
+        unit: 'MiB',
+        n: 1,
+        median: run.rssKiB / 1024,
+        note: run.cpuS !== undefined ? `CPU ${run.cpuS.toFixed(2)} s` : undefined,
+      });
     const extrapolated = n * nmOne.median;
-    rows.push({ section: S, measure: `${label}: nova-manage equivalent (${n} x its measured median)`, unit: 'ms', median: extrapolated, note: 'EXTRAPOLATED, not run' });
+    rows.push({
+      section: S,
+      measure: `${label}: nova-manage equivalent (${n} x its measured median)`,
+      unit: 'ms',
+      median: extrapolated,
+      note: 'EXTRAPOLATED, not run',
+    });
     rows.push({ section: S, measure: `${label}: nova-manage loop / ours`, unit: 'x', median: extrapolated / run.ms, note: 'extrapolated' });
     const stepNames = [...new Set(items.flatMap((i) => (i.steps ?? []).map((s) => s.step)))];
     const perStep: Record<string, Summary> = {};
@@ -792,19 +1037,47 @@ async function benchFleet(harness: Harness): Promise<void> {
       addSummary(S, `  ${label}: step ${name} (median over BDMs)`, perStep[name]!, 'ms');
     }
     if (typeof result.plan_seconds === 'number') {
-      const requests = typeof result.plan_cinder_requests === 'number' ? `; ${result.plan_cinder_requests} Cinder requests (${n} BDMs)` : '';
-      rows.push({ section: S, measure: `  ${label}: plan (select, inspect every BDM)`, unit: 'ms', n: 1, median: result.plan_seconds * 1000, note: `plan_seconds${requests}` });
+      const requests =
+        typeof result.plan_cinder_requests === 'number' ? `; ${result.plan_cinder_requests} Cinder requests (${n} BDMs)` : '';
+      rows.push({
+        section: S,
+        measure: `  ${label}: plan (select, inspect every BDM)`,
+        unit: 'ms',
+        n: 1,
+        median: result.plan_seconds * 1000,
+        note: `plan_seconds${requests}`,
+      });
     }
     fleets[n] = {
-      wall_ms: run.ms, over_single: over, per_bdm_ms: perBdm, mean_parallel: meanParallel, peak_parallel: peak, peak_rss_kib: run.rssKiB, cpu_s: run.cpuS,
-      nova_manage_extrapolated_ms: extrapolated, steps_ms: perStep, plan_seconds: result.plan_seconds, plan_cinder_requests: result.plan_cinder_requests,
+      wall_ms: run.ms,
+      over_single: over,
+      per_bdm_ms: perBdm,
+      mean_parallel: meanParallel,
+      peak_parallel: peak,
+      peak_rss_kib: run.rssKiB,
+      cpu_s: run.cpuS,
+      nova_manage_extrapolated_ms: extrapolated,
+      steps_ms: perStep,
+      plan_seconds: result.plan_seconds,
+      plan_cinder_requests: result.plan_cinder_requests,
     };
-    log(`fleet ${label}: ${(run.ms / 1000).toFixed(1)} s = ${over.toFixed(2)}x one single refresh, mean concurrency ${meanParallel.toFixed(1)}, peak RSS ${((run.rssKiB ?? 0) / 1024).toFixed(0)} MiB`);
+    log(
+      `fleet ${label}: ${(run.ms / 1000).toFixed(1)} s = ${over.toFixed(2)}x one single refresh, mean concurrency ${meanParallel.toFixed(1)}, peak RSS ${((run.rssKiB ?? 0) / 1024).toFixed(0)} MiB`,
+    );
   }
   const singleStepNames = [...new Set(singleSteps.flat().map((s) => s.step))];
   const singleStepsMs: Record<string, Summary> = {};
-  for (const name of singleStepNames) singleStepsMs[name] = summarize(singleSteps.map((r) => r.filter((s) => s.step === name).reduce((a, s) => a + s.ms, 0)));
-  sections.fleet = { seeded_s: seedS, seed_procs: FLEET_SEED_PROCS, parallel: FLEET_PARALLEL, single_ms: one, nova_manage_ms: nmOne, single_steps_ms: singleStepsMs, fleets };
+  for (const name of singleStepNames)
+    singleStepsMs[name] = summarize(singleSteps.map((r) => r.filter((s) => s.step === name).reduce((a, s) => a + s.ms, 0)));
+  sections.fleet = {
+    seeded_s: seedS,
+    seed_procs: FLEET_SEED_PROCS,
+    parallel: FLEET_PARALLEL,
+    single_ms: one,
+    nova_manage_ms: nmOne,
+    single_steps_ms: singleStepsMs,
+    fleets,
+  };
 }
 
 // ------------------------------------------------------------------------------------ main
@@ -820,7 +1093,8 @@ async function main(): Promise<void> {
   const facts = machineFacts();
   facts.bundle_sha256 = createHash('sha256').update(readFileSync(BUNDLE)).digest('hex').slice(0, 16);
   // Loaded now, while dist/ is surely there (another tier's pretest may wipe dist/ later).
-  const harness = want('refresh') || want('fleet') ? ((await import('../interop/harness')) as typeof import('../interop/harness')) : undefined;
+  const harness =
+    want('refresh') || want('fleet') ? ((await import('../interop/harness')) as typeof import('../interop/harness')) : undefined;
   const errors: Record<string, string> = {};
   const guarded = async (name: string, fn: () => Promise<void>) => {
     try {
@@ -849,7 +1123,12 @@ async function main(): Promise<void> {
       ensureSchema();
       await benchOnline(
         {
-          node: NODE, bundle: BUNDLE, stateDir: STATE_DIR, prefix: PREFIX, log, sections,
+          node: NODE,
+          bundle: BUNDLE,
+          stateDir: STATE_DIR,
+          prefix: PREFIX,
+          log,
+          sections,
           addSummary: (section, measure, s, unit, extra) => addSummary(section, measure, s, unit, extra),
           addRatio: (section, measure, r) => void addRatio(section, measure, r),
           addRow: (section, measure, unit, median, note) => rows.push({ section, measure, unit, n: 1, median, ...(note ? { note } : {}) }),
@@ -873,7 +1152,10 @@ async function main(): Promise<void> {
   ].join('\n');
   const output = `${header}\n\n${table()}\n`;
   process.stdout.write(output);
-  writeFileSync(RESULTS, `${JSON.stringify({ started: started.toISOString(), machine: facts, lab_token_cache: labTokenCache, repetitions: REPS, rows, sections, errors }, null, 2)}\n`);
+  writeFileSync(
+    RESULTS,
+    `${JSON.stringify({ started: started.toISOString(), machine: facts, lab_token_cache: labTokenCache, repetitions: REPS, rows, sections, errors }, null, 2)}\n`,
+  );
   log(`wrote ${RESULTS}`);
   if (Object.keys(errors).length > 0) process.exitCode = 1;
 }

@@ -11,7 +11,10 @@ import { createPool, type Pool } from 'mysql2/promise';
 export const VOLUMES_PER_INSTANCE = 4;
 const BATCH = 1000;
 
-export const NEW_MONS = { hosts: ['2001:db8:10::11', '2001:db8:10::12', '2001:db8:10::13', '2001:db8:10::14', '2001:db8:10::15'], ports: ['6789', '6789', '6789', '6789', '6789'] };
+export const NEW_MONS = {
+  hosts: ['2001:db8:10::11', '2001:db8:10::12', '2001:db8:10::13', '2001:db8:10::14', '2001:db8:10::15'],
+  ports: ['6789', '6789', '6789', '6789', '6789'],
+};
 const OLD_MONS = { hosts: ['192.0.2.11', '192.0.2.12', '192.0.2.13'], ports: ['6789', '6789', '6789'] };
 
 /** The `expect` an operator would pass after moving the monitors. */
@@ -106,7 +109,14 @@ export class FleetSeeder {
     try {
       await c.query('SET FOREIGN_KEY_CHECKS = 0');
       for (const { db: cell } of this.dbs.cells) {
-        for (const t of ['block_device_mapping', 'instance_system_metadata', 'instance_extra', 'instance_actions_events', 'instance_actions', 'instances']) {
+        for (const t of [
+          'block_device_mapping',
+          'instance_system_metadata',
+          'instance_extra',
+          'instance_actions_events',
+          'instance_actions',
+          'instances',
+        ]) {
           await c.query(`TRUNCATE TABLE \`${cell}\`.\`${t}\``);
         }
       }
@@ -149,11 +159,49 @@ export class FleetSeeder {
       const created = stamp(i);
       // created_at, updated_at, uuid, user_id, project_id, hostname, display_name, vm_state, power_state, task_state,
       // host, node, launched_on, locked, memory_mb, vcpus, root_gb, deleted, cleaned, hidden
-      perCell[cell]!.inst.push([created, created, uuid, 'user-1', project, `vm-${i}`, `vm-${i}`, vmState, vmState === 'active' ? 1 : 4, null,
-        host, `${host}.example.org`, host, 0, 4096, 2, 20, 0, 0, 0]);
+      perCell[cell]!.inst.push([
+        created,
+        created,
+        uuid,
+        'user-1',
+        project,
+        `vm-${i}`,
+        `vm-${i}`,
+        vmState,
+        vmState === 'active' ? 1 : 4,
+        null,
+        host,
+        `${host}.example.org`,
+        host,
+        0,
+        4096,
+        2,
+        20,
+        0,
+        0,
+        0,
+      ]);
       mappings.push([created, uuid, this.dbs.cells[cellIndex]!.id, project, 0, 'user-1']);
       // The boot disk: an image BDM (not a volume), as Nova makes for every image-booted instance.
-      perCell[cell]!.bdm.push([created, created, randomUUID(), uuid, 'image', 'local', 'disk', 'virtio', '/dev/vda', 1, null, null, null, null, 0, 0, randomUUID()]);
+      perCell[cell]!.bdm.push([
+        created,
+        created,
+        randomUUID(),
+        uuid,
+        'image',
+        'local',
+        'disk',
+        'virtio',
+        '/dev/vda',
+        1,
+        null,
+        null,
+        null,
+        null,
+        0,
+        0,
+        randomUUID(),
+      ]);
       this.stats.imageBdms++;
       for (let v = 0; v < VOLUMES_PER_INSTANCE && this.stats.volumeBdms < cap; v++) {
         const b = this.stats.volumeBdms++;
@@ -168,7 +216,25 @@ export class FleetSeeder {
           this.ciCount++;
         }
         if (legacy || nullInfo || oldMons) this.stats.expectedStale++;
-        perCell[cell]!.bdm.push([created, created, randomUUID(), uuid, 'volume', 'volume', 'disk', 'virtio', `/dev/vd${'bcdefgh'[v]}`, 0, volumeId, 10, attachmentId, info, 0, null, null]);
+        perCell[cell]!.bdm.push([
+          created,
+          created,
+          randomUUID(),
+          uuid,
+          'volume',
+          'volume',
+          'disk',
+          'virtio',
+          `/dev/vd${'bcdefgh'[v]}`,
+          0,
+          volumeId,
+          10,
+          attachmentId,
+          info,
+          0,
+          null,
+          null,
+        ]);
       }
     }
     await Promise.all([
@@ -208,7 +274,32 @@ export class FleetSeeder {
     await this.root.query(
       `INSERT INTO \`${this.dbs.cells[0]!.db}\`.instances (created_at, updated_at, uuid, user_id, project_id, hostname, display_name, vm_state, power_state, task_state,
         host, node, launched_on, locked, memory_mb, vcpus, root_gb, deleted, cleaned, hidden) VALUES ?`,
-      [[[t, t, instanceUuid, 'user-1', 'project-show', 'vm-show', 'vm-show', 'active', 1, null, 'compute-000', 'compute-000.example.org', 'compute-000', 0, 4096, 2, 20, 0, 0, 0]]],
+      [
+        [
+          [
+            t,
+            t,
+            instanceUuid,
+            'user-1',
+            'project-show',
+            'vm-show',
+            'vm-show',
+            'active',
+            1,
+            null,
+            'compute-000',
+            'compute-000.example.org',
+            'compute-000',
+            0,
+            4096,
+            2,
+            20,
+            0,
+            0,
+            0,
+          ],
+        ],
+      ],
     );
     await this.root.query(
       `INSERT INTO \`${this.dbs.api}\`.instance_mappings (created_at, instance_uuid, cell_id, project_id, queued_for_delete, user_id) VALUES (?, ?, ?, ?, 0, ?)`,
@@ -223,14 +314,24 @@ export class FleetSeeder {
   }
 
   /** Every seeded v3 volume BDM with its instance's host: what a stand-in Cinder must hold for them. */
-  async v3Attachments(): Promise<Array<{ attachment_id: string; volume_id: string; instance_uuid: string; host: string; connection_info: string | null }>> {
+  async v3Attachments(): Promise<
+    Array<{ attachment_id: string; volume_id: string; instance_uuid: string; host: string; connection_info: string | null }>
+  > {
     const all = [];
     for (const { db } of this.dbs.cells) {
       const [rows] = await this.root.query(
         `SELECT b.attachment_id, b.volume_id, b.instance_uuid, i.host, b.connection_info FROM \`${db}\`.block_device_mapping b
          JOIN \`${db}\`.instances i ON i.uuid = b.instance_uuid WHERE b.deleted = 0 AND b.destination_type = 'volume' AND b.attachment_id IS NOT NULL`,
       );
-      all.push(...(rows as Array<{ attachment_id: string; volume_id: string; instance_uuid: string; host: string; connection_info: string | null }>));
+      all.push(
+        ...(rows as Array<{
+          attachment_id: string;
+          volume_id: string;
+          instance_uuid: string;
+          host: string;
+          connection_info: string | null;
+        }>),
+      );
     }
     return all;
   }

@@ -29,7 +29,10 @@ export interface OnlineBenchContext {
 const S = '7 online';
 const RUNNING = { vm_state: 'active', power_state: 1 };
 
-export async function benchOnline(ctx: OnlineBenchContext, options: { pairs: number; fleetSizes: number[]; parallel: number }): Promise<void> {
+export async function benchOnline(
+  ctx: OnlineBenchContext,
+  options: { pairs: number; fleetSizes: number[]; parallel: number },
+): Promise<void> {
   // The stand-ins' fixtures read the Nova schema's description from the state dir at import.
   process.env.NOVA_BDM_STATE_DIR = ctx.stateDir;
   process.env.NOVA_BDM_TEST_DB_PREFIX = ctx.prefix;
@@ -37,7 +40,12 @@ export async function benchOnline(ctx: OnlineBenchContext, options: { pairs: num
   const env = await RefreshEnv.start();
   try {
     const run = async (args: Record<string, unknown>, what: string) => {
-      const full = { action: 'refresh', config_file: [env.fx.env.confPath, env.extraConf], expect: RefreshEnv.EXPECT_NEW_MONITORS, ...args };
+      const full = {
+        action: 'refresh',
+        config_file: [env.fx.env.confPath, env.extraConf],
+        expect: RefreshEnv.EXPECT_NEW_MONITORS,
+        ...args,
+      };
       const r = await timeChild(ctx.node, [ctx.bundle, '-'], { input: JSON.stringify(full), timeoutMs: 600_000 });
       let result: RefreshOutput;
       try {
@@ -85,7 +93,15 @@ export async function benchOnline(ctx: OnlineBenchContext, options: { pairs: num
     ctx.addRatio(S, 'one BDM: online / stopped', ratio(on, so));
     const perStep = (runs: Array<Array<{ step: string; ms: number }>>, names: string[]) =>
       Object.fromEntries(names.map((n) => [n, summarize(runs.map((r) => r.filter((s) => s.step === n).reduce((t, s) => t + s.ms, 0)))]));
-    const onlineStepMs = perStep(onlineSteps, ['lock', 'cinder_list_attachments', 'attachment_create', 'attachment_complete', 'bdm_save', 'attachment_delete', 'unlock']);
+    const onlineStepMs = perStep(onlineSteps, [
+      'lock',
+      'cinder_list_attachments',
+      'attachment_create',
+      'attachment_complete',
+      'bdm_save',
+      'attachment_delete',
+      'unlock',
+    ]);
     for (const [name, s] of Object.entries(onlineStepMs)) ctx.addSummary(S, `  online step ${name}`, s, 'ms');
 
     // A fleet: N running instances online, next to N stopped instances, one BDM each, one host.
@@ -104,17 +120,38 @@ export async function benchOnline(ctx: OnlineBenchContext, options: { pairs: num
       });
       const fs = await run(fleetArgs(still, {}), `fleet of ${n} stopped`);
       const fo = await run(fleetArgs(running, { running_instances: 'online' }), `fleet of ${n} running`);
-      for (const [what, r] of [['stopped', fs], ['online', fo]] as const) {
+      for (const [what, r] of [
+        ['stopped', fs],
+        ['online', fo],
+      ] as const) {
         if (r.result.counts?.refreshed !== n) throw new Error(`fleet of ${n} ${what}: ${String(r.result.msg)}`);
       }
       if (!(fo.result.refreshed ?? []).every((x) => x.online === true)) throw new Error('a running instance was not refreshed online');
-      ctx.addRow(S, `fleet of ${n} BDMs, stopped instances: wall`, 'ms', fs.ms, `max_parallel = per_host_parallel = ${options.parallel}, one host`);
-      ctx.addRow(S, `fleet of ${n} BDMs, running instances online: wall`, 'ms', fo.ms, `${fo.result.plan_cinder_requests} Cinder requests in the plan`);
+      ctx.addRow(
+        S,
+        `fleet of ${n} BDMs, stopped instances: wall`,
+        'ms',
+        fs.ms,
+        `max_parallel = per_host_parallel = ${options.parallel}, one host`,
+      );
+      ctx.addRow(
+        S,
+        `fleet of ${n} BDMs, running instances online: wall`,
+        'ms',
+        fo.ms,
+        `${fo.result.plan_cinder_requests} Cinder requests in the plan`,
+      );
       ctx.addRow(S, `fleet of ${n} BDMs: online / stopped`, 'x', Number((fo.ms / fs.ms).toFixed(2)), 'one run each, measured back to back');
       const perBdm = (r: { result: RefreshOutput }) => summarize((r.result.refreshed ?? []).map((x) => x.seconds * 1000));
       ctx.addSummary(S, `fleet of ${n}: per-BDM time inside the run, stopped`, perBdm(fs), 'ms');
       ctx.addSummary(S, `fleet of ${n}: per-BDM time inside the run, online`, perBdm(fo), 'ms');
-      fleets[String(n)] = { stopped_ms: fs.ms, online_ms: fo.ms, stopped_plan_seconds: fs.result.plan_seconds, online_plan_seconds: fo.result.plan_seconds, peak_parallel: { stopped: fs.result.peak_parallel, online: fo.result.peak_parallel } };
+      fleets[String(n)] = {
+        stopped_ms: fs.ms,
+        online_ms: fo.ms,
+        stopped_plan_seconds: fs.result.plan_seconds,
+        online_plan_seconds: fo.result.plan_seconds,
+        peak_parallel: { stopped: fs.result.peak_parallel, online: fo.result.peak_parallel },
+      };
       ctx.log(`online fleet of ${n}: stopped ${fs.ms.toFixed(0)} ms, online ${fo.ms.toFixed(0)} ms`);
     }
     ctx.sections.online = { pairs: options.pairs, stopped_ms: so, online_ms: on, online_steps_ms: onlineStepMs, fleets };

@@ -15,15 +15,28 @@ import { answer } from '../support/results';
 // The bugs the hostile-input fuzz found, each pinned by a direct test (fast, no database).
 
 test('a JSON "__proto__" key is an unsupported parameter, not a way to smuggle options in', async () => {
-  const result = answer(await execute(JSON.parse('{"__proto__": {"action": "show", "bdm_uuid": "5f0c4a3e-0000-4000-8000-000000000001"}, "config_file": "/nonexistent"}')));
+  const result = answer(
+    await execute(
+      JSON.parse('{"__proto__": {"action": "show", "bdm_uuid": "5f0c4a3e-0000-4000-8000-000000000001"}, "config_file": "/nonexistent"}'),
+    ),
+  );
   assert.equal(result.failed, true);
   assert.match(String(result.msg), /^Unsupported parameters for \(osops\.nova\.bdm\) module: __proto__\. /);
 });
 
 test('thousands of bad values: a short msg naming the first problems, not one line per item', async () => {
-  const result = answer(await execute({ action: 'audit', instance_uuids: Array(5000).fill('h'), cinder_auth: Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`k${i}`, i])), [`${'x'.repeat(100_000)}`]: 1 }));
+  const result = answer(
+    await execute({
+      action: 'audit',
+      instance_uuids: Array(5000).fill('h'),
+      cinder_auth: Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`k${i}`, i])),
+      [`${'x'.repeat(100_000)}`]: 1,
+    }),
+  );
   assert.ok(String(result.msg).length < 3000, String(result.msg).slice(0, 300));
-  const r2 = answer(await execute({ action: 'audit', cinder_auth: Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`k${i}`, i])) }));
+  const r2 = answer(
+    await execute({ action: 'audit', cinder_auth: Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`k${i}`, i])) }),
+  );
   assert.match(String(r2.msg), /^cinder_auth has an unsupported key: k0; .*; and 4995 more problems$/);
 });
 
@@ -76,7 +89,9 @@ test('a secret value with a lone surrogate (no URL form) is still scrubbed, and 
 });
 
 test('msg stays one short line whatever the input echoes', async () => {
-  const result = answer(await execute({ action: 'show', bdm_uuid: '5f0c4a3e-0000-4000-8000-000000000001', config_file: `/nonexistent/${'x'.repeat(200_000)}` }));
+  const result = answer(
+    await execute({ action: 'show', bdm_uuid: '5f0c4a3e-0000-4000-8000-000000000001', config_file: `/nonexistent/${'x'.repeat(200_000)}` }),
+  );
   assert.equal(result.failed, true);
   assert.ok(String(result.msg).length < 2100, `${String(result.msg).length}`);
 });

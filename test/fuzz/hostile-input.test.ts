@@ -78,13 +78,21 @@ before(async () => {
 });
 after(async () => {
   process.chdir(originalCwd);
-  const total = Object.values(counts).reduce((t, c) => ({ tried: t.tried + c.tried, passed: t.passed + c.passed }), { tried: 0, passed: 0 });
+  const total = Object.values(counts).reduce((t, c) => ({ tried: t.tried + c.tried, passed: t.passed + c.passed }), {
+    tried: 0,
+    passed: 0,
+  });
   const summary = { seed: SEED, ...counts, total, notRun };
   mkdirSync(STATE_DIR, { recursive: true });
   writeFileSync(join(STATE_DIR, 'fuzz-counts.json'), `${JSON.stringify(summary, null, 2)}\n`);
-  console.log(`fuzz counts (seed ${SEED}): ${Object.entries({ ...counts, total }).map(([k, c]) => `${k} ${c.passed}/${c.tried} passed`).join(', ')}`);
+  console.log(
+    `fuzz counts (seed ${SEED}): ${Object.entries({ ...counts, total })
+      .map(([k, c]) => `${k} ${c.passed}/${c.tried} passed`)
+      .join(', ')}`,
+  );
   console.log(`fuzz: not run in process (discarded, run by the bundle sample instead): ${JSON.stringify(notRun)}`);
-  for (const [k, c] of Object.entries(counts)) console.log(`fuzz time: ${k} ${Math.round(c.ms)} ms in all, slowest ${c.slowestMs} ms: ${c.slowest ?? ''}`);
+  for (const [k, c] of Object.entries(counts))
+    console.log(`fuzz time: ${k} ${Math.round(c.ms)} ms in all, slowest ${c.slowestMs} ms: ${c.slowest ?? ''}`);
   rmSync(scratch, { recursive: true, force: true });
   await s?.close();
 });
@@ -95,8 +103,7 @@ const verbosityOf = (input: unknown) => {
 };
 
 /** What the answer may not contain: every configured secret, and the rows' unless revealed. */
-const forbidden = (input: unknown) =>
-  asksToReveal(input) ? s.secrets : [...s.secrets, ...s.rowSecrets];
+const forbidden = (input: unknown) => (asksToReveal(input) ? s.secrets : [...s.secrets, ...s.rowSecrets]);
 
 /** reveal_secrets as the module's coercion reads it: true, or Ansible's boolean words. */
 const asksToReveal = (input: unknown) => {
@@ -177,7 +184,13 @@ describe('hostile input, in process', () => {
       for (const p of Object.values(s.paths)) {
         await throwAtExecute('path tricks', { action: 'show', bdm_uuid: bdm.uuid, config_file: p });
         await throwAtExecute('path tricks', { action: 'show', bdm_uuid: bdm.uuid, config_file: [good, p] });
-        await throwAtExecute('path tricks', { action: 'refresh', bdm_uuid: bdm.uuid, config_file: good, connector_path: p, _ansible_check_mode: true });
+        await throwAtExecute('path tricks', {
+          action: 'refresh',
+          bdm_uuid: bdm.uuid,
+          config_file: good,
+          connector_path: p,
+          _ansible_check_mode: true,
+        });
         await throwAtExecute('path tricks', { action: 'refresh', bdm_uuid: bdm.uuid, config_file: good, connector_path: p });
         await throwAtExecute('path tricks', { action: 'get_connector', host_root: p });
       }
@@ -186,7 +199,13 @@ describe('hostile input, in process', () => {
       }
       for (const conf of Object.values(s.confs)) {
         for (const action of ['show', 'audit', 'refresh'] as const) {
-          await throwAtExecute('hostile nova.conf', { action, bdm_uuid: action === 'audit' ? undefined : bdm.uuid, config_file: conf, connector_path: action === 'refresh' ? s.paths.connector : undefined, _ansible_verbosity: 4 });
+          await throwAtExecute('hostile nova.conf', {
+            action,
+            bdm_uuid: action === 'audit' ? undefined : bdm.uuid,
+            config_file: conf,
+            connector_path: action === 'refresh' ? s.paths.connector : undefined,
+            _ansible_verbosity: 4,
+          });
         }
       }
     });
@@ -195,41 +214,100 @@ describe('hostile input, in process', () => {
   test('every hostile BDM row through show, audit and refresh (check mode and not), at every verbosity', async () => {
     await unchangedWorld(async () => {
       for (const b of s.bdms) {
-        for (const [verbosity, reveal] of [[0, false], [4, false], [4, true]] as const) {
+        for (const [verbosity, reveal] of [
+          [0, false],
+          [4, false],
+          [4, true],
+        ] as const) {
           {
             const base = { config_file: s.confs.good, _ansible_verbosity: verbosity, reveal_secrets: reveal };
             await throwAtExecute('hostile rows', { ...base, action: 'show', bdm_uuid: b.uuid });
             await throwAtExecute('hostile rows', { ...base, action: 'show', instance_uuid: b.instanceUuid, volume_id: b.volumeId });
             for (const check of [true, false]) {
-              await throwAtExecute('hostile rows', { ...base, action: 'refresh', bdm_uuid: b.uuid, connector_path: s.paths.connector, _ansible_check_mode: check, _ansible_diff: true });
+              await throwAtExecute('hostile rows', {
+                ...base,
+                action: 'refresh',
+                bdm_uuid: b.uuid,
+                connector_path: s.paths.connector,
+                _ansible_check_mode: check,
+                _ansible_diff: true,
+              });
             }
-            await throwAtExecute('hostile rows', { ...base, action: 'refresh', bdm_uuid: b.uuid, connector_path: s.paths.connector, _ansible_check_mode: true, expect: { data: 'x' }, force: true });
+            await throwAtExecute('hostile rows', {
+              ...base,
+              action: 'refresh',
+              bdm_uuid: b.uuid,
+              connector_path: s.paths.connector,
+              _ansible_check_mode: true,
+              expect: { data: 'x' },
+              force: true,
+            });
           }
         }
       }
       for (const instance of s.instances.slice(0, 2)) {
-        await throwAtExecute('hostile rows', { action: 'show', instance_uuid: instance, config_file: s.confs.good }, { json: false, connectionInfoOnly: false });
+        await throwAtExecute(
+          'hostile rows',
+          { action: 'show', instance_uuid: instance, config_file: s.confs.good },
+          { json: false, connectionInfoOnly: false },
+        );
       }
-      const expects = [undefined, { driver_volume_type: 'rbd', data: { hosts: ['h'], ports: ['1'] } }, { data: 'x' }, { data: { name: 'x', keyring: 'y' } }];
+      const expects = [
+        undefined,
+        { driver_volume_type: 'rbd', data: { hosts: ['h'], ports: ['1'] } },
+        { data: 'x' },
+        { data: { name: 'x', keyring: 'y' } },
+      ];
       for (const expect of expects) {
-        await throwAtExecute('hostile rows', { action: 'audit', hosts: [s.host], config_file: s.confs.good, expect, report_path: s.reportTarget() }, { json: false, connectionInfoOnly: false });
+        await throwAtExecute(
+          'hostile rows',
+          { action: 'audit', hosts: [s.host], config_file: s.confs.good, expect, report_path: s.reportTarget() },
+          { json: false, connectionInfoOnly: false },
+        );
       }
-      await throwAtExecute('hostile rows', { action: 'audit', instance_uuids: s.instances, config_file: s.confs.good, expect: { data: 'x' }, check_cinder: true });
+      await throwAtExecute('hostile rows', {
+        action: 'audit',
+        instance_uuids: s.instances,
+        config_file: s.confs.good,
+        expect: { data: 'x' },
+        check_cinder: true,
+      });
       // 10 MB and 100k monitors: once each way, not thousands of times.
       await s.withHeavyRows(async (heavy) => {
         for (const b of heavy) {
-          await throwAtExecute('hostile rows', { config_file: s.confs.good, action: 'show', bdm_uuid: b.uuid, _ansible_verbosity: 4 }, { json: false, connectionInfoOnly: false });
-          await throwAtExecute('hostile rows', { config_file: s.confs.good, action: 'refresh', bdm_uuid: b.uuid, connector_path: s.paths.connector, _ansible_check_mode: true, _ansible_diff: true, expect: { data: 'x' } });
+          await throwAtExecute(
+            'hostile rows',
+            { config_file: s.confs.good, action: 'show', bdm_uuid: b.uuid, _ansible_verbosity: 4 },
+            { json: false, connectionInfoOnly: false },
+          );
+          await throwAtExecute('hostile rows', {
+            config_file: s.confs.good,
+            action: 'refresh',
+            bdm_uuid: b.uuid,
+            connector_path: s.paths.connector,
+            _ansible_check_mode: true,
+            _ansible_diff: true,
+            expect: { data: 'x' },
+          });
         }
         await throwAtExecute('hostile rows', { action: 'show', instance_uuid: heavy[0]!.instanceUuid, config_file: s.confs.good });
-        await throwAtExecute('hostile rows', { action: 'audit', hosts: [s.heavyHost], config_file: s.confs.good, expect: { data: 'x' }, report_path: s.reportTarget() });
+        await throwAtExecute('hostile rows', {
+          action: 'audit',
+          hosts: [s.heavyHost],
+          config_file: s.confs.good,
+          expect: { data: 'x' },
+          report_path: s.reportTarget(),
+        });
       });
     });
   });
 
   test('generated module arguments (as the args file or stdin would carry them)', async () => {
     await unchangedWorld(async () => {
-      await fc.assert(fc.asyncProperty(arb.moduleArgs, (input) => throwAtExecute('module args', input)), runs(0.6, 0));
+      await fc.assert(
+        fc.asyncProperty(arb.moduleArgs, (input) => throwAtExecute('module args', input)),
+        runs(0.6, 0),
+      );
     });
   });
 
@@ -257,7 +335,10 @@ describe('hostile input, in process', () => {
         fc.asyncProperty(arb.argv, async (argv) => {
           const command = parseCli(argv);
           if (command.kind === 'usage-error') {
-            assert.ok(!/[\r\n]/.test(command.message) && command.message.length < 16 * 1024, `usage error not one short line: ${JSON.stringify(command.message.slice(0, 300))}`);
+            assert.ok(
+              !/[\r\n]/.test(command.message) && command.message.length < 16 * 1024,
+              `usage error not one short line: ${JSON.stringify(command.message.slice(0, 300))}`,
+            );
           }
           // help and usage errors never reach execute: only the bundle sample runs them
           if (command.kind !== 'run') return discard(`argv the parser answers (${command.kind})`);
@@ -270,14 +351,24 @@ describe('hostile input, in process', () => {
 });
 
 /** What main.ts prints and exits with for a CLI command's outcome (its run branch). */
-function cliAnswer(outcome: Outcome, moduleArgs: Record<string, unknown>, render: Parameters<typeof renderResult>[1]): { stdout: string; stderr: string; code: number } {
+function cliAnswer(
+  outcome: Outcome,
+  moduleArgs: Record<string, unknown>,
+  render: Parameters<typeof renderResult>[1],
+): { stdout: string; stderr: string; code: number } {
   const failed = failureMsg(outcome.result);
   const partial = outcome.kind === 'fleet_refresh' && failed !== undefined;
   if (failed !== undefined && !partial) {
-    return { stdout: '', stderr: `${failed}\n`, code: exitCodeFor(outcome.kind === 'failure' ? outcome.error : undefined, String(moduleArgs.action)) };
+    return {
+      stdout: '',
+      stderr: `${failed}\n`,
+      code: exitCodeFor(outcome.kind === 'failure' ? outcome.error : undefined, String(moduleArgs.action)),
+    };
   }
   const stdout = `${renderResult(outcome, render)}\n`;
-  const warnings = warningsOf(outcome.result).map((w) => `warning: ${w}\n`).join('');
+  const warnings = warningsOf(outcome.result)
+    .map((w) => `warning: ${w}\n`)
+    .join('');
   if (partial) return { stdout, stderr: `${warnings}${failed}\n`, code: 1 };
   const stale = outcome.kind === 'audit' && outcome.result.stale.length > 0;
   return { stdout, stderr: warnings, code: stale ? 4 : 0 };
@@ -293,7 +384,11 @@ describe('hostile input, through the bundle process', () => {
   const run = (args: string[], stdin?: string): Promise<Answer> =>
     new Promise((resolve, reject) => {
       const started = Date.now();
-      const child = spawn(process.execPath, [BUNDLE, ...args], { cwd: s.cwd, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });
+      const child = spawn(process.execPath, [BUNDLE, ...args], {
+        cwd: s.cwd,
+        stdio: ['pipe', 'pipe', 'pipe'],
+        env: { ...process.env, NODE_OPTIONS: '' },
+      });
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       child.stdout.on('data', (d: Buffer) => out.push(d));
@@ -304,7 +399,12 @@ describe('hostile input, through the bundle process', () => {
       child.stdin.end(stdin ?? '');
       child.on('close', (code) => {
         clearTimeout(timer);
-        resolve({ stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString(), code: code ?? (Date.now() - started >= BOUND_MS ? -1 : null), ms: Date.now() - started });
+        resolve({
+          stdout: Buffer.concat(out).toString(),
+          stderr: Buffer.concat(err).toString(),
+          code: code ?? (Date.now() - started >= BOUND_MS ? -1 : null),
+          ms: Date.now() - started,
+        });
       });
     });
 
@@ -317,9 +417,10 @@ describe('hostile input, through the bundle process', () => {
     const a = await run(c.args, c.stdin);
     n.ms += a.ms;
     if (a.ms > n.slowestMs) [n.slowestMs, n.slowest] = [a.ms, shown(c.input).slice(0, 300)];
-    const problem = c.way === 'bundle argv'
-      ? cliOutputProblem(a.stdout, a.stderr, a.code, forbidden(c.input))
-      : ansibleOutputProblem(a.stdout, a.stderr, a.code, verbosityOf(c.input), forbidden(c.input));
+    const problem =
+      c.way === 'bundle argv'
+        ? cliOutputProblem(a.stdout, a.stderr, a.code, forbidden(c.input))
+        : ansibleOutputProblem(a.stdout, a.stderr, a.code, verbosityOf(c.input), forbidden(c.input));
     assert.equal(problem, undefined, `${problem} for ${c.way} ${shown(c.input)}`);
     assert.equal(s.snapshot(), filesBefore, `files changed for ${c.way} ${shown(c.input)}`);
     n.passed++;
@@ -330,18 +431,43 @@ describe('hostile input, through the bundle process', () => {
       const third = Math.max(1, Math.round(BUNDLE_RUNS / 3));
       const cases: Case[] = [];
       // Ansible's own calling convention: the args file, including the hostile files themselves.
-      for (const p of [s.paths.big!, s.paths.linkToBig!, s.paths.notJson!, s.paths.empty!, s.paths.binary!, s.paths.deepJson!, s.paths.protoJson!, s.paths.jsonArray!, s.paths.fifo!, s.paths.dir!]) {
-        cases.push({ way: p === s.paths.fifo || p === s.paths.dir ? 'bundle argv' : 'bundle args file', args: [p], input: { args_file: p } });
+      for (const p of [
+        s.paths.big!,
+        s.paths.linkToBig!,
+        s.paths.notJson!,
+        s.paths.empty!,
+        s.paths.binary!,
+        s.paths.deepJson!,
+        s.paths.protoJson!,
+        s.paths.jsonArray!,
+        s.paths.fifo!,
+        s.paths.dir!,
+      ]) {
+        cases.push({
+          way: p === s.paths.fifo || p === s.paths.dir ? 'bundle argv' : 'bundle args file',
+          args: [p],
+          input: { args_file: p },
+        });
       }
-      fc.sample(arb.argsText.filter((t) => t.length < 8_000_000), { numRuns: third, seed: seedFor(3) }).forEach((text, i) => {
+      fc.sample(
+        arb.argsText.filter((t) => t.length < 8_000_000),
+        { numRuns: third, seed: seedFor(3) },
+      ).forEach((text, i) => {
         const file = join(scratch, `args-${i}.json`);
         writeFileSync(file, text);
         cases.push({ way: 'bundle args file', args: [file], input: tryParse(text) });
       });
-      fc.sample(arb.argsText.filter((t) => t.length < 8_000_000), { numRuns: third, seed: seedFor(4) }).forEach((text) => cases.push({ way: 'bundle stdin', args: ['-'], stdin: text, input: tryParse(text) }));
+      fc.sample(
+        arb.argsText.filter((t) => t.length < 8_000_000),
+        { numRuns: third, seed: seedFor(4) },
+      ).forEach((text) => cases.push({ way: 'bundle stdin', args: ['-'], stdin: text, input: tryParse(text) }));
       // the OS limits one argument to 128 KiB and all of them to about 2 MB (E2BIG)
-      fc.sample(arb.argv.filter((argv) => argv.every((w) => !w.includes('\0') && Buffer.byteLength(w) < 100_000) && Buffer.byteLength(argv.join(' ')) < 1_000_000), { numRuns: third, seed: seedFor(5) })
-        .forEach((argv) => cases.push({ way: 'bundle argv', args: argv, input: cliInput(argv) }));
+      fc.sample(
+        arb.argv.filter(
+          (argv) => argv.every((w) => !w.includes('\0') && Buffer.byteLength(w) < 100_000) && Buffer.byteLength(argv.join(' ')) < 1_000_000,
+        ),
+        { numRuns: third, seed: seedFor(5) },
+      ).forEach((argv) => cases.push({ way: 'bundle argv', args: argv, input: cliInput(argv) }));
       let next = 0;
       const worker = async () => {
         while (next < cases.length) await check(cases[next++]!);

@@ -33,7 +33,9 @@ import {
 // then works. Runs under `npm run test:interop`, or with NOVA_BDM_INTEROP=1.
 
 const enabled = process.env.NOVA_BDM_INTEROP === '1' || process.env.npm_lifecycle_event === 'test:interop';
-const SKIP = enabled ? false : 'interop tier: run `npm run test:interop` (or set NOVA_BDM_INTEROP=1); needs root, brings up real OpenStack services';
+const SKIP = enabled
+  ? false
+  : 'interop tier: run `npm run test:interop` (or set NOVA_BDM_INTEROP=1); needs root, brings up real OpenStack services';
 
 const OLD_MON = '127.0.0.1';
 const NEW_MON = '127.0.0.2';
@@ -45,7 +47,9 @@ const STALE_START_BOUND_S = 90;
  * `running_instances`, it rejects the option, and the steps that need it run as todo (reported,
  * not counted as failures). They become ordinary tests as soon as the bundle has the option.
  */
-const ONLINE_TODO = readFileSync(BUNDLE, 'utf8').includes('running_instances') ? false : 'the bundle has no running_instances option yet (issue 23)';
+const ONLINE_TODO = readFileSync(BUNDLE, 'utf8').includes('running_instances')
+  ? false
+  : 'the bundle has no running_instances option yet (issue 23)';
 
 interface RbdConnectionInfo {
   driver_volume_type: string;
@@ -122,7 +126,7 @@ describe('the Ceph monitor move on real Ceph, Cinder RBD and a libvirt compute',
     timings['start (live mon), cast to running'] = Math.round(started.seconds * 1000);
   });
 
-  test('three running rbd guests; a hard reboot (nova-api\'s reboot HARD) of one makes a new QEMU on the mon at 127.0.0.1', async () => {
+  test("three running rbd guests; a hard reboot (nova-api's reboot HARD) of one makes a new QEMU on the mon at 127.0.0.1", async () => {
     const seeded = await timed('seed 3 rbd instances to run', () => seed({ count: 3, rbd: true }));
     assert.equal(seeded.length, 3);
     [r1, r2, t] = seeded as [Seeded, Seeded, Seeded];
@@ -140,7 +144,10 @@ describe('the Ceph monitor move on real Ceph, Cinder RBD and a libvirt compute',
     assert.deepEqual([rebooted.vm_state, rebooted.power_state, rebooted.task_state], ['active', 'running', null]);
     assert.deepEqual(rebooted.domain_rbd_hosts, [OLD_MON]);
     assert.equal(rebooted.qemu_pid_before, before);
-    assert.ok(rebooted.qemu_pid && rebooted.qemu_pid !== before, `a new QEMU process (${before} -> ${rebooted.qemu_pid}): the domain was defined again from the BDM`);
+    assert.ok(
+      rebooted.qemu_pid && rebooted.qemu_pid !== before,
+      `a new QEMU process (${before} -> ${rebooted.qemu_pid}): the domain was defined again from the BDM`,
+    );
     const actions = (await dumpNovaRows(t.instance_uuid)).instance_actions.map((x) => [x.action, x.events.map((e) => [e.event, e.result])]);
     assert.deepEqual(actions.at(-1), ['reboot', [['compute_reboot_instance', 'Success']]], 'recorded as nova-api records it');
     timings['hard reboot (live mon), cast to running'] = Math.round(rebooted.seconds * 1000);
@@ -155,15 +162,21 @@ describe('the Ceph monitor move on real Ceph, Cinder RBD and a libvirt compute',
     timings['monitor move'] = moved.ms;
     assert.deepEqual(cephMon().addr, NEW_MON);
     assert.match(moved.output, /cinder's view .*127\.0\.0\.2:6789/, 'client.cinder sees only the new mon');
-    for (const s of [a, b, c, r1, r2, t]) assert.deepEqual((await bdmOf(s.instance_uuid)).connection_info.data.hosts, [OLD_MON], 'the BDM still names the old mon');
-    for (const s of [r1, r2, t]) assert.equal(await qemuPid(s.instance_uuid), pids.get(s.instance_uuid), 'the guest runs on, in the same QEMU');
+    for (const s of [a, b, c, r1, r2, t])
+      assert.deepEqual((await bdmOf(s.instance_uuid)).connection_info.data.hosts, [OLD_MON], 'the BDM still names the old mon');
+    for (const s of [r1, r2, t])
+      assert.equal(await qemuPid(s.instance_uuid), pids.get(s.instance_uuid), 'the guest runs on, in the same QEMU');
   });
 
   test('the twin (running, not refreshed): a hard reboot fails, its disk names the old mon', async () => {
     const r = await timed('twin hard reboot after the move (fails)', () => hardReboot(t.instance_uuid, STALE_START_BOUND_S));
     assert.notEqual(r.status, 0);
     assert.ok(r.error, 'the hard reboot failed');
-    assert.doesNotMatch(r.error, /^timeout/, `the compute gave up by itself within ${STALE_START_BOUND_S} s (client mount timeout): ${r.error}`);
+    assert.doesNotMatch(
+      r.error,
+      /^timeout/,
+      `the compute gave up by itself within ${STALE_START_BOUND_S} s (client mount timeout): ${r.error}`,
+    );
     assert.match(r.error, /127\.0\.0\.1/, `the failing disk names the old mon: ${r.error}`);
     assert.deepEqual([r.vm_state, r.task_state], ['error', null], 'Nova leaves the instance in ERROR');
     assert.equal(r.qemu_pid, null, 'the guest is gone: the reboot destroyed it and could not start it again');
@@ -172,7 +185,9 @@ describe('the Ceph monitor move on real Ceph, Cinder RBD and a libvirt compute',
 
   test('audit with expect finds every rbd BDM stale; check_cinder alone cannot tell', async () => {
     const uuids = [a, b, c].map((s) => s.instance_uuid);
-    const audit = await timed('audit with expect', () => runOurs<'audit'>({ action: 'audit', config_file: lab.novaConf, instance_uuids: uuids, expect: EXPECT }));
+    const audit = await timed('audit with expect', () =>
+      runOurs<'audit'>({ action: 'audit', config_file: lab.novaConf, instance_uuids: uuids, expect: EXPECT }),
+    );
     assert.equal(audit.status, 0, audit.stderr);
     const totals = audit.result.totals;
     assert.deepEqual([totals?.scanned, totals?.stale, totals?.by_reason], [3, 3, { expectation_mismatch: 3 }]);
@@ -187,7 +202,9 @@ describe('the Ceph monitor move on real Ceph, Cinder RBD and a libvirt compute',
 
     // Cinder's stored attachment was made before the move: it still names the old mon, so the
     // Cinder rules see nothing wrong. Only `expect` (or a fresh attachment) tells.
-    const cinderOnly = await timed('audit with check_cinder', () => runOurs<'audit'>({ action: 'audit', config_file: lab.novaConf, instance_uuids: uuids, check_cinder: true }));
+    const cinderOnly = await timed('audit with check_cinder', () =>
+      runOurs<'audit'>({ action: 'audit', config_file: lab.novaConf, instance_uuids: uuids, check_cinder: true }),
+    );
     assert.equal(cinderOnly.status, 0, cinderOnly.stderr);
     assert.deepEqual(cinderOnly.result.totals?.stale, 0, `check_cinder: ${JSON.stringify(cinderOnly.result)}`);
     const stored = await cinderAttachment(a.attachment_id!);
@@ -199,13 +216,17 @@ describe('the Ceph monitor move on real Ceph, Cinder RBD and a libvirt compute',
     const r = await timed('start before the refresh (fails)', () => powerInstance('start', a.instance_uuid, STALE_START_BOUND_S));
     assert.notEqual(r.status, 0);
     assert.ok(r.error, 'the start failed');
-    assert.doesNotMatch(r.error, /^timeout/, `the compute gave up by itself within ${STALE_START_BOUND_S} s (client mount timeout): ${r.error}`);
+    assert.doesNotMatch(
+      r.error,
+      /^timeout/,
+      `the compute gave up by itself within ${STALE_START_BOUND_S} s (client mount timeout): ${r.error}`,
+    );
     assert.match(r.error, /"host":"127\.0\.0\.1"/, `the failing disk names the old mon: ${r.error}`);
     assert.deepEqual([r.vm_state, r.power_state, r.task_state], ['stopped', 'shutdown', null], 'Nova reverted the start');
     timings['start before the refresh, cast to failure'] = Math.round(r.seconds * 1000);
   });
 
-  test('fleet refresh (require_libvirt, expect, the compute\'s real get_connector): the BDMs match what RBDDriver hands out now', async () => {
+  test("fleet refresh (require_libvirt, expect, the compute's real get_connector): the BDMs match what RBDDriver hands out now", async () => {
     connector = await timed('real get_connector on compute2', async () => getConnectorJson('compute2'));
     const connectorJson = JSON.parse(readFileSync(connector, 'utf8')) as Record<string, unknown>;
     assert.equal(connectorJson.host, 'compute2');
@@ -247,18 +268,42 @@ describe('the Ceph monitor move on real Ceph, Cinder RBD and a libvirt compute',
     assert.deepEqual(freshCi.data.hosts, [NEW_MON]);
     for (const s of [a, c]) {
       const ci = (await bdmOf(s.instance_uuid)).connection_info;
-      assert.deepEqual(shapeOf(ci, s.instance_uuid, s.volume_id), shapeOf(freshCi, fresh.instance_uuid, fresh.volume_id), 'field by field, ids aside');
+      assert.deepEqual(
+        shapeOf(ci, s.instance_uuid, s.volume_id),
+        shapeOf(freshCi, fresh.instance_uuid, fresh.volume_id),
+        'field by field, ids aside',
+      );
     }
 
     // Re-run, single and fleet: nothing is stale any more, nothing changes.
-    const again = await runOurs({ action: 'refresh', config_file: lab.novaConf, instance_uuid: a.instance_uuid, volume_id: a.volume_id, connector_path: connector, require_libvirt: true, expect: EXPECT });
+    const again = await runOurs({
+      action: 'refresh',
+      config_file: lab.novaConf,
+      instance_uuid: a.instance_uuid,
+      volume_id: a.volume_id,
+      connector_path: connector,
+      require_libvirt: true,
+      expect: EXPECT,
+    });
     assert.equal(again.status, 0, again.stderr);
     assert.equal(again.result.changed, false, JSON.stringify(again.result));
-    const fleetAgain = await runOurs<'fleet_refresh'>({ action: 'refresh', config_file: lab.novaConf, bdm_uuids: [a.bdm_uuid, c.bdm_uuid], connectors: { compute2: connectorJson }, require_libvirt: true, expect: EXPECT });
+    const fleetAgain = await runOurs<'fleet_refresh'>({
+      action: 'refresh',
+      config_file: lab.novaConf,
+      bdm_uuids: [a.bdm_uuid, c.bdm_uuid],
+      connectors: { compute2: connectorJson },
+      require_libvirt: true,
+      expect: EXPECT,
+    });
     assert.equal(fleetAgain.status, 0, fleetAgain.stderr);
     assert.equal(fleetAgain.result.changed, false, JSON.stringify(fleetAgain.result));
     assert.deepEqual(fleetAgain.result.counts, { refreshed: 0, skipped: 2, failed: 0 });
-    const audit = await runOurs<'audit'>({ action: 'audit', config_file: lab.novaConf, instance_uuids: [a.instance_uuid, c.instance_uuid], expect: EXPECT });
+    const audit = await runOurs<'audit'>({
+      action: 'audit',
+      config_file: lab.novaConf,
+      instance_uuids: [a.instance_uuid, c.instance_uuid],
+      expect: EXPECT,
+    });
     assert.equal(audit.result.totals?.stale, 0, JSON.stringify(audit.result));
   });
 
@@ -276,7 +321,11 @@ describe('the Ceph monitor move on real Ceph, Cinder RBD and a libvirt compute',
     const t0 = Date.now();
     const r = novaManage(['volume_attachment', 'refresh', b.instance_uuid, b.volume_id, connector]);
     timings['real nova-manage refresh'] = Date.now() - t0;
-    assert.equal(r.status, 0, `real nova-manage refresh failed (exit ${r.status}):\n${r.stdout}\n${r.stderr.split('\n').slice(-15).join('\n')}`);
+    assert.equal(
+      r.status,
+      0,
+      `real nova-manage refresh failed (exit ${r.status}):\n${r.stdout}\n${r.stderr.split('\n').slice(-15).join('\n')}`,
+    );
     const theirs = await outcomeOf(b);
     const mine = await outcomeOf(c);
     assert.notDeepEqual(comparable(b, theirs), before, 'nova-manage changed something');
@@ -294,67 +343,81 @@ describe('the Ceph monitor move on real Ceph, Cinder RBD and a libvirt compute',
     for (const x of stale) assert.deepEqual([x.refreshable, x.blocked_by], [false, 'vm_state active (must be stopped)'], JSON.stringify(x));
   });
 
-  test('audit with running_instances online: the running guests\' rbd BDMs are refreshable', { todo: ONLINE_TODO }, async () => {
+  test("audit with running_instances online: the running guests' rbd BDMs are refreshable", { todo: ONLINE_TODO }, async () => {
     const uuids = [r1.instance_uuid, r2.instance_uuid];
-    const audit = await runOurs<'audit'>({ action: 'audit', config_file: lab.novaConf, instance_uuids: uuids, expect: EXPECT, running_instances: 'online' });
+    const audit = await runOurs<'audit'>({
+      action: 'audit',
+      config_file: lab.novaConf,
+      instance_uuids: uuids,
+      expect: EXPECT,
+      running_instances: 'online',
+    });
     assert.equal(audit.result.failed, undefined, JSON.stringify(audit.result));
     const stale = audit.result.stale ?? [];
     assert.deepEqual(stale.map((x) => x.instance_uuid).sort(), [...uuids].sort());
     for (const x of stale) assert.deepEqual([x.refreshable, x.blocked_by], [true, undefined], JSON.stringify(x));
   });
 
-  test('fleet refresh with running_instances online: each guest keeps its QEMU, each volume has one attachment, the BDM\'s', { todo: ONLINE_TODO }, async () => {
-    const connectorJson = JSON.parse(readFileSync(connector, 'utf8')) as Record<string, unknown>;
-    const running = [r1, r2];
-    const oldAttachments = new Map(running.map((s) => [s.instance_uuid, s.attachment_id]));
-    const r = await timed('online fleet refresh of r1 and r2', () =>
-      runOurs<'fleet_refresh'>({
-        action: 'refresh',
-        config_file: lab.novaConf,
-        bdm_uuids: running.map((s) => s.bdm_uuid),
-        connectors: { compute2: connectorJson },
-        require_libvirt: true,
-        expect: EXPECT,
-        running_instances: 'online',
-      }),
-    );
-    assert.equal(r.result.failed, undefined, `our online fleet refresh failed: ${JSON.stringify(r.result, null, 2)}\n${r.stderr}`);
-    assert.equal(r.status, 0);
-    assert.equal(r.result.changed, true);
-    assert.deepEqual(r.result.counts, { refreshed: 2, skipped: 0, failed: 0 }, JSON.stringify(r.result));
-    const refreshed = r.result.refreshed ?? [];
-    assert.deepEqual(refreshed.map((x) => x.bdm_uuid).sort(), running.map((s) => s.bdm_uuid).sort());
-    for (const x of refreshed) {
-      assert.equal(x.host, 'compute2');
-      assert.deepEqual([x.online, x.rpc_version], [true, null], JSON.stringify(x));
-      const names = (x.steps ?? []).map((st) => st.step);
-      const online = ['attachment_create', 'attachment_complete', 'bdm_save', 'attachment_delete'];
-      assert.deepEqual(
-        names.filter((n) => online.includes(n)),
-        online,
-        `the four online steps, in order: ${JSON.stringify(names)}`,
+  test(
+    "fleet refresh with running_instances online: each guest keeps its QEMU, each volume has one attachment, the BDM's",
+    { todo: ONLINE_TODO },
+    async () => {
+      const connectorJson = JSON.parse(readFileSync(connector, 'utf8')) as Record<string, unknown>;
+      const running = [r1, r2];
+      const oldAttachments = new Map(running.map((s) => [s.instance_uuid, s.attachment_id]));
+      const r = await timed('online fleet refresh of r1 and r2', () =>
+        runOurs<'fleet_refresh'>({
+          action: 'refresh',
+          config_file: lab.novaConf,
+          bdm_uuids: running.map((s) => s.bdm_uuid),
+          connectors: { compute2: connectorJson },
+          require_libvirt: true,
+          expect: EXPECT,
+          running_instances: 'online',
+        }),
       );
-      assert.ok(!names.some((n) => /rabbit|rpc|remove_volume_connection/i.test(n)), `no RabbitMQ, no RPC: ${JSON.stringify(names)}`);
-      timings[`online fleet refresh: BDM ${x.bdm_uuid === r1.bdm_uuid ? 'r1' : 'r2'} (its own seconds)`] = Math.round(x.seconds * 1000);
-    }
+      assert.equal(r.result.failed, undefined, `our online fleet refresh failed: ${JSON.stringify(r.result, null, 2)}\n${r.stderr}`);
+      assert.equal(r.status, 0);
+      assert.equal(r.result.changed, true);
+      assert.deepEqual(r.result.counts, { refreshed: 2, skipped: 0, failed: 0 }, JSON.stringify(r.result));
+      const refreshed = r.result.refreshed ?? [];
+      assert.deepEqual(refreshed.map((x) => x.bdm_uuid).sort(), running.map((s) => s.bdm_uuid).sort());
+      for (const x of refreshed) {
+        assert.equal(x.host, 'compute2');
+        assert.deepEqual([x.online, x.rpc_version], [true, null], JSON.stringify(x));
+        const names = (x.steps ?? []).map((st) => st.step);
+        const online = ['attachment_create', 'attachment_complete', 'bdm_save', 'attachment_delete'];
+        assert.deepEqual(
+          names.filter((n) => online.includes(n)),
+          online,
+          `the four online steps, in order: ${JSON.stringify(names)}`,
+        );
+        assert.ok(!names.some((n) => /rabbit|rpc|remove_volume_connection/i.test(n)), `no RabbitMQ, no RPC: ${JSON.stringify(names)}`);
+        timings[`online fleet refresh: BDM ${x.bdm_uuid === r1.bdm_uuid ? 'r1' : 'r2'} (its own seconds)`] = Math.round(x.seconds * 1000);
+      }
 
-    for (const s of running) {
-      assert.equal(await qemuPid(s.instance_uuid), pids.get(s.instance_uuid), 'the guest runs on in the same QEMU process');
-      const rows = await dumpNovaRows(s.instance_uuid);
-      assert.deepEqual([rows.instance?.vm_state, rows.instance?.task_state, rows.instance?.locked], ['active', null, false], 'still active, no task, unlocked');
-      const bdm = await bdmOf(s.instance_uuid);
-      assert.equal(bdm.attachment_id, refreshed.find((x) => x.bdm_uuid === s.bdm_uuid)!.new_attachment_id);
-      assert.notEqual(bdm.attachment_id, oldAttachments.get(s.instance_uuid), 'a new attachment');
-      assert.deepEqual([bdm.connection_info.data.hosts, bdm.connection_info.data.ports], [[NEW_MON], ['6789']]);
-      const attachments = await cinderAttachments(s.volume_id);
-      assert.deepEqual(
-        attachments.map((x) => [x.id, x.status, x.instance]),
-        [[bdm.attachment_id, 'attached', s.instance_uuid]],
-        `exactly one Cinder attachment, the BDM's: ${JSON.stringify(attachments)}`,
-      );
-      assert.equal((await cinderVolume(s.volume_id)).status, 'in-use');
-    }
-  });
+      for (const s of running) {
+        assert.equal(await qemuPid(s.instance_uuid), pids.get(s.instance_uuid), 'the guest runs on in the same QEMU process');
+        const rows = await dumpNovaRows(s.instance_uuid);
+        assert.deepEqual(
+          [rows.instance?.vm_state, rows.instance?.task_state, rows.instance?.locked],
+          ['active', null, false],
+          'still active, no task, unlocked',
+        );
+        const bdm = await bdmOf(s.instance_uuid);
+        assert.equal(bdm.attachment_id, refreshed.find((x) => x.bdm_uuid === s.bdm_uuid)!.new_attachment_id);
+        assert.notEqual(bdm.attachment_id, oldAttachments.get(s.instance_uuid), 'a new attachment');
+        assert.deepEqual([bdm.connection_info.data.hosts, bdm.connection_info.data.ports], [[NEW_MON], ['6789']]);
+        const attachments = await cinderAttachments(s.volume_id);
+        assert.deepEqual(
+          attachments.map((x) => [x.id, x.status, x.instance]),
+          [[bdm.attachment_id, 'attached', s.instance_uuid]],
+          `exactly one Cinder attachment, the BDM's: ${JSON.stringify(attachments)}`,
+        );
+        assert.equal((await cinderVolume(s.volume_id)).status, 'in-use');
+      }
+    },
+  );
 
   test('after the online refresh a hard reboot works, and the new domain names the mon at 127.0.0.2', { todo: ONLINE_TODO }, async () => {
     for (const s of [r1, r2]) {

@@ -13,7 +13,9 @@ import { getConnectorJson, ROOT, upLab, type LabEnv } from './harness';
 // directly). Runs under `npm run test:interop`, or with NOVA_BDM_INTEROP=1.
 
 const enabled = process.env.NOVA_BDM_INTEROP === '1' || process.env.npm_lifecycle_event === 'test:interop';
-const SKIP = enabled ? false : 'interop tier: run `npm run test:interop` (or set NOVA_BDM_INTEROP=1); needs root, brings up real OpenStack services';
+const SKIP = enabled
+  ? false
+  : 'interop tier: run `npm run test:interop` (or set NOVA_BDM_INTEROP=1); needs root, brings up real OpenStack services';
 
 let lab: LabEnv;
 let work: string;
@@ -24,9 +26,15 @@ const run = (command: string, args: string[], env: Record<string, string> = {}):
   runAnsible({ work, collectionsPath }, command, args, { env, timeoutMs: 600_000, record: false });
 
 /** The role's connector tasks (tasks_from: connectors) for compute2 from one source; what they found and why not. */
-async function roleConnector(source: 'nova-manage' | 'module', vars: Record<string, unknown>): Promise<{ found: Record<string, unknown>; failed: Record<string, string>; out: string }> {
+async function roleConnector(
+  source: 'nova-manage' | 'module',
+  vars: Record<string, unknown>,
+): Promise<{ found: Record<string, unknown>; failed: Record<string, string>; out: string }> {
   const inventory = join(work, 'inventory.ini');
-  writeFileSync(inventory, `controller ansible_connection=local ansible_python_interpreter=/usr/bin/python3\ncompute2 ansible_connection=local ansible_python_interpreter=/usr/bin/python3 ansible_node_interpreter=${process.execPath}\n`);
+  writeFileSync(
+    inventory,
+    `controller ansible_connection=local ansible_python_interpreter=/usr/bin/python3\ncompute2 ansible_connection=local ansible_python_interpreter=/usr/bin/python3 ansible_node_interpreter=${process.execPath}\n`,
+  );
   const result = join(work, `${source}.json`);
   const play = join(work, `${source}.yml`);
   writeFileSync(
@@ -48,7 +56,10 @@ async function roleConnector(source: 'nova-manage' | 'module', vars: Record<stri
   const varsFile = join(work, `${source}-vars.json`);
   writeFileSync(varsFile, JSON.stringify(vars));
   // The lab's nova-manage wrapper runs as compute2 (its nova.conf and nova-compute2.conf).
-  const r = await run('ansible-playbook', ['-i', inventory, play, '-e', `@${varsFile}`], { OPENSTACK_LAB_DIR: lab.dir, OPENSTACK_LAB_NOVA_MANAGE_HOST: 'compute2' });
+  const r = await run('ansible-playbook', ['-i', inventory, play, '-e', `@${varsFile}`], {
+    OPENSTACK_LAB_DIR: lab.dir,
+    OPENSTACK_LAB_NOVA_MANAGE_HOST: 'compute2',
+  });
   assert.equal(r.code, 0, r.out);
   const { found, failed } = JSON.parse(readFileSync(result, 'utf8')) as { found: Record<string, unknown>; failed: Record<string, string> };
   return { found, failed, out: r.out };
@@ -62,7 +73,10 @@ before(async () => {
   collectionsPath = join(work, 'collections');
   const built = await run('ansible-galaxy', ['collection', 'build', join(ROOT, 'ansible'), '--output-path', work, '--force']);
   assert.equal(built.code, 0, built.out);
-  const tarball = join(work, readdirSync(work).find((f) => /^osops-nova-.*\.tar\.gz$/.test(f))!);
+  const tarball = join(
+    work,
+    readdirSync(work).find((f) => /^osops-nova-.*\.tar\.gz$/.test(f))!,
+  );
   const installed = await run('ansible-galaxy', ['collection', 'install', tarball, '-p', collectionsPath]);
   assert.equal(installed.code, 0, installed.out);
 });
@@ -71,18 +85,24 @@ after(() => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-test("compute2's connector: the real Nova 26 nova-manage through the role, our module through the role, and nova-manage run directly agree", { skip: SKIP, timeout: 900_000 }, async () => {
-  const real = JSON.parse(readFileSync(getConnectorJson('compute2'), 'utf8')) as Record<string, unknown>;
-  assert.equal(real.host, 'compute2');
+test(
+  "compute2's connector: the real Nova 26 nova-manage through the role, our module through the role, and nova-manage run directly agree",
+  { skip: SKIP, timeout: 900_000 },
+  async () => {
+    const real = JSON.parse(readFileSync(getConnectorJson('compute2'), 'utf8')) as Record<string, unknown>;
+    assert.equal(real.host, 'compute2');
 
-  // The wrapper passes compute2's own --config-file options; the role adds none (an empty list).
-  const viaNovaManage = await roleConnector('nova-manage', { nova_bdm_nova_manage: lab.novaManage, nova_bdm_compute_config_file: [] });
-  assert.deepEqual(viaNovaManage.failed, {}, viaNovaManage.out);
-  const text = viaNovaManage.found.compute2;
-  assert.equal(typeof text, 'string', 'nova-manage hands over its output as text, for the module to check');
-  assert.deepEqual(JSON.parse(text as string), real, 'nova-manage through the role = nova-manage run directly');
+    // The wrapper passes compute2's own --config-file options; the role adds none (an empty list).
+    const viaNovaManage = await roleConnector('nova-manage', { nova_bdm_nova_manage: lab.novaManage, nova_bdm_compute_config_file: [] });
+    assert.deepEqual(viaNovaManage.failed, {}, viaNovaManage.out);
+    const text = viaNovaManage.found.compute2;
+    assert.equal(typeof text, 'string', 'nova-manage hands over its output as text, for the module to check');
+    assert.deepEqual(JSON.parse(text as string), real, 'nova-manage through the role = nova-manage run directly');
 
-  const viaModule = await roleConnector('module', { nova_bdm_compute_config_file: [lab.novaConf, join(lab.dir, 'etc', 'nova-compute2.conf')] });
-  assert.deepEqual(viaModule.failed, {}, viaModule.out);
-  assert.deepEqual(viaModule.found.compute2, real, "our get_connector = Nova 26's on compute2");
-});
+    const viaModule = await roleConnector('module', {
+      nova_bdm_compute_config_file: [lab.novaConf, join(lab.dir, 'etc', 'nova-compute2.conf')],
+    });
+    assert.deepEqual(viaModule.failed, {}, viaModule.out);
+    assert.deepEqual(viaModule.found.compute2, real, "our get_connector = Nova 26's on compute2");
+  },
+);

@@ -2,10 +2,34 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { getConnectorJson, runOurs, seed, upLab, type LabEnv, type Seeded } from './harness';
 import { amqpMethod, type ProxyOptions } from './faults/fault-proxy';
-import { bdmProblems, danglingBdmProblems, failedActionProblems, finalProblems, interimProblems, snapshot, type Snapshot } from './faults/end-state';
+import {
+  bdmProblems,
+  danglingBdmProblems,
+  failedActionProblems,
+  finalProblems,
+  interimProblems,
+  snapshot,
+  type Snapshot,
+} from './faults/end-state';
 import { computeConsumers, LabService } from './faults/lab-services';
 import { framers, startRig, type Rig } from './faults/rig';
-import { armFaults, cellDbHook, cutAtNth, DB_WRITES, disarmFaults, faultTable, HTTP_TIMEOUT, LOCK_WAIT, newRow, onNthPublish, RowLockHolder, RPC_TIMEOUT, sleep, type Hooks, type Row } from './faults/matrix';
+import {
+  armFaults,
+  cellDbHook,
+  cutAtNth,
+  DB_WRITES,
+  disarmFaults,
+  faultTable,
+  HTTP_TIMEOUT,
+  LOCK_WAIT,
+  newRow,
+  onNthPublish,
+  RowLockHolder,
+  RPC_TIMEOUT,
+  sleep,
+  type Hooks,
+  type Row,
+} from './faults/matrix';
 
 // Issue 14 item 1, the fleet half: one fleet refresh of 10 BDMs (10 stopped instances on
 // compute1, 4 at a time) on the real lab, with one fault per case. A fleet runs its calls side
@@ -16,7 +40,9 @@ import { armFaults, cellDbHook, cutAtNth, DB_WRITES, disarmFaults, faultTable, H
 // run again must converge on all 10.
 
 const enabled = process.env.NOVA_BDM_INTEROP === '1' || process.env.npm_lifecycle_event === 'test:interop';
-const SKIP = enabled ? false : 'interop tier: run `npm run test:interop` (or set NOVA_BDM_INTEROP=1); needs root, brings up real OpenStack services';
+const SKIP = enabled
+  ? false
+  : 'interop tier: run `npm run test:interop` (or set NOVA_BDM_INTEROP=1); needs root, brings up real OpenStack services';
 
 const FLEET = 10;
 const PARALLEL = 4;
@@ -55,7 +81,9 @@ const CINDER_WORK_CALLS: Array<{ name: string; re: RegExp }> = [
 function cutAtNthFrame(side: 'client' | 'server', method: string, nth: number): ProxyOptions {
   let seen = 0;
   const hook = (f: Buffer) => (amqpMethod(f) === method && ++seen === nth ? ('cut' as const) : ('pass' as const));
-  return side === 'client' ? { clientFramer: framers.amqpClient, onClientFrame: hook } : { serverFramer: framers.amqpServer, onServerFrame: hook };
+  return side === 'client'
+    ? { clientFramer: framers.amqpClient, onClientFrame: hook }
+    : { serverFramer: framers.amqpServer, onServerFrame: hook };
 }
 
 const cases: Case[] = [
@@ -149,14 +177,17 @@ const cases: Case[] = [
     name: 'cell DB lock wait timeout at repoint_bdm (one BDM row held)',
     at: `repoint_bdm of instance ${NTH}`,
     inject: async (c) => {
-      await c.locks.hold("SELECT id FROM block_device_mapping WHERE instance_uuid = ? AND destination_type = 'volume' AND deleted = 0 FOR UPDATE", [c.fleet[NTH - 1]!.instance_uuid]);
+      await c.locks.hold(
+        "SELECT id FROM block_device_mapping WHERE instance_uuid = ? AND destination_type = 'volume' AND deleted = 0 FOR UPDATE",
+        [c.fleet[NTH - 1]!.instance_uuid],
+      );
       return { cellDb: cellDbHook(() => 'pass') };
     },
   },
 ];
 
-
-const reasonOf = (s: Seeded) => `Refreshing connection_info for BDM ${s.bdm_uuid} associated with instance ${s.instance_uuid} and volume ${s.volume_id}.`;
+const reasonOf = (s: Seeded) =>
+  `Refreshing connection_info for BDM ${s.bdm_uuid} associated with instance ${s.instance_uuid} and volume ${s.volume_id}.`;
 
 describe(`fault matrix: fleet refresh of ${FLEET} BDMs on the real lab (issue 14 item 1)`, { skip: SKIP, timeout: 3_600_000 }, () => {
   let lab: LabEnv;
@@ -188,7 +219,11 @@ describe(`fault matrix: fleet refresh of ${FLEET} BDMs on the real lab (issue 14
     test(fault.name, async () => {
       const before = await Promise.all(fleet.map((s) => snapshot(s)));
       const unready = fleet.filter((s, i) => finalProblems(s, before[i]!, Infinity).length > 0);
-      assert.deepEqual(unready.map((s) => s.instance_uuid), [], 'every instance of the fleet is consistent to start from (an earlier case left some inconsistent)');
+      assert.deepEqual(
+        unready.map((s) => s.instance_uuid),
+        [],
+        'every instance of the fleet is consistent to start from (an earlier case left some inconsistent)',
+      );
       const actionsBefore = before.map((s) => s.nova.instance_actions.length);
       const ctx: Ctx = { rig, fleet, cinderApi: new LabService(lab, 'cinder-api'), compute: new LabService(lab, 'nova-compute'), locks };
       const args = {
@@ -221,7 +256,9 @@ describe(`fault matrix: fleet refresh of ${FLEET} BDMs on the real lab (issue 14
       const r1 = first.result;
       const failures = r1.failures ?? [];
       const failedBy = new Map(failures.map((f) => [f.instance_uuid, f]));
-      row.first = r1.counts ? `failed ${r1.counts.failed}, refreshed ${r1.counts.refreshed}, skipped ${r1.counts.skipped}` : `failed: ${String(r1.msg)}`;
+      row.first = r1.counts
+        ? `failed ${r1.counts.failed}, refreshed ${r1.counts.refreshed}, skipped ${r1.counts.skipped}`
+        : `failed: ${String(r1.msg)}`;
       row.failSeconds = `${seconds} s`;
 
       const interim: Snapshot[] = await Promise.all(fleet.map((s) => snapshot(s)));
@@ -232,39 +269,55 @@ describe(`fault matrix: fleet refresh of ${FLEET} BDMs on the real lab (issue 14
       fleet.forEach((s, i) => {
         const f = failedBy.get(s.instance_uuid);
         const cleanupFailed = /clean-up failed too/.test(String(f?.remains ?? ''));
-        const issues = [...interimProblems(s, interim[i]!, reasonOf(s), cleanupFailed), ...failedActionProblems(interim[i]!, actionsBefore[i]!)];
+        const issues = [
+          ...interimProblems(s, interim[i]!, reasonOf(s), cleanupFailed),
+          ...failedActionProblems(interim[i]!, actionsBefore[i]!),
+        ];
         for (const p of issues) interimIssues.push(`${s.instance_uuid.slice(0, 8)}: ${p}`);
         if (interim[i]!.nova.instance?.locked) lockedForRecovery++;
         else if (cleanupFailed && bdmProblems(s, interim[i]!).length) cleanupReported++;
         // A BDM whose failure says nothing was changed: its rows are as before.
         // (Recorded, not asserted here: the re-run below must still run so the next case starts clean.)
         if (f && /nothing was changed/.test(String(f.remains))) {
-          if (JSON.stringify(interim[i]!.nova.block_device_mapping) !== JSON.stringify(before[i]!.nova.block_device_mapping)) interimIssues.push(`${s.instance_uuid.slice(0, 8)}: "${f.remains}", but its BDM changed`);
-          if (interim[i]!.nova.instance_actions.length !== actionsBefore[i]) interimIssues.push(`${s.instance_uuid.slice(0, 8)}: "${f.remains}", but an instance action was recorded`);
-          if (interim[i]!.nova.instance?.locked !== before[i]!.nova.instance?.locked) interimIssues.push(`${s.instance_uuid.slice(0, 8)}: "${f.remains}", but its lock changed`);
+          if (JSON.stringify(interim[i]!.nova.block_device_mapping) !== JSON.stringify(before[i]!.nova.block_device_mapping))
+            interimIssues.push(`${s.instance_uuid.slice(0, 8)}: "${f.remains}", but its BDM changed`);
+          if (interim[i]!.nova.instance_actions.length !== actionsBefore[i])
+            interimIssues.push(`${s.instance_uuid.slice(0, 8)}: "${f.remains}", but an instance action was recorded`);
+          if (interim[i]!.nova.instance?.locked !== before[i]!.nova.instance?.locked)
+            interimIssues.push(`${s.instance_uuid.slice(0, 8)}: "${f.remains}", but its lock changed`);
         }
       });
       row.interim = dangling.length
         ? `DANGLING: ${dangling.join('; ')}`
         : interimIssues.length
-        ? `INCONSISTENT: ${interimIssues.join('; ')}`
-        : `${FLEET - lockedForRecovery - cleanupReported} consistent, ${lockedForRecovery} locked for recovery${cleanupReported ? `, ${cleanupReported} clean-up failed (reported)` : ''}`;
+          ? `INCONSISTENT: ${interimIssues.join('; ')}`
+          : `${FLEET - lockedForRecovery - cleanupReported} consistent, ${lockedForRecovery} locked for recovery${cleanupReported ? `, ${cleanupReported} clean-up failed (reported)` : ''}`;
       process.stdout.write(`# ${fault.name}: first run ${seconds} s: ${String(r1.msg)}\n`);
 
       const second = await runOurs<'fleet_refresh'>(args, 600_000);
       const r2 = second.result;
       const recovered = (r2.refreshed ?? []).filter((e) => e.reasons?.includes('interrupted')).length;
-      row.rerun = r2.failed ? `FAILED: ${String(r2.msg)}` : `ok: refreshed ${r2.counts?.refreshed}, skipped ${r2.counts?.skipped}${recovered ? ` (${recovered} recovered)` : ''}`;
+      row.rerun = r2.failed
+        ? `FAILED: ${String(r2.msg)}`
+        : `ok: refreshed ${r2.counts?.refreshed}, skipped ${r2.counts?.skipped}${recovered ? ` (${recovered} recovered)` : ''}`;
       const end = await Promise.all(fleet.map((s) => snapshot(s)));
-      const endIssues = fleet.flatMap((s, i) => finalProblems(s, end[i]!, actionsBefore[i]!).map((p) => `${s.instance_uuid.slice(0, 8)}: ${p}`));
-      row.end = endIssues.length ? `INCONSISTENT: ${endIssues.join('; ')}` : `${FLEET}/${FLEET} consistent: unlocked, 1 attachment attached, BDM matches`;
+      const endIssues = fleet.flatMap((s, i) =>
+        finalProblems(s, end[i]!, actionsBefore[i]!).map((p) => `${s.instance_uuid.slice(0, 8)}: ${p}`),
+      );
+      row.end = endIssues.length
+        ? `INCONSISTENT: ${endIssues.join('; ')}`
+        : `${FLEET}/${FLEET} consistent: unlocked, 1 attachment attached, BDM matches`;
 
       // The first run: it failed, in one line; each failed BDM says in one line what went wrong and what remains.
       const msg = String(r1.msg ?? '');
       assert.equal(r1.failed, true, `the first run should fail: ${JSON.stringify(r1).slice(0, 2000)}`);
       assert.ok(msg.length > 0 && !msg.includes('\n') && !/unexpected error/.test(msg), `one clear line: ${msg}`);
       if (r1.counts) {
-        assert.equal(r1.counts.refreshed + r1.counts.skipped + r1.counts.failed, FLEET, `every BDM accounted for: ${JSON.stringify(r1.counts)}`);
+        assert.equal(
+          r1.counts.refreshed + r1.counts.skipped + r1.counts.failed,
+          FLEET,
+          `every BDM accounted for: ${JSON.stringify(r1.counts)}`,
+        );
         assert.ok(failures.length > 0);
         for (const f of failures) {
           assert.ok(f.msg && !f.msg.includes('\n') && !/unexpected error/.test(f.msg), `one line per failed BDM: ${f.msg}`);

@@ -163,9 +163,12 @@ const cases: Case[] = [
     failsAt: 'bdm_save',
     saved: true,
   },
-  ...['attachment_create', 'attachment_complete', 'bdm_save', 'attachment_delete', 'finish_action', 'unlock'].map(
-    (step, i): Case => ({ name: `our process SIGKILLed before ${step}`, at: step, killBefore: step, saved: i >= 3 }),
-  ),
+  ...['attachment_create', 'attachment_complete', 'bdm_save', 'attachment_delete', 'finish_action', 'unlock'].map((step, i): Case => ({
+    name: `our process SIGKILLed before ${step}`,
+    at: step,
+    killBefore: step,
+    saved: i >= 3,
+  })),
 ];
 
 function failedStep(r: Record<string, unknown>): string {
@@ -217,8 +220,7 @@ describe('fault matrix: online refresh of running rbd guests on the real lab (is
       const g = guest;
       assert.equal(await qemuPid(g.instance_uuid), g.pid, 'the guest runs in the QEMU process it started with');
 
-      const reason =
-        `Refreshing connection_info for BDM ${g.bdm_uuid} associated with instance ${g.instance_uuid} and volume ${g.volume_id}.`;
+      const reason = `Refreshing connection_info for BDM ${g.bdm_uuid} associated with instance ${g.instance_uuid} and volume ${g.volume_id}.`;
       const checkpoints: string[] = [];
       const dangling: string[] = [];
       const look = (label: string, s: Snapshot) => {

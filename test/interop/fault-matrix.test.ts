@@ -5,7 +5,24 @@ import { amqpMethod } from './faults/fault-proxy';
 import { bdmProblems, danglingBdmProblems, failedActionProblems, finalProblems, interimProblems, snapshot } from './faults/end-state';
 import { computeConsumers, LabService } from './faults/lab-services';
 import { framers, startRig, type Rig } from './faults/rig';
-import { armFaults, onNthPublish, cellDbHook, cutAtNth, DB_WRITES, disarmFaults, faultTable, loseAnswerToNthCommit, type Hooks, HTTP_TIMEOUT, LOCK_WAIT, newRow, RowLockHolder, RPC_TIMEOUT, sleep, type Row } from './faults/matrix';
+import {
+  armFaults,
+  onNthPublish,
+  cellDbHook,
+  cutAtNth,
+  DB_WRITES,
+  disarmFaults,
+  faultTable,
+  loseAnswerToNthCommit,
+  type Hooks,
+  HTTP_TIMEOUT,
+  LOCK_WAIT,
+  newRow,
+  RowLockHolder,
+  RPC_TIMEOUT,
+  sleep,
+  type Row,
+} from './faults/matrix';
 
 // Issue 14 item 1: a fault matrix on the real lab (real Keystone, Cinder, RabbitMQ, MariaDB,
 // nova-compute). Each case injects one fault at one step of a single refresh, checks what the
@@ -14,7 +31,9 @@ import { armFaults, onNthPublish, cellDbHook, cutAtNth, DB_WRITES, disarmFaults,
 // fault-matrix-fleet.test.ts does the same for a fleet refresh of 10 BDMs.
 
 const enabled = process.env.NOVA_BDM_INTEROP === '1' || process.env.npm_lifecycle_event === 'test:interop';
-const SKIP = enabled ? false : 'interop tier: run `npm run test:interop` (or set NOVA_BDM_INTEROP=1); needs root, brings up real OpenStack services';
+const SKIP = enabled
+  ? false
+  : 'interop tier: run `npm run test:interop` (or set NOVA_BDM_INTEROP=1); needs root, brings up real OpenStack services';
 
 interface Ctx {
   lab: LabEnv;
@@ -39,7 +58,15 @@ interface Case {
 }
 
 // The Cinder calls of a refresh of a v3 BDM, in order (each its own connection: no keep-alive).
-const CINDER_CALLS = ['GET attachment', 'GET volume', 'GET versions', 'POST attachments (reserve)', 'DELETE old attachment', 'PUT attachment (connector)', 'POST os-complete'];
+const CINDER_CALLS = [
+  'GET attachment',
+  'GET volume',
+  'GET versions',
+  'POST attachments (reserve)',
+  'DELETE old attachment',
+  'PUT attachment (connector)',
+  'POST os-complete',
+];
 // (The BDM is repointed to the reserved attachment, a DB write, between the reserve and the DELETE.)
 
 // The cell DB writes of a refresh, in order, and which occurrence of each is the refresh's.
@@ -82,12 +109,16 @@ const cases: Case[] = [
   {
     name: 'rabbitmq connection closed before publish',
     at: 'rpc_remove_volume_connection (publish)',
-    inject: () => ({ amqp: { clientFramer: framers.amqpClient, onClientFrame: (f) => (amqpMethod(f) === 'basic.publish' ? 'cut' : 'pass') } }),
+    inject: () => ({
+      amqp: { clientFramer: framers.amqpClient, onClientFrame: (f) => (amqpMethod(f) === 'basic.publish' ? 'cut' : 'pass') },
+    }),
   },
   {
     name: 'rabbitmq connection closed after the compute consumed, before the reply',
     at: 'rpc_remove_volume_connection (reply)',
-    inject: () => ({ amqp: { serverFramer: framers.amqpServer, onServerFrame: (f) => (amqpMethod(f) === 'basic.deliver' ? 'cut' : 'pass') } }),
+    inject: () => ({
+      amqp: { serverFramer: framers.amqpServer, onServerFrame: (f) => (amqpMethod(f) === 'basic.deliver' ? 'cut' : 'pass') },
+    }),
   },
   {
     name: `nova-compute SIGSTOP past rpc_timeout (${RPC_TIMEOUT} s), then SIGCONT`,
@@ -133,7 +164,10 @@ const cases: Case[] = [
     name: 'cell DB lock wait timeout at repoint_bdm (BDM row held)',
     at: 'repoint_bdm',
     inject: async (c) => {
-      await c.holdRowLock("SELECT id FROM block_device_mapping WHERE instance_uuid = ? AND destination_type = 'volume' AND deleted = 0 FOR UPDATE", [c.twin.instance_uuid]);
+      await c.holdRowLock(
+        "SELECT id FROM block_device_mapping WHERE instance_uuid = ? AND destination_type = 'volume' AND deleted = 0 FOR UPDATE",
+        [c.twin.instance_uuid],
+      );
       return { cellDb: cellDbHook(() => 'pass') };
     },
   },
@@ -144,7 +178,11 @@ const cases: Case[] = [
       let seen = 0;
       return {
         cellDb: cellDbHook(async (q): Promise<'pass'> => {
-          if (DB_WRITES.saveBdm.test(q) && ++seen === 2) await c.holdRowLock("SELECT id FROM block_device_mapping WHERE instance_uuid = ? AND destination_type = 'volume' AND deleted = 0 FOR UPDATE", [c.twin.instance_uuid]);
+          if (DB_WRITES.saveBdm.test(q) && ++seen === 2)
+            await c.holdRowLock(
+              "SELECT id FROM block_device_mapping WHERE instance_uuid = ? AND destination_type = 'volume' AND deleted = 0 FOR UPDATE",
+              [c.twin.instance_uuid],
+            );
           return 'pass';
         }),
       };
@@ -157,7 +195,8 @@ const cases: Case[] = [
       let seen = 0;
       return {
         cellDb: cellDbHook(async (q): Promise<'pass'> => {
-          if (DB_WRITES.unlock.test(q) && ++seen === 1) await c.holdRowLock('SELECT id FROM instances WHERE uuid = ? FOR UPDATE', [c.twin.instance_uuid]);
+          if (DB_WRITES.unlock.test(q) && ++seen === 1)
+            await c.holdRowLock('SELECT id FROM instances WHERE uuid = ? FOR UPDATE', [c.twin.instance_uuid]);
           return 'pass';
         }),
       };
@@ -190,7 +229,9 @@ describe('fault matrix: single refresh on the real lab (issue 14 item 1)', { ski
     await locks?.release();
     await rig?.stop();
     if (rows.length) {
-      process.stdout.write(`\nfault matrix (single refresh, v3 BDM; rpc_timeout ${RPC_TIMEOUT} s, Cinder timeout ${HTTP_TIMEOUT} s, lock wait ${LOCK_WAIT} s):\n${faultTable(rows)}\n`);
+      process.stdout.write(
+        `\nfault matrix (single refresh, v3 BDM; rpc_timeout ${RPC_TIMEOUT} s, Cinder timeout ${HTTP_TIMEOUT} s, lock wait ${LOCK_WAIT} s):\n${faultTable(rows)}\n`,
+      );
     }
   });
 
@@ -246,7 +287,9 @@ describe('fault matrix: single refresh on the real lab (issue 14 item 1)', { ski
       const seconds = ((Date.now() - t0) / 1000).toFixed(1);
       const r1 = first.result;
       const msg = oneLine(r1);
-      row.first = r1.failed ? `failed at ${String((r1.steps as Array<{ step: string; ok: boolean }> | undefined)?.find((s) => !s.ok)?.step ?? (typeof r1.remains === 'string' ? 'the lock' : 'a read before the lock: nothing written'))}` : `ok (${r1.changed ? 'changed' : 'unchanged'}${r1.warnings ? ', warning' : ''})`;
+      row.first = r1.failed
+        ? `failed at ${String((r1.steps as Array<{ step: string; ok: boolean }> | undefined)?.find((s) => !s.ok)?.step ?? (typeof r1.remains === 'string' ? 'the lock' : 'a read before the lock: nothing written'))}`
+        : `ok (${r1.changed ? 'changed' : 'unchanged'}${r1.warnings ? ', warning' : ''})`;
       row.failSeconds = r1.failed ? `${seconds} s` : '-';
       const interim = await snapshot(twin);
       const dangling = danglingBdmProblems(interim);
@@ -256,12 +299,12 @@ describe('fault matrix: single refresh on the real lab (issue 14 item 1)', { ski
       row.interim = dangling.length
         ? `DANGLING: ${dangling.join('; ')}`
         : interimIssues.length
-        ? `INCONSISTENT: ${interimIssues.join('; ')}`
-        : interim.nova.instance?.locked
-          ? 'locked by the refresh (next run recovers)'
-          : reported.length
-            ? `unlocked, clean-up failed (reported): ${reported.join('; ')}`
-            : 'unlocked, BDM consistent';
+          ? `INCONSISTENT: ${interimIssues.join('; ')}`
+          : interim.nova.instance?.locked
+            ? 'locked by the refresh (next run recovers)'
+            : reported.length
+              ? `unlocked, clean-up failed (reported): ${reported.join('; ')}`
+              : 'unlocked, BDM consistent';
       process.stdout.write(`# ${fault.name}: first run ${seconds} s: ${msg}\n`);
 
       // Run the same refresh again: it must converge.

@@ -9,7 +9,9 @@ import { cephMon, comparable, getConnectorJson, novaManage, outcomeOf, runOurs, 
 // NOVA_BDM_INTEROP=1.
 
 const enabled = process.env.NOVA_BDM_INTEROP === '1' || process.env.npm_lifecycle_event === 'test:interop';
-const SKIP = enabled ? false : 'interop tier: run `npm run test:interop` (or set NOVA_BDM_INTEROP=1); needs root, brings up real OpenStack services';
+const SKIP = enabled
+  ? false
+  : 'interop tier: run `npm run test:interop` (or set NOVA_BDM_INTEROP=1); needs root, brings up real OpenStack services';
 const FLEET = 10;
 
 describe('fleet refresh of 10 stale rbd BDMs against the real nova-manage (lab)', { skip: SKIP, timeout: 1_800_000 }, () => {
@@ -53,7 +55,11 @@ describe('fleet refresh of 10 stale rbd BDMs against the real nova-manage (lab)'
     const t1 = Date.now();
     const nm = novaManage(['volume_attachment', 'refresh', twin.instance_uuid, twin.volume_id, connectorPath]);
     const novaManageMs = Date.now() - t1;
-    assert.equal(nm.status, 0, `real nova-manage refresh failed (exit ${nm.status}):\n${nm.stdout}\n${nm.stderr.split('\n').slice(-15).join('\n')}`);
+    assert.equal(
+      nm.status,
+      0,
+      `real nova-manage refresh failed (exit ${nm.status}):\n${nm.stdout}\n${nm.stderr.split('\n').slice(-15).join('\n')}`,
+    );
 
     const theirs = await outcomeOf(twin);
     assert.equal(theirs.attachments.length, 1);

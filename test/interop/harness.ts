@@ -194,7 +194,11 @@ export async function seed(
   if (r.status !== 0) throw new Error(`seed.py ${args.slice(1).join(' ')} failed (exit ${r.status}):\n${tail(r.stderr)}`);
   const rows = JSON.parse(r.stdout) as Array<Seeded & Record<string, unknown>>;
   // CHAP passwords and keyrings of the seeded connection_info: shown only on reveal_secrets
-  registerSecrets(rows.flatMap((x) => connectionInfoSecrets(x.connection_info)), 'data', 'lab');
+  registerSecrets(
+    rows.flatMap((x) => connectionInfoSecrets(x.connection_info)),
+    'data',
+    'lab',
+  );
   return rows.map((x) => ({
     instance_uuid: x.instance_uuid,
     volume_id: x.volume_id,
@@ -224,7 +228,11 @@ function connectionInfoSecrets(info: unknown): string[] {
  * `host: 'compute2'` adds compute2's config (host compute2, the libvirt driver), as an operator
  * runs it on that compute.
  */
-export function novaManage(args: string[], timeoutMs = 240_000, host: 'compute1' | 'compute2' = 'compute1'): { status: number; stdout: string; stderr: string } {
+export function novaManage(
+  args: string[],
+  timeoutMs = 240_000,
+  host: 'compute1' | 'compute2' = 'compute1',
+): { status: number; stdout: string; stderr: string } {
   const r = spawnSync(env().novaManage, args, {
     encoding: 'utf8',
     timeout: timeoutMs,
@@ -244,7 +252,8 @@ export function getConnectorJson(host: 'compute1' | 'compute2' = 'compute1'): st
   const known = connectorPaths.get(host);
   if (known && existsSync(known)) return known;
   const r = novaManage(['volume_attachment', 'get_connector', '--json'], 240_000, host);
-  if (r.status !== 0) throw new Error(`nova-manage volume_attachment get_connector --json (${host}) failed (${r.status}): ${r.stdout}\n${tail(r.stderr)}`);
+  if (r.status !== 0)
+    throw new Error(`nova-manage volume_attachment get_connector --json (${host}) failed (${r.status}): ${r.stdout}\n${tail(r.stderr)}`);
   const text = r.stdout.trim();
   JSON.parse(text); // must be one JSON object, nothing else on stdout
   const dir = join(env().dir, 'state', 'connectors');
@@ -257,7 +266,14 @@ export function getConnectorJson(host: 'compute1' | 'compute2' = 'compute1'): st
 
 async function withDb<T>(database: string, fn: (c: mysql.Connection) => Promise<T>): Promise<T> {
   const e = env();
-  const c = await mysql.createConnection({ host: '127.0.0.1', port: 3306, user: e.dbUser, password: e.dbPassword, database, dateStrings: true });
+  const c = await mysql.createConnection({
+    host: '127.0.0.1',
+    port: 3306,
+    user: e.dbUser,
+    password: e.dbPassword,
+    database,
+    dateStrings: true,
+  });
   try {
     return await fn(c);
   } finally {
@@ -275,7 +291,12 @@ export interface NovaRows {
   system_metadata: Array<{ key: string; value: string | null }>;
   /** Soft-deleted system_metadata rows (deleted != 0), as (key, value). */
   system_metadata_deleted: Array<{ key: string; value: string | null }>;
-  block_device_mapping: Array<{ volume_id: string | null; device_name: string | null; attachment_id: string | null; connection_info: unknown }>;
+  block_device_mapping: Array<{
+    volume_id: string | null;
+    device_name: string | null;
+    attachment_id: string | null;
+    connection_info: unknown;
+  }>;
   instance_actions: Array<{
     action: string;
     request_id: string;
@@ -303,18 +324,37 @@ export async function dumpNovaRows(instanceUuid: string): Promise<NovaRows> {
       'SELECT `key`, value, deleted FROM instance_system_metadata WHERE instance_uuid = ? ORDER BY `key`, id',
       [instanceUuid],
     );
-    const bdms = await rows<{ volume_id: string | null; device_name: string | null; attachment_id: string | null; connection_info: string | null }>(
+    const bdms = await rows<{
+      volume_id: string | null;
+      device_name: string | null;
+      attachment_id: string | null;
+      connection_info: string | null;
+    }>(
       c,
       "SELECT volume_id, device_name, attachment_id, connection_info FROM block_device_mapping WHERE instance_uuid = ? AND deleted = 0 AND destination_type = 'volume' ORDER BY id",
       [instanceUuid],
     );
-    const actions = await rows<{ id: number; action: string; request_id: string; start_time: string | null; finish_time: string | null; message: string | null }>(
+    const actions = await rows<{
+      id: number;
+      action: string;
+      request_id: string;
+      start_time: string | null;
+      finish_time: string | null;
+      message: string | null;
+    }>(
       c,
       'SELECT id, action, request_id, start_time, finish_time, message FROM instance_actions WHERE instance_uuid = ? AND deleted = 0 ORDER BY id',
       [instanceUuid],
     );
     const events = actions.length
-      ? await rows<{ action_id: number; event: string; result: string | null; host: string | null; start_time: string | null; finish_time: string | null }>(
+      ? await rows<{
+          action_id: number;
+          event: string;
+          result: string | null;
+          host: string | null;
+          start_time: string | null;
+          finish_time: string | null;
+        }>(
           c,
           `SELECT action_id, event, result, host, start_time, finish_time FROM instance_actions_events WHERE action_id IN (${actions.map(() => '?').join(',')}) AND deleted = 0 ORDER BY id`,
           actions.map((a) => a.id),
@@ -322,7 +362,9 @@ export async function dumpNovaRows(instanceUuid: string): Promise<NovaRows> {
       : [];
     const first = inst[0];
     return {
-      instance: first ? { locked: Boolean(first.locked), locked_by: first.locked_by, vm_state: first.vm_state, task_state: first.task_state } : null,
+      instance: first
+        ? { locked: Boolean(first.locked), locked_by: first.locked_by, vm_state: first.vm_state, task_state: first.task_state }
+        : null,
       system_metadata: meta.filter((m) => m.deleted === 0).map(({ key, value }) => ({ key, value })),
       system_metadata_deleted: meta.filter((m) => m.deleted !== 0).map(({ key, value }) => ({ key, value })),
       block_device_mapping: bdms.map((b) => ({
@@ -339,7 +381,13 @@ export async function dumpNovaRows(instanceUuid: string): Promise<NovaRows> {
         message: a.message,
         events: events
           .filter((ev) => ev.action_id === a.id)
-          .map((ev) => ({ event: ev.event, result: ev.result, host: ev.host, start_time: ev.start_time !== null, finish_time: ev.finish_time !== null })),
+          .map((ev) => ({
+            event: ev.event,
+            result: ev.result,
+            host: ev.host,
+            start_time: ev.start_time !== null,
+            finish_time: ev.finish_time !== null,
+          })),
       })),
     };
   });
@@ -357,10 +405,18 @@ export interface RefreshTraces {
 
 export async function refreshTraces(twin: Seeded): Promise<RefreshTraces> {
   const attachments = await withDb(env().databases.cinder, (c) =>
-    rows<{ id: string; deleted: number | null; attach_status: string | null }>(c, 'SELECT id, deleted, attach_status FROM volume_attachment WHERE volume_id = ? ORDER BY created_at, id', [twin.volume_id]),
+    rows<{ id: string; deleted: number | null; attach_status: string | null }>(
+      c,
+      'SELECT id, deleted, attach_status FROM volume_attachment WHERE volume_id = ? ORDER BY created_at, id',
+      [twin.volume_id],
+    ),
   );
   const actions = await withDb(env().databases.nova, (c) =>
-    rows<{ action: string; n: number }>(c, 'SELECT action, COUNT(*) AS n FROM instance_actions WHERE instance_uuid = ? AND deleted = 0 GROUP BY action', [twin.instance_uuid]),
+    rows<{ action: string; n: number }>(
+      c,
+      'SELECT action, COUNT(*) AS n FROM instance_actions WHERE instance_uuid = ? AND deleted = 0 GROUP BY action',
+      [twin.instance_uuid],
+    ),
   );
   return {
     attachments: attachments.map((a) => ({ id: a.id, deleted: Boolean(a.deleted), attach_status: a.attach_status })),
@@ -394,7 +450,11 @@ export async function keystoneToken(user = 'admin', project = user === 'admin' ?
   });
   if (res.status !== 201) throw new Error(`Keystone token for ${key}: HTTP ${res.status} ${await res.text()}`);
   const body = (await res.json()) as { token: { project: { id: string }; expires_at: string } };
-  const token = { token: res.headers.get('x-subject-token') ?? '', projectId: body.token.project.id, expires: Date.parse(body.token.expires_at) };
+  const token = {
+    token: res.headers.get('x-subject-token') ?? '',
+    projectId: body.token.project.id,
+    expires: Date.parse(body.token.expires_at),
+  };
   tokens.set(key, token);
   return token;
 }
@@ -406,10 +466,18 @@ export async function cinderApi(
   options: { user?: string; project?: string; microversion?: string; serviceToken?: boolean; body?: unknown } = {},
 ): Promise<{ status: number; body: unknown }> {
   const t = await keystoneToken(options.user ?? 'admin', options.project);
-  const headers: Record<string, string> = { Accept: 'application/json', 'X-Auth-Token': t.token, 'OpenStack-API-Version': `volume ${options.microversion ?? '3.44'}` };
+  const headers: Record<string, string> = {
+    Accept: 'application/json',
+    'X-Auth-Token': t.token,
+    'OpenStack-API-Version': `volume ${options.microversion ?? '3.44'}`,
+  };
   if (options.serviceToken) headers['X-Service-Token'] = (await keystoneToken('nova', 'service')).token;
   if (options.body !== undefined) headers['Content-Type'] = 'application/json';
-  const res = await fetch(`${env().cinderUrl}/${t.projectId}${path}`, { method, headers, body: options.body === undefined ? undefined : JSON.stringify(options.body) });
+  const res = await fetch(`${env().cinderUrl}/${t.projectId}${path}`, {
+    method,
+    headers,
+    body: options.body === undefined ? undefined : JSON.stringify(options.body),
+  });
   const text = await res.text();
   let body: unknown = text;
   try {
@@ -433,7 +501,10 @@ export interface CinderAttachment {
  * again on our side, so the answer does not depend on Cinder honouring the query filter.
  */
 export async function cinderAttachments(volumeId: string): Promise<CinderAttachment[]> {
-  const r = await cinderApi('GET', `/attachments/detail?${new URLSearchParams({ volume_id: volumeId, all_tenants: '1', sort: 'created_at:asc' })}`);
+  const r = await cinderApi(
+    'GET',
+    `/attachments/detail?${new URLSearchParams({ volume_id: volumeId, all_tenants: '1', sort: 'created_at:asc' })}`,
+  );
   if (r.status !== 200) throw new Error(`Cinder GET /attachments/detail: HTTP ${r.status} ${JSON.stringify(r.body)}`);
   const list = ((r.body as { attachments?: Array<Record<string, unknown>> }).attachments ?? []).filter((a) => a.volume_id === volumeId);
   return list.map((a) => ({
@@ -457,7 +528,9 @@ export async function cinderVolume(volumeId: string): Promise<{ status: string; 
 
 /** The lab's (only) Ceph monitor: its id and loopback address (ceph/mon.current, kept across down/up). */
 export function cephMon(): { id: string; addr: string } {
-  const [id, addr] = readFileSync(join(env().dir, 'ceph', 'mon.current'), 'utf8').trim().split(/\s+/);
+  const [id, addr] = readFileSync(join(env().dir, 'ceph', 'mon.current'), 'utf8')
+    .trim()
+    .split(/\s+/);
   if (!id || !addr) throw new Error('ceph/mon.current is empty: is the lab up with OPENSTACK_LAB_CEPH=1?');
   return { id, addr };
 }
@@ -465,7 +538,10 @@ export function cephMon(): { id: string; addr: string } {
 /** tools/ceph_move_mon.sh NEWIP: add a mon at NEWIP, wait for the quorum, remove the old one. */
 export async function moveMon(newIp: string): Promise<{ ms: number; output: string }> {
   const t0 = Date.now();
-  const r = await runAsync('bash', [join(LAB_SRC, 'tools', 'ceph_move_mon.sh'), newIp], { timeoutMs: 300_000, env: { ...process.env, OPENSTACK_LAB_DIR: env().dir } });
+  const r = await runAsync('bash', [join(LAB_SRC, 'tools', 'ceph_move_mon.sh'), newIp], {
+    timeoutMs: 300_000,
+    env: { ...process.env, OPENSTACK_LAB_DIR: env().dir },
+  });
   if (r.status !== 0) throw new Error(`ceph_move_mon.sh ${newIp} failed (exit ${r.status}):\n${tail(`${r.stdout}\n${r.stderr}`)}`);
   return { ms: Date.now() - t0, output: r.stdout };
 }
@@ -528,7 +604,9 @@ export function hardReboot(instanceUuid: string, timeoutS = 120): Promise<PowerR
  * and /proc must show that process as this domain's guest (a pid file can outlive a crash).
  */
 export async function qemuPid(instanceUuid: string): Promise<number | null> {
-  const found = await withDb(env().databases.nova, (c) => rows<{ id: number }>(c, 'SELECT id FROM instances WHERE uuid = ? AND deleted = 0', [instanceUuid]));
+  const found = await withDb(env().databases.nova, (c) =>
+    rows<{ id: number }>(c, 'SELECT id FROM instances WHERE uuid = ? AND deleted = 0', [instanceUuid]),
+  );
   if (!found[0]) throw new Error(`qemuPid: no instance ${instanceUuid} in cell1`);
   const domain = `instance-${found[0].id.toString(16).padStart(8, '0')}`;
   let pid: number;
@@ -547,7 +625,13 @@ export async function cinderAttachment(id: string): Promise<CinderAttachment> {
   const r = await cinderApi('GET', `/attachments/${id}`);
   if (r.status !== 200) throw new Error(`Cinder GET /attachments/${id}: HTTP ${r.status} ${JSON.stringify(r.body)}`);
   const a = (r.body as { attachment: Record<string, unknown> }).attachment;
-  return { id: String(a.id), status: String(a.status), attach_mode: String(a.attach_mode), instance: (a.instance as string | null) ?? null, connection_info: a.connection_info ?? null };
+  return {
+    id: String(a.id),
+    status: String(a.status),
+    attach_mode: String(a.attach_mode),
+    instance: (a.instance as string | null) ?? null,
+    connection_info: a.connection_info ?? null,
+  };
 }
 
 // ---------------------------------------------------------------- comparing twins
@@ -572,8 +656,14 @@ export interface Outcome {
 
 export async function outcomeOf(twin: Seeded): Promise<Outcome> {
   const volume = await cinderVolume(twin.volume_id);
-  const hosts = volume.attachments.map((a) => [a.attachment_id, a.host_name, a.device]).sort((x, y) => String(x[0]).localeCompare(String(y[0])));
-  return { nova: await dumpNovaRows(twin.instance_uuid), attachments: await cinderAttachments(twin.volume_id), volume: { status: volume.status, hosts } };
+  const hosts = volume.attachments
+    .map((a) => [a.attachment_id, a.host_name, a.device])
+    .sort((x, y) => String(x[0]).localeCompare(String(y[0])));
+  return {
+    nova: await dumpNovaRows(twin.instance_uuid),
+    attachments: await cinderAttachments(twin.volume_id),
+    volume: { status: volume.status, hosts },
+  };
 }
 
 /** The outcome with ids replaced by roles and request ids by "<request id>": equal for twins treated alike. */
@@ -591,11 +681,16 @@ export function comparable(twin: Seeded, o: Outcome, attachments: CinderAttachme
   });
   const nova = {
     ...o.nova,
-    instance_actions: o.nova.instance_actions.map((a) => ({ ...a, request_id: /^req-[0-9a-f-]{36}$/.test(a.request_id) ? '<request id>' : a.request_id })),
+    instance_actions: o.nova.instance_actions.map((a) => ({
+      ...a,
+      request_id: /^req-[0-9a-f-]{36}$/.test(a.request_id) ? '<request id>' : a.request_id,
+    })),
   };
   const volume = { status: o.volume.status, hosts: o.volume.hosts.filter((h) => attachments.some((a) => a.id === h[0])) };
   // rbd volume names embed the volume id (volumes/volume-<id>)
-  const named = JSON.parse(JSON.stringify({ nova, attachments, volume }).split(`volume-${twin.volume_id}`).join('volume-<volume>')) as unknown;
+  const named = JSON.parse(
+    JSON.stringify({ nova, attachments, volume }).split(`volume-${twin.volume_id}`).join('volume-<volume>'),
+  ) as unknown;
   return normalize(named, ids);
 }
 
@@ -611,7 +706,9 @@ export async function runOurs<K extends OutcomeKind = OutcomeKind>(
   try {
     result = JSON.parse(r.stdout);
   } catch {
-    throw new Error(`our bundle printed no JSON (exit ${r.status}): stdout ${JSON.stringify(r.stdout.slice(0, 2000))} stderr ${tail(r.stderr)}`);
+    throw new Error(
+      `our bundle printed no JSON (exit ${r.status}): stdout ${JSON.stringify(r.stdout.slice(0, 2000))} stderr ${tail(r.stderr)}`,
+    );
   }
   return { status: r.status, result, stderr: r.stderr };
 }

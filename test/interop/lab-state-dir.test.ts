@@ -11,7 +11,9 @@ import { join, resolve } from 'node:path';
 // its own ports, database prefix and vhost, so it runs beside the tier's main lab.
 
 const enabled = process.env.NOVA_BDM_INTEROP === '1' || process.env.npm_lifecycle_event === 'test:interop';
-const SKIP = enabled ? false : 'interop tier: run `npm run test:interop` (or set NOVA_BDM_INTEROP=1); needs root, brings up real OpenStack services';
+const SKIP = enabled
+  ? false
+  : 'interop tier: run `npm run test:interop` (or set NOVA_BDM_INTEROP=1); needs root, brings up real OpenStack services';
 
 const LAB = resolve(__dirname, '../../../test/interop/lab');
 const PREFIX = 'nbls_';
@@ -49,7 +51,10 @@ function labDatabases(): string[] {
 function vhosts(): string[] {
   const r = spawnSync('rabbitmqctl', ['-q', 'list_vhosts'], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
-  return r.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+  return r.stdout
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
 }
 
 describe('interop lab: a state dir that does not exist yet', { skip: SKIP }, () => {
@@ -58,7 +63,7 @@ describe('interop lab: a state dir that does not exist yet', { skip: SKIP }, () 
     rmSync(parent, { recursive: true, force: true });
   });
 
-  test("lab_pid_ours knows its process by the environment even when that is larger than a pipe buffer (pipefail, no SIGPIPE)", async () => {
+  test('lab_pid_ours knows its process by the environment even when that is larger than a pipe buffer (pipefail, no SIGPIPE)', async () => {
     // memcached's command line cannot name the state dir: only its environment does. Under npm
     // run test:interop that environment is large, and a grep -q matching early killed its writer.
     const filler = 'y'.repeat(20_000);
@@ -70,7 +75,11 @@ describe('interop lab: a state dir that does not exist yet', { skip: SKIP }, () 
       const lib = join(LAB, 'lib.sh');
       const r = run('bash', ['-c', `set -euo pipefail; . '${lib}'; lab_pid_ours ${child.pid} && echo ours || echo stranger`]);
       assert.equal(r.out.trim(), 'ours', r.err);
-      const other = run('bash', ['-c', `set -euo pipefail; . '${lib}'; lab_pid_ours ${child.pid} && echo ours || echo stranger`], join(parent, 'another-lab'));
+      const other = run(
+        'bash',
+        ['-c', `set -euo pipefail; . '${lib}'; lab_pid_ours ${child.pid} && echo ours || echo stranger`],
+        join(parent, 'another-lab'),
+      );
       assert.equal(other.out.trim(), 'stranger', other.err);
     } finally {
       child.kill();
@@ -117,9 +126,16 @@ describe('interop lab: a state dir that does not exist yet', { skip: SKIP }, () 
 
   test('up.sh brings the lab up in the new state dir; down.sh --purge removes the dir, databases and vhost', () => {
     const up = run('bash', [join(LAB, 'up.sh')], stateDir, 600_000);
-    assert.equal(up.status, 0, `up.sh failed:\n${up.out.split('\n').filter((l) => l.startsWith('[up')).join('\n')}\n${up.err.slice(-4000)}`);
+    assert.equal(
+      up.status,
+      0,
+      `up.sh failed:\n${up.out
+        .split('\n')
+        .filter((l) => l.startsWith('[up'))
+        .join('\n')}\n${up.err.slice(-4000)}`,
+    );
     assert.match(up.out, /lab is up/);
-    assert.ok(existsSync(join(stateDir, '.openstack-lab')), 'the state dir is marked as the lab\'s');
+    assert.ok(existsSync(join(stateDir, '.openstack-lab')), "the state dir is marked as the lab's");
     assert.ok(existsSync(join(stateDir, 'lab.env')));
     assert.equal(labDatabases().length, 6, `databases: ${labDatabases().join(' ')}`);
     assert.ok(vhosts().includes(VHOST));

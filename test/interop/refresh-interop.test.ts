@@ -21,7 +21,9 @@ import {
 // request ids and timestamps aside. Runs under `npm run test:interop`, or with NOVA_BDM_INTEROP=1.
 
 const enabled = process.env.NOVA_BDM_INTEROP === '1' || process.env.npm_lifecycle_event === 'test:interop';
-const SKIP = enabled ? false : 'interop tier: run `npm run test:interop` (or set NOVA_BDM_INTEROP=1); needs root, brings up real OpenStack services';
+const SKIP = enabled
+  ? false
+  : 'interop tier: run `npm run test:interop` (or set NOVA_BDM_INTEROP=1); needs root, brings up real OpenStack services';
 
 function ourArgs(lab: LabEnv, twin: Seeded, connectorPath: string) {
   return {
@@ -39,7 +41,11 @@ function ourArgs(lab: LabEnv, twin: Seeded, connectorPath: string) {
 
 function realRefresh(twin: Seeded, connectorPath: string): void {
   const r = novaManage(['volume_attachment', 'refresh', twin.instance_uuid, twin.volume_id, connectorPath]);
-  assert.equal(r.status, 0, `real nova-manage refresh failed (exit ${r.status}):\n${r.stdout}\n${r.stderr.split('\n').slice(-15).join('\n')}`);
+  assert.equal(
+    r.status,
+    0,
+    `real nova-manage refresh failed (exit ${r.status}):\n${r.stdout}\n${r.stderr.split('\n').slice(-15).join('\n')}`,
+  );
 }
 
 async function ourRefresh(lab: LabEnv, twin: Seeded, connectorPath: string): Promise<Record<string, unknown>> {
@@ -52,7 +58,11 @@ async function ourRefresh(lab: LabEnv, twin: Seeded, connectorPath: string): Pro
 
 /** What a finished refresh leaves in Nova, whoever ran it. */
 function assertRefreshedNovaRows(twin: Seeded, o: Outcome, attachmentId: string): void {
-  assert.deepEqual(o.nova.instance, { locked: false, locked_by: null, vm_state: 'stopped', task_state: null }, 'the instance is unlocked again');
+  assert.deepEqual(
+    o.nova.instance,
+    { locked: false, locked_by: null, vm_state: 'stopped', task_state: null },
+    'the instance is unlocked again',
+  );
   assert.ok(!o.nova.system_metadata.some((m) => m.key === 'locked_reason'), 'no locked_reason left');
   assert.equal(o.nova.block_device_mapping.length, 1);
   const bdm = o.nova.block_device_mapping[0]!;
@@ -60,7 +70,10 @@ function assertRefreshedNovaRows(twin: Seeded, o: Outcome, attachmentId: string)
   assert.notEqual(bdm.attachment_id, twin.attachment_id, 'a new attachment');
   assert.ok(bdm.connection_info && typeof bdm.connection_info === 'object', 'connection_info is set');
   assert.equal((bdm.connection_info as Record<string, unknown>).serial, twin.volume_id);
-  assert.ok(o.nova.instance_actions.some((a) => a.action === 'refresh_volume_attachment'), 'a refresh_volume_attachment action');
+  assert.ok(
+    o.nova.instance_actions.some((a) => a.action === 'refresh_volume_attachment'),
+    'a refresh_volume_attachment action',
+  );
 }
 
 describe('refresh: ours against the real nova-manage 26 (lab)', { skip: SKIP, timeout: 1_800_000 }, () => {
@@ -119,7 +132,11 @@ describe('refresh: ours against the real nova-manage 26 (lab)', { skip: SKIP, ti
     const newTheirs = t.attachments.find((a) => a.id === bdmT);
     assert.ok(keptLegacy, 'nova-manage keeps the legacy attachment');
     assert.ok(newTheirs, "and adds the BDM's new one");
-    assert.deepEqual([keptLegacy.status, keptLegacy.attach_mode, keptLegacy.connection_info], ['attached', 'rw', null], 'the legacy attachment is untouched');
+    assert.deepEqual(
+      [keptLegacy.status, keptLegacy.attach_mode, keptLegacy.connection_info],
+      ['attached', 'rw', null],
+      'the legacy attachment is untouched',
+    );
     // Cinder 21 quirk: the legacy os-attach left admin metadata readonly='False' (a string), and
     // attachment_create tests it for truth, so every later v3 attachment of the volume is 'ro'.
     assert.deepEqual([newTheirs.status, newTheirs.attach_mode], ['attached', 'ro'], "nova-manage's new attachment (Cinder marks it 'ro')");
@@ -135,7 +152,10 @@ describe('refresh: ours against the real nova-manage 26 (lab)', { skip: SKIP, ti
     // Everything else matches nova-manage: the Nova rows, the volume, and the new attachment
     // itself, attach_mode aside (checked last, below).
     const sansMode = (list: CinderAttachment[]) => list.map((a) => ({ ...a, attach_mode: '<checked below>' }));
-    assert.deepEqual(comparable(mine, m, sansMode(m.attachments)), comparable(theirs, t, sansMode(t.attachments.filter((a) => a.id === bdmT))));
+    assert.deepEqual(
+      comparable(mine, m, sansMode(m.attachments)),
+      comparable(theirs, t, sansMode(t.attachments.filter((a) => a.id === bdmT))),
+    );
 
     // The guest gets read-write: access_mode in the stored connection_info comes from the
     // volume's attached_mode ('rw'). Cinder's own attach_mode is what Cinder assigns (it forces

@@ -35,8 +35,24 @@ export interface ReceivedCall {
  * the compute RPC version of each nova-compute service version.
  */
 export const COMPUTE_RPC_OF_SERVICE_VERSION: Record<number, string> = {
-  56: '6.0', 57: '6.0', 58: '6.0', 59: '6.0', 60: '6.0', 61: '6.0', 62: '6.0', 63: '6.0', 64: '6.1', 65: '6.1', 66: '6.2', 67: '6.3',
-  68: '6.4', 69: '6.4', 70: '6.4', 71: '6.5', 72: '6.5', 73: '6.5',
+  56: '6.0',
+  57: '6.0',
+  58: '6.0',
+  59: '6.0',
+  60: '6.0',
+  61: '6.0',
+  62: '6.0',
+  63: '6.0',
+  64: '6.1',
+  65: '6.1',
+  66: '6.2',
+  67: '6.3',
+  68: '6.4',
+  69: '6.4',
+  70: '6.4',
+  71: '6.5',
+  72: '6.5',
+  73: '6.5',
 };
 /**
  * "Version 71: Compute RPC v6.5: Add 2nd RPC server for compute service" (commit d5ffb58a8d):
@@ -128,21 +144,37 @@ export class FakeCompute {
     this.calls.push(call);
     const reply = (body: Record<string, unknown>) => {
       try {
-        this.channel.publish('', String(inner._reply_q), Buffer.from(JSON.stringify({ 'oslo.version': '2.0', 'oslo.message': JSON.stringify({ ...body, _msg_id: inner._msg_id, _unique_id: crypto.randomUUID().replace(/-/g, '') }) })), {
-        contentType: 'application/json',
-        contentEncoding: 'utf-8',
-        deliveryMode: 2,
-        priority: 0,
-        headers: {},
-        mandatory: true,
-      });
+        this.channel.publish(
+          '',
+          String(inner._reply_q),
+          Buffer.from(
+            JSON.stringify({
+              'oslo.version': '2.0',
+              'oslo.message': JSON.stringify({ ...body, _msg_id: inner._msg_id, _unique_id: crypto.randomUUID().replace(/-/g, '') }),
+            }),
+          ),
+          {
+            contentType: 'application/json',
+            contentEncoding: 'utf-8',
+            deliveryMode: 2,
+            priority: 0,
+            headers: {},
+            mandatory: true,
+          },
+        );
       } catch {
         // stopped meanwhile: a dead compute sends nothing
       }
     };
-    const b: ComputeBehaviour = this.maxVersion && newerVersion(String(inner.version), this.maxVersion)
-      ? { kind: 'fail', cls: 'UnsupportedVersion', module: 'oslo_messaging.rpc.dispatcher', message: `Endpoint does not support RPC version ${inner.version}. Attempted method: ${inner.method}` }
-      : this.behaviour;
+    const b: ComputeBehaviour =
+      this.maxVersion && newerVersion(String(inner.version), this.maxVersion)
+        ? {
+            kind: 'fail',
+            cls: 'UnsupportedVersion',
+            module: 'oslo_messaging.rpc.dispatcher',
+            message: `Endpoint does not support RPC version ${inner.version}. Attempted method: ${inner.method}`,
+          }
+        : this.behaviour;
     if (b.kind === 'silent') {
       await this.onCall?.(call);
       return;
@@ -171,7 +203,14 @@ export class FakeCompute {
     if (b.kind === 'fail') {
       reply({
         result: null,
-        failure: JSON.stringify({ class: b.cls, module: b.module, message: b.message, tb: ['Traceback (most recent call last):\n', `${b.module}.${b.cls}: ${b.message}\n`], args: [b.message], kwargs: { code: 500 } }),
+        failure: JSON.stringify({
+          class: b.cls,
+          module: b.module,
+          message: b.message,
+          tb: ['Traceback (most recent call last):\n', `${b.module}.${b.cls}: ${b.message}\n`],
+          args: [b.message],
+          kwargs: { code: 500 },
+        }),
         ending: true,
       });
       return;

@@ -107,7 +107,11 @@ export class FakeOpenStack {
    * attachment_deletion_allowed asks it; undefined = the volume is not attached in Nova.
    * Default: Nova maps the volume to the attachment being deleted.
    */
-  novaAttachmentId: (instanceUuid: string, volumeId: string, attachmentId: string) => Promise<string | undefined> | string | undefined = (_i, _v, a) => a;
+  novaAttachmentId: (instanceUuid: string, volumeId: string, attachmentId: string) => Promise<string | undefined> | string | undefined = (
+    _i,
+    _v,
+    a,
+  ) => a;
   /** Runs before every request is handled (e.g. to expire the tokens after the n-th call). */
   onRequest?: (method: string, path: string) => void;
   /** Awaited before every request is handled (e.g. to check Nova's rows while the client waits). */
@@ -163,7 +167,13 @@ export class FakeOpenStack {
 
   /** How many tokens Keystone issued to `user`. */
   tokensIssued(user: string): number {
-    return this.log.filter((r) => r.method === 'POST' && r.path.endsWith('/auth/tokens') && r.status === 201 && (r.body as any)?.auth?.identity?.password?.user?.name === user).length;
+    return this.log.filter(
+      (r) =>
+        r.method === 'POST' &&
+        r.path.endsWith('/auth/tokens') &&
+        r.status === 201 &&
+        (r.body as any)?.auth?.identity?.password?.user?.name === user,
+    ).length;
   }
 
   tokenUser(token: string | undefined): string | undefined {
@@ -171,7 +181,16 @@ export class FakeOpenStack {
   }
 
   addVolume(volumeId: string, options: Partial<Omit<FakeVolume, 'id'>> = {}): FakeVolume {
-    const v: FakeVolume = { id: volumeId, project_id: VOLUME_PROJECT, status: 'available', multiattach: false, admin_metadata: {}, cacheable_spec: '', encrypted: false, ...options };
+    const v: FakeVolume = {
+      id: volumeId,
+      project_id: VOLUME_PROJECT,
+      status: 'available',
+      multiattach: false,
+      admin_metadata: {},
+      cacheable_spec: '',
+      encrypted: false,
+      ...options,
+    };
     this.volumes.set(volumeId, v);
     return v;
   }
@@ -191,8 +210,18 @@ export class FakeOpenStack {
   ): FakeAttachment {
     const volume = this.volumes.get(volumeId) ?? this.addVolume(volumeId);
     const a: FakeAttachment = {
-      id: randomUUID(), status: 'attached', instance: instanceUuid, volume_id: volumeId, attached_at: now(), detached_at: '',
-      attach_mode: options.mode ?? 'rw', connection_info: null, connector: null, attached_host: null, legacy, created_at: now(),
+      id: randomUUID(),
+      status: 'attached',
+      instance: instanceUuid,
+      volume_id: volumeId,
+      attached_at: now(),
+      detached_at: '',
+      attach_mode: options.mode ?? 'rw',
+      connection_info: null,
+      connector: null,
+      attached_host: null,
+      legacy,
+      created_at: now(),
     };
     if (legacy) {
       volume.admin_metadata.readonly ??= 'False';
@@ -252,7 +281,10 @@ project_domain_name = Default
     data.access_mode = attachedMode ?? (volume.admin_metadata.readonly === 'True' ? 'ro' : 'rw');
     if (data.encrypted === undefined || data.encrypted === null) data.encrypted = volume.encrypted;
     if (volume.cacheable_spec !== undefined) {
-      data.cacheable = data.cacheable !== undefined && data.cacheable !== null ? Boolean(data.cacheable) && volume.cacheable_spec === '<is> True' : volume.cacheable_spec === '<is> True';
+      data.cacheable =
+        data.cacheable !== undefined && data.cacheable !== null
+          ? Boolean(data.cacheable) && volume.cacheable_spec === '<is> True'
+          : volume.cacheable_spec === '<is> True';
     }
     const info: Record<string, unknown> = { ...data, ...top, attachment_id: a.id };
     if (this.release !== 'zed') info.enforce_multipath = a.connector?.enforce_multipath ?? false;
@@ -261,8 +293,14 @@ project_domain_name = Default
 
   private view(a: FakeAttachment) {
     return {
-      id: a.id, status: a.status, instance: a.instance, volume_id: a.volume_id, attached_at: a.attached_at, detached_at: a.detached_at,
-      attach_mode: a.attach_mode, connection_info: a.connection_info,
+      id: a.id,
+      status: a.status,
+      instance: a.instance,
+      volume_id: a.volume_id,
+      attached_at: a.attached_at,
+      detached_at: a.detached_at,
+      attach_mode: a.attach_mode,
+      connection_info: a.connection_info,
     };
   }
 
@@ -273,7 +311,15 @@ project_domain_name = Default
   /** volume_detached: the volume's status from the attachments that remain. */
   private settleVolumeStatus(volume: FakeVolume): void {
     const statuses = this.attachmentsOf(volume.id).map((a) => a.status);
-    volume.status = statuses.includes('attached') ? 'in-use' : statuses.includes('attaching') ? 'attaching' : statuses.includes('detaching') ? 'detaching' : statuses.includes('reserved') ? 'reserved' : 'available';
+    volume.status = statuses.includes('attached')
+      ? 'in-use'
+      : statuses.includes('attaching')
+        ? 'attaching'
+        : statuses.includes('detaching')
+          ? 'detaching'
+          : statuses.includes('reserved')
+            ? 'reserved'
+            : 'available';
   }
 
   /** keystonemiddleware: the user token's validity, and the roles of a valid service token. */
@@ -351,7 +397,15 @@ project_domain_name = Default
         return;
       }
       if (fault.status > 0) {
-        send(fault.status, { [fault.status === 404 ? 'itemNotFound' : fault.status === 409 ? 'conflictingRequest' : fault.status === 400 ? 'badRequest' : 'computeFault']: { code: fault.status, message: `injected ${fault.status}` } });
+        send(fault.status, {
+          [fault.status === 404
+            ? 'itemNotFound'
+            : fault.status === 409
+              ? 'conflictingRequest'
+              : fault.status === 400
+                ? 'badRequest'
+                : 'computeFault']: { code: fault.status, message: `injected ${fault.status}` },
+        });
         return;
       }
     }
@@ -384,8 +438,16 @@ project_domain_name = Default
             is_domain: false,
             roles: roles.map((name, i) => ({ id: `r${i}`, name })),
             catalog: [
-              { type: 'identity', name: 'keystone', endpoints: [{ interface: 'public', region_id: 'RegionOne', region: 'RegionOne', url: `${this.url}/identity` }] },
-              { type: 'volumev3', name: 'cinderv3', endpoints: [{ interface: 'public', region_id: 'RegionOne', region: 'RegionOne', url: `${this.url}/volume/v3/${PROJECT}` }] },
+              {
+                type: 'identity',
+                name: 'keystone',
+                endpoints: [{ interface: 'public', region_id: 'RegionOne', region: 'RegionOne', url: `${this.url}/identity` }],
+              },
+              {
+                type: 'volumev3',
+                name: 'cinderv3',
+                endpoints: [{ interface: 'public', region_id: 'RegionOne', region: 'RegionOne', url: `${this.url}/volume/v3/${PROJECT}` }],
+              },
             ],
           },
         },
@@ -395,7 +457,11 @@ project_domain_name = Default
     }
     // --- Cinder
     if (p === '/volume/' && method === 'GET') {
-      send(300, { versions: [{ id: 'v3.0', status: 'CURRENT', version: '3.70', min_version: '3.0', links: [{ rel: 'self', href: `${this.url}/volume/v3/` }] }] });
+      send(300, {
+        versions: [
+          { id: 'v3.0', status: 'CURRENT', version: '3.70', min_version: '3.0', links: [{ rel: 'self', href: `${this.url}/volume/v3/` }] },
+        ],
+      });
       return;
     }
     const base = `/volume/v3/${PROJECT}`;
@@ -412,7 +478,8 @@ project_domain_name = Default
     const legacyAction = /^\/volumes\/([^/]+)\/action$/.exec(rest);
     if (legacyAction && method === 'POST' && (body as any)?.['os-terminate_connection']) {
       // The legacy flow ends the driver's connection; the attachment records stay as they are.
-      if (!this.volumes.has(legacyAction[1]!)) send(404, { itemNotFound: { code: 404, message: `Volume ${legacyAction[1]} could not be found.` } });
+      if (!this.volumes.has(legacyAction[1]!))
+        send(404, { itemNotFound: { code: 404, message: `Volume ${legacyAction[1]} could not be found.` } });
       else send(202);
       return;
     }
@@ -430,10 +497,20 @@ project_domain_name = Default
       }
       send(200, {
         volume: {
-          id: volume.id, status: volume.status, multiattach: volume.multiattach,
-          attachments: this.attachmentsOf(volume.id).filter((a) => a.status === 'attached').map((a) => ({
-            id: a.volume_id, attachment_id: a.id, volume_id: a.volume_id, server_id: a.instance, host_name: a.attached_host, device: a.connector?.mountpoint ?? null, attached_at: a.attached_at,
-          })),
+          id: volume.id,
+          status: volume.status,
+          multiattach: volume.multiattach,
+          attachments: this.attachmentsOf(volume.id)
+            .filter((a) => a.status === 'attached')
+            .map((a) => ({
+              id: a.volume_id,
+              attachment_id: a.id,
+              volume_id: a.volume_id,
+              server_id: a.instance,
+              host_name: a.attached_host,
+              device: a.connector?.mountpoint ?? null,
+              attached_at: a.attached_at,
+            })),
         },
       });
       return;
@@ -489,7 +566,9 @@ project_domain_name = Default
     if (method === 'PUT') {
       const connector = (body as any)?.attachment?.connector;
       if (!connector || typeof connector !== 'object' || Array.isArray(connector) || Object.keys(connector).length === 0) {
-        send(400, { badRequest: { code: 400, message: "Invalid input for field/attribute connector. Value: None. None is not of type 'object'" } });
+        send(400, {
+          badRequest: { code: 400, message: "Invalid input for field/attribute connector. Value: None. None is not of type 'object'" },
+        });
         return;
       }
       const stale = this.view(att); // the API's object was loaded before the volume service updated the row
@@ -505,10 +584,19 @@ project_domain_name = Default
   }
 
   /** api.attachment_create: reserve (conditional on the volume status), maybe connect, then the mode. */
-  private async createAttachment(body: { attachment?: Record<string, unknown> }, minor: number, send: (s: number, p?: unknown) => void): Promise<void> {
+  private async createAttachment(
+    body: { attachment?: Record<string, unknown> },
+    minor: number,
+    send: (s: number, p?: unknown) => void,
+  ): Promise<void> {
     const a = body?.attachment;
     if (!a || typeof a.volume_uuid !== 'string' || (a.mode !== undefined && minor < 54)) {
-      send(400, { badRequest: { code: 400, message: "Invalid input for field/attribute attachment. Additional properties are not allowed ('mode' was unexpected)" } });
+      send(400, {
+        badRequest: {
+          code: 400,
+          message: "Invalid input for field/attribute attachment. Additional properties are not allowed ('mode' was unexpected)",
+        },
+      });
       return;
     }
     const volume = this.volumes.get(a.volume_uuid);
@@ -517,23 +605,46 @@ project_domain_name = Default
       return;
     }
     if (volume.status.includes('error')) {
-      send(400, { badRequest: { code: 400, message: `Invalid volume: Volume attachments can not be created if the volume is in an error state. The Volume ${volume.id} currently has a status of: ${volume.status} ` } });
+      send(400, {
+        badRequest: {
+          code: 400,
+          message: `Invalid volume: Volume attachments can not be created if the volume is in an error state. The Volume ${volume.id} currently has a status of: ${volume.status} `,
+        },
+      });
       return;
     }
     const instance = (a.instance_uuid as string | null | undefined) ?? null;
     const expected = volume.multiattach ? ['available', 'in-use', 'downloading'] : ['available', 'downloading'];
     if (expected.includes(volume.status)) volume.status = 'reserved';
     else {
-      const sameInstance = instance !== null && ['in-use', 'reserved'].includes(volume.status) && this.attachmentsOf(volume.id).some((x) => x.instance === instance);
+      const sameInstance =
+        instance !== null &&
+        ['in-use', 'reserved'].includes(volume.status) &&
+        this.attachmentsOf(volume.id).some((x) => x.instance === instance);
       if (!sameInstance) {
         const statuses = expected.length === 2 ? 'available or downloading' : 'available, in-use or downloading';
-        send(400, { badRequest: { code: 400, message: `Invalid volume: Volume ${volume.id} status must be ${statuses} to reserve, but the current status is ${volume.status}.` } });
+        send(400, {
+          badRequest: {
+            code: 400,
+            message: `Invalid volume: Volume ${volume.id} status must be ${statuses} to reserve, but the current status is ${volume.status}.`,
+          },
+        });
         return;
       }
     }
     const att: FakeAttachment = {
-      id: randomUUID(), status: 'reserved', instance, volume_id: volume.id, attached_at: '', detached_at: '',
-      attach_mode: 'null', connection_info: {}, connector: null, attached_host: null, legacy: false, created_at: now(),
+      id: randomUUID(),
+      status: 'reserved',
+      instance,
+      volume_id: volume.id,
+      attached_at: '',
+      detached_at: '',
+      attach_mode: 'null',
+      connection_info: {},
+      connector: null,
+      attached_host: null,
+      legacy: false,
+      created_at: now(),
     };
     this.attachments.set(att.id, att);
     if (a.connector && typeof a.connector === 'object') {
@@ -554,10 +665,20 @@ project_domain_name = Default
    * service directly (cinder/volume/api.py), which is how a second attachment of the same
    * instance on an in-use volume gets connected.
    */
-  private connect(volume: FakeVolume, att: FakeAttachment, connectorIn: Record<string, unknown>, via: 'update' | 'create' = 'update'): string | undefined {
+  private connect(
+    volume: FakeVolume,
+    att: FakeAttachment,
+    connectorIn: Record<string, unknown>,
+    via: 'update' | 'create' = 'update',
+  ): string | undefined {
     if (volume.status.includes('error')) return `Volume attachments can not be updated if the volume is in an error state`;
     const others = this.attachmentsOf(volume.id);
-    if (via === 'update' && others.length > 1 && !volume.multiattach && others.some((x) => x.connection_info && Object.keys(x.connection_info).length > 0)) {
+    if (
+      via === 'update' &&
+      others.length > 1 &&
+      !volume.multiattach &&
+      others.some((x) => x.connection_info && Object.keys(x.connection_info).length > 0)
+    ) {
       return `Invalid volume: duplicate connectors detected on volume ${volume.id}`;
     }
     const connector = { ...connectorIn };
@@ -567,7 +688,16 @@ project_domain_name = Default
       connector.mode = mode;
     }
     att.connector = connector;
-    const backend = this.backends.get(volume.id) ?? { driver_volume_type: 'iscsi', data: { target_discovered: false, target_portal: '192.0.2.99:3260', target_iqn: `iqn.2010-10.org.openstack:volume-${volume.id}`, target_lun: 0, volume_id: volume.id } };
+    const backend = this.backends.get(volume.id) ?? {
+      driver_volume_type: 'iscsi',
+      data: {
+        target_discovered: false,
+        target_portal: '192.0.2.99:3260',
+        target_iqn: `iqn.2010-10.org.openstack:volume-${volume.id}`,
+        target_lun: 0,
+        volume_id: volume.id,
+      },
+    };
     att.connection_info = this.connectionInfo(volume, att, JSON.parse(JSON.stringify(backend)));
     // volume_attached(mark_attached=False)
     att.status = 'attaching';
@@ -583,7 +713,9 @@ project_domain_name = Default
     const q = Object.fromEntries(params.entries());
     const limit = q.limit === undefined ? OSAPI_MAX_LIMIT : Number(q.limit);
     if (!Number.isInteger(limit) || limit < 0) {
-      send(400, { badRequest: { code: 400, message: Number.isInteger(limit) ? 'limit param must be positive' : 'limit param must be an integer' } });
+      send(400, {
+        badRequest: { code: 400, message: Number.isInteger(limit) ? 'limit param must be positive' : 'limit param must be an integer' },
+      });
       return;
     }
     const { marker, sort: _s, sort_key: _k, sort_dir: _d, offset: offsetText, limit: _l, ...filters } = q;
@@ -597,7 +729,12 @@ project_domain_name = Default
       delete filters.instance_id;
     }
     const column: Record<string, (a: FakeAttachment) => unknown> = {
-      id: (a) => a.id, volume_id: (a) => a.volume_id, instance_uuid: (a) => a.instance, attach_status: (a) => a.status, attach_mode: (a) => a.attach_mode, attached_host: (a) => a.attached_host,
+      id: (a) => a.id,
+      volume_id: (a) => a.volume_id,
+      instance_uuid: (a) => a.instance,
+      attach_status: (a) => a.status,
+      attach_mode: (a) => a.attach_mode,
+      attached_host: (a) => a.attached_host,
     };
     // A filter that is not a column of volume_attachment (e.g. `status`) matches nothing.
     if (Object.keys(filters).some((k) => !(k in column))) {
@@ -634,7 +771,9 @@ project_domain_name = Default
       send(400, { badRequest: { code: 400, message: 'limit param must be an integer' } });
       return;
     }
-    let list = [...this.volumes.values()].filter((v) => (admin && 'all_tenants' in q) || v.project_id === PROJECT).sort((x, y) => (x.id < y.id ? 1 : -1));
+    let list = [...this.volumes.values()]
+      .filter((v) => (admin && 'all_tenants' in q) || v.project_id === PROJECT)
+      .sort((x, y) => (x.id < y.id ? 1 : -1));
     // with_count (3.45, SUPPORT_COUNT_INFO): the number of volumes the filters match, before paging.
     const count = minor >= 45 && ['true', '1', 'yes'].includes(String(q.with_count).toLowerCase()) ? list.length : undefined;
     if (q.marker !== undefined) {
@@ -649,11 +788,20 @@ project_domain_name = Default
     const pageLimit = Math.min(limit, OSAPI_MAX_LIMIT);
     list = list.slice(offset, offset + pageLimit);
     const attached = new Map<string, FakeAttachment[]>();
-    for (const a of this.attachments.values()) if (a.status === 'attached') attached.set(a.volume_id, [...(attached.get(a.volume_id) ?? []), a]);
+    for (const a of this.attachments.values())
+      if (a.status === 'attached') attached.set(a.volume_id, [...(attached.get(a.volume_id) ?? []), a]);
     const volumes = list.map((v) => ({
-      id: v.id, status: v.status, multiattach: v.multiattach,
+      id: v.id,
+      status: v.status,
+      multiattach: v.multiattach,
       attachments: (attached.get(v.id) ?? []).map((a) => ({
-        id: a.volume_id, attachment_id: a.id, volume_id: a.volume_id, server_id: a.instance, host_name: admin ? a.attached_host : null, device: a.connector?.mountpoint ?? null, attached_at: a.attached_at,
+        id: a.volume_id,
+        attachment_id: a.id,
+        volume_id: a.volume_id,
+        server_id: a.instance,
+        host_name: admin ? a.attached_host : null,
+        device: a.connector?.mountpoint ?? null,
+        attached_at: a.attached_at,
       })),
     }));
     const body: Record<string, unknown> = { volumes, ...(count !== undefined ? { count } : {}) };

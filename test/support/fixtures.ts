@@ -55,7 +55,15 @@ export class Fixtures {
     const db = <T>(database: string) =>
       new Kysely<T>({
         dialect: new MysqlDialect({
-          pool: createPool({ host: '127.0.0.1', user: 'root', password: '', database, connectionLimit: 2, timezone: 'Z', dateStrings: true }),
+          pool: createPool({
+            host: '127.0.0.1',
+            user: 'root',
+            password: '',
+            database,
+            connectionLimit: 2,
+            timezone: 'Z',
+            dateStrings: true,
+          }),
         }),
       });
     this.api = db<ApiDatabase>(this.env.databases.api);
@@ -76,7 +84,14 @@ export class Fixtures {
     if (mapped) {
       await this.api
         .insertInto('instance_mappings')
-        .values({ created_at: new Date(), instance_uuid: uuid, cell_id: cellRow.id, project_id: 'demo-project', queued_for_delete: 0, user_id: 'demo-user' })
+        .values({
+          created_at: new Date(),
+          instance_uuid: uuid,
+          cell_id: cellRow.id,
+          project_id: 'demo-project',
+          queued_for_delete: 0,
+          user_id: 'demo-user',
+        })
         .execute();
     }
     await this.cells[cell]

@@ -73,7 +73,13 @@ export class FleetEnv {
   async danglingBdms(instances: Array<{ instanceUuid: string; cell: CellName }>): Promise<string[]> {
     const out: string[] = [];
     for (const cell of ['cell1', 'cell2'] as const) {
-      out.push(...(await danglingBdms(this.fx.cell(cell), this.cloud, instances.filter((i) => i.cell === cell).map((i) => i.instanceUuid))));
+      out.push(
+        ...(await danglingBdms(
+          this.fx.cell(cell),
+          this.cloud,
+          instances.filter((i) => i.cell === cell).map((i) => i.instanceUuid),
+        )),
+      );
     }
     return out;
   }
@@ -96,26 +102,52 @@ export class FleetEnv {
     const service = await db
       .insertInto('services')
       .values({
-        created_at: new Date(), updated_at: new Date(), host, binary: 'nova-compute', topic: 'compute', report_count: 1, disabled: 0, deleted: 0,
-        forced_down: 0, version: 64, uuid: randomUUID(),
+        created_at: new Date(),
+        updated_at: new Date(),
+        host,
+        binary: 'nova-compute',
+        topic: 'compute',
+        report_count: 1,
+        disabled: 0,
+        deleted: 0,
+        forced_down: 0,
+        version: 64,
+        uuid: randomUUID(),
       })
       .executeTakeFirstOrThrow();
     await db
       .insertInto('compute_nodes')
       .values({
-        created_at: new Date(), service_id: Number(service.insertId), vcpus: 4, memory_mb: 8192, local_gb: 100, vcpus_used: 0, memory_mb_used: 0,
-        local_gb_used: 0, hypervisor_type: 'QEMU', hypervisor_version: 7002000, cpu_info: '{}', hypervisor_hostname: `${host}.example.org`, host, deleted: 0,
+        created_at: new Date(),
+        service_id: Number(service.insertId),
+        vcpus: 4,
+        memory_mb: 8192,
+        local_gb: 100,
+        vcpus_used: 0,
+        memory_mb_used: 0,
+        local_gb_used: 0,
+        hypervisor_type: 'QEMU',
+        hypervisor_version: 7002000,
+        cpu_info: '{}',
+        hypervisor_hostname: `${host}.example.org`,
+        host,
+        deleted: 0,
         uuid: randomUUID(),
       })
       .execute();
   }
 
   /** An instance on `host` with one rbd BDM per entry of `fresh` (true: already on the new monitors). */
-  async seedInstance(host: string, fresh: boolean[], instance: Record<string, unknown> = {}): Promise<{ instanceUuid: string; bdms: SeededBdm[] }> {
+  async seedInstance(
+    host: string,
+    fresh: boolean[],
+    instance: Record<string, unknown> = {},
+  ): Promise<{ instanceUuid: string; bdms: SeededBdm[] }> {
     const { cell } = this.hosts.get(host) ?? { cell: 'cell1' as CellName };
     const instanceUuid = await this.fx.seedInstance(cell, { host, node: `${host}.example.org`, ...instance });
     const bdms: SeededBdm[] = [];
-    for (const [i, isFresh] of fresh.entries()) bdms.push(await this.attachVolume(instanceUuid, host, { fresh: isFresh, deviceName: `/dev/vd${String.fromCharCode(98 + i)}` }));
+    for (const [i, isFresh] of fresh.entries())
+      bdms.push(await this.attachVolume(instanceUuid, host, { fresh: isFresh, deviceName: `/dev/vd${String.fromCharCode(98 + i)}` }));
     return { instanceUuid, bdms };
   }
 
@@ -123,16 +155,31 @@ export class FleetEnv {
    * One rbd volume attached to the instance (in Cinder and as its BDM): a new volume, or
    * `volumeId` attached once more (an instance's BDM of another instance's volume).
    */
-  async attachVolume(instanceUuid: string, host: string, options: { fresh?: boolean; deviceName: string; volumeId?: string }): Promise<SeededBdm> {
+  async attachVolume(
+    instanceUuid: string,
+    host: string,
+    options: { fresh?: boolean; deviceName: string; volumeId?: string },
+  ): Promise<SeededBdm> {
     const { cell } = this.hosts.get(host) ?? { cell: 'cell1' as CellName };
     const volumeId = options.volumeId ?? randomUUID();
     // What the volume driver returns (without the keys Cinder and Nova add), old or new monitors.
-    const { qos_specs: _q, access_mode: _a, encrypted: _e, ...base } = { ...RBD_CONNECTION_INFO.data, name: `volumes/volume-${volumeId}`, volume_id: volumeId };
+    const {
+      qos_specs: _q,
+      access_mode: _a,
+      encrypted: _e,
+      ...base
+    } = { ...RBD_CONNECTION_INFO.data, name: `volumes/volume-${volumeId}`, volume_id: volumeId };
     const backend = { ...base, hosts: NEW_MONITORS, keyring: 'AQBnewkeyringsecret==' };
     // A volume attached to a second instance is a multiattach volume, as Cinder would insist.
     if (options.volumeId) this.cloud.volumes.get(volumeId)!.multiattach = true;
     else this.cloud.addVolume(volumeId, {});
-    const att = this.cloud.addAttachedVolume(volumeId, instanceUuid, { driver_volume_type: 'rbd', data: options.fresh ? backend : base }, false, host);
+    const att = this.cloud.addAttachedVolume(
+      volumeId,
+      instanceUuid,
+      { driver_volume_type: 'rbd', data: options.fresh ? backend : base },
+      false,
+      host,
+    );
     this.cloud.backends.set(volumeId, { driver_volume_type: 'rbd', data: backend });
     const seeded = await this.fx.seedBdm(cell, instanceUuid, {
       volume_id: volumeId,
@@ -178,10 +225,20 @@ export class FleetEnv {
     const out: unknown[] = [];
     for (const i of instances) {
       const db = this.fx.cell(i.cell);
-      const actions = await db.selectFrom('instance_actions').selectAll().where('instance_uuid', '=', i.instanceUuid).orderBy('id').execute();
+      const actions = await db
+        .selectFrom('instance_actions')
+        .selectAll()
+        .where('instance_uuid', '=', i.instanceUuid)
+        .orderBy('id')
+        .execute();
       out.push({
         instance: await db.selectFrom('instances').selectAll().where('uuid', '=', i.instanceUuid).executeTakeFirst(),
-        sysmeta: await db.selectFrom('instance_system_metadata').selectAll().where('instance_uuid', '=', i.instanceUuid).orderBy('id').execute(),
+        sysmeta: await db
+          .selectFrom('instance_system_metadata')
+          .selectAll()
+          .where('instance_uuid', '=', i.instanceUuid)
+          .orderBy('id')
+          .execute(),
         bdms: await db.selectFrom('block_device_mapping').selectAll().where('instance_uuid', '=', i.instanceUuid).orderBy('id').execute(),
         actions,
       });

@@ -19,7 +19,10 @@ function ensureDebianPackages(): void {
   console.log('[prepare] installing python3-nova and ansible-core (Debian) ...');
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   execFileSync('apt-get', ['update', '-q'], { stdio: 'inherit', env });
-  execFileSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', 'python3-nova', 'python3-pymysql', 'ansible-core'], { stdio: 'inherit', env });
+  execFileSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', 'python3-nova', 'python3-pymysql', 'ansible-core'], {
+    stdio: 'inherit',
+    env,
+  });
 }
 
 function novaManage(conf: string, ...args: string[]): void {
@@ -54,7 +57,8 @@ async function main(): Promise<void> {
   // run stand-in computes there.
   const vhost = `${PREFIX}cell2`;
   const added = spawnSync('rabbitmqctl', ['-q', 'add_vhost', vhost], { encoding: 'utf8' });
-  if (added.status !== 0 && !/already exists/.test(`${added.stdout}${added.stderr}`)) throw new Error(`rabbitmqctl add_vhost ${vhost} failed: ${added.stderr}`);
+  if (added.status !== 0 && !/already exists/.test(`${added.stdout}${added.stderr}`))
+    throw new Error(`rabbitmqctl add_vhost ${vhost} failed: ${added.stderr}`);
   execFileSync('rabbitmqctl', ['-q', 'set_permissions', '-p', vhost, 'guest', '.*', '.*', '.*']);
 
   const base = `mysql+pymysql://${encodeURIComponent(DB_USER)}:${encodeURIComponent(DB_PASSWORD)}@127.0.0.1:3306`;
@@ -79,16 +83,39 @@ connection = ${url(cellDb)}
   novaManage(confPath, 'cell_v2', 'map_cell0', '--database_connection', url(databases.cell0));
   // cell1 as a template filled from [database] connection / transport_url, as deployment tools do.
   novaManage(
-    confPath, 'cell_v2', 'create_cell', '--name', 'cell1',
-    '--database_connection', `{scheme}://{username}:{password}@{hostname}:{port}/${databases.cell1}?{query}`,
-    '--transport-url', 'rabbit://{username}:{password}@{hostname}:{port}/',
+    confPath,
+    'cell_v2',
+    'create_cell',
+    '--name',
+    'cell1',
+    '--database_connection',
+    `{scheme}://{username}:{password}@{hostname}:{port}/${databases.cell1}?{query}`,
+    '--transport-url',
+    'rabbit://{username}:{password}@{hostname}:{port}/',
   );
-  novaManage(confPath, 'cell_v2', 'create_cell', '--name', 'cell2', '--database_connection', url(databases.cell2), '--transport-url', `${transportUrl}${PREFIX}cell2`);
+  novaManage(
+    confPath,
+    'cell_v2',
+    'create_cell',
+    '--name',
+    'cell2',
+    '--database_connection',
+    url(databases.cell2),
+    '--transport-url',
+    `${transportUrl}${PREFIX}cell2`,
+  );
   novaManage(confPath, 'db', 'sync');
   novaManage(cell2ConfPath, 'db', 'sync', '--local_cell');
 
-  const cellRows = execFileSync('mysql', ['-uroot', '-N', '-e', `SELECT name, uuid FROM ${databases.api}.cell_mappings`], { encoding: 'utf8' });
-  const cells = Object.fromEntries(cellRows.trim().split('\n').map((l) => l.split('\t') as [string, string]));
+  const cellRows = execFileSync('mysql', ['-uroot', '-N', '-e', `SELECT name, uuid FROM ${databases.api}.cell_mappings`], {
+    encoding: 'utf8',
+  });
+  const cells = Object.fromEntries(
+    cellRows
+      .trim()
+      .split('\n')
+      .map((l) => l.split('\t') as [string, string]),
+  );
   const env: NovaTestEnv = {
     confPath,
     dbUser: DB_USER,

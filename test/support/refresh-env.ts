@@ -30,12 +30,27 @@ export const CONNECTOR = {
 export function novaInfoFromCinder(a: FakeAttachment, volumeId: string): Record<string, unknown> {
   const { attachment_id: _id, driver_volume_type, ...data } = a.connection_info as Record<string, unknown>;
   void _id;
-  if (driver_volume_type === 'iscsi') data.device_path = `/dev/disk/by-path/ip-${String(data.target_portal)}-iscsi-${String(data.target_iqn)}-lun-${String(data.target_lun)}`;
-  return { driver_volume_type, data, status: 'reserved', instance: a.instance, attached_at: '', detached_at: '', volume_id: volumeId, serial: volumeId };
+  if (driver_volume_type === 'iscsi')
+    data.device_path = `/dev/disk/by-path/ip-${String(data.target_portal)}-iscsi-${String(data.target_iqn)}-lun-${String(data.target_lun)}`;
+  return {
+    driver_volume_type,
+    data,
+    status: 'reserved',
+    instance: a.instance,
+    attached_at: '',
+    detached_at: '',
+    volume_id: volumeId,
+    serial: volumeId,
+  };
 }
 
 /** What Nova stored for a legacy (cinder v2) attach: os-initialize_connection's answer, the serial and the connector. */
-function legacyNovaInfo(driverInfo: { driver_volume_type: string; data: Record<string, unknown> }, volumeId: string, connector: Record<string, unknown>, readonly?: boolean) {
+function legacyNovaInfo(
+  driverInfo: { driver_volume_type: string; data: Record<string, unknown> },
+  volumeId: string,
+  connector: Record<string, unknown>,
+  readonly?: boolean,
+) {
   return {
     driver_volume_type: driverInfo.driver_volume_type,
     data: { ...driverInfo.data, qos_specs: null, access_mode: readonly ? 'ro' : 'rw', encrypted: false, cacheable: false },
@@ -66,14 +81,27 @@ export class RefreshEnv {
     writeFileSync(env.extraConf, `[DEFAULT]\nhost = ${CONTROLLER_HOST}\n${env.cloud.nova_conf_sections()}`);
     // Cinder asks Nova which attachment the volume has (attachment_deletion_allowed): the BDM's.
     env.cloud.novaAttachmentId = async (instanceUuid, volumeId) => {
-      const row = await env.fx.cell('cell1').selectFrom('block_device_mapping').select('attachment_id')
-        .where('instance_uuid', '=', instanceUuid).where('volume_id', '=', volumeId).where('deleted', '=', 0).executeTakeFirst();
+      const row = await env.fx
+        .cell('cell1')
+        .selectFrom('block_device_mapping')
+        .select('attachment_id')
+        .where('instance_uuid', '=', instanceUuid)
+        .where('volume_id', '=', volumeId)
+        .where('deleted', '=', 0)
+        .executeTakeFirst();
       return row?.attachment_id ?? undefined;
     };
     await env.seedComputeService();
     // Like nova-compute's report_state: keep the service row fresh.
     env.heartbeat = setInterval(() => {
-      void env.fx.cell('cell1').updateTable('services').set({ updated_at: new Date() }).where('host', '=', env.host).where('forced_down', '=', 0).where('updated_at', '>', new Date(Date.now() - 120_000).toISOString().slice(0, 19).replace('T', ' ')).execute();
+      void env.fx
+        .cell('cell1')
+        .updateTable('services')
+        .set({ updated_at: new Date() })
+        .where('host', '=', env.host)
+        .where('forced_down', '=', 0)
+        .where('updated_at', '>', new Date(Date.now() - 120_000).toISOString().slice(0, 19).replace('T', ' '))
+        .execute();
     }, 10_000);
     return env;
   }
@@ -82,23 +110,47 @@ export class RefreshEnv {
     return { ...CONNECTOR, host: this.host };
   }
 
-  async seedComputeService(overrides: { updated_at?: Date; forced_down?: number; hypervisor_type?: string } = {}, host = this.host): Promise<void> {
+  async seedComputeService(
+    overrides: { updated_at?: Date; forced_down?: number; hypervisor_type?: string } = {},
+    host = this.host,
+  ): Promise<void> {
     const db = this.fx.cell('cell1');
     await db.deleteFrom('services').where('host', '=', host).execute();
     await db.deleteFrom('compute_nodes').where('host', '=', host).execute();
     const service = await db
       .insertInto('services')
       .values({
-        created_at: new Date(), updated_at: overrides.updated_at ?? new Date(), host, binary: 'nova-compute', topic: 'compute',
-        report_count: 1, disabled: 0, deleted: 0, forced_down: overrides.forced_down ?? 0, version: 64, uuid: randomUUID(),
+        created_at: new Date(),
+        updated_at: overrides.updated_at ?? new Date(),
+        host,
+        binary: 'nova-compute',
+        topic: 'compute',
+        report_count: 1,
+        disabled: 0,
+        deleted: 0,
+        forced_down: overrides.forced_down ?? 0,
+        version: 64,
+        uuid: randomUUID(),
       })
       .executeTakeFirstOrThrow();
     await db
       .insertInto('compute_nodes')
       .values({
-        created_at: new Date(), service_id: Number(service.insertId), vcpus: 4, memory_mb: 8192, local_gb: 100, vcpus_used: 0,
-        memory_mb_used: 0, local_gb_used: 0, hypervisor_type: overrides.hypervisor_type ?? 'QEMU', hypervisor_version: 7002000,
-        cpu_info: '{}', hypervisor_hostname: `${host}.example.org`, host, deleted: 0, uuid: randomUUID(),
+        created_at: new Date(),
+        service_id: Number(service.insertId),
+        vcpus: 4,
+        memory_mb: 8192,
+        local_gb: 100,
+        vcpus_used: 0,
+        memory_mb_used: 0,
+        local_gb_used: 0,
+        hypervisor_type: overrides.hypervisor_type ?? 'QEMU',
+        hypervisor_version: 7002000,
+        cpu_info: '{}',
+        hypervisor_hostname: `${host}.example.org`,
+        host,
+        deleted: 0,
+        uuid: randomUUID(),
       })
       .execute();
   }
@@ -124,18 +176,31 @@ export class RefreshEnv {
       deviceName?: string;
     } = {},
   ) {
-    const instanceUuid = options.instanceUuid ?? (await this.fx.seedInstance('cell1', { host: this.host, node: `${this.host}.example.org`, ...options.instance }));
+    const instanceUuid =
+      options.instanceUuid ??
+      (await this.fx.seedInstance('cell1', { host: this.host, node: `${this.host}.example.org`, ...options.instance }));
     const volumeId = randomUUID();
     const template = options.oldInfo ?? options.template ?? RBD_CONNECTION_INFO;
-    const filled = JSON.parse(JSON.stringify(template).replaceAll('"X"', JSON.stringify(volumeId)).replaceAll('volume-X', `volume-${volumeId}`)) as { driver_volume_type: string; data: Record<string, unknown> };
+    const filled = JSON.parse(
+      JSON.stringify(template).replaceAll('"X"', JSON.stringify(volumeId)).replaceAll('volume-X', `volume-${volumeId}`),
+    ) as { driver_volume_type: string; data: Record<string, unknown> };
     // What the volume driver itself returns: without the keys Cinder and Nova add.
     const driverData = { ...filled.data };
     for (const k of ['qos_specs', 'access_mode', 'encrypted', 'cacheable', 'multipath_id', 'device_path']) delete driverData[k];
     const driverInfo = { driver_volume_type: filled.driver_volume_type, data: driverData };
-    this.cloud.addVolume(volumeId, { multiattach: options.multiattach ?? false, admin_metadata: options.readonly ? { readonly: 'True' } : {} });
+    this.cloud.addVolume(volumeId, {
+      multiattach: options.multiattach ?? false,
+      admin_metadata: options.readonly ? { readonly: 'True' } : {},
+    });
     const host = String(options.instance?.host ?? this.host);
-    const cinderOld = this.cloud.addAttachedVolume(volumeId, instanceUuid, driverInfo, options.legacy, host, { mode: options.readonly ? 'ro' : 'rw' });
-    const oldInfo = options.oldInfo ? filled : options.legacy ? legacyNovaInfo(driverInfo, volumeId, this.connector, options.readonly) : novaInfoFromCinder(cinderOld, volumeId);
+    const cinderOld = this.cloud.addAttachedVolume(volumeId, instanceUuid, driverInfo, options.legacy, host, {
+      mode: options.readonly ? 'ro' : 'rw',
+    });
+    const oldInfo = options.oldInfo
+      ? filled
+      : options.legacy
+        ? legacyNovaInfo(driverInfo, volumeId, this.connector, options.readonly)
+        : novaInfoFromCinder(cinderOld, volumeId);
     const bdm = await this.fx.seedBdm('cell1', instanceUuid, {
       volume_id: volumeId,
       attachment_id: options.legacy ? null : cinderOld.id,
@@ -144,7 +209,10 @@ export class RefreshEnv {
     });
     this.cloud.backends.set(volumeId, {
       driver_volume_type: filled.driver_volume_type,
-      data: filled.driver_volume_type === 'rbd' ? { ...driverData, hosts: NEW_MONITORS, ports: ['6789', '6789', '6789'], keyring: 'AQBnewkeyringsecret==' } : driverData,
+      data:
+        filled.driver_volume_type === 'rbd'
+          ? { ...driverData, hosts: NEW_MONITORS, ports: ['6789', '6789', '6789'], keyring: 'AQBnewkeyringsecret==' }
+          : driverData,
     });
     return { instanceUuid, volumeId, bdm, oldAttachmentId: cinderOld.id, oldInfo };
   }
@@ -182,11 +250,25 @@ export class RefreshEnv {
     const actions = await db.selectFrom('instance_actions').selectAll().where('instance_uuid', '=', instanceUuid).orderBy('id').execute();
     return {
       instance: await db.selectFrom('instances').selectAll().where('uuid', '=', instanceUuid).executeTakeFirst(),
-      sysmeta: await db.selectFrom('instance_system_metadata').selectAll().where('instance_uuid', '=', instanceUuid).orderBy('id').execute(),
+      sysmeta: await db
+        .selectFrom('instance_system_metadata')
+        .selectAll()
+        .where('instance_uuid', '=', instanceUuid)
+        .orderBy('id')
+        .execute(),
       bdms: await db.selectFrom('block_device_mapping').selectAll().where('instance_uuid', '=', instanceUuid).orderBy('id').execute(),
       actions,
       events: actions.length
-        ? await db.selectFrom('instance_actions_events').selectAll().where('action_id', 'in', actions.map((a) => a.id)).orderBy('id').execute()
+        ? await db
+            .selectFrom('instance_actions_events')
+            .selectAll()
+            .where(
+              'action_id',
+              'in',
+              actions.map((a) => a.id),
+            )
+            .orderBy('id')
+            .execute()
         : [],
     };
   }

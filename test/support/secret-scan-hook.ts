@@ -60,19 +60,32 @@ function recordBundle(): void {
 function recordExecute(): void {
   // Wrapped when a test first loads src/entry/run (compiled: dist/src/entry/run.js), whoever loads it.
   const target = join(__dirname, '..', '..', 'src', 'entry', 'run.js');
-  const loader = Module as unknown as { _load: (request: string, parent: unknown, isMain: boolean) => unknown; _resolveFilename: (request: string, parent: unknown) => string };
+  const loader = Module as unknown as {
+    _load: (request: string, parent: unknown, isMain: boolean) => unknown;
+    _resolveFilename: (request: string, parent: unknown) => string;
+  };
   const originalLoad = loader._load;
   let wrapped = false;
   loader._load = function (this: unknown, request: string, parent: unknown, isMain: boolean) {
-    const exported = originalLoad.call(this, request, parent, isMain) as { execute?: (raw: unknown) => Promise<{ result: Record<string, unknown> }> };
-    if (!wrapped && /(^|[\\/])run(\.js)?$/.test(request) && typeof exported?.execute === 'function' && loader._resolveFilename(request, parent) === target) {
+    const exported = originalLoad.call(this, request, parent, isMain) as {
+      execute?: (raw: unknown) => Promise<{ result: Record<string, unknown> }>;
+    };
+    if (
+      !wrapped &&
+      /(^|[\\/])run(\.js)?$/.test(request) &&
+      typeof exported?.execute === 'function' &&
+      loader._resolveFilename(request, parent) === target
+    ) {
       wrapped = true;
       const execute = exported.execute;
       exported.execute = async (raw: unknown) => {
         const outcome = await execute(raw);
         const revealed = asksToReveal(raw);
         recordOutput('execute', outcome.result, { revealed });
-        for (const [key, what] of [['report_path', 'report file'], ['metrics_path', 'metrics file']] as const) {
+        for (const [key, what] of [
+          ['report_path', 'report file'],
+          ['metrics_path', 'metrics file'],
+        ] as const) {
           const path = outcome.result?.[key];
           if (typeof path !== 'string') continue;
           try {

@@ -52,21 +52,36 @@ export function isWordSecret(secret: string): boolean {
 
 function passwordPositions(word: string): string[] {
   // no opening quote before password: auth_password and discovery_auth_password count too
-  return [`:${word}@`, `${word}:${word}`, `password=${word}`, `password = ${word}`, `password: ${word}`, `password":"${word}"`, `password": "${word}"`, `password': '${word}'`];
+  return [
+    `:${word}@`,
+    `${word}:${word}`,
+    `password=${word}`,
+    `password = ${word}`,
+    `password: ${word}`,
+    `password":"${word}"`,
+    `password": "${word}"`,
+    `password': '${word}'`,
+  ];
 }
 
 /** A text raw, percent-encoded, JSON-escaped and in base64 (whole, and inside a longer base64 text). */
 function encodings(text: string): string[] {
   const forms = new Set([text, encodeURIComponent(text), JSON.stringify(text).slice(1, -1), Buffer.from(text).toString('base64')]);
   // Inside a longer base64 text the secret starts at one of 3 alignments: its stable middle.
-  for (const prefix of ['', 'x', 'xx']) forms.add(Buffer.from(prefix + text).toString('base64').slice(4, -4));
+  for (const prefix of ['', 'x', 'xx'])
+    forms.add(
+      Buffer.from(prefix + text)
+        .toString('base64')
+        .slice(4, -4),
+    );
   return [...forms];
 }
 
 /** Every form a secret is looked for in (for a word: as a password, see isWordSecret). */
 export function secretForms(secret: string): string[] {
   // A password position (":lab@") is specific however short; a bare form under 6 characters is not.
-  if (isWordSecret(secret)) return [...new Set(passwordPositions(secret).flatMap((p) => encodings(p).filter((f) => f.length >= 6 || f === p)))];
+  if (isWordSecret(secret))
+    return [...new Set(passwordPositions(secret).flatMap((p) => encodings(p).filter((f) => f.length >= 6 || f === p)))];
   return encodings(secret).filter((f) => f.length >= 6);
 }
 
@@ -86,7 +101,12 @@ export function findSecretsIn(text: string, secrets: readonly string[], source =
     for (const form of secretForms(secret)) {
       const at = text.indexOf(form);
       if (at >= 0) {
-        hits.push({ source, secret: secret === RABBIT_PASSWORD ? 'guest (RabbitMQ)' : secret, form, context: text.slice(Math.max(0, at - 60), at + form.length + 20) });
+        hits.push({
+          source,
+          secret: secret === RABBIT_PASSWORD ? 'guest (RabbitMQ)' : secret,
+          form,
+          context: text.slice(Math.max(0, at - 60), at + form.length + 20),
+        });
         break;
       }
     }
@@ -144,13 +164,21 @@ if (require.main === module) {
     // the scan would pass without having looked for them.
     const required = process.argv.filter((a) => a.startsWith('--require=')).map((a) => a.slice('--require='.length));
     const r = scanLog(log);
-    const sources = Object.entries(r.bySource).map(([k, v]) => `${k} ${v}`).join(', ');
-    const registered = Object.entries(r.registeredBy).map(([k, v]) => `${v} from ${k}`).join(', ');
-    console.log(`secret scan: ${r.records} outputs (${(r.bytes / 1e6).toFixed(1)} MB: ${sources}) checked for ${r.secrets} secrets (${registered || 'none registered during the run'}; each raw, percent-encoded, JSON-escaped and base64; a plain-word password where it stands as a password): ${r.hits.length} hits`);
-    for (const h of r.hits.slice(0, 20)) console.log(`  ${h.source}: ${h.secret} as ${JSON.stringify(h.form)} in ...${JSON.stringify(h.context)}...`);
+    const sources = Object.entries(r.bySource)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
+    const registered = Object.entries(r.registeredBy)
+      .map(([k, v]) => `${v} from ${k}`)
+      .join(', ');
+    console.log(
+      `secret scan: ${r.records} outputs (${(r.bytes / 1e6).toFixed(1)} MB: ${sources}) checked for ${r.secrets} secrets (${registered || 'none registered during the run'}; each raw, percent-encoded, JSON-escaped and base64; a plain-word password where it stands as a password): ${r.hits.length} hits`,
+    );
+    for (const h of r.hits.slice(0, 20))
+      console.log(`  ${h.source}: ${h.secret} as ${JSON.stringify(h.form)} in ...${JSON.stringify(h.context)}...`);
     const missing = required.filter((origin) => !r.registeredBy[origin]);
     for (const origin of missing) console.log(`  no secrets of the ${origin} were registered: the scan did not know what to look for`);
-    if (r.records === 0) console.log('  nothing was recorded: was the suite run with the hook (npm test, npm run test:interop, npm run bench)?');
+    if (r.records === 0)
+      console.log('  nothing was recorded: was the suite run with the hook (npm test, npm run test:interop, npm run bench)?');
     process.exitCode = r.hits.length > 0 || r.records === 0 || missing.length > 0 ? 1 : 0;
   }
 }

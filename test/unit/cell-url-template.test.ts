@@ -17,7 +17,10 @@ test('a missing port is the text None, as Python formats it', () => {
 
 test('multi-host transport URLs give indexed fields', () => {
   const url = 'rabbit://u1:p1@h1:5672,u2:p2@h2:5673/vh';
-  assert.equal(formatCellUrl('rabbit://{username1}:{password1}@{hostname1}:{port1},{hostname2}:{port2}/{path}', url), 'rabbit://u1:p1@h1:5672,h2:5673/vh');
+  assert.equal(
+    formatCellUrl('rabbit://{username1}:{password1}@{hostname1}:{port1},{hostname2}:{port2}/{path}', url),
+    'rabbit://u1:p1@h1:5672,h2:5673/vh',
+  );
 });
 
 test('no template, no local URL, or an unknown field: the stored value unchanged', () => {

@@ -7,7 +7,15 @@ import { NovaBdmError } from '../../src/errors';
 // `connectors` as the role fills it from a compute host without Node.js: the text
 // `nova-manage volume_attachment get_connector --json` printed there, checked on the controller.
 
-const CONNECTOR = { platform: 'x86_64', os_type: 'linux', ip: '192.0.2.11', host: 'compute-a', multipath: false, do_local_attach: false, initiator: 'iqn.1993-08.org.debian:01:a' };
+const CONNECTOR = {
+  platform: 'x86_64',
+  os_type: 'linux',
+  ip: '192.0.2.11',
+  host: 'compute-a',
+  multipath: false,
+  do_local_attach: false,
+  initiator: 'iqn.1993-08.org.debian:01:a',
+};
 
 function failureOf(found: unknown): string {
   assert.ok(found instanceof NovaBdmError, `an error, not ${JSON.stringify(found)}`);
@@ -16,7 +24,9 @@ function failureOf(found: unknown): string {
 }
 
 test('a host connector given as get_connector --json text is parsed and used', () => {
-  const lookup = connectorLookup({ connectors: { 'compute-a': `${JSON.stringify(CONNECTOR)}\n`, 'compute-b': { ...CONNECTOR, host: 'compute-b' } } });
+  const lookup = connectorLookup({
+    connectors: { 'compute-a': `${JSON.stringify(CONNECTOR)}\n`, 'compute-b': { ...CONNECTOR, host: 'compute-b' } },
+  });
   assert.deepEqual(lookup('compute-a'), CONNECTOR);
   assert.equal((lookup('compute-b') as { host: string }).host, 'compute-b');
 });
@@ -40,17 +50,29 @@ test('text that is not a valid connector fails the BDMs of its host only, in one
     failureOf(lookup('compute-c')),
     'the connector for compute host compute-c cannot be used: connector is not a valid host connector (missing platform, os_type, multipath); create it on the compute with get_connector',
   );
-  assert.match(failureOf(lookup('compute-d')), /^the connector for compute host compute-d cannot be used: the get_connector output is not JSON \(empty\)/);
-  assert.match(failureOf(lookup('compute-e')), /^the connector for compute host compute-e cannot be used: connector is not a valid host connector \(.*multipath.*boolean.*\)/);
+  assert.match(
+    failureOf(lookup('compute-d')),
+    /^the connector for compute host compute-d cannot be used: the get_connector output is not JSON \(empty\)/,
+  );
+  assert.match(
+    failureOf(lookup('compute-e')),
+    /^the connector for compute host compute-e cannot be used: connector is not a valid host connector \(.*multipath.*boolean.*\)/,
+  );
 });
 
 test('the module takes connectors as objects or strings, and refuses other values in one line', () => {
   const base = { action: 'refresh', hosts: ['compute-a'] };
-  assert.deepEqual(parseModuleInput({ ...base, connectors: { 'compute-a': '{}', 'compute-b': {} } }).args.connectors, { 'compute-a': '{}', 'compute-b': {} });
-  assert.throws(() => parseModuleInput({ ...base, connectors: { 'compute-a': 42 } }), (err: Error) => {
-    assert.equal(err.name, 'BadInput');
-    assert.equal(err.message, 'connectors must map each host to its connector: a dict, or the JSON text get_connector --json printed');
-    assert.ok(!err.message.includes('\n'));
-    return true;
+  assert.deepEqual(parseModuleInput({ ...base, connectors: { 'compute-a': '{}', 'compute-b': {} } }).args.connectors, {
+    'compute-a': '{}',
+    'compute-b': {},
   });
+  assert.throws(
+    () => parseModuleInput({ ...base, connectors: { 'compute-a': 42 } }),
+    (err: Error) => {
+      assert.equal(err.name, 'BadInput');
+      assert.equal(err.message, 'connectors must map each host to its connector: a dict, or the JSON text get_connector --json printed');
+      assert.ok(!err.message.includes('\n'));
+      return true;
+    },
+  );
 });

@@ -13,16 +13,35 @@ const INST = '0c7a3a8e-1111-4c2b-9d3e-5f6a7b8c9d0e';
 
 function attachment(id: string, over: Partial<Attachment> = {}, info: Record<string, unknown> | null = rbd(VOL)): Attachment {
   return {
-    id, status: 'attached', instance: INST, volume_id: VOL, attached_at: '2026-01-01T00:00:00.000000', detached_at: '', attach_mode: 'rw',
-    connection_info: info === null ? null : { ...info, attachment_id: id }, ...over,
+    id,
+    status: 'attached',
+    instance: INST,
+    volume_id: VOL,
+    attached_at: '2026-01-01T00:00:00.000000',
+    detached_at: '',
+    attach_mode: 'rw',
+    connection_info: info === null ? null : { ...info, attachment_id: id },
+    ...over,
   };
 }
 
 function rbd(volumeId: string, hosts = ['192.0.2.1', '192.0.2.2']): Record<string, unknown> {
   return {
-    driver_volume_type: 'rbd', name: `volumes/volume-${volumeId}`, volume_id: volumeId, hosts, ports: ['6789', '6789'],
-    auth_enabled: true, auth_username: 'cinder', secret_type: 'ceph', secret_uuid: 's-1', cluster_name: 'ceph', discard: true,
-    qos_specs: null, access_mode: 'rw', encrypted: false, enforce_multipath: false,
+    driver_volume_type: 'rbd',
+    name: `volumes/volume-${volumeId}`,
+    volume_id: volumeId,
+    hosts,
+    ports: ['6789', '6789'],
+    auth_enabled: true,
+    auth_username: 'cinder',
+    secret_type: 'ceph',
+    secret_uuid: 's-1',
+    cluster_name: 'ceph',
+    discard: true,
+    qos_specs: null,
+    access_mode: 'rw',
+    encrypted: false,
+    enforce_multipath: false,
   };
 }
 
@@ -38,8 +57,13 @@ function nova(info: Record<string, unknown>, extra: Record<string, unknown> = {}
 
 test('every staleness rule reads the same from the compact listing as from the whole attachment', () => {
   const iscsi = (lun: number) => ({
-    driver_volume_type: 'iscsi', target_portal: '192.0.2.50:3260', target_iqn: `iqn.2010-10.org.openstack:volume-${VOL}`, target_lun: lun,
-    auth_method: 'CHAP', auth_password: 'pw', access_mode: 'rw',
+    driver_volume_type: 'iscsi',
+    target_portal: '192.0.2.50:3260',
+    target_iqn: `iqn.2010-10.org.openstack:volume-${VOL}`,
+    target_lun: lun,
+    auth_method: 'CHAP',
+    auth_password: 'pw',
+    access_mode: 'rw',
   });
   type Case = {
     name: string;

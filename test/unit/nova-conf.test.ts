@@ -9,7 +9,10 @@ import { naiveUtcToDate, naiveUtcToIso } from '../../src/naive-utc';
 
 test('later files override earlier ones; comments and continuation lines follow oslo.config', () => {
   const dir = mkdtempSync(join(tmpdir(), 'nbt-conf-'));
-  writeFileSync(join(dir, 'a.conf'), '[DEFAULT]\nhost = a\n# comment\n[api_database]\nconnection = mysql://a@h/api\n[database]\nconnection=mysql://a@h/cell # not a comment\n');
+  writeFileSync(
+    join(dir, 'a.conf'),
+    '[DEFAULT]\nhost = a\n# comment\n[api_database]\nconnection = mysql://a@h/api\n[database]\nconnection=mysql://a@h/cell # not a comment\n',
+  );
   writeFileSync(join(dir, 'b.conf'), '[default]\nhost = b\nmy-ip = 10.0.0.1\n[cinder]\ncatalog_info = volumev3::publicURL\n  continued\n');
   const conf = loadNovaConf([join(dir, 'a.conf'), join(dir, 'missing.conf'), join(dir, 'b.conf')]);
   assert.equal(conf.get('DEFAULT', 'host'), 'b');

@@ -35,7 +35,10 @@ test('masks secret keys at any depth, keeps identifiers of secrets and nulls', (
 test('free text loses URL passwords and every known secret value, as written and percent-encoded; nothing else', () => {
   const s = new TextScrubber();
   s.add('p@ss/w:rd');
-  s.addSecretsOf({ cinder_auth: { password: 'abc', application_credential_name: 'nova', username: 'cinder' }, expect: { data: { keyring: 'AQBkey==' } } });
+  s.addSecretsOf({
+    cinder_auth: { password: 'abc', application_credential_name: 'nova', username: 'cinder' },
+    expect: { data: { keyring: 'AQBkey==' } },
+  });
   const out = s.scrub(
     "url mysql+pymysql://nova:p%40ss%2Fw%3Ard@db/nova failed; auth_password='abc' raw p@ss/w:rd secret_uuid=1234 key AQBkey== user cinder " +
       "Access denied for user 'lab'@'127.0.0.1' (using password: YES) token=notasecret",

@@ -33,7 +33,8 @@ test('IPv6 host in brackets', () => {
 test('other schemes are refused with a message that names the option, never the URL', () => {
   assert.throws(
     () => parseSqlalchemyUrl('postgresql://nova:hunter2@db/nova', '[api_database] connection'),
-    (err: Error) => /\[api_database\] connection uses the "postgresql" scheme; only MySQL\/MariaDB/.test(err.message) && !err.message.includes('hunter2'),
+    (err: Error) =>
+      /\[api_database\] connection uses the "postgresql" scheme; only MySQL\/MariaDB/.test(err.message) && !err.message.includes('hunter2'),
   );
   assert.throws(() => parseSqlalchemyUrl('not a url', 'x'), /not a valid SQLAlchemy database URL/);
   assert.throws(() => parseSqlalchemyUrl('mysql://a:b@h:port/db', 'x'), /invalid port/);

@@ -6,7 +6,10 @@ const stored = { driver_volume_type: 'rbd', data: { hosts: ['a', 'b'], ports: ['
 
 test('Ceph monitors match as host:port pairs in any order; numbers equal their strings', () => {
   assert.equal(expectationMismatch(stored, { data: { hosts: ['b', 'a'], ports: [6790, '6789'] } }), undefined);
-  assert.match(String(expectationMismatch(stored, { data: { hosts: ['a', 'b'], ports: ['6790', '6789'] } })), /^data\.hosts\/ports are a:6789, b:6790, expected a:6790, b:6789$/);
+  assert.match(
+    String(expectationMismatch(stored, { data: { hosts: ['a', 'b'], ports: ['6790', '6789'] } })),
+    /^data\.hosts\/ports are a:6789, b:6790, expected a:6790, b:6789$/,
+  );
   assert.equal(expectationMismatch(stored, { driver_volume_type: 'rbd' }), undefined);
   assert.match(String(expectationMismatch(stored, { driver_volume_type: 'iscsi' })), /^driver_volume_type is "rbd", expected "iscsi"$/);
 });
@@ -20,9 +23,18 @@ test('a secret in expect is compared but never echoed', () => {
 });
 
 test('DB rules: legacy and missing connection_info', () => {
-  assert.deepEqual(dbStaleReasons({ attachment_id: null, connection_info: null }, undefined).map((r) => r.code), ['legacy_attachment', 'connection_info_missing']);
-  assert.deepEqual(dbStaleReasons({ attachment_id: 'x', connection_info: '{}' }, undefined).map((r) => r.detail), ['connection_info is empty']);
-  assert.deepEqual(dbStaleReasons({ attachment_id: 'x', connection_info: '{not json' }, undefined).map((r) => r.detail), ['connection_info is not valid JSON']);
+  assert.deepEqual(
+    dbStaleReasons({ attachment_id: null, connection_info: null }, undefined).map((r) => r.code),
+    ['legacy_attachment', 'connection_info_missing'],
+  );
+  assert.deepEqual(
+    dbStaleReasons({ attachment_id: 'x', connection_info: '{}' }, undefined).map((r) => r.detail),
+    ['connection_info is empty'],
+  );
+  assert.deepEqual(
+    dbStaleReasons({ attachment_id: 'x', connection_info: '{not json' }, undefined).map((r) => r.detail),
+    ['connection_info is not valid JSON'],
+  );
 });
 
 describe('connection_info_differs ignores the keys Cinder and Nova add by themselves', () => {
@@ -34,7 +46,13 @@ describe('connection_info_differs ignores the keys Cinder and Nova add by themse
     connection_info: JSON.stringify({ driver_volume_type: 'iscsi', data, serial: volumeId }),
   });
   const attachment = (connectionInfo: Record<string, unknown>) => ({
-    id: 'att-1', status: 'attached', instance: 'inst-1', volume_id: volumeId, attached_at: '', detached_at: '', attach_mode: 'rw',
+    id: 'att-1',
+    status: 'attached',
+    instance: 'inst-1',
+    volume_id: volumeId,
+    attached_at: '',
+    detached_at: '',
+    attach_mode: 'rw',
     connection_info: { driver_volume_type: 'iscsi', attachment_id: 'att-1', ...connectionInfo },
   });
   const target = { target_portal: '192.0.2.50:3260', target_iqn: 'iqn.x', target_lun: 1, access_mode: 'rw' };
@@ -47,8 +65,16 @@ describe('connection_info_differs ignores the keys Cinder and Nova add by themse
   });
 
   test('a real change next to them still is', () => {
-    const reasons = cinderStaleReasons(bdm({ ...target, device_path: '/dev/sdb' }), attachment({ ...target, target_portal: '192.0.2.51:3260', enforce_multipath: false }), undefined, 'compute1');
-    assert.deepEqual(reasons.map((r) => r.code), ['connection_info_differs']);
+    const reasons = cinderStaleReasons(
+      bdm({ ...target, device_path: '/dev/sdb' }),
+      attachment({ ...target, target_portal: '192.0.2.51:3260', enforce_multipath: false }),
+      undefined,
+      'compute1',
+    );
+    assert.deepEqual(
+      reasons.map((r) => r.code),
+      ['connection_info_differs'],
+    );
     assert.match(reasons[0]!.detail, /at data\.target_portal$/);
     // Keys Cinder has always set from the volume are compared.
     assert.deepEqual(codes({ ...target }, { ...target, access_mode: 'ro' }), ['connection_info_differs']);

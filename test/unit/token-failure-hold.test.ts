@@ -19,17 +19,31 @@ test('a failed authentication is shared for FAILED_AUTH_HOLD_MS, then tried agai
   let now = 1_000_000;
   const source = new TokenSource(
     new OpenStackHttp({ insecure: false, timeoutSeconds: 5, connectRetries: 1 }),
-    { authType: 'v3password', authUrl: `http://127.0.0.1:${port}/v3`, username: 'nova', password: 'pw-not-shown', userDomainName: 'Default', projectName: 'service', projectDomainName: 'Default' },
+    {
+      authType: 'v3password',
+      authUrl: `http://127.0.0.1:${port}/v3`,
+      username: 'nova',
+      password: 'pw-not-shown',
+      userDomainName: 'Default',
+      projectName: 'service',
+      projectDomainName: 'Default',
+    },
     '[cinder]',
     () => now,
   );
   try {
-    const first = await source.get().then(() => undefined, (e: Error) => e);
+    const first = await source.get().then(
+      () => undefined,
+      (e: Error) => e,
+    );
     assert.ok(first instanceof Error);
     assert.equal(connections, 2, 'the first caller: one attempt and its one retry');
     for (let i = 0; i < 20; i++) {
       now += 1000;
-      const again = await source.get().then(() => undefined, (e: Error) => e);
+      const again = await source.get().then(
+        () => undefined,
+        (e: Error) => e,
+      );
       assert.equal(again, first, 'the same error, at once');
     }
     assert.equal(connections, 2, 'no request while the failure is held');

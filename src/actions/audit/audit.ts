@@ -119,7 +119,10 @@ async function auditCells(
   options: AuditOptions,
   report: AuditReportFile | undefined,
 ): Promise<{ result: AuditResult; cells: CellTotals[]; tally: StaleTally }> {
-  const [cells, cinder] = await Promise.all([topology.listCells().then((all) => selectCells(all, options.filters.cells)), options.cinder ? loadAuditCinder(options.cinder) : undefined]);
+  const [cells, cinder] = await Promise.all([
+    topology.listCells().then((all) => selectCells(all, options.filters.cells)),
+    options.cinder ? loadAuditCinder(options.cinder) : undefined,
+  ]);
   const tally = new StaleTally(options.staleLimit ?? STALE_LIMIT);
   let scanned = 0;
   let cellsDone = 0;
@@ -133,7 +136,10 @@ async function auditCells(
       if (scanned % 5000 === 0) progress();
       if (reasons.length === 0) return;
       totals.stale++;
-      const { entry, blocker } = staleEntry(row, cell, reasons, { refuseLocked: options.refuseLocked === true, runningInstances: options.runningInstances });
+      const { entry, blocker } = staleEntry(row, cell, reasons, {
+        refuseLocked: options.refuseLocked === true,
+        runningInstances: options.runningInstances,
+      });
       tally.add(entry, blocker);
       report?.addStale(entry);
     };
@@ -168,7 +174,9 @@ async function auditCells(
     result.failed = true;
     result.msg = `audit incomplete: ${failedCells.map((c) => `${c.name ?? c.uuid}: ${c.error}`).join('; ')} (the other cells were audited)`;
   } else {
-    const shown = tally.truncated ? ` (the first ${tally.kept.length} listed${options.reportPath ? `; all in ${options.reportPath}` : ''})` : '';
+    const shown = tally.truncated
+      ? ` (the first ${tally.kept.length} listed${options.reportPath ? `; all in ${options.reportPath}` : ''})`
+      : '';
     result.msg = `${scanned} volume BDMs audited in ${cells.length} cells: ${tally.total} stale${shown}`;
   }
   return { result, cells: perCell, tally };
@@ -221,7 +229,10 @@ async function scanCell(
       // missing attachments never floods Cinder.
       await lookups.room();
       lookups.add(async () => {
-        const [attachment, host] = await Promise.all([cinder.client.getAttachment(attachmentId), cinder.client.attachedHost(row.volume_id, attachmentId)]);
+        const [attachment, host] = await Promise.all([
+          cinder.client.getAttachment(attachmentId),
+          cinder.client.attachedHost(row.volume_id, attachmentId),
+        ]);
         reasons.push(...cinderStaleReasons(bdm, attachment, host, row.host));
         record(row, reasons);
       });
@@ -242,11 +253,19 @@ function staleEntry(
   reasons: StaleReason[],
   rule: { refuseLocked: boolean; runningInstances?: RunningInstances },
 ): { entry: StaleBdm; blocker: BlockerCode | undefined } {
-  let blocker: { code: BlockerCode; why: string } | undefined = instanceBlocker(row.vm_state === null ? undefined : { ...row, uuid: row.instance_uuid ?? '' }, rule);
+  let blocker: { code: BlockerCode; why: string } | undefined = instanceBlocker(
+    row.vm_state === null ? undefined : { ...row, uuid: row.instance_uuid ?? '' },
+    rule,
+  );
   const online = !blocker && refreshFlowOf(row) === 'online';
   if (online) {
     // The audit has no connectors: a local-attach host is found by the refresh, which has them.
-    const held = onlineBlocker({ attachment_id: row.attachment_id, info: parseConnectionInfo(row.connection_info), encrypted: row.encrypted, encryption_secret_uuid: row.encryption_secret_uuid });
+    const held = onlineBlocker({
+      attachment_id: row.attachment_id,
+      info: parseConnectionInfo(row.connection_info),
+      encrypted: row.encrypted,
+      encryption_secret_uuid: row.encryption_secret_uuid,
+    });
     if (held) blocker = { code: 'online_backend', why: `running instance: ${held.why}` };
   }
   const entry: StaleBdm = {

@@ -1,6 +1,12 @@
 import type { CinderClient } from '../../cinder/cinder-client';
 import {
-  BadInput, ConnectorMissing, InstanceChanged, LockedByAnotherRefresh, NotRefreshableOnline, NovaBdmError, RefreshFailed,
+  BadInput,
+  ConnectorMissing,
+  InstanceChanged,
+  LockedByAnotherRefresh,
+  NotRefreshableOnline,
+  NovaBdmError,
+  RefreshFailed,
 } from '../../errors';
 import type { Cell, NovaTopology } from '../../nova-db/cells';
 import type { OsloRpcClient } from '../../rpc/oslo-rpc-client';
@@ -186,7 +192,11 @@ function partition(plan: PlannedInstance[], tally: FleetTally, settings: FleetSe
 /** Check mode: what a refresh would do, its connection_info predicted from Cinder's view or expect. */
 function wouldRefresh(p: PlannedBdm, d: PlannedRefresh['decision'], tally: FleetTally, settings: FleetSettings): void {
   tally.refreshed.push({
-    ...item(p), reasons: reasonCodes(d), old_attachment_id: p.bdm.attachment_id, new_attachment_id: null, seconds: 0,
+    ...item(p),
+    reasons: reasonCodes(d),
+    old_attachment_id: p.bdm.attachment_id,
+    new_attachment_id: null,
+    seconds: 0,
     rpc_version: d.rpcVersion,
     ...(d.flow === 'online' ? { online: true as const } : {}),
   });
@@ -241,8 +251,16 @@ async function runInstance(
   const steps = new StepLog();
   try {
     const { outcomes } = await refreshInstance({
-      inspector, cinder, cinderFor: deps.cinderFor, cell: instance.cell, instanceUuid: instance.instanceUuid, planned,
-      eventHost: settings.localHost, rpcTimeoutSeconds: settings.rpcTimeoutSeconds, refuseLocked: settings.refuseLocked, steps,
+      inspector,
+      cinder,
+      cinderFor: deps.cinderFor,
+      cell: instance.cell,
+      instanceUuid: instance.instanceUuid,
+      planned,
+      eventHost: settings.localHost,
+      rpcTimeoutSeconds: settings.rpcTimeoutSeconds,
+      refuseLocked: settings.refuseLocked,
+      steps,
       warnings: tally.warnings,
     });
     return { outcomes, steps: steps.entries };
@@ -283,8 +301,12 @@ function recordOutcome(tally: FleetTally, instance: PlannedInstance, o: BdmOutco
         });
       }
       tally.refreshed.push({
-        ...item(p), reasons: reasonCodes(o), old_attachment_id: o.bdm.attachment_id,
-        new_attachment_id: o.newAttachmentId, seconds: o.seconds, rpc_version: o.rpcVersion,
+        ...item(p),
+        reasons: reasonCodes(o),
+        old_attachment_id: o.bdm.attachment_id,
+        new_attachment_id: o.newAttachmentId,
+        seconds: o.seconds,
+        rpc_version: o.rpcVersion,
         ...(o.onlineSteps ? { online: true as const } : {}),
         ...(steps ? { steps } : {}),
       });
@@ -325,13 +347,21 @@ function summarize(
 /** The lock was not ours to take (another refresh, a state change) or taking it failed. */
 function outcomesForLockError(planned: PlannedRefresh[], err: unknown): BdmOutcome[] {
   const error = err instanceof Error ? err : new Error(String(err));
-  if (error instanceof LockedByAnotherRefresh) return planned.map((p) => ({ kind: 'skipped', bdm: p.bdm, why: 'locked by another refresh', error }));
-  if (error instanceof InstanceChanged) return planned.map((p) => ({ kind: 'skipped', bdm: p.bdm, why: `changed meanwhile: ${error.why}`, error }));
+  if (error instanceof LockedByAnotherRefresh)
+    return planned.map((p) => ({ kind: 'skipped', bdm: p.bdm, why: 'locked by another refresh', error }));
+  if (error instanceof InstanceChanged)
+    return planned.map((p) => ({ kind: 'skipped', bdm: p.bdm, why: `changed meanwhile: ${error.why}`, error }));
   if (error instanceof RefreshFailed) {
     const { undone, remains } = error.details;
     return planned.map((p) => ({ kind: 'failed', bdm: p.bdm, error, undone, remains }));
   }
-  return planned.map((p) => ({ kind: 'failed', bdm: p.bdm, error, undone: [], remains: 'the instance could not be locked; nothing was changed' }));
+  return planned.map((p) => ({
+    kind: 'failed',
+    bdm: p.bdm,
+    error,
+    undone: [],
+    remains: 'the instance could not be locked; nothing was changed',
+  }));
 }
 
 /**

@@ -36,7 +36,10 @@ export interface PlannedInstance {
 /** Select, then inspect; `concurrency` instances are inspected at once. */
 export async function planFleet(ins: Inspector, filters: FleetFilters, concurrency: number, outage: Outage): Promise<PlannedInstance[]> {
   const selected = await selectInstances(ins, filters);
-  await readCinderInBulkIfItPays(ins, selected.reduce((n, s) => n + s.withAttachment, 0));
+  await readCinderInBulkIfItPays(
+    ins,
+    selected.reduce((n, s) => n + s.withAttachment, 0),
+  );
   const first: PlannedInstance[] = [];
   if (selected.length > 1 && !ins.cinderIndex) {
     // The first inspection alone: Cinder then validates our new token once (and caches it),
@@ -80,7 +83,11 @@ async function readCinderInBulkIfItPays(ins: Inspector, withAttachment: number):
   }
 }
 
-async function planInstance(ins: Inspector, s: { cell: Cell; instanceUuid: string; bdmUuids: Set<string> }, outage: Outage): Promise<PlannedInstance> {
+async function planInstance(
+  ins: Inspector,
+  s: { cell: Cell; instanceUuid: string; bdmUuids: Set<string> },
+  outage: Outage,
+): Promise<PlannedInstance> {
   const db = ins.topology.cellDatabase(s.cell);
   const [instance, bdms, sysmeta] = await Promise.all([
     findInstanceRow(db, s.instanceUuid),
@@ -93,7 +100,12 @@ async function planInstance(ins: Inspector, s: { cell: Cell; instanceUuid: strin
   for (const bdm of mine) {
     let decision: Decision;
     if (!instance) {
-      decision = { action: 'skip', why: 'the instance has no live row', error: new NovaBdmError(`Instance ${s.instanceUuid} has no live row in its cell`), reasons: [] };
+      decision = {
+        action: 'skip',
+        why: 'the instance has no live row',
+        error: new NovaBdmError(`Instance ${s.instanceUuid} has no live row in its cell`),
+        reasons: [],
+      };
     } else if (outage.why) {
       const why = `not inspected: ${outage.why}`;
       decision = { action: 'skip', why, error: new NovaBdmError(why), reasons: [] };

@@ -16,7 +16,8 @@ export function fleetSummary(
   return [
     `${verb} ${refreshed}, skipped ${skipped}, failed ${failed}${checkMode ? ' (check mode: nothing was written)' : ''}`,
     ...result.refreshed.map(
-      (e) => `${verb}${e.online ? ' online' : ''}: ${named(e)} on ${e.host ?? 'no host'} [${e.cell}]: ${e.reasons.join(', ')}${e.new_attachment_id ? ` -> attachment ${e.new_attachment_id} (${e.seconds} s)` : ''}`,
+      (e) =>
+        `${verb}${e.online ? ' online' : ''}: ${named(e)} on ${e.host ?? 'no host'} [${e.cell}]: ${e.reasons.join(', ')}${e.new_attachment_id ? ` -> attachment ${e.new_attachment_id} (${e.seconds} s)` : ''}`,
     ),
     ...result.skips.map((e) => `skipped: ${named(e)}: ${e.why}`),
     // A failed refresh's msg may already end with what remains: said once.

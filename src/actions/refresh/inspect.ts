@@ -1,7 +1,14 @@
 import type { Selectable } from 'kysely';
 import type { Connector } from '../../connector';
 import type { Attachment, CinderClient } from '../../cinder/cinder-client';
-import { HostConflict, InstanceStateInvalid, LockedByAnotherRefresh, NotRefreshableOnline, NovaBdmError, PreconditionFailed } from '../../errors';
+import {
+  HostConflict,
+  InstanceStateInvalid,
+  LockedByAnotherRefresh,
+  NotRefreshableOnline,
+  NovaBdmError,
+  PreconditionFailed,
+} from '../../errors';
 import type { Cell, NovaTopology } from '../../nova-db/cells';
 import { readClaim } from '../../nova-db/refresh-claim';
 import type { BdmRecord } from '../../nova-db/records';
@@ -67,7 +74,9 @@ export class Inspector {
           const queue = `${topic}.${host}`;
           const consumers = await run(steps, 'check_compute_queue', () => rpc.consumersOf(queue));
           if (consumers === 0) {
-            return new PreconditionFailed(`nova-compute on ${host} is not consuming its queue ${queue} on ${rpc.where} (is it running and connected?)`);
+            return new PreconditionFailed(
+              `nova-compute on ${host} is not consuming its queue ${queue} on ${rpc.where} (is it running and connected?)`,
+            );
           }
           return undefined;
         } catch (err) {
@@ -154,13 +163,20 @@ export async function inspectBdm(ins: Inspector, t: Target, steps?: StepLog, und
       // Not read in bulk, or the listing lacked it. One after the other: the first call's
       // token is then validated once, not twice at once.
       cinderView = await run(steps, 'cinder_get_attachment', () => ins.cinder.getAttachment(attachmentId));
-      attachedHost = cinderView ? await run(steps, 'cinder_get_volume', () => ins.cinder.attachedHost(bdm.volume_id!, attachmentId)) : undefined;
+      attachedHost = cinderView
+        ? await run(steps, 'cinder_get_volume', () => ins.cinder.attachedHost(bdm.volume_id!, attachmentId))
+        : undefined;
     }
-    reasons.push(...cinderStaleReasons({ ...bdm, volume_id: bdm.volume_id!, instance_uuid: instance.uuid }, cinderView, attachedHost, instance.host));
+    reasons.push(
+      ...cinderStaleReasons({ ...bdm, volume_id: bdm.volume_id!, instance_uuid: instance.uuid }, cinderView, attachedHost, instance.host),
+    );
   }
   if (reasons.length === 0 && !ins.settings.force && !interrupted) return { action: 'current', reasons: [] };
 
-  const blocker = instanceBlocker({ ...instance, locked_reason: t.lockedReason }, { refuseLocked: ins.settings.refuseLocked, runningInstances: ins.settings.runningInstances });
+  const blocker = instanceBlocker(
+    { ...instance, locked_reason: t.lockedReason },
+    { refuseLocked: ins.settings.refuseLocked, runningInstances: ins.settings.runningInstances },
+  );
   if (blocker) return { action: 'skip', why: blocker.why, error: new InstanceStateInvalid(blocker.message), reasons };
   const flow = refreshFlowOf(instance);
   const host = instance.host!;
@@ -170,12 +186,27 @@ export async function inspectBdm(ins: Inspector, t: Target, steps?: StepLog, und
   if (conflict) return { action: 'fail', error: conflict, reasons };
   if (flow === 'online') {
     const held = onlineBlocker(
-      { attachment_id: bdm.attachment_id, info: parseConnectionInfo(bdm.connection_info), encrypted: bdm.encrypted, encryption_secret_uuid: bdm.encryption_secret_uuid, cinderInfo: cinderView?.connection_info ?? null },
+      {
+        attachment_id: bdm.attachment_id,
+        info: parseConnectionInfo(bdm.connection_info),
+        encrypted: bdm.encrypted,
+        encryption_secret_uuid: bdm.encryption_secret_uuid,
+        cinderInfo: cinderView?.connection_info ?? null,
+      },
       connector,
     );
     if (held) {
       const why = `running instance: ${held.why}`;
-      return { action: 'skip', why, error: new NotRefreshableOnline(`BDM ${bdm.uuid} of running instance ${instance.uuid} cannot be refreshed online: ${held.why}.`, held.code), reasons, onlineBlocker: held.code };
+      return {
+        action: 'skip',
+        why,
+        error: new NotRefreshableOnline(
+          `BDM ${bdm.uuid} of running instance ${instance.uuid} cannot be refreshed online: ${held.why}.`,
+          held.code,
+        ),
+        reasons,
+        onlineBlocker: held.code,
+      };
     }
   }
   const hostProblem = await ins.checkHost(t.cell, host, steps, flow);
@@ -183,7 +214,15 @@ export async function inspectBdm(ins: Inspector, t: Target, steps?: StepLog, und
   const route = flow === 'stopped' ? await ins.chooseRoute(steps) : null;
   const listedAttachments = listed ? listedAttachmentsOf(index!, bdm.volume_id!, instance.uuid) : undefined;
   return {
-    action: 'refresh', flow, reasons, forced: reasons.length === 0 && ins.settings.force, interrupted, cinderView,
-    ...(listedAttachments ? { listedAttachments } : {}), connector, rpcVersion: route?.version ?? null, rpcTopic: route?.topic ?? null,
+    action: 'refresh',
+    flow,
+    reasons,
+    forced: reasons.length === 0 && ins.settings.force,
+    interrupted,
+    cinderView,
+    ...(listedAttachments ? { listedAttachments } : {}),
+    connector,
+    rpcVersion: route?.version ?? null,
+    rpcTopic: route?.topic ?? null,
   };
 }

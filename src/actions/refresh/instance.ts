@@ -174,10 +174,17 @@ async function refreshNow(w: InstanceWork, lock: HeldLock, { bdm, decision }: To
   try {
     const done = await writeRefresh(w, decision, bdm, lock.instance, ctx);
     return {
-      kind: 'refreshed', bdm, reasons: decision.reasons, forced: decision.forced, oldInfo: parseConnectionInfo(bdm.connection_info),
-      newInfo: done.newInfo, newAttachmentId: done.newAttachmentId, rpcVersion: decision.rpcVersion,
+      kind: 'refreshed',
+      bdm,
+      reasons: decision.reasons,
+      forced: decision.forced,
+      oldInfo: parseConnectionInfo(bdm.connection_info),
+      newInfo: done.newInfo,
+      newAttachmentId: done.newAttachmentId,
+      rpcVersion: decision.rpcVersion,
       ...(done.onlineSteps ? { onlineSteps: done.onlineSteps } : {}),
-      seconds: Math.round(performance.now() - started) / 1000, requestId: ctx.requestId,
+      seconds: Math.round(performance.now() - started) / 1000,
+      requestId: ctx.requestId,
     };
   } catch (err) {
     const error = err instanceof Error ? err : new Error(String(err));
@@ -198,14 +205,24 @@ async function writeRefresh(
   ctx: AdminContext,
 ): Promise<WorkDone & { onlineSteps?: OnlineStep[] }> {
   const common = {
-    db: w.db, cinder: w.cinderFor(ctx.requestId), ctx, steps: w.steps, eventHost: w.eventHost, instance, bdm,
-    connector: decision.connector, cinderView: decision.cinderView, listedAttachments: decision.listedAttachments, warnings: w.warnings,
+    db: w.db,
+    cinder: w.cinderFor(ctx.requestId),
+    ctx,
+    steps: w.steps,
+    eventHost: w.eventHost,
+    instance,
+    bdm,
+    connector: decision.connector,
+    cinderView: decision.cinderView,
+    listedAttachments: decision.listedAttachments,
+    warnings: w.warnings,
   };
   if (decision.flow === 'online') return refreshAttachmentOnline(common);
   w.rpc ??= await connectRpc(w);
-  const route = decision.rpcVersion !== null && decision.rpcTopic !== null
-    ? { version: decision.rpcVersion, topic: decision.rpcTopic }
-    : await w.inspector.chooseRoute(w.steps);
+  const route =
+    decision.rpcVersion !== null && decision.rpcTopic !== null
+      ? { version: decision.rpcVersion, topic: decision.rpcTopic }
+      : await w.inspector.chooseRoute(w.steps);
   const rpc = { rpc: w.rpc, rpcVersion: route.version, rpcTopic: route.topic, rpcTimeoutSeconds: w.rpcTimeoutSeconds };
   return refreshAttachment({ ...common, ...rpc });
 }

@@ -90,7 +90,8 @@ export async function refreshAttachmentOnline(w: OnlineWorkInput): Promise<Onlin
     return { newAttachmentId: newId, newInfo, onlineSteps: done };
   } catch (err) {
     failure = err instanceof Error ? err : new Error(String(err));
-    const message = (remains: string) => `online refresh of BDM ${bdm.uuid} failed at ${steps.failedStep ?? 'an unknown step'}: ${failure!.message.split('\n')[0]}; ${remains}`;
+    const message = (remains: string) =>
+      `online refresh of BDM ${bdm.uuid} failed at ${steps.failedStep ?? 'an unknown step'}: ${failure!.message.split('\n')[0]}; ${remains}`;
     let after: { undone: string[]; remains: string };
     try {
       after = await steps.run('reconcile', () => afterFailure(w, bdm, created));
@@ -102,9 +103,11 @@ export async function refreshAttachmentOnline(w: OnlineWorkInput): Promise<Onlin
   } finally {
     if (actionId !== undefined) {
       const id = actionId;
-      await steps.run('finish_action', () => finishRefreshAction(db, id, w.eventHost, failure?.message)).catch((e: Error) => {
-        w.warnings.push(`could not finish instance action: ${e.message.split('\n')[0]}`);
-      });
+      await steps
+        .run('finish_action', () => finishRefreshAction(db, id, w.eventHost, failure?.message))
+        .catch((e: Error) => {
+          w.warnings.push(`could not finish instance action: ${e.message.split('\n')[0]}`);
+        });
     }
   }
 }
@@ -115,7 +118,8 @@ export async function refreshAttachmentOnline(w: OnlineWorkInput): Promise<Onlin
  * BDM keeps its attachment and the volume ends with exactly the BDM's.
  */
 async function clearStrays(w: OnlineWorkInput, bdm: BdmRecord): Promise<BdmRecord> {
-  const all = w.listedAttachments ?? (await w.steps.run('cinder_list_attachments', () => w.cinder.listAttachments(bdm.volume_id!, w.instance.uuid)));
+  const all =
+    w.listedAttachments ?? (await w.steps.run('cinder_list_attachments', () => w.cinder.listAttachments(bdm.volume_id!, w.instance.uuid)));
   if (!all.some((a) => a.id !== bdm.attachment_id)) return bdm;
   return (await w.steps.run('reconcile', () => reconcileBdm(w.db, w.cinder, bdm.id))).bdm;
 }
@@ -124,11 +128,18 @@ async function clearStrays(w: OnlineWorkInput, bdm: BdmRecord): Promise<BdmRecor
  * Whatever step failed, the BDM names an attachment Cinder has (ours or the old one): keep it,
  * delete the other. The reconcile reads the BDM again, so a save whose reply was lost counts.
  */
-async function afterFailure(w: OnlineWorkInput, bdm: BdmRecord, created: Attachment | undefined): Promise<{ undone: string[]; remains: string }> {
+async function afterFailure(
+  w: OnlineWorkInput,
+  bdm: BdmRecord,
+  created: Attachment | undefined,
+): Promise<{ undone: string[]; remains: string }> {
   const { bdm: now, done } = await reconcileBdm(w.db, w.cinder, bdm.id, created ? [created.id] : [], false);
   const undone = undoneOf(done);
   if (created && now.attachment_id === created.id) {
-    return { undone, remains: `nothing: the BDM holds the new attachment ${created.id}, and the clean-up removed the old one (the guest was not touched)` };
+    return {
+      undone,
+      remains: `nothing: the BDM holds the new attachment ${created.id}, and the clean-up removed the old one (the guest was not touched)`,
+    };
   }
   if (now.attachment_id === bdm.attachment_id) {
     return { undone, remains: 'the BDM and its attachment are unchanged (the guest was not touched): run refresh again' };

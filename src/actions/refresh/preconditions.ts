@@ -2,7 +2,13 @@ import { PreconditionFailed } from '../../errors';
 import type { Cell, NovaTopology } from '../../nova-db/cells';
 import { computeNodesOf, computeServiceOf, databaseNow, minimumComputeVersion } from '../../nova-db/refresh-reads';
 import { naiveUtcToDate } from '../../naive-utc';
-import { capFromMinimumServiceVersion, capFromPin, computeTopic, removeVolumeConnectionVersion, type ComputeTopic } from '../../rpc/compute-rpc-version';
+import {
+  capFromMinimumServiceVersion,
+  capFromPin,
+  computeTopic,
+  removeVolumeConnectionVersion,
+  type ComputeTopic,
+} from '../../rpc/compute-rpc-version';
 
 // What refresh checks about the compute host before it writes anything (the instance's own
 // state is refreshable.ts's rule), each with its own message.
@@ -30,7 +36,10 @@ export async function checkCompute(
   }
   const types = nodes.map((n) => n.hypervisor_type);
   if (options.requireLibvirt) {
-    if (types.length === 0) throw new PreconditionFailed(`host ${host} has no compute node record, so its hypervisor cannot be checked (require_libvirt: false skips this)`);
+    if (types.length === 0)
+      throw new PreconditionFailed(
+        `host ${host} has no compute node record, so its hypervisor cannot be checked (require_libvirt: false skips this)`,
+      );
     const other = types.filter((t) => !LIBVIRT_HYPERVISOR_TYPES.has(t.toLowerCase()));
     if (other.length > 0) {
       throw new PreconditionFailed(

@@ -73,7 +73,8 @@ export async function reconcileBdm(
     // The BDM names an attachment a refresh connected (its PUT went through) but could not yet
     // store the connection_info of: adopt it.
     const info = pythonJsonDumps(connectionInfoFromAttachment(keep, volumeId, null));
-    if (!(await saveBdmAttachment(db, bdm.id, keep.id, keep.id, info))) throw new Error(`BDM ${bdm.uuid} changed while it was being reconciled`);
+    if (!(await saveBdmAttachment(db, bdm.id, keep.id, keep.id, info)))
+      throw new Error(`BDM ${bdm.uuid} changed while it was being reconciled`);
     done.notes.push({ kind: 'stored_info', text: `stored the connection_info of attachment ${keep.id}` });
   }
   if (completePending && keep.status === 'attaching') {

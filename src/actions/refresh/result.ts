@@ -84,7 +84,13 @@ export class BdmRefreshFailed extends RefreshFailed {
 
 /** Which BDM a result speaks of: the BDM, its instance and volume, the instance's compute host, the cell. */
 export function summaryOf(bdm: BdmRecord, host: string | null, cell: Cell): BdmSummary {
-  return { bdm_uuid: bdm.uuid!, instance_uuid: bdm.instance_uuid!, volume_id: bdm.volume_id!, host, cell: { uuid: cell.uuid, name: cell.name } };
+  return {
+    bdm_uuid: bdm.uuid!,
+    instance_uuid: bdm.instance_uuid!,
+    volume_id: bdm.volume_id!,
+    host,
+    cell: { uuid: cell.uuid, name: cell.name },
+  };
 }
 
 /** The same for one entry of a list (a fleet refresh's): the cell by its name (its uuid if it has none). */
@@ -137,10 +143,22 @@ export const buildResult = {
 
   wouldRefresh(
     summary: BdmSummary,
-    p: { reasons: StaleReason[]; oldAttachmentId: string | null; info: unknown; rpcVersion: string | null; online: boolean; interrupted: boolean; diff?: ConnectionInfoDiff },
+    p: {
+      reasons: StaleReason[];
+      oldAttachmentId: string | null;
+      info: unknown;
+      rpcVersion: string | null;
+      online: boolean;
+      interrupted: boolean;
+      diff?: ConnectionInfoDiff;
+    },
     extras: Extras,
   ): WouldRefreshResult {
-    const why = p.reasons.length ? ` (${p.reasons.map((r) => r.code).join(', ')})` : p.interrupted ? ' (recovering an interrupted refresh first)' : ' (forced)';
+    const why = p.reasons.length
+      ? ` (${p.reasons.map((r) => r.code).join(', ')})`
+      : p.interrupted
+        ? ' (recovering an interrupted refresh first)'
+        : ' (forced)';
     const how = p.online ? ' online, the instance running' : '';
     return {
       changed: true,

@@ -108,7 +108,9 @@ export async function refreshAttachment(w: WorkInput): Promise<WorkDone> {
     if (connector.mountpoint === undefined && bdm.device_name) connector.mountpoint = bdm.device_name;
     const updated = await steps.run('cinder_update', () => cinder.updateAttachment(state.newAttachment!.id, connector));
     const newInfo = connectionInfoFromAttachment(updated, volumeId, parseConnectionInfo(bdm.connection_info));
-    const saved = await steps.run('save_bdm', () => saveBdmAttachment(db, bdm.id, state.newAttachment!.id, state.newAttachment!.id, pythonJsonDumps(newInfo)));
+    const saved = await steps.run('save_bdm', () =>
+      saveBdmAttachment(db, bdm.id, state.newAttachment!.id, state.newAttachment!.id, pythonJsonDumps(newInfo)),
+    );
     if (!saved) throw new NovaBdmError(`BDM ${bdm.uuid} changed under us (its attachment_id is no longer ${state.newAttachment.id})`);
     state.bdmSaved = true;
     await steps.run('cinder_complete', () => cinder.completeAttachment(state.newAttachment!.id));
@@ -127,9 +129,11 @@ export async function refreshAttachment(w: WorkInput): Promise<WorkDone> {
   } finally {
     if (actionId !== undefined) {
       const id = actionId;
-      await steps.run('finish_action', () => finishRefreshAction(db, id, w.eventHost, failure?.message)).catch((e: Error) => {
-        w.warnings.push(`could not finish instance action: ${e.message.split('\n')[0]}`);
-      });
+      await steps
+        .run('finish_action', () => finishRefreshAction(db, id, w.eventHost, failure?.message))
+        .catch((e: Error) => {
+          w.warnings.push(`could not finish instance action: ${e.message.split('\n')[0]}`);
+        });
     }
   }
 }
@@ -148,7 +152,10 @@ async function afterFailure(w: WorkInput, state: WorkState): Promise<{ undone: s
   const { bdm, done } = await reconcileBdm(w.db, w.cinder, w.bdm.id, reserved, false);
   const undone = undoneOf(done);
   if (state.bdmSaved && bdm.attachment_id === state.newAttachment?.id) {
-    return { undone, remains: `the BDM holds the new attachment ${bdm.attachment_id} and its connection_info, but Cinder did not mark it complete; run refresh again` };
+    return {
+      undone,
+      remains: `the BDM holds the new attachment ${bdm.attachment_id} and its connection_info, but Cinder did not mark it complete; run refresh again`,
+    };
   }
   if (!done.repointed && bdm.attachment_id === w.bdm.attachment_id) {
     const legacy = w.bdm.attachment_id === null;
@@ -175,7 +182,9 @@ async function removeOldAttachments(cinder: CinderClient, bdm: BdmRecord, newId:
   if (bdm.attachment_id) await cinder.deleteAttachment(bdm.attachment_id);
   // The plan's listing is as good as a fresh one here: the instance is locked and stopped,
   // so nothing but this run adds an attachment to it.
-  const others = listed ? listed.filter((a) => a.id !== bdm.attachment_id) : await cinder.listAttachments(bdm.volume_id!, bdm.instance_uuid!);
+  const others = listed
+    ? listed.filter((a) => a.id !== bdm.attachment_id)
+    : await cinder.listAttachments(bdm.volume_id!, bdm.instance_uuid!);
   for (const a of others) {
     if (a.id !== newId) await cinder.deleteAttachment(a.id);
   }

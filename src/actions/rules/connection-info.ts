@@ -34,7 +34,8 @@ export function connectionInfoFromAttachment(attachment: Attachment, volumeId: s
 /** Python's json.dumps with default separators (", ", ": ") and ensure_ascii, as nova stores it. */
 export function pythonJsonDumps(value: unknown): string {
   if (value === null || value === undefined) return 'null';
-  if (typeof value === 'string') return JSON.stringify(value).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  if (typeof value === 'string')
+    return JSON.stringify(value).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   if (typeof value === 'number') return Number.isFinite(value) ? JSON.stringify(value) : 'NaN';
   if (typeof value === 'boolean') return value ? 'true' : 'false';
   if (Array.isArray(value)) return `[${value.map(pythonJsonDumps).join(', ')}]`;

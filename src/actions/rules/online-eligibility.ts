@@ -59,16 +59,25 @@ export function onlineBlocker(bdm: OnlineBdmFacts, connector?: Pick<Connector, '
   if (type !== 'rbd') {
     const held = HELD_BY_HOST[type];
     if (held) return { code: held.code, why: `its host holds ${held.holds} for the volume (driver_volume_type ${type}): ${STOP_FIRST}` };
-    return { code: 'other_backend', why: `its host holds a ${type} connection for the volume (only rbd is refreshed online): ${STOP_FIRST}` };
+    return {
+      code: 'other_backend',
+      why: `its host holds a ${type} connection for the volume (only rbd is refreshed online): ${STOP_FIRST}`,
+    };
   }
   if (connector?.do_local_attach === true) {
-    return { code: 'local_attach_rbd', why: `its host maps the rbd volume as a local block device (connector do_local_attach true), not QEMU: ${STOP_FIRST}` };
+    return {
+      code: 'local_attach_rbd',
+      why: `its host maps the rbd volume as a local block device (connector do_local_attach true), not QEMU: ${STOP_FIRST}`,
+    };
   }
   if (isEncrypted(bdm)) {
     return { code: 'encryption', why: `the volume is encrypted: its host holds an encryptor or a libvirt secret for it: ${STOP_FIRST}` };
   }
   if (!bdm.attachment_id) {
-    return { code: 'legacy_attachment', why: `the BDM has no Cinder v3 attachment (a legacy attach), which the online flow cannot replace: ${STOP_FIRST}` };
+    return {
+      code: 'legacy_attachment',
+      why: `the BDM has no Cinder v3 attachment (a legacy attach), which the online flow cannot replace: ${STOP_FIRST}`,
+    };
   }
   return undefined;
 }

@@ -79,7 +79,11 @@ function notRunning(instance: InstanceFacts, cannot: (state: string, must: strin
     };
   }
   if (vm !== 'active' && vm !== 'paused') {
-    return { code: 'vm_state', why: `vm_state ${vm} (must be stopped, active or paused)`, message: cannot(`vm_state ${vm}`, 'must be stopped, active or paused') };
+    return {
+      code: 'vm_state',
+      why: `vm_state ${vm} (must be stopped, active or paused)`,
+      message: cannot(`vm_state ${vm}`, 'must be stopped, active or paused'),
+    };
   }
   const power = instance.power_state ?? null;
   if (power !== POWER_RUNNING && power !== POWER_PAUSED) {
@@ -100,16 +104,25 @@ function notRunning(instance: InstanceFacts, cannot: (state: string, must: strin
 export function instanceBlocker(instance: InstanceFacts | undefined, options: RuleOptions): Blocker | undefined {
   if (!instance) return { code: 'no_live_row', why: 'the instance has no live row', message: 'The instance has no live row in its cell.' };
   const uuid = instance.uuid;
-  const cannot = (state: string, must: string) => `Instance ${uuid} in ${state}. Cannot refresh connection_info (${must}) while the instance is in this state.`;
+  const cannot = (state: string, must: string) =>
+    `Instance ${uuid} in ${state}. Cannot refresh connection_info (${must}) while the instance is in this state.`;
   if (instance.vm_state !== 'stopped') {
     if (options.runningInstances !== 'online') {
-      return { code: 'vm_state', why: `vm_state ${instance.vm_state} (must be stopped)`, message: cannot(`vm_state ${instance.vm_state}`, 'must be stopped') };
+      return {
+        code: 'vm_state',
+        why: `vm_state ${instance.vm_state} (must be stopped)`,
+        message: cannot(`vm_state ${instance.vm_state}`, 'must be stopped'),
+      };
     }
     const blocker = notRunning(instance, cannot);
     if (blocker) return blocker;
   }
   if (instance.task_state !== null) {
-    return { code: 'task_state', why: `task_state ${instance.task_state} (must have no task)`, message: cannot(`task_state ${instance.task_state}`, 'must have no task') };
+    return {
+      code: 'task_state',
+      why: `task_state ${instance.task_state} (must have no task)`,
+      message: cannot(`task_state ${instance.task_state}`, 'must have no task'),
+    };
   }
   if (instance.locked && options.refuseLocked && !isRefreshLockReason(instance.locked_reason)) {
     const by = instance.locked_by ?? 'unknown';
@@ -120,7 +133,11 @@ export function instanceBlocker(instance: InstanceFacts | undefined, options: Ru
     };
   }
   if (!instance.host) {
-    return { code: 'no_host', why: 'no host', message: `Instance ${uuid} has no host: it is not on any compute, so there is no connection to refresh.` };
+    return {
+      code: 'no_host',
+      why: 'no host',
+      message: `Instance ${uuid} has no host: it is not on any compute, so there is no connection to refresh.`,
+    };
   }
   return undefined;
 }

@@ -30,7 +30,7 @@ export const SELF_ADDED_DATA_KEYS: ReadonlyMap<string, string> = new Map([
   [
     'enforce_multipath',
     "Cinder 2025.1 (Epoxy) copies the connector's enforce_multipath into every new attachment's connection_info, false when absent " +
-      "(openstack/cinder commit 0c3c7b7bb, cinder/volume/manager.py _connection_create); BDMs attached before the upgrade lack it",
+      '(openstack/cinder commit 0c3c7b7bb, cinder/volume/manager.py _connection_create); BDMs attached before the upgrade lack it',
   ],
   [
     'device_path',
@@ -58,7 +58,10 @@ export function dbStaleReasons(
 ): StaleReason[] {
   const reasons: StaleReason[] = [];
   if (bdm.attachment_id === null) {
-    reasons.push({ code: 'legacy_attachment', detail: 'no attachment_id: a legacy cinder v2 attachment (a refresh migrates it to a v3 attachment)' });
+    reasons.push({
+      code: 'legacy_attachment',
+      detail: 'no attachment_id: a legacy cinder v2 attachment (a refresh migrates it to a v3 attachment)',
+    });
   }
   if (!info || Object.keys(info).length === 0 || !info.driver_volume_type) {
     const what = bdm.connection_info === null || bdm.connection_info === '' ? 'NULL' : info ? 'empty' : 'not valid JSON';
@@ -80,20 +83,29 @@ export function cinderStaleReasons(
   if (bdm.attachment_id === null) return [];
   if (!attachment) return [{ code: 'attachment_missing', detail: `Cinder has no attachment ${bdm.attachment_id}` }];
   if (attachment.volume_id !== bdm.volume_id || (attachment.instance !== null && attachment.instance !== bdm.instance_uuid)) {
-    return [{ code: 'attachment_missing', detail: `attachment ${attachment.id} belongs to volume ${attachment.volume_id} / instance ${attachment.instance}, not this BDM` }];
+    return [
+      {
+        code: 'attachment_missing',
+        detail: `attachment ${attachment.id} belongs to volume ${attachment.volume_id} / instance ${attachment.instance}, not this BDM`,
+      },
+    ];
   }
   const reasons: StaleReason[] = [];
   if (attachment.status !== 'attached') {
     reasons.push({ code: 'attachment_not_attached', detail: `Cinder's attachment ${attachment.id} is ${attachment.status}, not attached` });
   }
   if (attachedHost && instanceHost && attachedHost !== instanceHost) {
-    reasons.push({ code: 'attachment_host_mismatch', detail: `Cinder recorded host ${attachedHost} for the attachment, but the instance is on ${instanceHost}` });
+    reasons.push({
+      code: 'attachment_host_mismatch',
+      detail: `Cinder recorded host ${attachedHost} for the attachment, but the instance is on ${instanceHost}`,
+    });
   }
   const stored = parseConnectionInfo(bdm.connection_info);
   if (stored && attachment.connection_info && Object.keys(attachment.connection_info).length > 0) {
     const rebuilt = connectionInfoFromAttachment(attachment, bdm.volume_id, stored);
     const diff = firstDifference(comparable(stored), comparable(rebuilt));
-    if (diff) reasons.push({ code: 'connection_info_differs', detail: `Nova's connection_info differs from Cinder's attachment at ${diff}` });
+    if (diff)
+      reasons.push({ code: 'connection_info_differs', detail: `Nova's connection_info differs from Cinder's attachment at ${diff}` });
   }
   return reasons;
 }

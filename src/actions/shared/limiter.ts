@@ -102,9 +102,12 @@ export class Limiter<T> {
 /** fn over every item, at most `limit` at once; the results in the items' order. */
 export async function mapWithConcurrency<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const results = new Array<R>(items.length);
-  const limiter = new Limiter<number>(async (i) => {
-    results[i] = await fn(items[i]!);
-  }, { limit });
+  const limiter = new Limiter<number>(
+    async (i) => {
+      results[i] = await fn(items[i]!);
+    },
+    { limit },
+  );
   items.forEach((_, i) => limiter.add(i));
   await limiter.done();
   return results;

@@ -5,11 +5,7 @@ import type { BdmRecord } from '../../nova-db/records';
 import type { OneBdm } from '../../selection';
 
 /** One live BDM by its uuid (searched in every cell at once) or by instance + volume. */
-export async function locateOneBdm(
-  topology: NovaTopology,
-  selector: OneBdm,
-  warnings: string[],
-): Promise<{ cell: Cell; bdm: BdmRecord }> {
+export async function locateOneBdm(topology: NovaTopology, selector: OneBdm, warnings: string[]): Promise<{ cell: Cell; bdm: BdmRecord }> {
   if ('bdmUuid' in selector) return findBdmInAllCells(topology, selector.bdmUuid, warnings);
   const cell = await topology.cellOfInstance(selector.instanceUuid);
   const bdm = await findBdmByInstanceAndVolume(topology.cellDatabase(cell), selector.instanceUuid, selector.volumeId);

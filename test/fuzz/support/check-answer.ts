@@ -46,7 +46,13 @@ export function moduleResultProblem(result: unknown, verbosity: number, secrets:
 }
 
 /** A process's answer in Ansible mode: exactly one line of JSON on stdout. */
-export function ansibleOutputProblem(stdout: string, stderr: string, code: number | null, verbosity: number, secrets: readonly string[]): string | undefined {
+export function ansibleOutputProblem(
+  stdout: string,
+  stderr: string,
+  code: number | null,
+  verbosity: number,
+  secrets: readonly string[],
+): string | undefined {
   if (code !== 0 && code !== 1) return `exit code ${code} (stderr ${JSON.stringify(stderr.slice(0, 300))})`;
   const lines = stdout.split('\n');
   if (lines.length !== 2 || lines[1] !== '') return `stdout is not one line: ${JSON.stringify(stdout.slice(0, 300))}`;
@@ -66,7 +72,8 @@ export function ansibleOutputProblem(stdout: string, stderr: string, code: numbe
 
 /** The human CLI: on failure the first stderr line is the message, no trace; secrets never. */
 export function cliOutputProblem(stdout: string, stderr: string, code: number | null, secrets: readonly string[]): string | undefined {
-  if (code === null || ![0, 1, 2, 3, 4, 5, 6, 7, 64].includes(code)) return `exit code ${code} (stderr ${JSON.stringify(stderr.slice(0, 300))})`;
+  if (code === null || ![0, 1, 2, 3, 4, 5, 6, 7, 64].includes(code))
+    return `exit code ${code} (stderr ${JSON.stringify(stderr.slice(0, 300))})`;
   const secret = findSecret(stdout + stderr, secrets);
   if (secret) return `the output contains the secret ${secret}`;
   const trace = findStackTrace(stdout + stderr);
@@ -75,7 +82,8 @@ export function cliOutputProblem(stdout: string, stderr: string, code: number | 
     const first = stderr.split('\n')[0] ?? '';
     if (first === '' && stdout === '') return 'a failure with no message';
     if (first.length > MAX_MSG) return `the error line is ${first.length} characters long`;
-    if (code !== 64 && stderr.split('\n').filter(Boolean).length > 1) return `the error is more than one line: ${JSON.stringify(stderr.slice(0, 300))}`;
+    if (code !== 64 && stderr.split('\n').filter(Boolean).length > 1)
+      return `the error is more than one line: ${JSON.stringify(stderr.slice(0, 300))}`;
   }
   return undefined;
 }

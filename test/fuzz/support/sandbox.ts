@@ -1,6 +1,19 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { closeSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync, ftruncateSync } from 'node:fs';
+import {
+  closeSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+  ftruncateSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
@@ -102,7 +115,14 @@ export class FuzzSandbox {
     const binary = Buffer.alloc(4096);
     for (let i = 0; i < binary.length; i++) binary[i] = (i * 131 + 7) % 256;
     for (const [name, text] of Object.entries(c)) this.confs[name] = this.file(`nova-${name}.conf`, text);
-    this.confs.binary = this.file('nova-binary.conf', Buffer.concat([Buffer.from(`[api_database]\nconnection = ${wrongUrl}\n`), binary, Buffer.from(`\n\0[database]\0\nconnection=\0${wrongDbPw}\n`)]));
+    this.confs.binary = this.file(
+      'nova-binary.conf',
+      Buffer.concat([
+        Buffer.from(`[api_database]\nconnection = ${wrongUrl}\n`),
+        binary,
+        Buffer.from(`\n\0[database]\0\nconnection=\0${wrongDbPw}\n`),
+      ]),
+    );
   }
 
   private writePathTricks(): void {
@@ -113,7 +133,10 @@ export class FuzzSandbox {
     p.empty = this.file('empty.json', '');
     p.binary = this.file('binary.bin', Buffer.from([0, 255, 254, 0, 10, 13, 0xc3, 0x28]));
     p.deepJson = this.file('deep.json', `${'{"a":'.repeat(5000)}1${'}'.repeat(5000)}`);
-    p.protoJson = this.file('proto.json', JSON.stringify(CONNECTOR).replace('{', '{"__proto__":{"polluted":true},"constructor":{"prototype":{"x":1}},'));
+    p.protoJson = this.file(
+      'proto.json',
+      JSON.stringify(CONNECTOR).replace('{', '{"__proto__":{"polluted":true},"constructor":{"prototype":{"x":1}},'),
+    );
     p.dir = join(this.root, 'a-directory');
     mkdirSync(p.dir);
     p.fifo = join(this.root, 'fifo');
@@ -147,7 +170,19 @@ export class FuzzSandbox {
     p.long = join(this.root, 'l'.repeat(300));
     p.deepPath = join(this.root, ...Array(200).fill('d'));
     // Regular files outside okDir may be read, but a report there would rightly replace them.
-    const regularOutside = new Set([p.connector, p.notJson, p.jsonArray, p.empty, p.binary, p.deepJson, p.protoJson, p.big, p.victim, p.dotdot, p.relativeUp]);
+    const regularOutside = new Set([
+      p.connector,
+      p.notJson,
+      p.jsonArray,
+      p.empty,
+      p.binary,
+      p.deepJson,
+      p.protoJson,
+      p.big,
+      p.victim,
+      p.dotdot,
+      p.relativeUp,
+    ]);
     for (const [k, v] of Object.entries(p)) if (!regularOutside.has(v)) this.writePaths[k] = v;
   }
 
@@ -163,9 +198,18 @@ export class FuzzSandbox {
     const deep = (n: number) => `${'{"d":'.repeat(n)}{"keyring":"${keyring}"}${'}'.repeat(n)}`;
     const rows: Array<[string, string | null, Record<string, unknown>?]> = [
       ['not JSON', `{"driver_volume_type": "rbd", "data": {"keyring": "${keyring}"`],
-      ['10 MB', JSON.stringify({ driver_volume_type: 'rbd', data: { keyring, hosts: ['192.0.2.1'], ports: ['6789'], blob: 'x'.repeat(10 * 1024 * 1024) } })],
+      [
+        '10 MB',
+        JSON.stringify({
+          driver_volume_type: 'rbd',
+          data: { keyring, hosts: ['192.0.2.1'], ports: ['6789'], blob: 'x'.repeat(10 * 1024 * 1024) },
+        }),
+      ],
       ['1,000 levels deep', `{"driver_volume_type":"rbd","data":${deep(1000)}}`],
-      ['__proto__ keys', `{"driver_volume_type":"rbd","__proto__":{"keyring":"${keyring}","admin":true},"data":{"__proto__":{"auth_password":"${chap}"},"hosts":["h"],"ports":["1"]},"constructor":{"prototype":{"polluted":true}}}`],
+      [
+        '__proto__ keys',
+        `{"driver_volume_type":"rbd","__proto__":{"keyring":"${keyring}","admin":true},"data":{"__proto__":{"auth_password":"${chap}"},"hosts":["h"],"ports":["1"]},"constructor":{"prototype":{"polluted":true}}}`,
+      ],
       ['a JSON array', `[{"keyring":"${keyring}"}]`],
       // Masking is by key (scrubbing free text by pattern was dropped on purpose: what follows
       // "password" in a text is not necessarily a secret), so the text shapes hold no secret.
@@ -174,13 +218,44 @@ export class FuzzSandbox {
       ['the text null', 'null'],
       ['empty', ''],
       ['NULL', null],
-      ['control characters and NUL', `{"driver_volume_type":"rbd\\u0000\\n","data":{"keyring":"${keyring}\\u0000","name":"\\u202e\\ud800"}}`],
+      [
+        'control characters and NUL',
+        `{"driver_volume_type":"rbd\\u0000\\n","data":{"keyring":"${keyring}\\u0000","name":"\\u202e\\ud800"}}`,
+      ],
       ['wrong types', `{"driver_volume_type":{"keyring":"${keyring}"},"data":"auth_password=see above"}`],
       ['data an array', `{"driver_volume_type":"rbd","data":[{"keyring":"${keyring}"}]}`],
       ['hosts a string, ports null', `{"driver_volume_type":"rbd","data":{"hosts":"192.0.2.1","ports":null,"keyring":"${keyring}"}}`],
-      ['100k monitors', JSON.stringify({ driver_volume_type: 'rbd', data: { hosts: Array.from({ length: 100_000 }, (_, i) => `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`), ports: ['6789'], keyring } })],
-      ['iSCSI with CHAP', JSON.stringify({ driver_volume_type: 'iscsi', data: { target_portal: '192.0.2.50:3260', auth_method: 'CHAP', auth_username: 'u', auth_password: chap, discovery_auth_password: chap } })],
-      ['password words in a free-text field', JSON.stringify({ driver_volume_type: 'rbd', data: { name: 'volumes/x password=unset', hosts: ['h'], ports: ['1'], auth_password: chap } })],
+      [
+        '100k monitors',
+        JSON.stringify({
+          driver_volume_type: 'rbd',
+          data: {
+            hosts: Array.from({ length: 100_000 }, (_, i) => `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`),
+            ports: ['6789'],
+            keyring,
+          },
+        }),
+      ],
+      [
+        'iSCSI with CHAP',
+        JSON.stringify({
+          driver_volume_type: 'iscsi',
+          data: {
+            target_portal: '192.0.2.50:3260',
+            auth_method: 'CHAP',
+            auth_username: 'u',
+            auth_password: chap,
+            discovery_auth_password: chap,
+          },
+        }),
+      ],
+      [
+        'password words in a free-text field',
+        JSON.stringify({
+          driver_volume_type: 'rbd',
+          data: { name: 'volumes/x password=unset', hosts: ['h'], ports: ['1'], auth_password: chap },
+        }),
+      ],
     ];
     for (const [i, [what, text]] of rows.entries()) {
       const instanceUuid = i % 2 === 0 ? active : stopped;
@@ -193,7 +268,14 @@ export class FuzzSandbox {
       this.bdms.push({ uuid: b.uuid, instanceUuid, volumeId: b.volumeId, what, secrets: [keyring, chap] });
     }
     // A BDM that is not a volume, and one whose volume_id is NULL.
-    const local = await fx.seedBdm('cell1', active, { source_type: 'image', destination_type: 'local', volume_id: null, attachment_id: null, connection_info: null, device_name: '/dev/vda' });
+    const local = await fx.seedBdm('cell1', active, {
+      source_type: 'image',
+      destination_type: 'local',
+      volume_id: null,
+      attachment_id: null,
+      connection_info: null,
+      device_name: '/dev/vda',
+    });
     this.bdms.push({ uuid: local.uuid, instanceUuid: active, volumeId: randomUUID(), what: 'a local disk', secrets: [] });
   }
 
@@ -230,7 +312,13 @@ export class FuzzSandbox {
         const p = join(dir, name);
         if (p === this.okDir) continue;
         const st = lstatSync(p);
-        const kind = st.isSymbolicLink() ? `link->${readlinkSync(p)}` : st.isDirectory() ? 'dir' : st.isFIFO() ? 'fifo' : `file:${st.size}:${(st.mode & 0o777).toString(8)}:${st.mtimeMs}`;
+        const kind = st.isSymbolicLink()
+          ? `link->${readlinkSync(p)}`
+          : st.isDirectory()
+            ? 'dir'
+            : st.isFIFO()
+              ? 'fifo'
+              : `file:${st.size}:${(st.mode & 0o777).toString(8)}:${st.mtimeMs}`;
         out.push(`${p} ${kind}`);
         if (st.isDirectory()) walk(p);
       }
@@ -247,7 +335,12 @@ export class FuzzSandbox {
     const h = createHash('sha256');
     const rows = await Promise.all([
       db.selectFrom('instances').selectAll().where('uuid', 'in', this.instances).orderBy('id').execute(),
-      db.selectFrom('block_device_mapping').select(['id', 'uuid', 'deleted', 'updated_at', 'attachment_id', 'volume_id', sql<string>`MD5(connection_info)`.as('info')]).where('instance_uuid', 'in', this.instances).orderBy('id').execute(),
+      db
+        .selectFrom('block_device_mapping')
+        .select(['id', 'uuid', 'deleted', 'updated_at', 'attachment_id', 'volume_id', sql<string>`MD5(connection_info)`.as('info')])
+        .where('instance_uuid', 'in', this.instances)
+        .orderBy('id')
+        .execute(),
       db.selectFrom('instance_system_metadata').selectAll().where('instance_uuid', 'in', this.instances).orderBy('id').execute(),
       db.selectFrom('instance_actions').selectAll().where('instance_uuid', 'in', this.instances).orderBy('id').execute(),
     ]);

@@ -12,7 +12,11 @@ export interface Snapshot {
 }
 
 export async function snapshot(twin: Seeded): Promise<Snapshot> {
-  const [nova, attachments, volume] = await Promise.all([dumpNovaRows(twin.instance_uuid), cinderAttachments(twin.volume_id), cinderVolume(twin.volume_id)]);
+  const [nova, attachments, volume] = await Promise.all([
+    dumpNovaRows(twin.instance_uuid),
+    cinderAttachments(twin.volume_id),
+    cinderVolume(twin.volume_id),
+  ]);
   return { nova, attachments, volumeStatus: volume.status };
 }
 
@@ -33,7 +37,8 @@ export function bdmProblems(twin: Seeded, s: Snapshot): string[] {
     return problems;
   }
   if (info.serial !== twin.volume_id) problems.push(`connection_info.serial is ${String(info.serial)}`);
-  if (info.driver_volume_type !== raw.driver_volume_type) problems.push(`driver_volume_type ${String(info.driver_volume_type)} != Cinder's ${String(raw.driver_volume_type)}`);
+  if (info.driver_volume_type !== raw.driver_volume_type)
+    problems.push(`driver_volume_type ${String(info.driver_volume_type)} != Cinder's ${String(raw.driver_volume_type)}`);
   const { attachment_id: _a, driver_volume_type: _d, ...expected } = raw;
   void _a;
   void _d;
@@ -67,7 +72,8 @@ export function interimProblems(twin: Seeded, s: Snapshot, reason: string, clean
   const lockedReason = s.nova.system_metadata.find((m) => m.key === 'locked_reason')?.value;
   if (!inst) return ['the instance row is gone'];
   if (inst.locked) {
-    if (lockedReason !== reason) problems.push(`the instance is locked (by ${inst.locked_by}, reason ${lockedReason}) but not by our refresh`);
+    if (lockedReason !== reason)
+      problems.push(`the instance is locked (by ${inst.locked_by}, reason ${lockedReason}) but not by our refresh`);
     return problems; // our lock: the next refresh of this BDM recovers whatever is left
   }
   if (lockedReason !== undefined) problems.push(`unlocked, but locked_reason ${lockedReason} is left`);
@@ -83,12 +89,16 @@ export function finalProblems(twin: Seeded, s: Snapshot, actionsBefore: number, 
   const problems: string[] = [];
   const inst = s.nova.instance;
   if (!inst || inst.locked || inst.locked_by !== null) problems.push(`instance locked=${inst?.locked} locked_by=${inst?.locked_by}`);
-  if (inst && (inst.vm_state !== vmState || inst.task_state !== null)) problems.push(`vm_state ${inst.vm_state} task_state ${inst.task_state}`);
+  if (inst && (inst.vm_state !== vmState || inst.task_state !== null))
+    problems.push(`vm_state ${inst.vm_state} task_state ${inst.task_state}`);
   if (s.nova.system_metadata.some((m) => m.key === 'locked_reason')) problems.push('locked_reason left in system_metadata');
   const bdm = s.nova.block_device_mapping[0];
   if (!bdm?.connection_info) problems.push('the BDM has no connection_info');
   problems.push(...bdmProblems(twin, s));
-  if (s.attachments.length !== 1) problems.push(`the volume has ${s.attachments.length} attachments (${s.attachments.map((a) => `${a.id.slice(0, 8)}:${a.status}`).join(', ')})`);
+  if (s.attachments.length !== 1)
+    problems.push(
+      `the volume has ${s.attachments.length} attachments (${s.attachments.map((a) => `${a.id.slice(0, 8)}:${a.status}`).join(', ')})`,
+    );
   else if (s.attachments[0]!.status !== 'attached') problems.push(`its attachment is ${s.attachments[0]!.status}`);
   if (s.volumeStatus !== 'in-use') problems.push(`the volume is ${s.volumeStatus}`);
   const actions = s.nova.instance_actions.slice(actionsBefore).filter((a) => a.action === 'refresh_volume_attachment');

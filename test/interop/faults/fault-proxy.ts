@@ -198,7 +198,12 @@ export function amqpMethod(frame: Buffer): string | null {
   if (frame.length < 12 || frame[0] !== 1) return null;
   const classId = frame.readUInt16BE(7);
   const methodId = frame.readUInt16BE(9);
-  const names: Record<string, string> = { '60.40': 'basic.publish', '60.60': 'basic.deliver', '60.20': 'basic.consume', '50.10': 'queue.declare' };
+  const names: Record<string, string> = {
+    '60.40': 'basic.publish',
+    '60.60': 'basic.deliver',
+    '60.20': 'basic.consume',
+    '50.10': 'queue.declare',
+  };
   return names[`${classId}.${methodId}`] ?? `${classId}.${methodId}`;
 }
 

@@ -106,7 +106,12 @@ export class RowLockHolder {
   constructor(private readonly lab: LabEnv) {}
 
   async hold(sql: string, params: unknown[]): Promise<void> {
-    const c = await mysql.createConnection({ host: '127.0.0.1', user: this.lab.dbUser, password: this.lab.dbPassword, database: this.lab.databases.nova });
+    const c = await mysql.createConnection({
+      host: '127.0.0.1',
+      user: this.lab.dbUser,
+      password: this.lab.dbPassword,
+      database: this.lab.databases.nova,
+    });
     this.held = c;
     await c.query('BEGIN');
     await c.query(sql, params);
@@ -136,7 +141,15 @@ export function newRow(name: string, at: string): Row {
 
 /** The fault table as markdown, each cell cut at 90 characters. */
 export function faultTable(rows: Row[]): string {
-  const head: Row = { name: 'case', at: 'strikes at', first: 'first run', failSeconds: 'time to fail', interim: 'left after the first run', rerun: 're-run', end: 'end state' };
+  const head: Row = {
+    name: 'case',
+    at: 'strikes at',
+    first: 'first run',
+    failSeconds: 'time to fail',
+    interim: 'left after the first run',
+    rerun: 're-run',
+    end: 'end state',
+  };
   const all = [head, ...rows];
   const keys: Array<keyof Row> = ['name', 'at', 'first', 'failSeconds', 'interim', 'rerun', 'end'];
   const width = (k: keyof Row) => Math.min(90, Math.max(...all.map((r) => r[k].length)));

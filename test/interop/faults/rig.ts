@@ -55,18 +55,38 @@ export async function startRig(lab: LabEnv, options: { httpTimeoutSeconds: numbe
   const apiDb = `${lab.databases.nova_api}_faults`;
   const cellDbUrl = lab.novaDbUrl.replace(/@([^/:@]+)(:\d+)?\//, `@$1:${cellDb.port}/`);
   const cellTransport = lab.transportUrl.replace(/@([^/:@]+)(:\d+)?\//, `@$1:${amqpProxy.port}/`);
-  const c = await mysql.createConnection({ host: '127.0.0.1', port: 3306, user: lab.dbUser, password: lab.dbPassword, multipleStatements: false });
+  const c = await mysql.createConnection({
+    host: '127.0.0.1',
+    port: 3306,
+    user: lab.dbUser,
+    password: lab.dbPassword,
+    multipleStatements: false,
+  });
   try {
     await c.query(`DROP DATABASE IF EXISTS \`${apiDb}\``);
     await c.query(`CREATE DATABASE \`${apiDb}\``);
-    const [tables] = await c.query("SELECT table_name AS t FROM information_schema.tables WHERE table_schema = ? AND table_type = 'BASE TABLE'", [lab.databases.nova_api]);
+    const [tables] = await c.query(
+      "SELECT table_name AS t FROM information_schema.tables WHERE table_schema = ? AND table_type = 'BASE TABLE'",
+      [lab.databases.nova_api],
+    );
     for (const { t } of tables as Array<{ t: string }>) {
       let select = `SELECT * FROM \`${lab.databases.nova_api}\`.\`${t}\``;
       if (t === 'cell_mappings') {
-        const [cols] = await c.query('SELECT column_name AS c FROM information_schema.columns WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position', [lab.databases.nova_api, t]);
+        const [cols] = await c.query(
+          'SELECT column_name AS c FROM information_schema.columns WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position',
+          [lab.databases.nova_api, t],
+        );
         const list = (cols as Array<{ c: string }>).map(({ c: col }) => {
-          if (col === 'database_connection') return c.format('CASE WHEN database_connection = ? THEN ? ELSE database_connection END AS database_connection', [lab.novaDbUrl, cellDbUrl]);
-          if (col === 'transport_url') return c.format('CASE WHEN transport_url = ? THEN ? ELSE transport_url END AS transport_url', [lab.transportUrl, cellTransport]);
+          if (col === 'database_connection')
+            return c.format('CASE WHEN database_connection = ? THEN ? ELSE database_connection END AS database_connection', [
+              lab.novaDbUrl,
+              cellDbUrl,
+            ]);
+          if (col === 'transport_url')
+            return c.format('CASE WHEN transport_url = ? THEN ? ELSE transport_url END AS transport_url', [
+              lab.transportUrl,
+              cellTransport,
+            ]);
           return `\`${col}\``;
         });
         select = `SELECT ${list.join(', ')} FROM \`${lab.databases.nova_api}\`.\`${t}\``;
