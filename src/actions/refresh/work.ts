@@ -5,7 +5,7 @@ import { NovaBdmError, RefreshFailed } from '../../errors';
 import type { NovaDatabase } from '../../nova-db/connect';
 import { CLAIM_KEY } from '../../nova-db/refresh-claim';
 import { infoCacheOf, systemMetadataOf } from '../../nova-db/refresh-reads';
-import { finishRefreshAction, saveBdmAttachment, startRefreshAction } from '../../nova-db/refresh-writes';
+import { saveBdmAttachment } from '../../nova-db/refresh-writes';
 import type { BdmRecord } from '../../nova-db/records';
 import type { CellDatabase, InstancesTable } from '../../nova-db/schema';
 import { instancePrimitive } from '../../rpc/instance-primitive';
@@ -13,6 +13,7 @@ import type { OsloRpcClient } from '../../rpc/oslo-rpc-client';
 import { takesDeleteAttachment, type ComputeTopic } from '../../rpc/compute-rpc-version';
 import { contextDict, type AdminContext } from '../../rpc/request-context';
 import { connectionInfoFromAttachment, parseConnectionInfo, pythonJsonDumps, type ConnectionInfo } from '../rules/connection-info';
+import { asRefreshAction, completePendingAttachment, connectorFor } from './bdm-writes';
 import { reconcileBdm, undoneOf } from './reconcile';
 import type { StepLog } from '../shared/step-log';
 
@@ -49,109 +50,110 @@ export interface WorkDone {
 }
 
 export async function refreshAttachment(w: WorkInput): Promise<WorkDone> {
-  const { db, cinder, steps } = w;
-  let bdm = w.bdm;
-  const volumeId = bdm.volume_id!;
-  const instanceUuid = w.instance.uuid;
-  const state: WorkState = { rpcDone: false, repointed: false, bdmSaved: false };
-  let actionId: number | undefined;
-  let failure: Error | undefined;
-  try {
-    actionId = await steps.run('start_action', () => startRefreshAction(db, instanceUuid, w.ctx));
-    if (bdm.attachment_id !== null && w.cinderView === null) {
-      // The BDM names an attachment Cinder no longer has: a run whose clean-up could not finish
-      // (e.g. a lock wait at save_bdm) leaves a connected `attaching` attachment beside it, and
-      // Cinder reserves nothing for a volume in that state. Restore the invariant first: the
-      // reconcile adopts and completes that attachment.
-      const stranded = bdm;
-      const left = await steps.run('cinder_list_attachments', () => cinder.listAttachments(volumeId, instanceUuid));
-      if (left.some((a) => a.status === 'attaching')) {
-        bdm = (await steps.run('reconcile', () => reconcileBdm(db, cinder, stranded.id))).bdm;
-      }
-    }
-    const pending = w.cinderView;
-    if (pending?.id === bdm.attachment_id && pending.status === 'attaching') {
-      // The BDM's attachment was left `attaching`, so is the volume, and Cinder reserves a new
-      // attachment only for an in-use or reserved one (cinder/volume/api.py _attachment_reserve):
-      // complete it first. A run whose os-complete failed leaves it so (connection_info set), and
-      // so does a cinder-api that dies inside the PUT: cinder-volume has set `attaching` and the
-      // connector, and the API never saves the connection_info (api.py attachment_update saves
-      // it after the RPC returns). The refresh then replaces it.
-      await steps.run('cinder_complete_pending', () => cinder.completeAttachment(pending.id));
-    }
-    state.newAttachment = await steps.run('cinder_reserve', () => cinder.reserveAttachment(volumeId, instanceUuid));
-    // What nova sends: the instance as locked, updated_at as read before the lock; our claim row is ours alone.
-    const { [CLAIM_KEY]: _claim, ...sysmeta } = await systemMetadataOf(db, instanceUuid);
-    const primitive = instancePrimitive(w.instance, sysmeta, await infoCacheOf(db, instanceUuid));
-    await steps.run('rpc_remove_volume_connection', () =>
-      w.rpc.call(
-        `${w.rpcTopic}.${w.instance.host}`,
-        {
-          method: 'remove_volume_connection',
-          // From 6.3 nova's rpcapi always sends delete_attachment; nova-manage sends True and lets
-          // the compute delete the attachment the BDM still names. We send False and delete it
-          // ourselves once the BDM names the new one: the BDM never names a deleted attachment.
-          args: { instance: primitive, volume_id: volumeId, ...(takesDeleteAttachment(w.rpcVersion) ? { delete_attachment: false } : {}) },
-          version: w.rpcVersion,
-        },
-        contextDict(w.ctx),
-        { timeoutSeconds: w.rpcTimeoutSeconds, callMonitorSeconds: w.rpcTimeoutSeconds > 60 ? 60 : null },
-      ),
-    );
-    state.rpcDone = true;
-    // The stale connection_info goes with the old attachment: nothing connects the new one yet.
-    const repointed = await steps.run('repoint_bdm', () => saveBdmAttachment(db, bdm.id, bdm.attachment_id, state.newAttachment!.id, null));
-    if (!repointed) throw new NovaBdmError(`BDM ${bdm.uuid} changed under us (its attachment_id is no longer ${bdm.attachment_id})`);
-    state.repointed = true;
-    await steps.run('cinder_delete_old', () => removeOldAttachments(cinder, bdm, state.newAttachment!.id, w.listedAttachments));
-    const connector = { ...w.connector };
-    if (connector.mountpoint === undefined && bdm.device_name) connector.mountpoint = bdm.device_name;
-    const updated = await steps.run('cinder_update', () => cinder.updateAttachment(state.newAttachment!.id, connector));
-    const newInfo = connectionInfoFromAttachment(updated, volumeId, parseConnectionInfo(bdm.connection_info));
-    const saved = await steps.run('save_bdm', () =>
-      saveBdmAttachment(db, bdm.id, state.newAttachment!.id, state.newAttachment!.id, pythonJsonDumps(newInfo)),
-    );
-    if (!saved) throw new NovaBdmError(`BDM ${bdm.uuid} changed under us (its attachment_id is no longer ${state.newAttachment.id})`);
-    state.bdmSaved = true;
-    await steps.run('cinder_complete', () => cinder.completeAttachment(state.newAttachment!.id));
-    return { newAttachmentId: state.newAttachment.id, newInfo };
-  } catch (err) {
-    failure = err instanceof Error ? err : new Error(String(err));
-    const { undone, remains } = await afterFailure({ ...w, bdm }, state).catch((e: Error) => ({
-      undone: [] as string[],
-      remains: `clean-up failed too (${e.message.split('\n')[0]}); run refresh again to recover`,
-    }));
-    throw new RefreshFailed(
-      `refresh of BDM ${bdm.uuid} failed at ${steps.failedStep ?? 'an unknown step'}: ${failure.message.split('\n')[0]}; ${remains}`,
-      { undone, remains },
-      failure,
-    );
-  } finally {
-    if (actionId !== undefined) {
-      const id = actionId;
-      await steps
-        .run('finish_action', () => finishRefreshAction(db, id, w.eventHost, failure?.message))
-        .catch((e: Error) => {
-          w.warnings.push(`could not finish instance action: ${e.message.split('\n')[0]}`);
-        });
-    }
-  }
+  const run: WorkRun = { bdm: w.bdm, rpcDone: false, bdmSaved: false };
+  return asRefreshAction(
+    w,
+    w.instance.uuid,
+    () => refreshSteps(w, run),
+    (failure) => failedRefresh(w, run, failure),
+  );
 }
 
-interface WorkState {
+/** How far the run got: what the clean-up after a failure starts from. */
+interface WorkRun {
+  /** The BDM as this run last read it (the reconcile of a stranded attachment re-reads it). */
+  bdm: BdmRecord;
   newAttachment?: Attachment;
   rpcDone: boolean;
-  /** The BDM names the new attachment (connection_info cleared), and the old one may be gone. */
-  repointed: boolean;
   bdmSaved: boolean;
 }
 
+/** nova-manage's _do_refresh: reserve, disconnect on the host, repoint, delete the old, connect, save, complete. */
+async function refreshSteps(w: WorkInput, run: WorkRun): Promise<WorkDone> {
+  const { cinder, steps } = w;
+  run.bdm = await adoptStranded(w, run.bdm);
+  const bdm = run.bdm;
+  await completePendingAttachment(cinder, steps, w.cinderView, bdm);
+  run.newAttachment = await steps.run('cinder_reserve', () => cinder.reserveAttachment(bdm.volume_id!, w.instance.uuid));
+  const newId = run.newAttachment.id;
+  await removeVolumeConnection(w, bdm);
+  run.rpcDone = true;
+  // The stale connection_info goes with the old attachment: nothing connects the new one yet.
+  await saveOrThrow(w, 'repoint_bdm', bdm, bdm.attachment_id, newId, null);
+  await steps.run('cinder_delete_old', () => removeOldAttachments(cinder, bdm, newId, w.listedAttachments));
+  const updated = await steps.run('cinder_update', () => cinder.updateAttachment(newId, connectorFor(w.connector, bdm)));
+  const newInfo = connectionInfoFromAttachment(updated, bdm.volume_id!, parseConnectionInfo(bdm.connection_info));
+  await saveOrThrow(w, 'save_bdm', bdm, newId, newId, pythonJsonDumps(newInfo));
+  run.bdmSaved = true;
+  await steps.run('cinder_complete', () => cinder.completeAttachment(newId));
+  return { newAttachmentId: newId, newInfo };
+}
+
+/**
+ * The BDM names an attachment Cinder no longer has: a run whose clean-up could not finish (a lock
+ * wait at save_bdm, say) leaves a connected `attaching` attachment beside it, and Cinder reserves
+ * nothing for a volume in that state. Restore the invariant first: the reconcile adopts and
+ * completes that attachment. Returns the BDM as it is then.
+ */
+async function adoptStranded(w: WorkInput, bdm: BdmRecord): Promise<BdmRecord> {
+  if (bdm.attachment_id === null || w.cinderView !== null) return bdm;
+  const left = await w.steps.run('cinder_list_attachments', () => w.cinder.listAttachments(bdm.volume_id!, w.instance.uuid));
+  if (!left.some((a) => a.status === 'attaching')) return bdm;
+  return (await w.steps.run('reconcile', () => reconcileBdm(w.db, w.cinder, bdm.id))).bdm;
+}
+
+/** Ask the instance's compute to disconnect the volume from its host. */
+async function removeVolumeConnection(w: WorkInput, bdm: BdmRecord): Promise<void> {
+  // What nova sends: the instance as locked, updated_at as read before the lock; our claim row is ours alone.
+  const { [CLAIM_KEY]: _claim, ...sysmeta } = await systemMetadataOf(w.db, w.instance.uuid);
+  const primitive = instancePrimitive(w.instance, sysmeta, await infoCacheOf(w.db, w.instance.uuid));
+  // From 6.3 nova's rpcapi always sends delete_attachment; nova-manage sends True and lets the
+  // compute delete the attachment the BDM still names. We send False and delete it ourselves once
+  // the BDM names the new one: the BDM never names a deleted attachment.
+  const deleteAttachment = takesDeleteAttachment(w.rpcVersion) ? { delete_attachment: false } : {};
+  const message = {
+    method: 'remove_volume_connection',
+    args: { instance: primitive, volume_id: bdm.volume_id!, ...deleteAttachment },
+    version: w.rpcVersion,
+  };
+  const timeouts = { timeoutSeconds: w.rpcTimeoutSeconds, callMonitorSeconds: w.rpcTimeoutSeconds > 60 ? 60 : null };
+  await w.steps.run('rpc_remove_volume_connection', () =>
+    w.rpc.call(`${w.rpcTopic}.${w.instance.host}`, message, contextDict(w.ctx), timeouts),
+  );
+}
+
+/** Point the BDM from attachment `from` to `to`, or throw if it no longer names `from` (another writer got there). */
+async function saveOrThrow(
+  w: WorkInput,
+  step: 'repoint_bdm' | 'save_bdm',
+  bdm: BdmRecord,
+  from: string | null,
+  to: string,
+  info: string | null,
+): Promise<void> {
+  const saved = await w.steps.run(step, () => saveBdmAttachment(w.db, bdm.id, from, to, info));
+  if (!saved) throw new NovaBdmError(`BDM ${bdm.uuid} changed under us (its attachment_id is no longer ${from})`);
+}
+
+/** The error a failed run ends with: what went wrong, at which step, and what the reconcile left. */
+async function failedRefresh(w: WorkInput, run: WorkRun, failure: Error): Promise<RefreshFailed> {
+  const { undone, remains } = await afterFailure({ ...w, bdm: run.bdm }, run).catch((e: Error) => ({
+    undone: [] as string[],
+    remains: `clean-up failed too (${e.message.split('\n')[0]}); run refresh again to recover`,
+  }));
+  return new RefreshFailed(
+    `refresh of BDM ${run.bdm.uuid} failed at ${w.steps.failedStep ?? 'an unknown step'}: ${failure.message.split('\n')[0]}; ${remains}`,
+    { undone, remains },
+    failure,
+  );
+}
+
 /** Reconcile, then say in words what state is left. */
-async function afterFailure(w: WorkInput, state: WorkState): Promise<{ undone: string[]; remains: string }> {
-  const reserved = state.newAttachment ? [state.newAttachment.id] : [];
+async function afterFailure(w: WorkInput, run: WorkRun): Promise<{ undone: string[]; remains: string }> {
+  const reserved = run.newAttachment ? [run.newAttachment.id] : [];
   const { bdm, done } = await reconcileBdm(w.db, w.cinder, w.bdm.id, reserved, false);
   const undone = undoneOf(done);
-  if (state.bdmSaved && bdm.attachment_id === state.newAttachment?.id) {
+  if (run.bdmSaved && bdm.attachment_id === run.newAttachment?.id) {
     return {
       undone,
       remains: `the BDM holds the new attachment ${bdm.attachment_id} and its connection_info, but Cinder did not mark it complete; run refresh again`,
@@ -161,7 +163,7 @@ async function afterFailure(w: WorkInput, state: WorkState): Promise<{ undone: s
     const legacy = w.bdm.attachment_id === null;
     return {
       undone,
-      remains: state.rpcDone
+      remains: run.rpcDone
         ? `the BDM and its attachment are unchanged, but the compute has already disconnected the volume from the host${legacy ? ' and ended its legacy connection in Cinder' : ''}: run refresh again before starting the instance`
         : 'the BDM and its attachment are unchanged',
     };
