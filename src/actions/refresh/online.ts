@@ -3,11 +3,12 @@ import type { Connector } from '../../connector';
 import type { Attachment, CinderClient } from '../../cinder/cinder-client';
 import { NovaBdmError, RefreshFailed } from '../../errors';
 import type { NovaDatabase } from '../../nova-db/connect';
-import { finishRefreshAction, saveBdmAttachment, startRefreshAction } from '../../nova-db/refresh-writes';
+import { saveBdmAttachment } from '../../nova-db/refresh-writes';
 import type { BdmRecord } from '../../nova-db/records';
 import type { CellDatabase, InstancesTable } from '../../nova-db/schema';
 import type { AdminContext } from '../../rpc/request-context';
 import { connectionInfoFromAttachment, parseConnectionInfo, pythonJsonDumps } from '../rules/connection-info';
+import { asRefreshAction, completePendingAttachment, connectorFor } from './bdm-writes';
 import { reconcileBdm, undoneOf } from './reconcile';
 import type { WorkDone } from './work';
 import type { StepLog } from '../shared/step-log';
@@ -52,64 +53,69 @@ export class OnlineCleanupFailed extends RefreshFailed {
 }
 
 export async function refreshAttachmentOnline(w: OnlineWorkInput): Promise<OnlineWorkDone> {
-  const { db, cinder, steps } = w;
-  let bdm = w.bdm;
+  const run: OnlineRun = { bdm: w.bdm, done: [] };
+  return asRefreshAction(
+    w,
+    w.instance.uuid,
+    () => onlineSteps(w, run),
+    (failure) => failedOnline(w, run, failure),
+  );
+}
+
+/** How far the run got: what the clean-up after a failure starts from. */
+interface OnlineRun {
+  /** The BDM as this run last read it (the removal of strays re-reads it). */
+  bdm: BdmRecord;
+  /** The ONLINE_STEPS done, in order. */
+  done: OnlineStep[];
+  created?: Attachment;
+}
+
+/** Clear strays, then the four ONLINE_STEPS: create, complete, save the BDM, delete the old attachment. */
+async function onlineSteps(w: OnlineWorkInput, run: OnlineRun): Promise<OnlineWorkDone> {
+  const { cinder } = w;
+  run.bdm = await clearStrays(w, run.bdm);
+  const bdm = run.bdm;
   const volumeId = bdm.volume_id!;
-  const instanceUuid = w.instance.uuid;
-  const done: OnlineStep[] = [];
-  const step = async <T>(name: OnlineStep, work: () => Promise<T>): Promise<T> => {
-    const value = await steps.run(name, work);
-    done.push(name);
-    return value;
-  };
-  let created: Attachment | undefined;
-  let actionId: number | undefined;
-  let failure: Error | undefined;
+  await completePendingAttachment(cinder, w.steps, w.cinderView, bdm);
+  const created = await onlineStep(w, run, 'attachment_create', () =>
+    cinder.createAttachment(volumeId, w.instance.uuid, connectorFor(w.connector, bdm)),
+  );
+  run.created = created;
+  await onlineStep(w, run, 'attachment_complete', () => cinder.completeAttachment(created.id));
+  const newInfo = connectionInfoFromAttachment(created, volumeId, parseConnectionInfo(bdm.connection_info));
+  const oldId = bdm.attachment_id;
+  const saved = await onlineStep(w, run, 'bdm_save', () => saveBdmAttachment(w.db, bdm.id, oldId, created.id, pythonJsonDumps(newInfo)));
+  if (!saved) throw new NovaBdmError(`BDM ${bdm.uuid} changed under us (its attachment_id is no longer ${oldId})`);
+  // With the service token: without it, Cinder asks Nova whether the instance still uses the
+  // attachment (OSSA-2023-003), and Nova says it does until it reads the saved BDM.
+  if (oldId) await onlineStep(w, run, 'attachment_delete', () => cinder.deleteAttachment(oldId));
+  else run.done.push('attachment_delete');
+  return { newAttachmentId: created.id, newInfo, onlineSteps: run.done };
+}
+
+/** One of the ONLINE_STEPS, counted as done once it returns. */
+async function onlineStep<T>(w: OnlineWorkInput, run: OnlineRun, name: OnlineStep, work: () => Promise<T>): Promise<T> {
+  const value = await w.steps.run(name, work);
+  run.done.push(name);
+  return value;
+}
+
+/**
+ * The error a failed run ends with, after the reconcile step. When that clean-up cannot run
+ * either, an OnlineCleanupFailed: the caller keeps the claim, so the next run recovers.
+ */
+async function failedOnline(w: OnlineWorkInput, run: OnlineRun, failure: Error): Promise<RefreshFailed> {
+  const message = (remains: string) =>
+    `online refresh of BDM ${run.bdm.uuid} failed at ${w.steps.failedStep ?? 'an unknown step'}: ${failure.message.split('\n')[0]}; ${remains}`;
+  let after: { undone: string[]; remains: string };
   try {
-    actionId = await steps.run('start_action', () => startRefreshAction(db, instanceUuid, w.ctx));
-    bdm = await clearStrays(w, bdm);
-    const pending = w.cinderView;
-    if (pending?.id === bdm.attachment_id && pending.status === 'attaching') {
-      // Cinder reserves a second attachment for the instance only while the volume is in-use
-      // (cinder/volume/api.py _attachment_reserve): complete the BDM's own attachment first.
-      await steps.run('cinder_complete_pending', () => cinder.completeAttachment(pending.id));
-    }
-    const connector = { ...w.connector };
-    if (connector.mountpoint === undefined && bdm.device_name) connector.mountpoint = bdm.device_name;
-    created = await step('attachment_create', () => cinder.createAttachment(volumeId, instanceUuid, connector));
-    const newId = created.id;
-    await step('attachment_complete', () => cinder.completeAttachment(newId));
-    const newInfo = connectionInfoFromAttachment(created, volumeId, parseConnectionInfo(bdm.connection_info));
-    const oldId = bdm.attachment_id;
-    const saved = await step('bdm_save', () => saveBdmAttachment(db, bdm.id, oldId, newId, pythonJsonDumps(newInfo)));
-    if (!saved) throw new NovaBdmError(`BDM ${bdm.uuid} changed under us (its attachment_id is no longer ${oldId})`);
-    // With the service token: without it, Cinder asks Nova whether the instance still uses the
-    // attachment (OSSA-2023-003), and Nova says it does until it reads the saved BDM.
-    if (oldId) await step('attachment_delete', () => cinder.deleteAttachment(oldId));
-    else done.push('attachment_delete');
-    return { newAttachmentId: newId, newInfo, onlineSteps: done };
-  } catch (err) {
-    failure = err instanceof Error ? err : new Error(String(err));
-    const message = (remains: string) =>
-      `online refresh of BDM ${bdm.uuid} failed at ${steps.failedStep ?? 'an unknown step'}: ${failure!.message.split('\n')[0]}; ${remains}`;
-    let after: { undone: string[]; remains: string };
-    try {
-      after = await steps.run('reconcile', () => afterFailure(w, bdm, created));
-    } catch (e) {
-      const remains = `clean-up failed too (${(e as Error).message.split('\n')[0]}); the instance stays locked by this refresh: run refresh again to recover it (the guest is not affected)`;
-      throw new OnlineCleanupFailed(message(remains), { undone: [], remains, steps_done: done }, failure);
-    }
-    throw new RefreshFailed(message(after.remains), { ...after, steps_done: done }, failure);
-  } finally {
-    if (actionId !== undefined) {
-      const id = actionId;
-      await steps
-        .run('finish_action', () => finishRefreshAction(db, id, w.eventHost, failure?.message))
-        .catch((e: Error) => {
-          w.warnings.push(`could not finish instance action: ${e.message.split('\n')[0]}`);
-        });
-    }
+    after = await w.steps.run('reconcile', () => afterFailure(w, run.bdm, run.created));
+  } catch (e) {
+    const remains = `clean-up failed too (${(e as Error).message.split('\n')[0]}); the instance stays locked by this refresh: run refresh again to recover it (the guest is not affected)`;
+    return new OnlineCleanupFailed(message(remains), { undone: [], remains, steps_done: run.done }, failure);
   }
+  return new RefreshFailed(message(after.remains), { ...after, steps_done: run.done }, failure);
 }
 
 /**
