@@ -41,62 +41,110 @@ export async function reconcileBdm(
   /** Mark a connected but `attaching` attachment complete (not right after os-complete itself failed). */
   completePending = true,
 ): Promise<{ bdm: BdmRecord; done: Reconciliation }> {
+  const r = await readState(db, cinder, bdmId, reservedByUs);
+  const keep = await keptAttachment(r);
+  if (completePending && keep.status === 'attaching') await completeLeftAttaching(r, keep);
+  await deleteOthers(r, keep);
+  if (r.done.notes.length === 0)
+    r.done.notes.push({ kind: 'intact', text: `the BDM's attachment ${keep.id} exists and no other was left` });
+  return { bdm: (await findBdmById(db, bdmId)) ?? r.bdm, done: r.done };
+}
+
+/** One reconcile: the BDM and Cinder's attachments of its (volume, instance) as read first, and what it did so far. */
+interface Reconcile {
+  db: NovaDatabase<CellDatabase>;
+  cinder: CinderClient;
+  bdm: BdmRecord;
+  volumeId: string;
+  instanceUuid: string;
+  attachments: Attachment[];
+  reservedByUs: readonly string[];
+  done: Reconciliation;
+}
+
+async function readState(
+  db: NovaDatabase<CellDatabase>,
+  cinder: CinderClient,
+  bdmId: number,
+  reservedByUs: readonly string[],
+): Promise<Reconcile> {
   const bdm = await findBdmById(db, bdmId);
   if (!bdm || !bdm.volume_id || !bdm.instance_uuid) throw new Error(`BDM ${bdmId} is gone; nothing to reconcile`);
-  const volumeId = bdm.volume_id;
-  const attachments = await cinder.listAttachments(volumeId, bdm.instance_uuid);
+  const attachments = await cinder.listAttachments(bdm.volume_id, bdm.instance_uuid);
   const done: Reconciliation = { kept_attachment_id: bdm.attachment_id, deleted_attachments: [], repointed: false, notes: [] };
+  return { db, cinder, bdm, volumeId: bdm.volume_id, instanceUuid: bdm.instance_uuid, attachments, reservedByUs, done };
+}
 
-  const current = bdm.attachment_id ? attachments.find((a) => a.id === bdm.attachment_id) : undefined;
+/** The attachment the BDM ends up naming: its own if Cinder has it, else one adopted or reserved. */
+async function keptAttachment(r: Reconcile): Promise<Attachment> {
+  const { bdm } = r;
+  const current = bdm.attachment_id ? r.attachments.find((a) => a.id === bdm.attachment_id) : undefined;
   // The legacy flow's record stays attached in Cinder until the refresh removes it.
-  const legacy = !bdm.attachment_id ? attachments.find((a) => a.status === 'attached' && !reservedByUs.includes(a.id)) : undefined;
-  let keep: Attachment | undefined = current ?? legacy;
+  const legacy = !bdm.attachment_id ? r.attachments.find((a) => a.status === 'attached' && !r.reservedByUs.includes(a.id)) : undefined;
+  const found = current ?? legacy;
+  if (!found) return repointToSurvivor(r);
+  if (found === current && !bdm.connection_info && hasConnection(found)) await storeConnectionInfo(r, found);
+  return found;
+}
+
+/**
+ * The BDM's attachment is gone: adopt the one a refresh connected (its PUT went through), else any
+ * left, else reserve one so the volume stays attached (nova's last resort); point the BDM at it.
+ */
+async function repointToSurvivor(r: Reconcile): Promise<Attachment> {
+  const { bdm, done } = r;
+  let keep = r.attachments.find(hasConnection) ?? r.attachments[0];
   if (!keep) {
-    // The BDM's attachment is gone: adopt the one a refresh connected (its PUT went through),
-    // else any left, else reserve one so the volume stays attached (nova's last resort).
-    keep = attachments.find(hasConnection) ?? attachments[0];
-    if (!keep) {
-      keep = await cinder.reserveAttachment(volumeId, bdm.instance_uuid);
-      done.reserved_attachment_id = keep.id;
-      done.notes.push({ kind: 'reserved', text: `reserved attachment ${keep.id} to keep the volume attached` });
-    }
-    const info = hasConnection(keep)
-      ? pythonJsonDumps(connectionInfoFromAttachment(keep, volumeId, parseConnectionInfo(bdm.connection_info)))
-      : null;
-    if (!(await saveBdmAttachment(db, bdm.id, bdm.attachment_id, keep.id, info))) {
-      throw new Error(`BDM ${bdm.uuid} changed while it was being reconciled`);
-    }
-    done.kept_attachment_id = keep.id;
-    done.repointed = true;
-    done.notes.push({ kind: 'repointed', text: `pointed the BDM at attachment ${keep.id}${info ? '' : ' with connection_info cleared'}` });
-  } else if (keep === current && !bdm.connection_info && hasConnection(keep)) {
-    // The BDM names an attachment a refresh connected (its PUT went through) but could not yet
-    // store the connection_info of: adopt it.
-    const info = pythonJsonDumps(connectionInfoFromAttachment(keep, volumeId, null));
-    if (!(await saveBdmAttachment(db, bdm.id, keep.id, keep.id, info)))
-      throw new Error(`BDM ${bdm.uuid} changed while it was being reconciled`);
-    done.notes.push({ kind: 'stored_info', text: `stored the connection_info of attachment ${keep.id}` });
+    keep = await r.cinder.reserveAttachment(r.volumeId, r.instanceUuid);
+    done.reserved_attachment_id = keep.id;
+    done.notes.push({ kind: 'reserved', text: `reserved attachment ${keep.id} to keep the volume attached` });
   }
-  if (completePending && keep.status === 'attaching') {
-    // Connected (or its PUT cut short inside cinder-api, connection_info never saved) but never
-    // completed: the volume stays `attaching`, and Cinder reserves no new attachment for it
-    // until this one is complete (cinder/volume/api.py _attachment_reserve).
-    try {
-      await cinder.completeAttachment(keep.id);
-      done.notes.push({ kind: 'completed', text: `marked attachment ${keep.id} complete (it had been left attaching)` });
-    } catch (err) {
-      const why = (err as Error).message.split('\n')[0];
-      done.notes.push({ kind: 'not_completed', text: `could not mark attachment ${keep.id} complete (${why})` });
-    }
+  const info = hasConnection(keep)
+    ? pythonJsonDumps(connectionInfoFromAttachment(keep, r.volumeId, parseConnectionInfo(bdm.connection_info)))
+    : null;
+  await saveOrThrow(r, bdm.attachment_id, keep.id, info);
+  done.kept_attachment_id = keep.id;
+  done.repointed = true;
+  done.notes.push({ kind: 'repointed', text: `pointed the BDM at attachment ${keep.id}${info ? '' : ' with connection_info cleared'}` });
+  return keep;
+}
+
+/** The BDM names an attachment a refresh connected (its PUT went through) but could not yet store the connection_info of: adopt it. */
+async function storeConnectionInfo(r: Reconcile, keep: Attachment): Promise<void> {
+  const info = pythonJsonDumps(connectionInfoFromAttachment(keep, r.volumeId, null));
+  await saveOrThrow(r, keep.id, keep.id, info);
+  r.done.notes.push({ kind: 'stored_info', text: `stored the connection_info of attachment ${keep.id}` });
+}
+
+async function saveOrThrow(r: Reconcile, from: string | null, to: string, info: string | null): Promise<void> {
+  if (!(await saveBdmAttachment(r.db, r.bdm.id, from, to, info))) {
+    throw new Error(`BDM ${r.bdm.uuid} changed while it was being reconciled`);
   }
-  for (const a of attachments) {
+}
+
+/**
+ * Connected (or its PUT cut short inside cinder-api, connection_info never saved) but never
+ * completed: the volume stays `attaching`, and Cinder reserves no new attachment for it until
+ * this one is complete (cinder/volume/api.py _attachment_reserve). Failing to is a note, not a failure.
+ */
+async function completeLeftAttaching(r: Reconcile, keep: Attachment): Promise<void> {
+  try {
+    await r.cinder.completeAttachment(keep.id);
+    r.done.notes.push({ kind: 'completed', text: `marked attachment ${keep.id} complete (it had been left attaching)` });
+  } catch (err) {
+    const why = (err as Error).message.split('\n')[0];
+    r.done.notes.push({ kind: 'not_completed', text: `could not mark attachment ${keep.id} complete (${why})` });
+  }
+}
+
+/** Every attachment of (volume, instance) but the kept one goes. */
+async function deleteOthers(r: Reconcile, keep: Attachment): Promise<void> {
+  for (const a of r.attachments) {
     if (a.id === keep.id) continue;
-    await cinder.deleteAttachment(a.id);
-    done.deleted_attachments.push(a.id);
-    done.notes.push({ kind: 'deleted', text: `deleted the ${reservedByUs.includes(a.id) ? 'reserved' : 'stray'} attachment ${a.id}` });
+    await r.cinder.deleteAttachment(a.id);
+    r.done.deleted_attachments.push(a.id);
+    r.done.notes.push({ kind: 'deleted', text: `deleted the ${r.reservedByUs.includes(a.id) ? 'reserved' : 'stray'} attachment ${a.id}` });
   }
-  if (done.notes.length === 0) done.notes.push({ kind: 'intact', text: `the BDM's attachment ${keep.id} exists and no other was left` });
-  return { bdm: (await findBdmById(db, bdmId)) ?? bdm, done };
 }
 
 /** What a failed refresh's reconcile undid, in words: all it did, not that it found nothing to do. */
