@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync
 import { join } from 'node:path';
 import { execute } from '../src/entry/run';
 import { answer, resultOf } from './support/results';
+import type { AuditResult } from '../src/actions/audit/audit';
 import { RefreshEnv } from './support/refresh-env';
 import { parseMetricsFile, sampleValue } from './support/prometheus-text';
 
@@ -78,12 +79,8 @@ describe('audit: bounded result and metrics_path', () => {
     assert.equal(r.metrics_path, metrics);
     assert.ok(typeof r.seconds === 'number' && r.seconds > 0);
 
-    const full = JSON.parse(readFileSync(report, 'utf8'));
-    assert.deepEqual(
-      full.stale.map((s: { bdm_uuid: string }) => s.bdm_uuid).sort(),
-      f.stale.map((s) => s.uuid).sort(),
-      'the report lists every stale BDM',
-    );
+    const full: AuditResult = JSON.parse(readFileSync(report, 'utf8'));
+    assert.deepEqual(full.stale.map((s) => s.bdm_uuid).sort(), f.stale.map((s) => s.uuid).sort(), 'the report lists every stale BDM');
     assert.equal(full.stale_truncated, undefined, 'the report is whole');
     assert.equal(full.totals.stale, 5);
 

@@ -5,6 +5,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { execute } from '../src/entry/run';
 import { resultOf } from './support/results';
+import type { AuditResult } from '../src/actions/audit/audit';
 import { NEW_MONITORS, RefreshEnv } from './support/refresh-env';
 
 // Staleness rules, idempotent refresh, check mode and the fleet audit, on the real schema.
@@ -207,7 +208,8 @@ describe('audit', () => {
       ],
     );
     assert.equal((statSync(report).mode & 0o777).toString(8), '600');
-    assert.deepEqual(JSON.parse(readFileSync(report, 'utf8')).stale.length, 2);
+    const written: AuditResult = JSON.parse(readFileSync(report, 'utf8'));
+    assert.deepEqual(written.stale.length, 2);
     const countsAfter = await fx
       .cell('cell1')
       .selectFrom('instance_actions')

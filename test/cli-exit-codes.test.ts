@@ -5,6 +5,11 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runBundle } from './support/run-bundle';
 import { RefreshEnv } from './support/refresh-env';
+import type { Fields } from './support/results';
+import type { FailureResult } from '../src/entry/result';
+import type { AuditResult } from '../src/actions/audit/audit';
+import type { SingleRefreshResult } from '../src/actions/refresh/result';
+import type { Connector } from '../src/connector';
 
 // The exit code of every CLI path through the built bundle: bdm refresh, bdm audit
 // (0 clean / 4 stale / 1 incomplete / 64 usage) and get_connector, next to what each wrote.
@@ -53,7 +58,7 @@ describe('bdm refresh', () => {
       '--json',
     );
     assert.equal(r.status, 0, r.stderr);
-    const refreshed = JSON.parse(r.stdout);
+    const refreshed: Fields<SingleRefreshResult | FailureResult> = JSON.parse(r.stdout);
     assert.equal(refreshed.changed, true);
     const mutations = env.cloud.mutations().length;
     r = await cli(
@@ -67,7 +72,8 @@ describe('bdm refresh', () => {
       '--json',
     );
     assert.equal(r.status, 0, r.stderr);
-    assert.equal(JSON.parse(r.stdout).changed, false);
+    const again: Fields<SingleRefreshResult | FailureResult> = JSON.parse(r.stdout);
+    assert.equal(again.changed, false);
     assert.equal(env.cloud.mutations().length, mutations, 'a second run changes nothing');
 
     const t = await env.seed();
@@ -147,10 +153,12 @@ describe('bdm audit', () => {
     const expect = JSON.stringify(RefreshEnv.EXPECT_NEW_MONITORS);
     let r = await cli('bdm', 'audit', '--host', clean, '--expect-json', expect, '--json');
     assert.equal(r.status, 0, r.stderr);
-    assert.deepEqual(JSON.parse(r.stdout).stale, []);
+    const cleanAudit: Fields<AuditResult | FailureResult> = JSON.parse(r.stdout);
+    assert.deepEqual(cleanAudit.stale, []);
     r = await cli('bdm', 'audit', '--host', clean, '--host', stale, '--expect-json', expect, '--json');
     assert.equal(r.status, 4, r.stderr);
-    assert.equal(JSON.parse(r.stdout).stale.length, 1);
+    const staleAudit: Fields<AuditResult | FailureResult> = JSON.parse(r.stdout);
+    assert.equal(staleAudit.stale?.length, 1);
     // Counts only: still 4, and the table says what it left out.
     r = await cli('bdm', 'audit', '--host', clean, '--host', stale, '--expect-json', expect, '--stale-limit', '0');
     assert.equal(r.status, 4, r.stderr);
@@ -174,7 +182,7 @@ describe('get_connector', () => {
     writeFileSync(conf, '[DEFAULT]\nhost = compute9\nmy_ip = 192.0.2.9\n');
     let r = await run(['--config-file', conf, 'get_connector', '--json']);
     assert.equal(r.status, 0, r.stderr);
-    const out = JSON.parse(r.stdout);
+    const out: Connector = JSON.parse(r.stdout);
     assert.equal(out.host, 'compute9', 'the connector itself, as nova-manage get_connector --json prints it');
     assert.equal(out.ip, '192.0.2.9');
     writeFileSync(conf, '[DEFAULT]\nhost = compute9\n[libvirt]\nvolume_use_multipath = true\n');

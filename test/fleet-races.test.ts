@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { CLAIM_KEY } from '../src/nova-db/refresh-claim';
 import { FleetEnv, type SeededBdm } from './support/fleet-env';
-import type { FleetRefreshResult } from '../src/actions/fleet/fleet';
+import type { FleetRefreshResult } from '../src/actions/fleet/result';
 import { BUNDLE } from './support/nova-env';
 import { NEW_MONITORS } from './support/refresh-env';
 

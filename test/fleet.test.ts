@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { lockReasonFor } from '../src/actions/rules/lock-reason';
 import { CLAIM_KEY } from '../src/nova-db/refresh-claim';
 import { execute } from '../src/entry/run';
-import type { FleetRefreshResult } from '../src/actions/fleet/fleet';
+import type { FleetRefreshResult } from '../src/actions/fleet/result';
 import { resultOf } from './support/results';
 import { FleetEnv, type SeededBdm } from './support/fleet-env';
 import type { CellName } from './support/fixtures';

@@ -1,5 +1,5 @@
 import type { AuditResult } from '../actions/audit/audit';
-import type { FleetRefreshResult } from '../actions/fleet/fleet';
+import type { FleetRefreshResult } from '../actions/fleet/result';
 import type { GetConnectorResult } from '../actions/get-connector';
 import type { RefreshFailureReport, SingleRefreshResult } from '../actions/refresh/result';
 import type { ShowResult } from '../actions/show';

@@ -6,6 +6,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSyn
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { NEW_MONITORS, RefreshEnv } from '../support/refresh-env';
+import { withRefreshSummary, type RefreshSummaryFact } from '../support/results';
 
 // Issue 22: the role gets each compute host's connector where Node.js is not installed
 // (nova-manage on the host, a command into the nova_compute container, a venv's nova-manage),
@@ -66,7 +67,7 @@ async function refresh(
   vars: Record<string, unknown>,
   flags: string[] = [],
   extraEnv: Record<string, string> = {},
-): Promise<{ run: Run; summary: any }> {
+): Promise<{ run: Run; readonly summary: RefreshSummaryFact }> {
   const summaryFile = join(work, `summary-${randomUUID()}.json`);
   const wrapper = join(work, `refresh-${randomUUID()}.yml`);
   writeFileSync(
@@ -87,7 +88,7 @@ async function refresh(
     JSON.stringify({ nova_bdm_config_file: [env.fx.env.confPath, env.extraConf], ceph_monitors: NEW_MONITORS, ...vars }),
   );
   const r = await run('ansible-playbook', ['-i', inventory, wrapper, '-e', `@${varsFile}`, ...flags], extraEnv);
-  return { run: r, summary: existsSync(summaryFile) ? JSON.parse(readFileSync(summaryFile, 'utf8')) : undefined };
+  return withRefreshSummary(r, summaryFile);
 }
 
 /** The summary's lines (the role's debug task) that start with `prefix`, as printed. */

@@ -6,6 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Ajv from 'ajv';
 import { BUNDLE } from '../support/nova-env';
+import type { Fields } from '../support/results';
+import type { FailureResult } from '../../src/entry/result';
+import type { GetConnectorResult } from '../../src/actions/get-connector';
+import type { FleetRefreshResult } from '../../src/actions/fleet/result';
 
 // Issue 22 item 3: what an execution environment needs to run the collection. ansible-builder
 // is in neither the Debian nor the npm registry, so its inputs are checked here the way it reads
@@ -301,15 +305,15 @@ test('the bundle runs under the minimum Node.js the files name (the official bui
     writeFileSync(args, JSON.stringify({ action: 'get_connector', config_file: join(host, 'nova.conf'), host_root: host }));
     const got = await run(node, [BUNDLE, args]);
     assert.equal(got.code, 0, got.stdout + got.stderr);
-    const result = JSON.parse(got.stdout);
+    const result: Fields<GetConnectorResult | FailureResult> = JSON.parse(got.stdout);
     assert.equal(result.failed, undefined, result.msg);
-    assert.equal(result.connector.host, 'compute-ee');
-    assert.equal(result.connector.initiator, 'iqn.2004-10.com.example:01:ee');
+    assert.equal(result.connector?.host, 'compute-ee');
+    assert.equal(result.connector?.initiator, 'iqn.2004-10.com.example:01:ee');
     const bad = await run(node, [BUNDLE, '--no-such-option']);
     assert.notEqual(bad.code, 0);
     assert.doesNotMatch(bad.stdout + bad.stderr, /at .*\.cjs:\d+|SyntaxError|ReferenceError/);
     writeFileSync(args, JSON.stringify({ action: 'refresh', hosts: ['compute-ee'], connectors: { 'compute-ee': 7 } }));
-    const refused = JSON.parse((await run(node, [BUNDLE, args])).stdout);
+    const refused: Fields<FleetRefreshResult | FailureResult> = JSON.parse((await run(node, [BUNDLE, args])).stdout);
     assert.equal(refused.failed, true);
     assert.equal(refused.msg, 'connectors must map each host to its connector: a dict, or the JSON text get_connector --json printed');
   } finally {

@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runAnsible, type AnsibleRun } from '../support/ansible-run';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ISCSI_CHAP_CONNECTION_INFO } from '../support/fixtures';
@@ -11,6 +11,7 @@ import { BUNDLE } from '../support/nova-env';
 import { NEW_MONITORS, OLD_MONITORS, RefreshEnv } from '../support/refresh-env';
 import { parseMetricsFile, sampleValue } from '../support/prometheus-text';
 import type { AuditResult } from '../../src/actions/audit/audit';
+import { entryFor, readRefreshSummary, withRefreshSummary, type RefreshSummaryFact } from '../support/results';
 
 // The osops.nova collection as users run it: the tarball `ansible-galaxy collection build`
 // makes from ansible/, installed with `ansible-galaxy collection install`, every playbook run
@@ -58,7 +59,10 @@ function playbook(name: string, vars: Record<string, unknown>, flags: string[] =
 }
 
 /** The refresh playbook, then the role's summary fact written to a file (whatever the outcome). */
-async function refreshPlaybook(vars: Record<string, unknown>, flags: string[] = []): Promise<{ run: Run; summary: any }> {
+async function refreshPlaybook(
+  vars: Record<string, unknown>,
+  flags: string[] = [],
+): Promise<{ run: Run; readonly summary: RefreshSummaryFact }> {
   const summaryFile = join(work, `summary-${randomUUID()}.json`);
   const wrapper = join(work, `refresh-${randomUUID()}.yml`);
   writeFileSync(
@@ -74,7 +78,7 @@ async function refreshPlaybook(vars: Record<string, unknown>, flags: string[] = 
 `,
   );
   const result = await playbook(wrapper, vars, flags);
-  return { run: result, summary: existsSync(summaryFile) ? JSON.parse(readFileSync(summaryFile, 'utf8')) : undefined };
+  return withRefreshSummary(result, summaryFile);
 }
 
 function assertNoSecret(r: Run): void {
@@ -302,10 +306,10 @@ describe('playbooks by FQCN', () => {
     assertOk(both.run);
     assert.equal(both.summary.check_mode, true);
     assert.deepEqual(both.summary.counts, { refreshed: 1, skipped: 1, failed: 0 });
-    assert.equal(both.summary.refreshed[0].bdm_uuid, stale.bdm.uuid);
-    assert.deepEqual(both.summary.refreshed[0].reasons, ['expectation_mismatch']);
-    assert.equal(both.summary.skips[0].bdm_uuid, active.bdm.uuid);
-    assert.equal(both.summary.skips[0].why, 'vm_state active (must be stopped)');
+    assert.equal(both.summary.refreshed[0]!.bdm_uuid, stale.bdm.uuid);
+    assert.deepEqual(both.summary.refreshed[0]!.reasons, ['expectation_mismatch']);
+    assert.equal(both.summary.skips[0]!.bdm_uuid, active.bdm.uuid);
+    assert.equal(both.summary.skips[0]!.why, 'vm_state active (must be stopped)');
     assert.ok(
       both.run.out.includes(
         `skipped: BDM ${active.bdm.uuid} (instance ${active.instanceUuid}, volume ${active.volumeId}): vm_state active (must be stopped)`,
@@ -342,7 +346,7 @@ describe('playbooks by FQCN', () => {
     );
     for (const s of [stale, stale2]) {
       const row = (await env.dumpRows(s.instanceUuid)).bdms[0]!;
-      const entry = summary.refreshed.find((e: any) => e.bdm_uuid === s.bdm.uuid);
+      const entry = entryFor(summary.refreshed, s.bdm.uuid);
       assert.equal(entry.new_attachment_id, row.attachment_id);
       assert.equal(entry.old_attachment_id, s.oldAttachmentId);
       assert.notEqual(row.attachment_id, s.oldAttachmentId);
@@ -357,7 +361,7 @@ describe('playbooks by FQCN', () => {
     const again = await refreshPlaybook(vars);
     assertOk(again.run);
     assert.deepEqual(again.summary.counts, { refreshed: 0, skipped: 3, failed: 0 });
-    assert.deepEqual(again.summary.skips.map((e: any) => e.why).sort(), ['not stale', 'not stale', 'vm_state active (must be stopped)']);
+    assert.deepEqual(again.summary.skips.map((e) => e.why).sort(), ['not stale', 'not stale', 'vm_state active (must be stopped)']);
     assert.match(again.run.out, /"refreshed 0, skipped 3, failed 0"/);
   });
 
@@ -385,12 +389,12 @@ describe('playbooks by FQCN', () => {
     const notForced = await refreshPlaybook(vars, [...strings, '-e', 'nova_bdm_force=false']);
     assertOk(notForced.run);
     assert.deepEqual(notForced.summary.counts, { refreshed: 0, skipped: 1, failed: 0 });
-    assert.equal(notForced.summary.skips[0].why, 'not stale');
+    assert.equal(notForced.summary.skips[0]!.why, 'not stale');
     // ... and "True" true.
     const forced = await refreshPlaybook(vars, [...strings, '-e', 'nova_bdm_force=True']);
     assertOk(forced.run);
     assert.deepEqual(forced.summary.counts, { refreshed: 1, skipped: 0, failed: 0 });
-    assert.deepEqual(forced.summary.refreshed[0].reasons, ['forced']);
+    assert.deepEqual(forced.summary.refreshed[0]!.reasons, ['forced']);
     const wrong = await refreshPlaybook(vars, ['-e', 'nova_bdm_max_parallel=many']);
     assert.equal(wrong.run.code, 2, wrong.run.out);
     assert.match(
@@ -449,7 +453,7 @@ describe('playbooks by FQCN', () => {
     });
     assertOk(r);
     assert.deepEqual(summary.counts, { refreshed: 2, skipped: 0, failed: 0 });
-    assert.deepEqual(summary.refreshed.map((e: any) => e.bdm_uuid).sort(), [ax.bdm.uuid, by.bdm.uuid].sort());
+    assert.deepEqual(summary.refreshed.map((e) => e.bdm_uuid).sort(), [ax.bdm.uuid, by.bdm.uuid].sort());
     assert.deepEqual(summary.skips, []);
     assert.deepEqual(summary.failures, []);
     assert.equal(summary.summary[0], 'refreshed 2, skipped 0, failed 0');
@@ -478,7 +482,7 @@ describe('playbooks by FQCN', () => {
       nova_bdm_connectors: { [env.host]: env.connector },
     });
     assertOk(r);
-    assert.deepEqual(summary.refreshed.map((e: any) => e.bdm_uuid).sort(), [ax.bdm.uuid, bz.bdm.uuid].sort());
+    assert.deepEqual(summary.refreshed.map((e) => e.bdm_uuid).sort(), [ax.bdm.uuid, bz.bdm.uuid].sort());
     assert.deepEqual(summary.counts, { refreshed: 2, skipped: 0, failed: 0 });
     const a = (await env.dumpRows(ax.instanceUuid)).bdms;
     assert.equal(a.find((b) => b.uuid === ay.bdm.uuid)!.attachment_id, ay.oldAttachmentId, 'A/Y (stale, refreshable, not named) unchanged');
@@ -552,9 +556,9 @@ describe('playbooks by FQCN', () => {
     assertOk(r);
     assert.match(r.out, /ctl-a \(1 of 2\): \{'hosts': \['nbt-cmp-/);
     assert.match(r.out, /ctl-b \(2 of 2\): \{'hosts': \['nbt-cmp-/);
-    const a = JSON.parse(readFileSync(join(summaries, 'ctl-a.json'), 'utf8'));
-    const b = JSON.parse(readFileSync(join(summaries, 'ctl-b.json'), 'utf8'));
-    const refreshed = [...a.refreshed, ...b.refreshed].map((e: any) => e.bdm_uuid).sort();
+    const a = readRefreshSummary(join(summaries, 'ctl-a.json'));
+    const b = readRefreshSummary(join(summaries, 'ctl-b.json'));
+    const refreshed = [...a.refreshed, ...b.refreshed].map((e) => e.bdm_uuid).sort();
     assert.deepEqual(refreshed, seeded.map((x) => x.bdm.uuid).sort(), 'each BDM refreshed by exactly one controller');
     assert.equal(a.counts.failed + b.counts.failed, 0);
     for (const e of [...a.skips, ...b.skips])

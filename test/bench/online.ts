@@ -1,5 +1,5 @@
 import { ratio, summarize, timeChild, type Summary } from './measure';
-import type { FleetRefreshResult } from '../../src/actions/fleet/fleet';
+import type { FleetRefreshResult } from '../../src/actions/fleet/result';
 import type { SingleRefreshResult } from '../../src/actions/refresh/result';
 import type { Fields } from '../support/results';
 

@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execute, type FailureResult } from '../../src/entry/run';
-import type { FleetRefreshResult } from '../../src/actions/fleet/fleet';
+import type { FleetRefreshResult } from '../../src/actions/fleet/result';
 import { resultOf, type Fields } from './results';
 import { danglingBdms } from './dangling-bdms';
 import { FakeCompute } from './fake-compute';

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import type { FleetRefreshResult } from '../../src/actions/fleet/result';
 import type { FailureResult, ModuleResult, Outcome, OutcomeKind } from '../../src/entry/result';
 import type { SingleRefreshResult } from '../../src/actions/refresh/result';
 import type { ShowResult } from '../../src/actions/show';
@@ -51,4 +53,34 @@ export function entryFor<T extends { bdm_uuid: string | null }>(items: readonly 
   const found = items.find((e) => e.bdm_uuid === bdmUuid);
   assert.ok(found, `BDM ${bdmUuid} not in ${JSON.stringify(items.map((e) => e.bdm_uuid))}`);
   return found;
+}
+
+/**
+ * The fact nova_bdm_refresh_summary that the role refresh_connection_info sets (its tasks/main.yml):
+ * fields of the fleet refresh's result as the module returned them, and what the role adds.
+ */
+export type RefreshSummaryFact = Pick<FleetRefreshResult, 'msg' | 'summary' | 'counts' | 'refreshed' | 'skips' | 'failures'> &
+  // The role always passes connector_attempts: the module always answers connector_errors.
+  Required<Pick<FleetRefreshResult, 'connector_errors'>> & {
+    /** ansible_check_mode */
+    check_mode: boolean;
+    /** null without nova_bdm_report_path. */
+    report_path: NonNullable<FleetRefreshResult['report_path']> | null;
+  };
+
+/** The summary fact a test's playbook wrote to a file (`nova_bdm_refresh_summary | to_json`). */
+export function readRefreshSummary(file: string): RefreshSummaryFact {
+  return JSON.parse(readFileSync(file, 'utf8')) as RefreshSummaryFact;
+}
+
+/** A run of the role and its summary fact; reading `summary` fails the test (with the run's output) when the role set none. */
+export function withRefreshSummary<R extends { out: string }>(run: R, file: string): { run: R; readonly summary: RefreshSummaryFact } {
+  const fact = existsSync(file) ? readRefreshSummary(file) : undefined;
+  return {
+    run,
+    get summary() {
+      assert.ok(fact, `the role set no nova_bdm_refresh_summary:\n${run.out}`);
+      return fact;
+    },
+  };
 }

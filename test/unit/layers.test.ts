@@ -35,32 +35,22 @@ function sourceFiles(dir = SRC): string[] {
   });
 }
 
-interface Edge {
-  to: string;
-  /** `import type` / `export type`: erased by the compiler, loads nothing at run time. */
-  typeOnly: boolean;
-}
-
-/** Every module a file imports (static, type-only, re-exports, import()), read by TypeScript's parser. */
-function importsOf(file: string): { spec: string; typeOnly: boolean }[] {
+/** Every module a file imports (static, type-only, re-exports, import(), import types), read by TypeScript's parser. */
+function importsOf(file: string): string[] {
   const source = ts.createSourceFile(file, readFileSync(join(SRC, file), 'utf8'), ts.ScriptTarget.Latest, true);
-  const found: { spec: string; typeOnly: boolean }[] = [];
+  const found: string[] = [];
   const visit = (node: ts.Node) => {
-    if (ts.isImportDeclaration(node) && ts.isStringLiteral(node.moduleSpecifier)) {
-      const clause = node.importClause;
-      const named = clause?.namedBindings;
-      const typeOnly =
-        clause !== undefined &&
-        (clause.isTypeOnly ||
-          (clause.name === undefined && named !== undefined && ts.isNamedImports(named) && named.elements.every((e) => e.isTypeOnly)));
-      found.push({ spec: node.moduleSpecifier.text, typeOnly });
-    } else if (ts.isExportDeclaration(node) && node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier)) {
-      found.push({ spec: node.moduleSpecifier.text, typeOnly: node.isTypeOnly });
+    if (
+      (ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) &&
+      node.moduleSpecifier &&
+      ts.isStringLiteral(node.moduleSpecifier)
+    ) {
+      found.push(node.moduleSpecifier.text);
     } else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword) {
       const [arg] = node.arguments;
-      if (arg && ts.isStringLiteral(arg)) found.push({ spec: arg.text, typeOnly: false });
+      if (arg && ts.isStringLiteral(arg)) found.push(arg.text);
     } else if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument) && ts.isStringLiteral(node.argument.literal)) {
-      found.push({ spec: node.argument.literal.text, typeOnly: true });
+      found.push(node.argument.literal.text);
     }
     ts.forEachChild(node, visit);
   };
@@ -78,12 +68,13 @@ function resolveImport(from: string, spec: string): string | undefined {
 }
 
 const FILES = sourceFiles();
-const GRAPH = new Map<string, Edge[]>(
+/** Each file under src/ and the files under src/ it imports. */
+const GRAPH = new Map<string, string[]>(
   FILES.map((f) => [
     f,
-    importsOf(f).flatMap(({ spec, typeOnly }) => {
+    importsOf(f).flatMap((spec) => {
       const to = resolveImport(f, spec);
-      return to === undefined ? [] : [{ to, typeOnly }];
+      return to === undefined ? [] : [to];
     }),
   ]),
 );
@@ -98,7 +89,7 @@ interface Place {
 function offenders(refused: (from: Place, to: Place) => boolean): string[] {
   const found: string[] = [];
   for (const [from, edges] of GRAPH) {
-    for (const { to } of edges) {
+    for (const to of edges) {
       if (refused({ ...placeOf(from)!, file: from }, { ...placeOf(to)!, file: to })) found.push(`${from} -> ${to}`);
     }
   }
@@ -116,7 +107,7 @@ test('every file under src/ belongs to a layer (a new folder must be placed here
 test('src/config is a leaf: it imports only itself, Node and the shared error types', () => {
   const found: string[] = [];
   for (const name of readdirSync(join(SRC, 'config'))) {
-    for (const { spec } of importsOf(join('config', name))) {
+    for (const spec of importsOf(join('config', name))) {
       if (spec.startsWith('node:') || spec.startsWith('./') || spec === '../errors') continue;
       found.push(`${name} imports ${spec}`);
     }
@@ -163,17 +154,17 @@ test('only main.ts and cli/ import entry/ (besides entry/ itself)', () => {
   );
 });
 
-// A module loaded at run time never requires itself again, through any chain of imports. A type-only
-// import may point back (it is erased; e.g. a summary naming the type of the result it summarises).
-test('src/ has no import cycle among the imports that load code', () => {
+// A module never imports itself again, through any chain of imports, type-only ones too: those are
+// erased at run time, but a type that points back still ties two files into one (a result's types
+// live in a file of their own, like actions/fleet/result.ts, that both can import).
+test('src/ has no import cycle, not even through a type-only import', () => {
   const cycles: string[] = [];
   const state = new Map<string, 'open' | 'done'>();
   const path: string[] = [];
   const visit = (file: string) => {
     state.set(file, 'open');
     path.push(file);
-    for (const { to, typeOnly } of GRAPH.get(file)!) {
-      if (typeOnly) continue;
+    for (const to of GRAPH.get(file)!) {
       if (state.get(to) === 'open') cycles.push([...path.slice(path.indexOf(to)), to].join(' -> '));
       else if (!state.has(to)) visit(to);
     }
@@ -190,7 +181,7 @@ test('the import graph is read: main.ts reaches every layer', () => {
   const walk = (file: string) => {
     if (reached.has(file)) return;
     reached.add(file);
-    for (const { to } of GRAPH.get(file)!) walk(to);
+    for (const to of GRAPH.get(file)!) walk(to);
   };
   walk('main.ts');
   const layers = new Set([...reached].map((f) => placeOf(f)!.layer));

@@ -1,4 +1,4 @@
-import type { FleetRefreshResult } from './fleet';
+import type { FleetRefreshResult } from './result';
 import { bdmLabel } from '../refresh/result';
 
 /**
