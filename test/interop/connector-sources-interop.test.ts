@@ -5,6 +5,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getConnectorJson, ROOT, upLab, type LabEnv } from './harness';
+import { readConnectorAttempts, type ConnectorAttempt } from '../../src/entry/connector-attempts';
 
 // Issue 22 item 1 on the real lab: the role reads compute2's connector through ansible-playbook
 // with the real nova-manage of Nova 26 (the lab's wrapper, run as compute2 runs it) and with our
@@ -25,7 +26,10 @@ let collectionsPath: string;
 const run = (command: string, args: string[], env: Record<string, string> = {}): Promise<AnsibleRun> =>
   runAnsible({ work, collectionsPath }, command, args, { env, timeoutMs: 600_000, record: false });
 
-/** The role's connector tasks (tasks_from: connectors) for compute2 from one source; what they found and why not. */
+/**
+ * The role's connector tasks (tasks_from: connectors) for compute2 from one source; what the module
+ * takes from their results (the connector of each host, and why a host gave none).
+ */
 async function roleConnector(
   source: 'nova-manage' | 'module',
   vars: Record<string, unknown>,
@@ -49,7 +53,7 @@ async function roleConnector(
         _nova_bdm_connector_from: ${source}
         _nova_bdm_connector_hosts: [compute2]
     - ansible.builtin.copy:
-        content: "{{ {'found': _nova_bdm_connectors_found, 'failed': _nova_bdm_connector_failed} | to_json }}"
+        content: "{{ _nova_bdm_connector_attempts | to_json }}"
         dest: ${result}
 `,
   );
@@ -61,8 +65,14 @@ async function roleConnector(
     OPENSTACK_LAB_NOVA_MANAGE_HOST: 'compute2',
   });
   assert.equal(r.code, 0, r.out);
-  const { found, failed } = JSON.parse(readFileSync(result, 'utf8')) as { found: Record<string, unknown>; failed: Record<string, string> };
-  return { found, failed, out: r.out };
+  const attempts = JSON.parse(readFileSync(result, 'utf8')) as ConnectorAttempt[];
+  assert.deepEqual(
+    attempts.map((a) => [a.item, a.source]),
+    [['compute2', source]],
+    r.out,
+  );
+  const { connectors, errors } = readConnectorAttempts(attempts);
+  return { found: connectors, failed: errors, out: r.out };
 }
 
 before(async () => {
