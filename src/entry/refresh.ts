@@ -74,18 +74,16 @@ function readConnectors(
     fleet || (args.connector === undefined && args.connector_path === undefined)
       ? undefined
       : loadConnector(args.connector as Record<string, unknown> | undefined, args.connector_path);
-  const attempted = readConnectorAttempts(args.connector_attempts ?? []);
+  const given = args.connectors as Record<string, Record<string, unknown> | string> | undefined;
+  const attempted = args.connector_attempts && readConnectorAttempts(args.connector_attempts);
   const connectorFor = connectorLookup({
-    connectors:
-      args.connectors || args.connector_attempts
-        ? { ...(args.connectors as Record<string, Record<string, unknown> | string> | undefined), ...attempted.connectors }
-        : undefined,
+    connectors: attempted ? { ...given, ...attempted.connectors } : given,
     connectorDir: args.connector_dir,
     ...(single
       ? { connector: single }
       : { connector: args.connector as Record<string, unknown> | undefined, connectorPath: args.connector_path }),
   });
-  return { single, connectorFor, ...(args.connector_attempts !== undefined ? { errors: attempted.errors } : {}) };
+  return { single, connectorFor, ...(attempted ? { errors: attempted.errors } : {}) };
 }
 
 /** Cinder clients sharing one session (one token); its secrets scrubbed from every output. */
@@ -167,16 +165,13 @@ async function runFleetRefresh(
     reportPath: args.report_path,
     onProgress: progress,
   });
+  // Failure messages and why a host gave no connector come from outside systems: scrubbed like msg.
   if (connectorErrors !== undefined) {
-    result.connector_errors = connectorErrors;
-    result.summary.push(...Object.entries(connectorErrors).map(([host, why]) => connectorErrorLine(host, why)));
+    result.connector_errors = Object.fromEntries(Object.entries(connectorErrors).map(([host, why]) => [host, scrubber.scrub(why)]));
+    result.summary.push(...Object.entries(result.connector_errors).map(([host, why]) => connectorErrorLine(host, why)));
   }
-  // Failure messages come from errors of the outside systems: scrubbed like msg.
   for (const f of result.failures) f.msg = scrubber.scrub(f.msg);
   result.summary = result.summary.map((line) => scrubber.scrub(line));
-  if (result.connector_errors) {
-    result.connector_errors = Object.fromEntries(Object.entries(result.connector_errors).map(([h, why]) => [h, scrubber.scrub(why)]));
-  }
   return result;
 }
 
