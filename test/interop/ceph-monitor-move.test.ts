@@ -22,6 +22,7 @@ import {
   type LabEnv,
   type Seeded,
 } from './harness';
+import { INTEROP_SKIP } from './tier';
 
 // Interop tier: the Ceph monitor move, for real (issues 12 and 23). Real Ceph 16 (one mon on
 // loopback, memstore OSD, cephx), Cinder 21's RBDDriver, a libvirt/KVM nova-compute (compute2)
@@ -32,10 +33,7 @@ import {
 // (running_instances: online) fixes the BDM without touching the guest, and the hard reboot
 // then works. Runs under `npm run test:interop`, or with NOVA_BDM_INTEROP=1.
 
-const enabled = process.env.NOVA_BDM_INTEROP === '1' || process.env.npm_lifecycle_event === 'test:interop';
-const SKIP = enabled
-  ? false
-  : 'interop tier: run `npm run test:interop` (or set NOVA_BDM_INTEROP=1); needs root, brings up real OpenStack services';
+const SKIP = INTEROP_SKIP;
 
 const OLD_MON = '127.0.0.1';
 const NEW_MON = '127.0.0.2';

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getConnectorJson, ROOT, upLab, type LabEnv } from './harness';
 import { readConnectorAttempts, type ConnectorAttempt } from '../../src/entry/connector-attempts';
+import { INTEROP_SKIP } from './tier';
 
 // Issue 22 item 1 on the real lab: the role reads compute2's connector through ansible-playbook
 // with the real nova-manage of Nova 26 (the lab's wrapper, run as compute2 runs it) and with our
@@ -13,10 +14,7 @@ import { readConnectorAttempts, type ConnectorAttempt } from '../../src/entry/co
 // `nova-manage volume_attachment get_connector --json` prints there (the harness runs it
 // directly). Runs under `npm run test:interop`, or with NOVA_BDM_INTEROP=1.
 
-const enabled = process.env.NOVA_BDM_INTEROP === '1' || process.env.npm_lifecycle_event === 'test:interop';
-const SKIP = enabled
-  ? false
-  : 'interop tier: run `npm run test:interop` (or set NOVA_BDM_INTEROP=1); needs root, brings up real OpenStack services';
+const SKIP = INTEROP_SKIP;
 
 let lab: LabEnv;
 let work: string;

@@ -30,6 +30,7 @@ import {
   type Hooks,
   type Row,
 } from './faults/matrix';
+import { INTEROP_SKIP } from './tier';
 
 // Issue 14 item 1, the fleet half: one fleet refresh of 10 BDMs (10 stopped instances on
 // compute1, 4 at a time) on the real lab, with one fault per case. A fleet runs its calls side
@@ -39,10 +40,7 @@ import {
 // leave every one of the 10 instances consistent or locked for recovery; the same fleet refresh
 // run again must converge on all 10.
 
-const enabled = process.env.NOVA_BDM_INTEROP === '1' || process.env.npm_lifecycle_event === 'test:interop';
-const SKIP = enabled
-  ? false
-  : 'interop tier: run `npm run test:interop` (or set NOVA_BDM_INTEROP=1); needs root, brings up real OpenStack services';
+const SKIP = INTEROP_SKIP;
 
 const FLEET = 10;
 const PARALLEL = 4;

@@ -29,6 +29,7 @@ import {
   type Hooks,
   type Row,
 } from './faults/matrix';
+import { INTEROP_SKIP } from './tier';
 
 // Issue 23 item 4: the fault matrix of the online refresh (running_instances: online) on the real
 // lab. Two rbd guests run on compute2 (libvirt, QEMU's librbd) for the whole file. Each case
@@ -41,10 +42,7 @@ import {
 // re-run the instance is active and unlocked, the volume in-use with exactly one attachment (the
 // BDM's), and the BDM's connection_info names the live mon. The table is printed at the end.
 
-const enabled = process.env.NOVA_BDM_INTEROP === '1' || process.env.npm_lifecycle_event === 'test:interop';
-const SKIP = enabled
-  ? false
-  : 'interop tier: run `npm run test:interop` (or set NOVA_BDM_INTEROP=1); needs root, brings up real OpenStack services';
+const SKIP = INTEROP_SKIP;
 
 /** Running guests shared by the cases (each case leaves its guest consistent, so the next can reuse it). */
 const GUESTS = 2;

@@ -23,6 +23,7 @@ import {
   sleep,
   type Row,
 } from './faults/matrix';
+import { INTEROP_SKIP } from './tier';
 
 // Issue 14 item 1: a fault matrix on the real lab (real Keystone, Cinder, RabbitMQ, MariaDB,
 // nova-compute). Each case injects one fault at one step of a single refresh, checks what the
@@ -30,10 +31,7 @@ import {
 // state of the instance, the BDM and the volume. The table is printed at the end.
 // fault-matrix-fleet.test.ts does the same for a fleet refresh of 10 BDMs.
 
-const enabled = process.env.NOVA_BDM_INTEROP === '1' || process.env.npm_lifecycle_event === 'test:interop';
-const SKIP = enabled
-  ? false
-  : 'interop tier: run `npm run test:interop` (or set NOVA_BDM_INTEROP=1); needs root, brings up real OpenStack services';
+const SKIP = INTEROP_SKIP;
 
 interface Ctx {
   lab: LabEnv;

@@ -2,16 +2,14 @@ import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { cephMon, comparable, getConnectorJson, novaManage, outcomeOf, runOurs, seed, upLab, type LabEnv, type Seeded } from './harness';
+import { INTEROP_SKIP } from './tier';
 
 // Interop tier: one fleet refresh of 10 stale rbd BDMs on the real lab (compute2: libvirt,
 // Cinder's RBDDriver, real Ceph), and the real nova-manage on a twin: each of the 10 is left
 // with the rows nova-manage leaves (issue 10). Runs under `npm run test:interop`, or with
 // NOVA_BDM_INTEROP=1.
 
-const enabled = process.env.NOVA_BDM_INTEROP === '1' || process.env.npm_lifecycle_event === 'test:interop';
-const SKIP = enabled
-  ? false
-  : 'interop tier: run `npm run test:interop` (or set NOVA_BDM_INTEROP=1); needs root, brings up real OpenStack services';
+const SKIP = INTEROP_SKIP;
 const FLEET = 10;
 
 describe('fleet refresh of 10 stale rbd BDMs against the real nova-manage (lab)', { skip: SKIP, timeout: 1_800_000 }, () => {

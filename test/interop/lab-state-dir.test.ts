@@ -4,16 +4,14 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { INTEROP_SKIP } from './tier';
 
 // The lab's scripts on a state dir that does not exist yet, as on a fresh machine: sourcing
 // lib.sh (env.sh, down.sh, the tools) writes nothing, up.sh makes and marks the dir before it
 // writes anything into it, and down.sh --purge leaves nothing behind. A second, Ceph-less lab on
 // its own ports, database prefix and vhost, so it runs beside the tier's main lab.
 
-const enabled = process.env.NOVA_BDM_INTEROP === '1' || process.env.npm_lifecycle_event === 'test:interop';
-const SKIP = enabled
-  ? false
-  : 'interop tier: run `npm run test:interop` (or set NOVA_BDM_INTEROP=1); needs root, brings up real OpenStack services';
+const SKIP = INTEROP_SKIP;
 
 const LAB = resolve(__dirname, '../../../test/interop/lab');
 const PREFIX = 'nbls_';

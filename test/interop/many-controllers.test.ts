@@ -2,6 +2,7 @@ import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { getConnectorJson, refreshTraces, runOurs, seed, upLab, type LabEnv, type RefreshTraces, type Seeded } from './harness';
 import { finalProblems, snapshot } from './faults/end-state';
+import { INTEROP_SKIP } from './tier';
 
 // Issue 14 item 5: many controllers on the real lab. 20 processes start at once, each a fleet
 // refresh of 10 of the same 20 stale instances (overlapping windows), against the real
@@ -13,10 +14,7 @@ import { finalProblems, snapshot } from './faults/end-state';
 // BDM's) and each instance exactly one new refresh_volume_attachment action in Nova, with as
 // many unlock actions as lock actions.
 
-const enabled = process.env.NOVA_BDM_INTEROP === '1' || process.env.npm_lifecycle_event === 'test:interop';
-const SKIP = enabled
-  ? false
-  : 'interop tier: run `npm run test:interop` (or set NOVA_BDM_INTEROP=1); needs root, brings up real OpenStack services';
+const SKIP = INTEROP_SKIP;
 
 const INSTANCES = 20;
 const PROCESSES = 20;

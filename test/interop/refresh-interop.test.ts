@@ -14,16 +14,14 @@ import {
   type Outcome,
   type Seeded,
 } from './harness';
+import { INTEROP_SKIP } from './tier';
 
 // Interop tier: the REAL nova-manage 26 `volume_attachment refresh` and ours, on twin stopped
 // instances seeded in the lab (test/interop/lab: real Keystone, Cinder, nova-compute with the
 // fake driver). Afterwards the Nova rows and the Cinder attachments must look the same, ids,
 // request ids and timestamps aside. Runs under `npm run test:interop`, or with NOVA_BDM_INTEROP=1.
 
-const enabled = process.env.NOVA_BDM_INTEROP === '1' || process.env.npm_lifecycle_event === 'test:interop';
-const SKIP = enabled
-  ? false
-  : 'interop tier: run `npm run test:interop` (or set NOVA_BDM_INTEROP=1); needs root, brings up real OpenStack services';
+const SKIP = INTEROP_SKIP;
 
 function ourArgs(lab: LabEnv, twin: Seeded, connectorPath: string) {
   return {
