@@ -400,6 +400,9 @@ describe('the plan reads Cinder in bulk for a large fleet', () => {
     const gone = large[7]!.bdms[0]!;
     env.cloud.attachments.delete(gone.oldAttachmentId);
     env.cloud.volumes.get(gone.volumeId)!.status = 'available'; // as Cinder leaves a volume whose only attachment went
+    // One volume a cinder-api that died inside os-complete left `attaching`, its attachment attached.
+    const leftAttaching = large[9]!.bdms[0]!;
+    env.cloud.volumes.get(leftAttaching.volumeId)!.status = 'attaching';
     const r = await env.refresh({ instance_uuids: large.map((s) => s.instanceUuid), max_parallel: 8, per_host_parallel: 8 });
     assert.equal(r.failed, undefined, String(r.msg));
     assert.deepEqual(r.counts, { refreshed: 60, skipped: 0, failed: 0 });
@@ -408,6 +411,14 @@ describe('the plan reads Cinder in bulk for a large fleet', () => {
       `1 count + attachment and volume pages + 1 GET for the missing one (+ the service token's warm-up), not 120: ${r.plan_cinder_requests}`,
     );
     assert.ok(r.refreshed.find((x) => x.bdm_uuid === gone.uuid)?.reasons.includes('attachment_missing'), 'judged from its own GET');
+    const completedAgain = r.refreshed
+      .filter((x) => (x.steps ?? []).some((step) => step.step === 'cinder_complete_pending'))
+      .map((x) => x.bdm_uuid);
+    assert.deepEqual(
+      completedAgain,
+      [leftAttaching.uuid],
+      'the volume the listing shows attaching: its attachment completed again before the reserve',
+    );
     for (const s of large) await assertRefreshed(s.bdms[0]!);
 
     const small = await Promise.all(Array.from({ length: 10 }, () => env.seedInstance(h1, [false])));

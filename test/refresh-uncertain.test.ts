@@ -81,4 +81,19 @@ describe('a Cinder write without an answer', () => {
     assert.notEqual(attachment.id, s.oldAttachmentId, 'a new attachment replaced the one left attaching');
     assert.deepEqual(JSON.parse(String(bdm.connection_info)).data.hosts, RefreshEnv.EXPECT_NEW_MONITORS.data.hosts);
   });
+
+  test('a cinder-api that died inside os-complete: the attachment attached, the volume left attaching; the next run completes it again, then refreshes', async () => {
+    // What the fleet fault matrix's "cinder-api SIGKILL before POST os-complete" left on the real
+    // lab: os-complete saves the attachment, then the volume (cinder/api/v3/attachments.py
+    // complete), and cinder-api died between the two. Cinder reserves nothing for an `attaching` volume.
+    const s = await env.seed();
+    env.cloud.volumes.get(s.volumeId)!.status = 'attaching';
+    const r = await env.refresh({ bdm_uuid: s.bdm.uuid });
+    assert.equal(r.failed, undefined, String(r.msg));
+    const steps = (r.steps ?? []).map((x) => x.step);
+    const completed = steps.indexOf('cinder_complete_pending');
+    assert.ok(completed >= 0 && completed < steps.indexOf('cinder_reserve'), `completed again before the reserve: ${steps.join(' ')}`);
+    assert.equal(env.cloud.volumes.get(s.volumeId)!.status, 'in-use');
+    await refreshConverges(s);
+  });
 });

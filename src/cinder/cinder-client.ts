@@ -118,6 +118,19 @@ export class CinderSession {
 /** The host Cinder recorded per attached attachment, from the volumes' `attachments` summaries. */
 export type AttachedHosts = Map<string, string | null>;
 
+/** Of one volume (GET /volumes/{id}): its status, and the host recorded for one attachment (undefined: none listed). */
+export interface VolumeFacts {
+  status: string;
+  attachedHost: string | null | undefined;
+}
+
+/** A volume as the volumes views show it, the fields read here. */
+interface VolumeSummary {
+  id: string;
+  status?: string;
+  attachments?: Array<{ attachment_id?: string; host_name?: string | null }>;
+}
+
 /**
  * osapi_max_limit's default: Cinder never returns more per page (a bigger limit is cut to it).
  * The attachments list has no next link, so a page shorter than the longest one seen ends it.
@@ -187,12 +200,16 @@ export class CinderClient {
    * it as host_name (the attachment view itself does not). undefined when Cinder does not say.
    */
   async attachedHost(volumeId: string, attachmentId: string): Promise<string | null | undefined> {
+    return (await this.volumeFacts(volumeId, attachmentId))?.attachedHost;
+  }
+
+  /** The volume's status and the host Cinder recorded for one of its attachments (GET /volumes/{id}); undefined: no such volume. */
+  async volumeFacts(volumeId: string, attachmentId: string): Promise<VolumeFacts | undefined> {
     const res = await this.call('GET', `/volumes/${volumeId}`, undefined, [404]);
     if (res.status === 404) return undefined;
-    const attachments =
-      (res.data as { volume?: { attachments?: Array<{ attachment_id?: string; host_name?: string | null }> } }).volume?.attachments ?? [];
-    const entry = attachments.find((a) => a.attachment_id === attachmentId);
-    return entry ? (entry.host_name ?? null) : undefined;
+    const volume = (res.data as { volume?: VolumeSummary }).volume;
+    const entry = volume?.attachments?.find((a) => a.attachment_id === attachmentId);
+    return { status: volume?.status ?? '', attachedHost: entry ? (entry.host_name ?? null) : undefined };
   }
 
   /** Every attachment of a volume for an instance (all projects: we act as an admin). */
@@ -244,22 +261,21 @@ export class CinderClient {
    * The host of every attached attachment: each volume's `attachments` summary carries it as
    * host_name (admins see it; Cinder lists only attached ones there). GET /volumes/detail with
    * all_tenants, as many volumes per request as Cinder gives: following the volumes_links next
-   * link, or, with pagesAtOnce > 1, pages at offsets read side by side (readOffsetPages).
+   * link, or, with pagesAtOnce > 1, pages at offsets read side by side (readOffsetPages). Each
+   * (attachment id, host) is handed over as its page arrives, and the id of each volume Cinder
+   * lists as `attaching` to onAttaching.
    */
-  async listAttachedHosts(pagesAtOnce = 1): Promise<AttachedHosts> {
-    const hosts: AttachedHosts = new Map();
-    await this.readAttachedHosts(pagesAtOnce, (attachmentId, host) => hosts.set(attachmentId, host));
-    return hosts;
-  }
-
-  /** listAttachedHosts without the map: each (attachment id, host) handed over as its page arrives. */
-  async readAttachedHosts(pagesAtOnce: number, take: (attachmentId: string, host: string | null) => void): Promise<void> {
-    type VolumesBody = {
-      volumes?: Array<{ id: string; attachments?: Array<{ attachment_id?: string; host_name?: string | null }> }>;
-      volumes_links?: Array<{ rel?: string; href?: string }>;
-    };
+  async readAttachedHosts(
+    pagesAtOnce: number,
+    take: (attachmentId: string, host: string | null) => void,
+    onAttaching?: (volumeId: string) => void,
+  ): Promise<void> {
+    type VolumesBody = { volumes?: VolumeSummary[]; volumes_links?: Array<{ rel?: string; href?: string }> };
     const takePage = (volumes: NonNullable<VolumesBody['volumes']>) => {
-      for (const v of volumes) for (const a of v.attachments ?? []) if (a.attachment_id) take(a.attachment_id, a.host_name ?? null);
+      for (const v of volumes) {
+        if (v.status === 'attaching') onAttaching?.(v.id);
+        for (const a of v.attachments ?? []) if (a.attachment_id) take(a.attachment_id, a.host_name ?? null);
+      }
       volumes.length = 0; // taken: see readOffsetPages
     };
     if (pagesAtOnce > 1) {

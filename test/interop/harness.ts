@@ -524,6 +524,14 @@ export async function cinderVolume(volumeId: string): Promise<{ status: string; 
   return { status: v.status, attachments: v.attachments };
 }
 
+/**
+ * Set a volume's status in Cinder's database, as a cinder-api that died between two saves
+ * leaves it (os-complete saves the attachment, then the volume).
+ */
+export async function setCinderVolumeStatus(volumeId: string, status: string): Promise<void> {
+  await withDb(env().databases.cinder, (c) => c.execute('UPDATE volumes SET status = ? WHERE id = ?', [status, volumeId]));
+}
+
 // ---------------------------------------------------------------- Ceph flavour: mon, instances
 
 /** The lab's (only) Ceph monitor: its id and loopback address (ceph/mon.current, kept across down/up). */

@@ -2,12 +2,14 @@ import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   cinderAttachments,
+  cinderVolume,
   comparable,
   getConnectorJson,
   novaManage,
   outcomeOf,
   runOurs,
   seed,
+  setCinderVolumeStatus,
   upLab,
   type CinderAttachment,
   type LabEnv,
@@ -163,5 +165,28 @@ describe('refresh: ours against the real nova-manage 26 (lab)', { skip: SKIP, ti
     assert.equal(only.attach_mode, newTheirs.attach_mode, "Cinder's attach_mode, as it assigns it to nova-manage's attachment");
     const stored = m.nova.block_device_mapping[0]!.connection_info as { data: Record<string, unknown> };
     assert.equal(stored.data.access_mode, 'rw', 'the guest is attached read-write');
+  });
+
+  test('a volume Cinder left attaching, its attachment attached (cinder-api died inside os-complete): nova-manage cannot reserve; we complete it again and refresh', async () => {
+    const [theirs, mine] = await seed({ count: 2, vmState: 'stopped' });
+    assert.ok(theirs && mine);
+    // os-complete saves the attachment `attached`, then the volume `in-use`
+    // (cinder/api/v3/attachments.py complete): cinder-api killed between the two.
+    for (const twin of [theirs, mine]) await setCinderVolumeStatus(twin.volume_id, 'attaching');
+
+    const r = novaManage(['volume_attachment', 'refresh', theirs.instance_uuid, theirs.volume_id, connector]);
+    assert.notEqual(r.status, 0, `nova-manage refreshed it after all:\n${r.stdout}`);
+    assert.equal((await cinderVolume(theirs.volume_id)).status, 'attaching', "nova-manage's twin: the volume is still attaching");
+
+    const result = await ourRefresh(lab, mine, connector);
+    const steps = (result.steps as Array<{ step: string }>).map((x) => x.step);
+    assert.ok(steps.indexOf('cinder_complete_pending') >= 0, steps.join(' '));
+    assert.ok(steps.indexOf('cinder_complete_pending') < steps.indexOf('cinder_reserve'), steps.join(' '));
+    const m = await outcomeOf(mine);
+    assert.equal(m.attachments.length, 1, JSON.stringify(m.attachments));
+    assert.equal(m.attachments[0]!.status, 'attached');
+    assertRefreshedNovaRows(mine, m, m.attachments[0]!.id);
+    assert.equal((await cinderVolume(mine.volume_id)).status, 'in-use');
+    await setCinderVolumeStatus(theirs.volume_id, 'in-use'); // what completing it again would do
   });
 });

@@ -55,12 +55,15 @@ async function finishAction(a: ActionRecording, actionId: number, failure: Error
 }
 
 /**
- * Complete the BDM's attachment if it was left `attaching`: so is the volume then, and Cinder
- * reserves a new attachment only for an in-use or reserved volume (cinder/volume/api.py
- * _attachment_reserve). A run whose os-complete failed leaves it so (connection_info set), and so
- * does a cinder-api that dies inside the PUT: cinder-volume has set `attaching` and the connector,
- * and the API never saves the connection_info (api.py attachment_update saves it after the RPC
- * returns). The refresh then replaces it.
+ * Complete the BDM's attachment if Cinder was left between its attach steps: Cinder reserves a
+ * new attachment only for an in-use or reserved volume (cinder/volume/api.py _attachment_reserve).
+ * - The attachment `attaching`: a run whose os-complete failed leaves it so (connection_info set),
+ *   and so does a cinder-api that dies inside the PUT: cinder-volume has set `attaching` and the
+ *   connector, and the API never saves the connection_info (api.py attachment_update saves it
+ *   after the RPC returns). The refresh then replaces it.
+ * - The attachment `attached` but the volume `attaching`: a cinder-api that dies inside
+ *   os-complete, which saves the attachment and then the volume (cinder/api/v3/attachments.py
+ *   complete). Completing it again saves the volume in-use.
  */
 export async function completePendingAttachment(
   cinder: CinderClient,
@@ -68,8 +71,11 @@ export async function completePendingAttachment(
   /** Cinder's view of the BDM's attachment, as the inspection read it. */
   pending: Attachment | null | undefined,
   bdm: BdmRecord,
+  /** Cinder has the volume `attaching`, as the inspection read it. */
+  volumeAttaching = false,
 ): Promise<void> {
-  if (pending?.id === bdm.attachment_id && pending.status === 'attaching') {
+  if (pending?.id !== bdm.attachment_id) return;
+  if (pending.status === 'attaching' || (pending.status === 'attached' && volumeAttaching)) {
     await steps.run('cinder_complete_pending', () => cinder.completeAttachment(pending.id));
   }
 }

@@ -116,6 +116,8 @@ export type Decision =
       /** A refresh of this instance was interrupted: the lock wrapper recovers it first. */
       interrupted: boolean;
       cinderView: Attachment | null;
+      /** Cinder has the volume `attaching` (what completePendingAttachment reads). */
+      volumeAttaching: boolean;
       /** Every attachment of (volume, instance) as the bulk listing showed it; undefined: not read in bulk. */
       listedAttachments?: Attachment[];
       connector: Connector;
@@ -151,6 +153,7 @@ export async function inspectBdm(ins: Inspector, t: Target, steps?: StepLog, und
   // Is it stale? The DB rules, then Cinder's view of the attachment.
   const reasons = dbStaleReasons(bdm, ins.settings.expect);
   let cinderView: Attachment | null = null;
+  let volumeAttaching = false;
   const index = underLock ? undefined : ins.cinderIndex;
   const listed = bdm.attachment_id ? index?.attachments.get(bdm.attachment_id) : undefined;
   if (bdm.attachment_id) {
@@ -159,13 +162,16 @@ export async function inspectBdm(ins: Inspector, t: Target, steps?: StepLog, und
     if (listed) {
       cinderView = listed;
       attachedHost = index!.hosts.get(attachmentId);
+      volumeAttaching = index!.attachingVolumes.has(bdm.volume_id!);
     } else {
       // Not read in bulk, or the listing lacked it. One after the other: the first call's
       // token is then validated once, not twice at once.
       cinderView = await run(steps, 'cinder_get_attachment', () => ins.cinder.getAttachment(attachmentId));
-      attachedHost = cinderView
-        ? await run(steps, 'cinder_get_volume', () => ins.cinder.attachedHost(bdm.volume_id!, attachmentId))
+      const volume = cinderView
+        ? await run(steps, 'cinder_get_volume', () => ins.cinder.volumeFacts(bdm.volume_id!, attachmentId))
         : undefined;
+      attachedHost = volume?.attachedHost;
+      volumeAttaching = volume?.status === 'attaching';
     }
     reasons.push(
       ...cinderStaleReasons({ ...bdm, volume_id: bdm.volume_id!, instance_uuid: instance.uuid }, cinderView, attachedHost, instance.host),
@@ -220,6 +226,7 @@ export async function inspectBdm(ins: Inspector, t: Target, steps?: StepLog, und
     forced: reasons.length === 0 && ins.settings.force,
     interrupted,
     cinderView,
+    volumeAttaching,
     ...(listedAttachments ? { listedAttachments } : {}),
     connector,
     rpcVersion: route?.version ?? null,

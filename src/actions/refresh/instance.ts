@@ -214,6 +214,7 @@ async function writeRefresh(
     bdm,
     connector: decision.connector,
     cinderView: decision.cinderView,
+    volumeAttaching: decision.volumeAttaching,
     listedAttachments: decision.listedAttachments,
     warnings: w.warnings,
   };

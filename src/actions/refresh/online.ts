@@ -38,6 +38,8 @@ export interface OnlineWorkInput {
   connector: Connector;
   /** Cinder's view of the BDM's attachment, read by the inspection (null: gone). */
   cinderView: Attachment | null;
+  /** Cinder has the volume `attaching` (as the inspection read it). */
+  volumeAttaching?: boolean;
   /** Every attachment of (volume, instance) as a fleet plan's bulk listing showed it. */
   listedAttachments?: Attachment[];
   warnings: string[];
@@ -77,7 +79,7 @@ async function onlineSteps(w: OnlineWorkInput, run: OnlineRun): Promise<OnlineWo
   run.bdm = await clearStrays(w, run.bdm);
   const bdm = run.bdm;
   const volumeId = bdm.volume_id!;
-  await completePendingAttachment(cinder, w.steps, w.cinderView, bdm);
+  await completePendingAttachment(cinder, w.steps, w.cinderView, bdm, w.volumeAttaching);
   const created = await onlineStep(w, run, 'attachment_create', () =>
     cinder.createAttachment(volumeId, w.instance.uuid, connectorFor(w.connector, bdm)),
   );

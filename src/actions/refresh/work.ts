@@ -39,6 +39,8 @@ export interface WorkInput {
   connector: Connector;
   /** Cinder's view of the BDM's attachment, read by the inspection (null: none or legacy). */
   cinderView?: Attachment | null;
+  /** Cinder has the volume `attaching` (as the inspection read it). */
+  volumeAttaching?: boolean;
   /** Every attachment of (volume, instance) as a fleet plan's bulk listing showed it: no listing of our own needed. */
   listedAttachments?: Attachment[];
   warnings: string[];
@@ -73,7 +75,7 @@ async function refreshSteps(w: WorkInput, run: WorkRun): Promise<WorkDone> {
   const { cinder, steps } = w;
   run.bdm = await adoptStranded(w, run.bdm);
   const bdm = run.bdm;
-  await completePendingAttachment(cinder, steps, w.cinderView, bdm);
+  await completePendingAttachment(cinder, steps, w.cinderView, bdm, w.volumeAttaching);
   run.newAttachment = await steps.run('cinder_reserve', () => cinder.reserveAttachment(bdm.volume_id!, w.instance.uuid));
   const newId = run.newAttachment.id;
   await removeVolumeConnection(w, bdm);

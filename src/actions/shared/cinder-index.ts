@@ -11,16 +11,24 @@ import { comparable } from '../rules/staleness';
 export interface CinderIndex {
   attachments: Map<string, Attachment>;
   hosts: AttachedHosts;
+  /** The volumes Cinder lists as `attaching` (few: a volume is so only between an attachment's connect and its completion). */
+  attachingVolumes: Set<string>;
 }
 
 export async function loadCinderIndex(client: CinderClient, requestsAtOnce = 2): Promise<CinderIndex> {
-  const attachments = new Map<string, Attachment>();
+  const index: CinderIndex = { attachments: new Map(), hosts: new Map(), attachingVolumes: new Set() };
   const pagesAtOnce = pagesAtOnceOf(requestsAtOnce);
-  const take = (page: Attachment[]) => {
-    for (const a of page) attachments.set(a.id, a);
-  };
-  const [hosts] = await Promise.all([client.listAttachedHosts(pagesAtOnce), client.readAttachments(pagesAtOnce, take)]);
-  return { attachments, hosts };
+  await Promise.all([
+    client.readAttachedHosts(
+      pagesAtOnce,
+      (id, host) => index.hosts.set(id, host),
+      (volumeId) => index.attachingVolumes.add(volumeId),
+    ),
+    client.readAttachments(pagesAtOnce, (page) => {
+      for (const a of page) index.attachments.set(a.id, a);
+    }),
+  ]);
+  return index;
 }
 
 /** Half of the requests for each of the two listings, at least one page at a time. */
