@@ -11,6 +11,7 @@ import { claimHolder, isAbandoned } from './refresh/lock';
 import type { BdmRecord, InstanceSummary } from '../nova-db/records';
 import { maskSecrets } from '../output/mask-secrets';
 import type { BdmRef } from '../selection';
+import { cellLabel } from '../cell-label';
 
 /** A BDM as shown: every column as stored, connection_info parsed (and masked by default). */
 export type BdmView = Omit<BdmRecord, 'connection_info'> & { connection_info: unknown };
@@ -98,7 +99,7 @@ async function instanceOf(
 ): Promise<InstanceSummary | null> {
   if (instanceUuid === null) return null;
   const instance = await findInstanceSummary(topology.cellDatabase(cell), instanceUuid);
-  if (!instance) warnings.push(`instance ${instanceUuid} has no live row in ${cell.name ?? cell.uuid} (deleted?)`);
+  if (!instance) warnings.push(`instance ${instanceUuid} has no live row in ${cellLabel(cell)} (deleted?)`);
   return instance ?? null;
 }
 

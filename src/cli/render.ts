@@ -4,6 +4,7 @@ import type { SingleRefreshResult } from '../actions/refresh/result';
 import type { ShowResult } from '../actions/show';
 import type { FailureResult, Outcome } from '../entry/result';
 import type { CliRender } from './parse';
+import { cellLabel } from '../cell-label';
 
 // Human output: nova-manage's two-column "Property | Value" table, rows sorted by key.
 
@@ -47,7 +48,7 @@ function renderAudit(result: AuditResult, render: CliRender): string {
   const { totals, stale } = result;
   const lines = [`${totals.scanned} volume BDMs scanned, ${totals.stale} stale`];
   for (const c of totals.cells)
-    lines.push(`  cell ${c.name ?? c.uuid}: ${c.scanned} scanned, ${c.stale} stale${c.error ? `, ERROR: ${c.error}` : ''}`);
+    lines.push(`  cell ${cellLabel(c)}: ${c.scanned} scanned, ${c.stale} stale${c.error ? `, ERROR: ${c.error}` : ''}`);
   for (const [code, n] of Object.entries(totals.by_reason)) lines.push(`  ${code}: ${n}`);
   if (stale.length > 0) {
     const rows = stale.map((s) => [

@@ -19,6 +19,7 @@ import type { Cell, NovaTopology } from '../nova-db/cells';
 import { OsloRpcClient } from '../rpc/oslo-rpc-client';
 import type { TextScrubber } from '../output/scrub-text';
 import type { FleetFilters, Selection } from '../selection';
+import { cellLabel } from '../cell-label';
 
 // Wires refresh to the real outside systems from nova.conf and the arguments. Loaded only for
 // refresh, so `show` never pays for the RabbitMQ and HTTP stacks.
@@ -111,10 +112,10 @@ class CellRpcClients {
     if (!client) {
       const url = cell.transportUrl ?? '';
       if (url === '' || url.startsWith('none')) {
-        throw new BadInput(`cell ${cell.name ?? cell.uuid} has no message queue (transport_url ${url || 'unset'})`);
+        throw new BadInput(`cell ${cellLabel(cell)} has no message queue (transport_url ${url || 'unset'})`);
       }
       for (const p of urlPasswords(url)) this.scrubber.add(p);
-      const settings = rabbitSettings(this.conf, url, `transport_url of cell ${cell.name ?? cell.uuid}`);
+      const settings = rabbitSettings(this.conf, url, `transport_url of cell ${cellLabel(cell)}`);
       client = OsloRpcClient.connect(settings, this.connectTimeoutSeconds * 1000);
       this.clients.set(cell.uuid, client);
     }

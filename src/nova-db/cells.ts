@@ -3,6 +3,7 @@ import { parseSqlalchemyUrl } from '../config/sqlalchemy-url';
 import { BadInput, InstanceNotFound } from '../errors';
 import { NovaDatabase } from './connect';
 import type { ApiDatabase, CellDatabase } from './schema';
+import { cellLabel } from '../cell-label';
 
 export interface Cell {
   id: number;
@@ -77,11 +78,11 @@ export class NovaTopology {
   cellDatabase(cell: Cell): NovaDatabase<CellDatabase> {
     let db = this.cellDbs.get(cell.uuid);
     if (!db) {
-      const label = `${cell.name ?? cell.uuid} database`;
-      if (!cell.databaseConnection) throw new BadInput(`cell ${cell.name ?? cell.uuid} has no database_connection in cell_mappings`);
+      const label = `${cellLabel(cell)} database`;
+      if (!cell.databaseConnection) throw new BadInput(`cell ${cellLabel(cell)} has no database_connection in cell_mappings`);
       db = new NovaDatabase<CellDatabase>(
         label,
-        parseSqlalchemyUrl(cell.databaseConnection, `database_connection of cell ${cell.name ?? cell.uuid}`),
+        parseSqlalchemyUrl(cell.databaseConnection, `database_connection of cell ${cellLabel(cell)}`),
         this.options.connectTimeoutSeconds,
         this.options.cellConnectionLimit,
       );

@@ -12,6 +12,7 @@ import { parseConnectionInfo } from '../rules/connection-info';
 import { onlineBlocker } from '../rules/online-eligibility';
 import { instanceBlocker, refreshFlowOf, type BlockerCode, type RunningInstances } from '../rules/refreshable';
 import { cinderStaleReasons, dbStaleReasons, type StaleCode, type StaleReason } from '../rules/staleness';
+import { cellLabel } from '../../cell-label';
 
 export type { StaleBdm } from './tally';
 
@@ -92,7 +93,7 @@ export async function auditFleet(topology: NovaTopology, options: AuditOptions):
     }
     if (options.metricsPath) {
       writeAuditMetrics(options.metricsPath, {
-        cells: cells.map((c) => ({ cell: c.name ?? c.uuid, scanned: c.scanned, stale: c.stale, ok: c.error === undefined })),
+        cells: cells.map((c) => ({ cell: cellLabel(c), scanned: c.scanned, stale: c.stale, ok: c.error === undefined })),
         tally,
         durationSeconds: result.seconds,
         completedAt: new Date(),
@@ -172,7 +173,7 @@ async function auditCells(
   };
   if (failedCells.length > 0) {
     result.failed = true;
-    result.msg = `audit incomplete: ${failedCells.map((c) => `${c.name ?? c.uuid}: ${c.error}`).join('; ')} (the other cells were audited)`;
+    result.msg = `audit incomplete: ${failedCells.map((c) => `${cellLabel(c)}: ${c.error}`).join('; ')} (the other cells were audited)`;
   } else {
     const shown = tally.truncated
       ? ` (the first ${tally.kept.length} listed${options.reportPath ? `; all in ${options.reportPath}` : ''})`
@@ -273,7 +274,7 @@ function staleEntry(
     instance_uuid: row.instance_uuid,
     volume_id: row.volume_id,
     host: row.host,
-    cell: cell.name ?? cell.uuid,
+    cell: cellLabel(cell),
     reasons: reasons.map((r) => r.code),
     details: reasons.map((r) => r.detail),
     refreshable: blocker === undefined,
@@ -288,7 +289,7 @@ export function selectCells(cells: Cell[], wanted: string[] | undefined): Cell[]
   if (!wanted?.length) return cells;
   const unknown = wanted.filter((w) => !cells.some((c) => c.name === w || c.uuid === w.toLowerCase()));
   if (unknown.length > 0) {
-    throw new BadInput(`no such cell: ${unknown.join(', ')} (cells: ${cells.map((c) => c.name ?? c.uuid).join(', ')})`);
+    throw new BadInput(`no such cell: ${unknown.join(', ')} (cells: ${cells.map((c) => cellLabel(c)).join(', ')})`);
   }
   return cells.filter((c) => wanted.some((w) => c.name === w || c.uuid === w.toLowerCase()));
 }

@@ -9,6 +9,7 @@ import {
   removeVolumeConnectionVersion,
   type ComputeTopic,
 } from '../../rpc/compute-rpc-version';
+import { cellLabel } from '../../cell-label';
 
 // What refresh checks about the compute host before it writes anything (the instance's own
 // state is refreshable.ts's rule), each with its own message.
@@ -25,7 +26,7 @@ export async function checkCompute(
 ): Promise<{ hypervisorTypes: string[] }> {
   const db = topology.cellDatabase(cell);
   const [service, nodes, now] = await Promise.all([computeServiceOf(db, host), computeNodesOf(db, host), databaseNow(db)]);
-  if (!service) throw new PreconditionFailed(`no nova-compute service is registered for host ${host} in ${cell.name ?? cell.uuid}`);
+  if (!service) throw new PreconditionFailed(`no nova-compute service is registered for host ${host} in ${cellLabel(cell)}`);
   if (service.forced_down) throw new PreconditionFailed(`the nova-compute service on ${host} is forced down`);
   const lastSeen = service.last_seen_up ?? service.updated_at ?? service.created_at;
   const ageSeconds = lastSeen ? (now.getTime() - naiveUtcToDate(lastSeen).getTime()) / 1000 : Infinity;

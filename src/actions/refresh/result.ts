@@ -5,6 +5,7 @@ import { maskSecrets } from '../../output/mask-secrets';
 import type { Recovery } from './reconcile';
 import { stillMismatchedMessage, type StaleReason } from '../rules/staleness';
 import type { StepEntry } from '../shared/step-log';
+import { cellLabel } from '../../cell-label';
 
 // The typed results of a single refresh (as bdm.yml's RETURN documents them), built in one place.
 
@@ -95,7 +96,7 @@ export function summaryOf(bdm: BdmRecord, host: string | null, cell: Cell): BdmS
 
 /** The same for one entry of a list (a fleet refresh's): the cell by its name (its uuid if it has none). */
 export function listItemOf(bdm: BdmRecord, host: string | null, cell: Cell): Omit<BdmSummary, 'cell'> & { cell: string } {
-  return { ...summaryOf(bdm, host, cell), cell: cell.name ?? cell.uuid };
+  return { ...summaryOf(bdm, host, cell), cell: cellLabel(cell) };
 }
 
 /** How a message names a BDM: "BDM X (instance Y, volume Z)". */

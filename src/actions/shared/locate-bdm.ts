@@ -3,6 +3,7 @@ import type { Cell, NovaTopology } from '../../nova-db/cells';
 import { findBdmByInstanceAndVolume, findBdmsByUuid } from '../../nova-db/queries';
 import type { BdmRecord } from '../../nova-db/records';
 import type { OneBdm } from '../../selection';
+import { cellLabel } from '../../cell-label';
 
 /** One live BDM by its uuid (searched in every cell at once) or by instance + volume. */
 export async function locateOneBdm(topology: NovaTopology, selector: OneBdm, warnings: string[]): Promise<{ cell: Cell; bdm: BdmRecord }> {
@@ -29,7 +30,7 @@ async function findBdmInAllCells(topology: NovaTopology, bdmUuid: string, warnin
   const failed = answers.filter((a) => a.error);
   if (hits.length > 1) {
     throw new InconsistentData(
-      `BDM ${bdmUuid} is live more than once (cells: ${hits.map((h) => h.cell.name ?? h.cell.uuid).join(', ')}); fix the database first.`,
+      `BDM ${bdmUuid} is live more than once (cells: ${hits.map((h) => cellLabel(h.cell)).join(', ')}); fix the database first.`,
     );
   }
   const [hit] = hits;
@@ -38,6 +39,6 @@ async function findBdmInAllCells(topology: NovaTopology, bdmUuid: string, warnin
     if (failed[0]?.error) throw failed[0].error;
     throw new BdmNotFound(`No block device mapping with uuid ${bdmUuid} in any cell.`);
   }
-  for (const f of failed) warnings.push(`${f.cell.name ?? f.cell.uuid} was not searched: ${f.error?.message}`);
+  for (const f of failed) warnings.push(`${cellLabel(f.cell)} was not searched: ${f.error?.message}`);
   return hit;
 }
