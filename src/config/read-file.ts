@@ -1,4 +1,5 @@
 import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
+import { fileKindOf } from '../file-kind';
 
 // Files the user names (nova.conf, connector files, the args file) are read whole, so a FIFO
 // would block the process for ever and a 1 GB file would exhaust memory. Opened non-blocking,
@@ -37,16 +38,7 @@ export function readRegularTextFile(path: string, maxBytes: number): string {
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) {
-      const what = st.isDirectory()
-        ? 'a directory'
-        : st.isFIFO()
-          ? 'a FIFO'
-          : st.isSocket()
-            ? 'a socket'
-            : st.isCharacterDevice() || st.isBlockDevice()
-              ? 'a device'
-              : 'not a regular file';
-      throw new FileNotReadable('ENOTREG', `it is ${what}, not a regular file`);
+      throw new FileNotReadable('ENOTREG', `it is ${fileKindOf(st)}, not a regular file`);
     }
     if (st.size > maxBytes) throw new FileNotReadable('EFBIG', `it is ${st.size} bytes, more than the ${maxBytes} this file may have`);
     return readFileSync(fd, 'utf8');

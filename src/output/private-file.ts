@@ -16,6 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { BadInput } from '../errors';
+import { fileKindOf } from '../file-kind';
 
 // Files we write for the user (report_path) hold a fleet's worth of data and, run as root by
 // Ansible, could be pointed at any file on the host. So: never write through what is already at
@@ -171,19 +172,8 @@ function refuseNonRegular(target: string): void {
     throw asBadInput(err, target);
   }
   if (st.isFile()) return;
-  const what = st.isSymbolicLink()
-    ? 'a symbolic link'
-    : st.isDirectory()
-      ? 'a directory'
-      : st.isFIFO()
-        ? 'a FIFO'
-        : st.isSocket()
-          ? 'a socket'
-          : st.isCharacterDevice() || st.isBlockDevice()
-            ? 'a device'
-            : 'not a regular file';
   throw new BadInput(
-    `refusing to write ${shown(target)}: it is ${what} (nova-bdm only replaces a regular file there; remove it or choose another path)`,
+    `refusing to write ${shown(target)}: it is ${fileKindOf(st)} (nova-bdm only replaces a regular file there; remove it or choose another path)`,
   );
 }
 
