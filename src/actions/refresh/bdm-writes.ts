@@ -4,7 +4,8 @@ import type { RefreshFailed } from '../../errors';
 import type { NovaDatabase } from '../../nova-db/connect';
 import { finishRefreshAction, startRefreshAction } from '../../nova-db/refresh-writes';
 import type { BdmRecord } from '../../nova-db/records';
-import type { CellDatabase } from '../../nova-db/schema';
+import type { CellDatabase, InstancesTable } from '../../nova-db/schema';
+import type { Selectable } from 'kysely';
 import type { AdminContext } from '../../rpc/request-context';
 import type { StepLog } from '../shared/step-log';
 
@@ -13,11 +14,27 @@ import type { StepLog } from '../shared/step-log';
 /** What the instance's refresh action is recorded with. */
 export interface ActionRecording {
   db: NovaDatabase<CellDatabase>;
+  /** The refresh phase's context: its request id goes to Cinder, the RPC (stopped flow) and the action. */
   ctx: AdminContext;
   steps: StepLog;
   /** [DEFAULT] host of this process (the action event's host). */
   eventHost: string;
   warnings: string[];
+}
+
+/** What one BDM's writes start from, in either flow. */
+export interface BdmWriteInput extends ActionRecording {
+  cinder: CinderClient;
+  /** The instance as locked. */
+  instance: Selectable<InstancesTable>;
+  bdm: BdmRecord;
+  connector: Connector;
+  /** Cinder's view of the BDM's attachment, read by the inspection (null: none, gone, or legacy). */
+  cinderView: Attachment | null;
+  /** Cinder has the volume `attaching` (as the inspection read it). */
+  volumeAttaching: boolean;
+  /** Every attachment of (volume, instance) as a fleet plan's bulk listing showed it: no listing of our own needed. */
+  listedAttachments?: Attachment[];
 }
 
 /**
@@ -72,7 +89,7 @@ export async function completePendingAttachment(
   pending: Attachment | null | undefined,
   bdm: BdmRecord,
   /** Cinder has the volume `attaching`, as the inspection read it. */
-  volumeAttaching = false,
+  volumeAttaching: boolean,
 ): Promise<void> {
   if (pending?.id !== bdm.attachment_id) return;
   if (pending.status === 'attaching' || (pending.status === 'attached' && volumeAttaching)) {

@@ -1,17 +1,11 @@
-import type { Selectable } from 'kysely';
-import type { Connector } from '../../connector';
-import type { Attachment, CinderClient } from '../../cinder/cinder-client';
+import type { Attachment } from '../../cinder/cinder-client';
 import { NovaBdmError, RefreshFailed } from '../../errors';
-import type { NovaDatabase } from '../../nova-db/connect';
 import { saveBdmAttachment } from '../../nova-db/refresh-writes';
 import type { BdmRecord } from '../../nova-db/records';
-import type { CellDatabase, InstancesTable } from '../../nova-db/schema';
-import type { AdminContext } from '../../rpc/request-context';
 import { connectionInfoFromAttachment, parseConnectionInfo, pythonJsonDumps } from '../rules/connection-info';
-import { asRefreshAction, completePendingAttachment, connectorFor } from './bdm-writes';
+import { asRefreshAction, completePendingAttachment, connectorFor, type BdmWriteInput } from './bdm-writes';
 import { reconcileBdm, undoneOf } from './reconcile';
 import type { WorkDone } from './work';
-import type { StepLog } from '../shared/step-log';
 
 // The writes of one BDM's online refresh, under the instance's lock, the instance running: a
 // second attachment for the same instance with the host's connector, completed; the BDM saved;
@@ -24,26 +18,8 @@ import type { StepLog } from '../shared/step-log';
 export const ONLINE_STEPS = ['attachment_create', 'attachment_complete', 'bdm_save', 'attachment_delete'] as const;
 export type OnlineStep = (typeof ONLINE_STEPS)[number];
 
-export interface OnlineWorkInput {
-  db: NovaDatabase<CellDatabase>;
-  cinder: CinderClient;
-  /** The refresh phase's context: its request id goes to Cinder and the action. */
-  ctx: AdminContext;
-  steps: StepLog;
-  /** [DEFAULT] host of this process (the action event's host). */
-  eventHost: string;
-  /** The instance as locked. */
-  instance: Selectable<InstancesTable>;
-  bdm: BdmRecord;
-  connector: Connector;
-  /** Cinder's view of the BDM's attachment, read by the inspection (null: gone). */
-  cinderView: Attachment | null;
-  /** Cinder has the volume `attaching` (as the inspection read it). */
-  volumeAttaching?: boolean;
-  /** Every attachment of (volume, instance) as a fleet plan's bulk listing showed it. */
-  listedAttachments?: Attachment[];
-  warnings: string[];
-}
+/** The online flow takes what both flows take, and no RPC. */
+export type OnlineWorkInput = BdmWriteInput;
 
 export interface OnlineWorkDone extends WorkDone {
   onlineSteps: OnlineStep[];

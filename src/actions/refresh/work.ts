@@ -1,49 +1,27 @@
-import type { Selectable } from 'kysely';
-import type { Connector } from '../../connector';
 import type { Attachment, CinderClient } from '../../cinder/cinder-client';
 import { NovaBdmError, RefreshFailed } from '../../errors';
-import type { NovaDatabase } from '../../nova-db/connect';
 import { CLAIM_KEY } from '../../nova-db/refresh-claim';
 import { infoCacheOf, systemMetadataOf } from '../../nova-db/refresh-reads';
 import { saveBdmAttachment } from '../../nova-db/refresh-writes';
 import type { BdmRecord } from '../../nova-db/records';
-import type { CellDatabase, InstancesTable } from '../../nova-db/schema';
 import { instancePrimitive } from '../../rpc/instance-primitive';
 import type { OsloRpcClient } from '../../rpc/oslo-rpc-client';
 import { takesDeleteAttachment, type ComputeTopic } from '../../rpc/compute-rpc-version';
-import { contextDict, type AdminContext } from '../../rpc/request-context';
+import { contextDict } from '../../rpc/request-context';
 import { connectionInfoFromAttachment, parseConnectionInfo, pythonJsonDumps, type ConnectionInfo } from '../rules/connection-info';
-import { asRefreshAction, completePendingAttachment, connectorFor } from './bdm-writes';
+import { asRefreshAction, completePendingAttachment, connectorFor, type BdmWriteInput } from './bdm-writes';
 import { reconcileBdm, undoneOf } from './reconcile';
-import type { StepLog } from '../shared/step-log';
 
 // The writes of one BDM's refresh, under the instance's lock: nova-manage's _do_refresh. On any
 // failure the reconcile step restores the invariant and the error says what remains.
 
-export interface WorkInput {
-  db: NovaDatabase<CellDatabase>;
-  cinder: CinderClient;
+/** The stopped flow's input: what both flows take, and the route of the compute's RPC. */
+export interface WorkInput extends BdmWriteInput {
   rpc: OsloRpcClient;
-  /** The refresh phase's context: its request id goes to Cinder, the RPC and the action. */
-  ctx: AdminContext;
-  steps: StepLog;
-  /** [DEFAULT] host of this process (the error event's host). */
-  eventHost: string;
   rpcVersion: string;
   /** The topic remove_volume_connection goes to (compute-alt from RPC 6.5 on). */
   rpcTopic: ComputeTopic;
   rpcTimeoutSeconds: number;
-  /** The instance as locked. */
-  instance: Selectable<InstancesTable>;
-  bdm: BdmRecord;
-  connector: Connector;
-  /** Cinder's view of the BDM's attachment, read by the inspection (null: none or legacy). */
-  cinderView?: Attachment | null;
-  /** Cinder has the volume `attaching` (as the inspection read it). */
-  volumeAttaching?: boolean;
-  /** Every attachment of (volume, instance) as a fleet plan's bulk listing showed it: no listing of our own needed. */
-  listedAttachments?: Attachment[];
-  warnings: string[];
 }
 
 export interface WorkDone {
