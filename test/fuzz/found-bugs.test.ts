@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, ftruncateSync, openSync, closeSync } from 'node:fs';
+import { mkdtempSync, rmSync, ftruncateSync, openSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expectationMismatch } from '../../src/actions/rules/staleness';

@@ -1,7 +1,7 @@
 import type { Selectable } from 'kysely';
 import { NovaBdmError } from '../../errors';
 import { streamVolumeBdms } from '../../nova-db/audit-query';
-import type { Cell, NovaTopology } from '../../nova-db/cells';
+import type { Cell } from '../../nova-db/cells';
 import { listVolumeBdmsOfInstance } from '../../nova-db/queries';
 import { findInstanceRow, systemMetadataOf } from '../../nova-db/refresh-reads';
 import type { BdmRecord } from '../../nova-db/records';
