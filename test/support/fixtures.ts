@@ -46,6 +46,13 @@ export const ISCSI_CHAP_CONNECTION_INFO = {
   serial: 'X',
 };
 
+/** What a seeded compute service may differ in: a last report long ago, forced down, another hypervisor. */
+export interface ComputeServiceOverrides {
+  updated_at?: Date;
+  forced_down?: number;
+  hypervisor_type?: string;
+}
+
 export class Fixtures {
   readonly env: NovaTestEnv = loadNovaTestEnv();
   readonly api: Kysely<ApiDatabase>;
@@ -76,6 +83,52 @@ export class Fixtures {
 
   cell(name: CellName): Kysely<CellDatabase> {
     return this.cells[name];
+  }
+  /**
+   * A nova-compute service and its compute node for `host` in a cell, as nova-compute registers
+   * them (any earlier ones of the host there replaced); `overrides` make it stale, forced down or
+   * of another hypervisor.
+   */
+  async seedComputeService(cell: CellName, host: string, overrides: ComputeServiceOverrides = {}): Promise<void> {
+    const db = this.cell(cell);
+    await db.deleteFrom('services').where('host', '=', host).execute();
+    await db.deleteFrom('compute_nodes').where('host', '=', host).execute();
+    const service = await db
+      .insertInto('services')
+      .values({
+        created_at: new Date(),
+        updated_at: overrides.updated_at ?? new Date(),
+        host,
+        binary: 'nova-compute',
+        topic: 'compute',
+        report_count: 1,
+        disabled: 0,
+        deleted: 0,
+        forced_down: overrides.forced_down ?? 0,
+        version: 64,
+        uuid: randomUUID(),
+      })
+      .executeTakeFirstOrThrow();
+    await db
+      .insertInto('compute_nodes')
+      .values({
+        created_at: new Date(),
+        service_id: Number(service.insertId),
+        vcpus: 4,
+        memory_mb: 8192,
+        local_gb: 100,
+        vcpus_used: 0,
+        memory_mb_used: 0,
+        local_gb_used: 0,
+        hypervisor_type: overrides.hypervisor_type ?? 'QEMU',
+        hypervisor_version: 7002000,
+        cpu_info: '{}',
+        hypervisor_hostname: `${host}.example.org`,
+        host,
+        deleted: 0,
+        uuid: randomUUID(),
+      })
+      .execute();
   }
 
   async seedInstance(cell: CellName, overrides: Partial<Insertable<InstancesTable>> = {}, mapped = true): Promise<string> {

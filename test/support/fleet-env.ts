@@ -57,7 +57,7 @@ export class FleetEnv {
         const url = cell === 'cell2' ? `amqp://guest:guest@127.0.0.1:5672/${PREFIX}cell2` : undefined;
         const compute = await FakeCompute.start(name, url);
         env.hosts.set(name, { name, cell, compute });
-        await env.seedComputeService(name, cell);
+        await env.fx.seedComputeService(cell, name);
       }
     }
     // Like nova-compute's report_state: keep the service rows fresh.
@@ -95,46 +95,6 @@ export class FleetEnv {
   /** Writes <host>.json for these hosts, as get_connector --json would. */
   writeConnectors(hosts: string[]): void {
     for (const h of hosts) writeFileSync(join(this.connectorDir, `${h}.json`), JSON.stringify(this.connectorOf(h)));
-  }
-
-  private async seedComputeService(host: string, cell: CellName): Promise<void> {
-    const db = this.fx.cell(cell);
-    const service = await db
-      .insertInto('services')
-      .values({
-        created_at: new Date(),
-        updated_at: new Date(),
-        host,
-        binary: 'nova-compute',
-        topic: 'compute',
-        report_count: 1,
-        disabled: 0,
-        deleted: 0,
-        forced_down: 0,
-        version: 64,
-        uuid: randomUUID(),
-      })
-      .executeTakeFirstOrThrow();
-    await db
-      .insertInto('compute_nodes')
-      .values({
-        created_at: new Date(),
-        service_id: Number(service.insertId),
-        vcpus: 4,
-        memory_mb: 8192,
-        local_gb: 100,
-        vcpus_used: 0,
-        memory_mb_used: 0,
-        local_gb_used: 0,
-        hypervisor_type: 'QEMU',
-        hypervisor_version: 7002000,
-        cpu_info: '{}',
-        hypervisor_hostname: `${host}.example.org`,
-        host,
-        deleted: 0,
-        uuid: randomUUID(),
-      })
-      .execute();
   }
 
   /** An instance on `host` with one rbd BDM per entry of `fresh` (true: already on the new monitors). */

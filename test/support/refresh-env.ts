@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,8 +8,9 @@ import { execute, type Outcome } from '../../src/entry/run';
 import type { RefreshAnswer } from './results';
 import { DanglingBdmWatch, danglingBdms } from './dangling-bdms';
 import { FakeCompute } from './fake-compute';
+import { BUNDLE } from './nova-env';
 import { FakeOpenStack, type FakeAttachment } from './fake-openstack';
-import { Fixtures, RBD_CONNECTION_INFO } from './fixtures';
+import { Fixtures, RBD_CONNECTION_INFO, type ComputeServiceOverrides } from './fixtures';
 
 // Everything a refresh test needs: the real Nova schema (cell1, templated transport URL on the
 // real RabbitMQ), a stand-in compute on its own host name, and the stand-in Keystone + Cinder.
@@ -110,49 +112,9 @@ export class RefreshEnv {
     return { ...CONNECTOR, host: this.host };
   }
 
-  async seedComputeService(
-    overrides: { updated_at?: Date; forced_down?: number; hypervisor_type?: string } = {},
-    host = this.host,
-  ): Promise<void> {
-    const db = this.fx.cell('cell1');
-    await db.deleteFrom('services').where('host', '=', host).execute();
-    await db.deleteFrom('compute_nodes').where('host', '=', host).execute();
-    const service = await db
-      .insertInto('services')
-      .values({
-        created_at: new Date(),
-        updated_at: overrides.updated_at ?? new Date(),
-        host,
-        binary: 'nova-compute',
-        topic: 'compute',
-        report_count: 1,
-        disabled: 0,
-        deleted: 0,
-        forced_down: overrides.forced_down ?? 0,
-        version: 64,
-        uuid: randomUUID(),
-      })
-      .executeTakeFirstOrThrow();
-    await db
-      .insertInto('compute_nodes')
-      .values({
-        created_at: new Date(),
-        service_id: Number(service.insertId),
-        vcpus: 4,
-        memory_mb: 8192,
-        local_gb: 100,
-        vcpus_used: 0,
-        memory_mb_used: 0,
-        local_gb_used: 0,
-        hypervisor_type: overrides.hypervisor_type ?? 'QEMU',
-        hypervisor_version: 7002000,
-        cpu_info: '{}',
-        hypervisor_hostname: `${host}.example.org`,
-        host,
-        deleted: 0,
-        uuid: randomUUID(),
-      })
-      .execute();
+  /** This host's (or `host`'s) nova-compute service and compute node in cell1, replacing any earlier ones. */
+  async seedComputeService(overrides: ComputeServiceOverrides = {}, host = this.host): Promise<void> {
+    await this.fx.seedComputeService('cell1', host, overrides);
   }
 
   /**
@@ -226,6 +188,26 @@ export class RefreshEnv {
     const { kind } = outcome;
     assert.ok(kind === 'refresh' || kind === 'show' || kind === 'failure', `not a single refresh's answer: ${kind}`);
     return outcome.result;
+  }
+
+  /**
+   * Run the bundle as Ansible does (the arguments on stdin, this env's defaults as refresh() has
+   * them) with the failpoint that SIGKILLs it right before `step` (NOVA_BDM_KILL_BEFORE_STEP).
+   * Resolves with the signal it ended by.
+   */
+  async refreshKilledBefore(step: string, args: Record<string, unknown>): Promise<NodeJS.Signals | null> {
+    const input = JSON.stringify({
+      action: 'refresh',
+      config_file: [this.fx.env.confPath, this.extraConf],
+      connector: this.connector,
+      expect: RefreshEnv.EXPECT_NEW_MONITORS,
+      ...args,
+    });
+    return new Promise((resolve) => {
+      const child = spawn(BUNDLE, ['-'], { env: { ...process.env, NOVA_BDM_KILL_BEFORE_STEP: step }, stdio: ['pipe', 'ignore', 'ignore'] });
+      child.on('exit', (_code, signal) => resolve(signal));
+      child.stdin.end(input);
+    });
   }
 
   /** What execute returns for these arguments (refresh with this env's connector and expect unless they say otherwise). */
