@@ -1,10 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BUNDLE } from './support/nova-env';
 import { RefreshEnv } from './support/refresh-env';
 
 // Cases no other test covered, each judged by the end state of Nova's rows and Cinder's
@@ -139,23 +137,8 @@ describe('crash recovery of a legacy BDM: SIGKILL at each step, then a run that 
   for (const step of steps) {
     test(`killed before ${step}`, async () => {
       const s = await env.seed({ legacy: true });
-      const args = JSON.stringify({
-        action: 'refresh',
-        bdm_uuid: s.bdm.uuid,
-        config_file: [env.fx.env.confPath, env.extraConf],
-        connector: env.connector,
-        expect: RefreshEnv.EXPECT_NEW_MONITORS,
-      });
       const watch = env.watchDanglingBdms(s.instanceUuid);
-      const killed = await new Promise<string | null>((resolve) => {
-        const child = spawn(BUNDLE, ['-'], {
-          env: { ...process.env, NOVA_BDM_KILL_BEFORE_STEP: step },
-          stdio: ['pipe', 'ignore', 'ignore'],
-        });
-        child.on('exit', (_code, signal) => resolve(signal));
-        child.stdin.end(args);
-      });
-      assert.equal(killed, 'SIGKILL');
+      assert.equal(await env.refreshKilledBefore(step, { bdm_uuid: s.bdm.uuid }), 'SIGKILL');
       assert.deepEqual(await watch.stop(), [], 'the killed run never left a BDM naming a deleted attachment');
       assert.equal((await env.dumpRows(s.instanceUuid)).instance!.locked, 1, 'the killed run left its lock');
       const r = await env.refresh({ bdm_uuid: s.bdm.uuid });

@@ -1,12 +1,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { lockReasonFor } from '../src/actions/rules/lock-reason';
 import { RefreshEnv } from './support/refresh-env';
-import { BUNDLE } from './support/nova-env';
 import { TcpProxy } from './support/tcp-proxy';
 
 // Every way a refresh can be refused or can fail, and what it leaves behind: preconditions
@@ -365,23 +363,8 @@ describe('crash safety: SIGKILL at each step, then a run that recovers', () => {
   for (const step of steps) {
     test(`killed before ${step}`, async () => {
       const s = await env.seed();
-      const args = JSON.stringify({
-        action: 'refresh',
-        bdm_uuid: s.bdm.uuid,
-        config_file: [env.fx.env.confPath, env.extraConf],
-        connector: env.connector,
-        expect: RefreshEnv.EXPECT_NEW_MONITORS,
-      });
       const watch = env.watchDanglingBdms(s.instanceUuid);
-      const killed = await new Promise<{ code: number | null; signal: string | null }>((resolve) => {
-        const child = spawn(BUNDLE, ['-'], {
-          env: { ...process.env, NOVA_BDM_KILL_BEFORE_STEP: step },
-          stdio: ['pipe', 'ignore', 'ignore'],
-        });
-        child.on('exit', (code, signal) => resolve({ code, signal }));
-        child.stdin.end(args);
-      });
-      assert.equal(killed.signal, 'SIGKILL');
+      assert.equal(await env.refreshKilledBefore(step, { bdm_uuid: s.bdm.uuid }), 'SIGKILL');
       assert.deepEqual(await watch.stop(), [], 'the killed run never left a BDM naming a deleted attachment');
       const left = await env.dumpRows(s.instanceUuid);
       assert.equal(left.instance!.locked, 1, 'the killed run left its lock');

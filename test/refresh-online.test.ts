@@ -1,8 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { ISCSI_CHAP_CONNECTION_INFO, RBD_CONNECTION_INFO } from './support/fixtures';
-import { BUNDLE } from './support/nova-env';
 import { NEW_MONITORS, RefreshEnv } from './support/refresh-env';
 import type { RefreshAnswer } from './support/results';
 import { TcpProxy } from './support/tcp-proxy';
@@ -381,23 +379,7 @@ describe('crash safety: SIGKILL before each online step, then a run that recover
   for (const step of [...ONLINE_STEPS, 'finish_action', 'unlock']) {
     test(`killed before ${step}`, async () => {
       const s = await env.seed({ instance: RUNNING });
-      const args = JSON.stringify({
-        action: 'refresh',
-        bdm_uuid: s.bdm.uuid,
-        config_file: [env.fx.env.confPath, env.extraConf],
-        connector: env.connector,
-        expect: RefreshEnv.EXPECT_NEW_MONITORS,
-        running_instances: 'online',
-      });
-      const killed = await new Promise<{ signal: string | null }>((resolve) => {
-        const child = spawn(BUNDLE, ['-'], {
-          env: { ...process.env, NOVA_BDM_KILL_BEFORE_STEP: step },
-          stdio: ['pipe', 'ignore', 'ignore'],
-        });
-        child.on('exit', (_code, signal) => resolve({ signal }));
-        child.stdin.end(args);
-      });
-      assert.equal(killed.signal, 'SIGKILL');
+      assert.equal(await env.refreshKilledBefore(step, { bdm_uuid: s.bdm.uuid, running_instances: 'online' }), 'SIGKILL');
       await assertBdmAttachmentExists(s);
       const left = await env.dumpRows(s.instanceUuid);
       assert.equal(left.instance!.locked, 1, 'the killed run left its lock');
