@@ -15,14 +15,11 @@
 // before (`--keep` leaves it up). Needs root (the lab does). Not to be run while
 // `npm run test:interop` uses the lab.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { playbookRunner, root, say } from './demo-shared.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const lab = join(root, 'test/interop/lab');
-const bold = (t) => (process.stdout.isTTY ? `\x1b[1m${t}\x1b[0m` : t);
-const say = (t) => console.log(`\n${bold(`== ${t}`)}`);
 const shown = (cmd) => console.log(`$ ${cmd}`);
 const OLD = '127.0.0.1';
 const NEW = '127.0.0.2';
@@ -145,41 +142,24 @@ try {
   }
   const instances = [...stoppedOnes, ...runningOnes];
 
-  const collections = join(state, 'collections');
-  mkdirSync(join(collections, 'ansible_collections', 'osops'), { recursive: true });
-  symlinkSync(join(root, 'ansible'), join(collections, 'ansible_collections', 'osops', 'nova'));
-  const vars = join(state, 'vars.json');
-  writeFileSync(
-    vars,
-    JSON.stringify({
-      nova_bdm_config_file: env.OPENSTACK_LAB_NOVA_CONF,
-      ceph_monitors: [NEW],
-      nova_bdm_expect: { driver_volume_type: 'rbd', data: { hosts: [NEW], ports: ['6789'] } },
-      // the running instances too, online: their rbd BDMs by Cinder and the database alone
-      nova_bdm_running_instances: 'online',
-      // this demo's instances only (earlier runs left others on compute2)
-      nova_bdm_audit: { driver_volume_type: 'rbd', instance_uuids: instances.map((s) => s.instance_uuid) },
-      // compute2 is this machine: get_connector runs here with compute2's nova.conf
-      nova_bdm_host_map: { compute2: 'localhost' },
-      nova_bdm_compute_config_file: [env.OPENSTACK_LAB_NOVA_CONF, env.OPENSTACK_LAB_NOVA_COMPUTE2_CONF],
-      nova_bdm_report_path: join(state, 'audit.json'),
-      ansible_node_interpreter: process.execPath,
-    }),
-  );
+  const runner = playbookRunner(state, {
+    nova_bdm_config_file: env.OPENSTACK_LAB_NOVA_CONF,
+    ceph_monitors: [NEW],
+    nova_bdm_expect: { driver_volume_type: 'rbd', data: { hosts: [NEW], ports: ['6789'] } },
+    // the running instances too, online: their rbd BDMs by Cinder and the database alone
+    nova_bdm_running_instances: 'online',
+    // this demo's instances only (earlier runs left others on compute2)
+    nova_bdm_audit: { driver_volume_type: 'rbd', instance_uuids: instances.map((s) => s.instance_uuid) },
+    // compute2 is this machine: get_connector runs here with compute2's nova.conf
+    nova_bdm_host_map: { compute2: 'localhost' },
+    nova_bdm_compute_config_file: [env.OPENSTACK_LAB_NOVA_CONF, env.OPENSTACK_LAB_NOVA_COMPUTE2_CONF],
+    nova_bdm_report_path: join(state, 'audit.json'),
+  });
   const playbook = (title, args) => {
     say(title);
     shown(`ansible-playbook ${args.join(' ')} -e @vars.json`);
     const t = Date.now();
-    const p = spawnSync('ansible-playbook', [...args, '-e', `@${vars}`, '-i', 'localhost,', '-c', 'local'], {
-      stdio: 'inherit',
-      env: {
-        ...process.env,
-        ANSIBLE_COLLECTIONS_PATH: collections,
-        ANSIBLE_NOCOLOR: process.stdout.isTTY ? '0' : '1',
-        ANSIBLE_LOCALHOST_WARNING: 'false',
-        ANSIBLE_RETRY_FILES_ENABLED: 'false',
-      },
-    });
+    const p = spawnSync(...runner.command(args));
     console.log(`(ansible-playbook exit ${p.status}, ${secs(t)})`);
     if (p.status !== 0) throw new Error(`ansible-playbook ${args[0]} failed`);
   };

@@ -6,18 +6,15 @@
 // Then the real ansible-playbook runs the collection's audit (check mode), refresh and audit
 // playbooks by FQCN. It cleans up after itself and is safe to re-run.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { playbookRunner, root, say } from './demo-shared.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 const stateDir = '/var/tmp/nova-bdm-demo';
 process.env.NOVA_BDM_TEST_DB_PREFIX = 'nbdemo_';
 process.env.NOVA_BDM_STATE_DIR = stateDir;
-const bold = (t) => (process.stdout.isTTY ? `\x1b[1m${t}\x1b[0m` : t);
-const say = (t) => console.log(`\n${bold(`== ${t}`)}`);
 
 say('local services (MariaDB, RabbitMQ)');
 execFileSync('bash', [join(root, 'build/ensure-services.sh')], { stdio: 'inherit' });
@@ -39,37 +36,20 @@ try {
   console.log(`the Ceph monitors are now ${NEW_MONITORS.join(', ')} (Cinder already hands those out)`);
 
   // The collection, by FQCN, straight from this checkout.
-  const collections = join(stateDir, 'collections');
-  mkdirSync(join(collections, 'ansible_collections', 'osops'), { recursive: true });
-  symlinkSync(join(root, 'ansible'), join(collections, 'ansible_collections', 'osops', 'nova'));
-  const vars = join(stateDir, 'demo-vars.json');
-  writeFileSync(
-    vars,
-    JSON.stringify({
-      nova_bdm_config_file: [env.fx.env.confPath, env.extraConf],
-      ceph_monitors: NEW_MONITORS,
-      nova_bdm_expect: RefreshEnv.EXPECT_NEW_MONITORS,
-      // The stand-in compute is not a host Ansible can log in to: give its connector directly.
-      nova_bdm_connectors: { compute1: env.connector },
-      nova_bdm_report_path: join(stateDir, 'audit.json'),
-      ansible_node_interpreter: process.execPath,
-    }),
-  );
+  const runner = playbookRunner(stateDir, {
+    nova_bdm_config_file: [env.fx.env.confPath, env.extraConf],
+    ceph_monitors: NEW_MONITORS,
+    nova_bdm_expect: RefreshEnv.EXPECT_NEW_MONITORS,
+    // The stand-in compute is not a host Ansible can log in to: give its connector directly.
+    nova_bdm_connectors: { compute1: env.connector },
+    nova_bdm_report_path: join(stateDir, 'audit.json'),
+  });
   const playbook = (title, args) =>
     new Promise((resolve) => {
       say(title);
       console.log(`$ ansible-playbook ${args.join(' ')}`);
       // Asynchronous: the stand-ins answer from this process while the playbook runs.
-      const child = spawn('ansible-playbook', [...args, '-e', `@${vars}`, '-i', 'localhost,', '-c', 'local'], {
-        stdio: 'inherit',
-        env: {
-          ...process.env,
-          ANSIBLE_COLLECTIONS_PATH: collections,
-          ANSIBLE_NOCOLOR: process.stdout.isTTY ? '0' : '1',
-          ANSIBLE_LOCALHOST_WARNING: 'false',
-          ANSIBLE_RETRY_FILES_ENABLED: 'false',
-        },
-      });
+      const child = spawn(...runner.command(args));
       child.on('close', (code) => resolve(code));
     });
   await playbook('1. which BDMs are stale? (audit, check mode)', ['osops.nova.audit', '-C']);
@@ -82,8 +62,8 @@ try {
   if (process.argv.includes('--keep')) {
     // Keep the demo cloud up so the runbooks (docs/runbooks.md) can be followed by hand.
     say('the demo cloud stays up until you press Ctrl-C; in another shell:');
-    console.log(`export ANSIBLE_COLLECTIONS_PATH=${collections}`);
-    console.log(`ansible-playbook osops.nova.audit -C -i localhost, -c local -e @${vars}`);
+    console.log(`export ANSIBLE_COLLECTIONS_PATH=${runner.collections}`);
+    console.log(`ansible-playbook osops.nova.audit -C -i localhost, -c local -e @${runner.varsPath}`);
     console.log(
       `node ${join(root, 'ansible/plugins/modules/bdm.cjs')} --config-file ${env.fx.env.confPath} --config-file ${env.extraConf} bdm audit --expect-json '${JSON.stringify(RefreshEnv.EXPECT_NEW_MONITORS)}'`,
     );
