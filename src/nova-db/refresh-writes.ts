@@ -47,21 +47,19 @@ export async function recordApiAction(
 ): Promise<void> {
   const now = new Date();
   const actionId = await insertAction(tx, instanceUuid, ctx, action, now);
+  await insertFinishedEvent(tx, actionId, { event, result: 'Success', host, details: null }, now);
+}
+
+/** An event that starts and finishes at `now`, as nova records the one step of a quick action. */
+async function insertFinishedEvent(
+  tx: Tx,
+  actionId: number,
+  e: { event: string; result: 'Success' | 'Error'; host: string; details: string | null },
+  now: Date,
+): Promise<void> {
   await tx
     .insertInto('instance_actions_events')
-    .values({
-      created_at: now,
-      updated_at: now,
-      deleted: 0,
-      event,
-      action_id: actionId,
-      start_time: now,
-      finish_time: now,
-      result: 'Success',
-      traceback: null,
-      host,
-      details: null,
-    })
+    .values({ created_at: now, updated_at: now, deleted: 0, action_id: actionId, start_time: now, finish_time: now, traceback: null, ...e })
     .execute();
 }
 
@@ -83,22 +81,7 @@ export async function finishRefreshAction(db: CellDb, actionId: number, host: st
         .where('id', '=', actionId)
         .execute();
       if (error) {
-        await tx
-          .insertInto('instance_actions_events')
-          .values({
-            created_at: now,
-            updated_at: now,
-            deleted: 0,
-            event: 'nova_bdm_refresh',
-            action_id: actionId,
-            start_time: now,
-            finish_time: now,
-            result: 'Error',
-            traceback: null,
-            host,
-            details: error.slice(0, 65000),
-          })
-          .execute();
+        await insertFinishedEvent(tx, actionId, { event: 'nova_bdm_refresh', result: 'Error', host, details: error.slice(0, 65000) }, now);
       }
     }),
   );
