@@ -8,6 +8,7 @@ import { answer, resultOf } from './support/results';
 import type { AuditResult } from '../src/actions/audit/audit';
 import { RefreshEnv } from './support/refresh-env';
 import { parseMetricsFile, sampleValue } from './support/prometheus-text';
+import { parseYaml } from './support/yaml';
 
 // The audit's bounded result (stale_limit, stale_truncated, the counts) and its metrics_path
 // file, read back with a real Prometheus text-format parser, on the real schema.
@@ -217,13 +218,7 @@ describe('audit: bounded result and metrics_path', () => {
     const section = runbook.slice(runbook.indexOf('## 6. Alert on stale BDMs with Prometheus'));
     const yaml = /```yaml\n([\s\S]*?)```/.exec(section)?.[1];
     assert.ok(yaml, 'a yaml block');
-    const { execFileSync } = require('node:child_process') as typeof import('node:child_process');
-    const rules = JSON.parse(
-      execFileSync('/usr/bin/python3', ['-c', 'import yaml, json, sys; print(json.dumps(yaml.safe_load(sys.stdin.read())))'], {
-        input: yaml,
-        encoding: 'utf8',
-      }),
-    );
+    const rules = parseYaml(yaml);
     const exprs: string[] = rules.groups.flatMap((g: any) => g.rules.map((r: any) => r.expr));
     assert.ok(rules.groups[0].rules.some((r: any) => r.alert === 'NovaStaleBlockDeviceMappings'));
     const documented = [...section.matchAll(/^\| `(nova_bdm_audit_\w+)` \|/gm)].map((x) => x[1]);

@@ -1,6 +1,6 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,7 @@ import type { Fields } from '../support/results';
 import type { FailureResult } from '../../src/entry/result';
 import type { GetConnectorResult } from '../../src/actions/get-connector';
 import type { FleetRefreshResult } from '../../src/actions/fleet/result';
+import { loadYaml } from '../support/yaml';
 
 // Issue 22 item 3: what an execution environment needs to run the collection. ansible-builder
 // is in neither the Debian nor the npm registry, so its inputs are checked here the way it reads
@@ -22,14 +23,6 @@ import type { FleetRefreshResult } from '../../src/actions/fleet/result';
 const ROOT = join(__dirname, '..', '..', '..');
 const COLLECTION = join(ROOT, 'ansible');
 const NODE_CACHE = process.env.NOVA_BDM_NODE_CACHE ?? '/var/tmp/nova-bdm-node-cache';
-
-function yaml(path: string): any {
-  const r = spawnSync('/usr/bin/python3', ['-c', 'import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))', path], {
-    encoding: 'utf8',
-  });
-  assert.equal(r.status, 0, r.stderr);
-  return JSON.parse(r.stdout);
-}
 
 interface BindepRule {
   name: string;
@@ -240,7 +233,7 @@ before(() => {
 });
 
 test("the collection's meta/execution-environment.yml names bindep.txt, as ansible-builder reads it", () => {
-  const meta = yaml(join(COLLECTION, 'meta', 'execution-environment.yml'));
+  const meta = loadYaml(join(COLLECTION, 'meta', 'execution-environment.yml'));
   assert.deepEqual(validate(COLLECTION_EE_SCHEMA, meta), []);
   assert.equal(meta.dependencies.system, 'bindep.txt');
   assert.ok(existsSync(join(COLLECTION, meta.dependencies.system)), 'relative to the collection root');
@@ -263,7 +256,7 @@ test('bindep.txt: nodejs >= the supported minimum on dpkg and rpm platforms, not
 });
 
 test('the sample execution-environment.yml is a valid ansible-builder 3 definition that brings osops.nova and nodejs', () => {
-  const ee = yaml(join(ROOT, 'docs', 'examples', 'execution-environment.yml'));
+  const ee = loadYaml(join(ROOT, 'docs', 'examples', 'execution-environment.yml'));
   assert.deepEqual(validate(EE_V3_SCHEMA, ee), []);
   assert.deepEqual(
     ee.dependencies.galaxy.collections.map((c: { name: string }) => c.name),

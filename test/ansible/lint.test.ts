@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { loadYaml } from '../support/yaml';
 
 // The collection as Galaxy and its users lint it: ansible-lint at the production profile and
 // yamllint (both Debian packages: .ci/run installs them), and a changelog antsibull-changelog
@@ -12,17 +12,6 @@ import { execFileSync } from 'node:child_process';
 
 const ROOT = join(__dirname, '..', '..', '..');
 const COLLECTION = join(ROOT, 'ansible');
-
-function loadYaml(path: string): any {
-  const out = execFileSync(
-    '/usr/bin/python3',
-    ['-c', 'import yaml, json, sys; print(json.dumps(yaml.safe_load(open(sys.argv[1], encoding="utf-8")), default=str))', path],
-    {
-      encoding: 'utf8',
-    },
-  );
-  return JSON.parse(out);
-}
 
 function tool(command: string, args: string[], cwd: string, env: Record<string, string> = {}) {
   const r = spawnSync(command, args, { cwd, encoding: 'utf8', timeout: 300_000, env: { ...process.env, NO_COLOR: '1', ...env } });

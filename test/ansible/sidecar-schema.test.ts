@@ -1,9 +1,9 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { argsSchema, SECRET_OPTIONS } from '../../src/args/schema';
+import { loadYaml, parseYaml } from '../support/yaml';
 
 // The Ansible sidecar documentation (ansible/plugins/modules/bdm.yml) and the ajv JSON Schema
 // (src/args/schema.ts, the one source of truth) must say the same thing: option names, types,
@@ -22,15 +22,6 @@ import { argsSchema, SECRET_OPTIONS } from '../../src/args/schema';
 
 const ROOT = join(__dirname, '..', '..', '..');
 const COLLECTION = join(ROOT, 'ansible');
-
-function loadYaml(path: string): any {
-  const out = execFileSync(
-    '/usr/bin/python3',
-    ['-c', 'import yaml, json, sys; print(json.dumps(yaml.safe_load(open(sys.argv[1], encoding="utf-8"))))', path],
-    { encoding: 'utf8' },
-  );
-  return JSON.parse(out);
-}
 
 type JsonSchema = {
   type?: string;
@@ -148,12 +139,7 @@ describe('the sidecar documentation agrees with the JSON Schema', () => {
   });
 
   test('EXAMPLES are YAML and use only real options', () => {
-    const examples = JSON.parse(
-      execFileSync('/usr/bin/python3', ['-c', 'import yaml, json, sys; print(json.dumps(yaml.safe_load(sys.stdin.read())))'], {
-        input: sidecar.EXAMPLES,
-        encoding: 'utf8',
-      }),
-    );
+    const examples = parseYaml(sidecar.EXAMPLES);
     const used = moduleTasks(examples);
     assert.ok(used.length >= 4, 'the examples call the module');
     for (const args of used) {
