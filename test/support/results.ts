@@ -68,6 +68,23 @@ export type RefreshSummaryFact = Pick<FleetRefreshResult, 'msg' | 'summary' | 'c
     report_path: NonNullable<FleetRefreshResult['report_path']> | null;
   };
 
+/** Every key of RefreshSummaryFact, as the role sets them (test/unit/role-summary-fact.test.ts compares). */
+export const REFRESH_SUMMARY_KEYS = [
+  'check_mode',
+  'msg',
+  'summary',
+  'counts',
+  'refreshed',
+  'skips',
+  'failures',
+  'connector_errors',
+  'report_path',
+] as const satisfies ReadonlyArray<keyof RefreshSummaryFact>;
+
+/** Fails the build when RefreshSummaryFact has a key REFRESH_SUMMARY_KEYS does not list. */
+export type EveryRefreshSummaryKeyListed = Unlisted<Exclude<keyof RefreshSummaryFact, (typeof REFRESH_SUMMARY_KEYS)[number]>>;
+type Unlisted<K extends never> = K;
+
 /** The summary fact a test's playbook wrote to a file (`nova_bdm_refresh_summary | to_json`). */
 export function readRefreshSummary(file: string): RefreshSummaryFact {
   return JSON.parse(readFileSync(file, 'utf8')) as RefreshSummaryFact;
