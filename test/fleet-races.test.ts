@@ -1,6 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { lockReasonFor } from '../src/actions/rules/lock-reason';
 import { CLAIM_KEY } from '../src/nova-db/refresh-claim';
 import { FleetEnv, type SeededBdm } from './support/fleet-env';
 import type { FleetRefreshResult } from '../src/actions/fleet/result';
@@ -157,4 +158,50 @@ describe('a fleet run killed mid-way', () => {
       await assertConverged(bdms);
     });
   }
+});
+
+describe('a refresh lock found, then given back before the claim', () => {
+  test('the run does not recover what nobody left: no recovery, the current BDM skipped as not stale, nothing refreshed', async () => {
+    // The plan finds the instance locked by a refresh (nova-manage's locked_reason, no claim of
+    // ours) and plans its recovery; before this run claims the instance, that refresh gives it
+    // back. The claim, which reads the instance under its row lock, is what decides.
+    const [h1] = env.hostNames() as [string];
+    const s = await env.seedInstance(h1, [true]);
+    const bdm = s.bdms[0]!;
+    const db = env.fx.cell(bdm.cell);
+    const reason = lockReasonFor({ uuid: bdm.uuid, instance_uuid: s.instanceUuid, volume_id: bdm.volumeId });
+    await db.updateTable('instances').set({ locked: 1, locked_by: 'admin' }).where('uuid', '=', s.instanceUuid).execute();
+    await db
+      .insertInto('instance_system_metadata')
+      .values({ created_at: new Date(), deleted: 0, instance_uuid: s.instanceUuid, key: 'locked_reason', value: reason })
+      .execute();
+    let released = false;
+    env.cloud.beforeRequest = async (method, path) => {
+      if (released || method !== 'GET' || !path.includes(`/attachments/${bdm.oldAttachmentId}`)) return;
+      released = true; // what nova-manage's unlock writes, after the plan read the lock
+      await db.updateTable('instances').set({ locked: 0, locked_by: null }).where('uuid', '=', s.instanceUuid).execute();
+      await db
+        .deleteFrom('instance_system_metadata')
+        .where('instance_uuid', '=', s.instanceUuid)
+        .where('key', '=', 'locked_reason')
+        .execute();
+    };
+    try {
+      const r = await env.refresh({ instance_uuids: [s.instanceUuid] });
+      assert.ok(released, 'the lock was given back during the plan');
+      assert.equal(r.failed, undefined, r.msg);
+      assert.deepEqual(r.counts, { refreshed: 0, skipped: 1, failed: 0 });
+      assert.equal(r.skips[0]!.why, 'not stale');
+      assert.ok(!(r.warnings ?? []).some((w: string) => /interrupted/.test(w)), `no recovery: ${JSON.stringify(r.warnings)}`);
+      assert.equal((await env.bdmRow(bdm)).attachment_id, bdm.oldAttachmentId, 'the BDM is untouched');
+      assert.deepEqual(
+        env.cloud.attachmentsOf(bdm.volumeId).map((a) => a.id),
+        [bdm.oldAttachmentId],
+      );
+      const inst = await env.instanceRow(bdm);
+      assert.deepEqual([inst.locked, inst.locked_by], [0, null]);
+    } finally {
+      env.cloud.beforeRequest = undefined;
+    }
+  });
 });

@@ -74,6 +74,40 @@ export async function readClaim(db: CellDb, instanceUuid: string): Promise<HeldC
   return db.run((k) => selectClaim(k, instanceUuid));
 }
 
+/** The claim and the instance's lock as one moment shows them. */
+export interface RefreshHold {
+  claim: HeldClaim | undefined;
+  locked: boolean;
+  lockedReason: string | null;
+}
+
+/**
+ * The claim with the instance's lock, read in one transaction (one snapshot): a claim given
+ * back takes the lock with it in one commit, so the two never disagree here, as they can between
+ * an instance row read earlier and a claim read now.
+ */
+export async function readRefreshHold(db: CellDb, instanceUuid: string): Promise<RefreshHold> {
+  return db.run((k) =>
+    k.transaction().execute(async (tx) => {
+      const claim = await selectClaim(tx, instanceUuid);
+      const instance = await tx
+        .selectFrom('instances')
+        .select('locked')
+        .where('uuid', '=', instanceUuid)
+        .where('deleted', '=', 0)
+        .executeTakeFirst();
+      const reason = await tx
+        .selectFrom('instance_system_metadata')
+        .select('value')
+        .where('instance_uuid', '=', instanceUuid)
+        .where('key', '=', 'locked_reason')
+        .where('deleted', '=', 0)
+        .executeTakeFirst();
+      return { claim, locked: Boolean(instance?.locked), lockedReason: reason?.value ?? null };
+    }),
+  );
+}
+
 async function selectClaim(tx: Tx, instanceUuid: string): Promise<HeldClaim | undefined> {
   const q = tx
     .selectFrom('instance_system_metadata')

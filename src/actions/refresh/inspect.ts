@@ -10,7 +10,7 @@ import {
   PreconditionFailed,
 } from '../../errors';
 import type { Cell, NovaTopology } from '../../nova-db/cells';
-import { readClaim } from '../../nova-db/refresh-claim';
+import { readRefreshHold } from '../../nova-db/refresh-claim';
 import type { BdmRecord } from '../../nova-db/records';
 import type { InstancesTable } from '../../nova-db/schema';
 import type { ComputeTopic } from '../../rpc/compute-rpc-version';
@@ -143,12 +143,15 @@ export function hostConflict(connector: Connector, instanceHost: string): HostCo
 export async function inspectBdm(ins: Inspector, t: Target, steps?: StepLog, underLock = false): Promise<Decision> {
   const { bdm, instance } = t;
   const db = ins.topology.cellDatabase(t.cell);
-  const claim = underLock ? undefined : await run(steps, 'check_claim', () => readClaim(db, instance.uuid));
+  // The claim and the lock as they are now, not as the target's row was read a moment ago:
+  // a refresh that gave the instance back since then is not an interrupted one.
+  const hold = underLock ? undefined : await run(steps, 'check_claim', () => readRefreshHold(db, instance.uuid));
+  const claim = hold?.claim;
   if (claim && !isAbandoned(claim)) {
     const error = new LockedByAnotherRefresh(`Instance ${instance.uuid} is locked by another refresh: ${describeClaim(claim)}.`);
     return { action: 'skip', why: 'locked by another refresh', error, reasons: [] };
   }
-  const interrupted = !underLock && (claim !== undefined || (Boolean(instance.locked) && isRefreshLockReason(t.lockedReason)));
+  const interrupted = hold !== undefined && (claim !== undefined || (hold.locked && isRefreshLockReason(hold.lockedReason)));
 
   // Is it stale? The DB rules, then Cinder's view of the attachment.
   const reasons = dbStaleReasons(bdm, ins.settings.expect);

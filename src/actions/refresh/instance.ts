@@ -110,9 +110,11 @@ function lockRequest(w: InstanceWork, flow: RefreshDecision['flow']): LockReques
 
 /** Under the lock: recover an interrupted refresh first, then each planned BDM in turn, none after a failed one. */
 async function refreshUnderLock(w: InstanceWork, lock: HeldLock): Promise<Omit<InstanceRun, 'unlock'>> {
-  if (lock.leftByInterruptedRefresh) w.warnings.push(lockWarnings.recovered(w.instanceUuid));
   const run: Omit<InstanceRun, 'unlock'> = { outcomes: [], lockRequestId: lock.lockContext.requestId };
-  if (lock.interrupted.length > 0 || w.planned.some((p) => p.decision.interrupted)) {
+  // What the claim found under the instance's row lock decides, not what the inspection saw
+  // before: the refresh it took for interrupted may have finished since.
+  if (lock.leftByInterruptedRefresh) {
+    w.warnings.push(lockWarnings.recovered(w.instanceUuid));
     const all = w.planned.map((p) => p.bdm);
     run.recovered = await w.steps.run('recover', () => recoverInterrupted(w.db, w.cinder, all, w.instanceUuid, w.eventHost));
   }
@@ -144,12 +146,16 @@ async function judgeUnderLock(
   if (so.failedEarlier) return skipped(now, `not started: ${so.failedEarlier}`, `not started: ${so.failedEarlier}`);
   let decision: Decision = p.decision;
   const changed = now.attachment_id !== p.bdm.attachment_id || now.connection_info !== p.bdm.connection_info;
-  if (so.recovered || changed) {
+  // Planned for the recovery of an interrupted refresh that the claim then did not find.
+  const noInterruption = !so.recovered && decision.action === 'refresh' && decision.interrupted;
+  if (so.recovered || changed || noInterruption) {
     // Judge again on what the database holds now (after the recovery, or another run's refresh).
     const facts = { cell: w.cell, bdm: now, instance: lock.instance, lockedReason: so.lockedReason };
     decision = await inspectBdm(w.inspector, facts, w.steps, true);
-    if (changed && !so.recovered && decision.action === 'current') {
-      return skipped(now, 'refreshed by another run meanwhile', `BDM ${now.uuid} was refreshed by another run meanwhile`);
+    if (!so.recovered && decision.action === 'current') {
+      return changed
+        ? skipped(now, 'refreshed by another run meanwhile', `BDM ${now.uuid} was refreshed by another run meanwhile`)
+        : skipped(now, 'not stale', `BDM ${now.uuid} is not stale (the refresh that held its instance had finished)`);
     }
   }
   switch (decision.action) {
