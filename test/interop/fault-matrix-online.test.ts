@@ -323,6 +323,65 @@ describe('fault matrix: online refresh of running rbd guests on the real lab (is
     });
   });
 
+  test('the fleet form, both guests at once: cinder-api SIGKILL before the 2nd attachment_complete; the same fleet refresh again converges on both', async () => {
+    assert.ok(guests.length === GUESTS);
+    for (const g of guests) {
+      assert.deepEqual(finalProblems(g, await snapshot(g), Infinity, 'active'), [], 'each guest is consistent to start from');
+      assert.equal(await qemuPid(g.instance_uuid), g.pid);
+    }
+    const args = {
+      action: 'refresh',
+      instance_uuids: guests.map((g) => g.instance_uuid),
+      connector_path: connector,
+      require_libvirt: true,
+      running_instances: 'online',
+      expect: { driver_volume_type: 'rbd', data: { hosts: [liveMon], ports: ['6789'] } },
+      force: true,
+      max_parallel: GUESTS,
+      per_host_parallel: GUESTS,
+      ...rig.toolArgs,
+    };
+    const actionsBefore = await Promise.all(guests.map(async (g) => (await snapshot(g)).nova.instance_actions.length));
+    const cinderApi = new LabService(lab, 'cinder-api');
+    let completes = 0;
+    armFaults(rig, { cinder: { onHttpRequest: (line) => (COMPLETE.test(line) && ++completes === 2 ? cinderApi.kill() : undefined) } });
+    let r1: Record<string, unknown>;
+    try {
+      r1 = (await runOurs(args, 180_000)).result;
+    } finally {
+      disarmFaults(rig);
+      await cinderApi.restart();
+    }
+    process.stdout.write(`# fleet form: first run: ${String(r1.msg)}\n`);
+    const counts = r1.counts as { refreshed: number; skipped: number; failed: number } | undefined;
+    const failures = (r1.failures ?? []) as Array<{ msg: string; remains: string }>;
+    assert.equal(r1.failed, true, JSON.stringify(r1).slice(0, 2000));
+    assert.ok(counts && counts.refreshed + counts.skipped + counts.failed === GUESTS && counts.failed >= 1, JSON.stringify(counts));
+    for (const f of failures)
+      assert.ok(!f.msg.includes('\n') && f.remains.length > 0, `one line, saying what remains: ${JSON.stringify(f)}`);
+    for (const g of guests) {
+      const interim = await snapshot(g);
+      assert.deepEqual(danglingBdmProblems(interim), [], `${g.instance_uuid}: its BDM names an attachment Cinder has`);
+      assert.equal(await qemuPid(g.instance_uuid), g.pid, `${g.instance_uuid}: the guest kept its QEMU process through the fault`);
+    }
+
+    const r2 = (await runOurs(args, 180_000)).result;
+    assert.equal(r2.failed, undefined, `the re-run converges: ${JSON.stringify(r2).slice(0, 3000)}`);
+    const refreshed = (r2.refreshed ?? []) as Array<{ instance_uuid: string; online?: boolean }>;
+    assert.deepEqual(
+      refreshed.map((e) => [e.instance_uuid, e.online]).sort(),
+      guests.map((g) => [g.instance_uuid, true]).sort(),
+      'both refreshed online',
+    );
+    for (const [i, g] of guests.entries()) {
+      const end = await snapshot(g);
+      assert.deepEqual(finalProblems(g, end, actionsBefore[i]!, 'active'), [], `${g.instance_uuid}: end state`);
+      const hosts = (end.nova.block_device_mapping[0]?.connection_info as { data?: { hosts?: unknown } } | null)?.data?.hosts;
+      assert.deepEqual(hosts, [liveMon], `${g.instance_uuid}: connection_info names the live mon`);
+      assert.equal(await qemuPid(g.instance_uuid), g.pid, `${g.instance_uuid}: still the QEMU process it started with`);
+    }
+  });
+
   test('after every case, a hard reboot rebuilds each guest from the BDM the cases left', async () => {
     for (const g of guests) {
       const r = await hardReboot(g.instance_uuid, 60);
