@@ -289,7 +289,7 @@ export function selectCells(cells: Cell[], wanted: string[] | undefined): Cell[]
   if (!wanted?.length) return cells;
   const unknown = wanted.filter((w) => !cells.some((c) => c.name === w || c.uuid === w.toLowerCase()));
   if (unknown.length > 0) {
-    throw new BadInput(`no such cell: ${unknown.join(', ')} (cells: ${cells.map((c) => cellLabel(c)).join(', ')})`);
+    throw new BadInput(`no such cell: ${unknown.join(', ')} (cells: ${cells.map(cellLabel).join(', ')})`);
   }
   return cells.filter((c) => wanted.some((w) => c.name === w || c.uuid === w.toLowerCase()));
 }

@@ -1,3 +1,4 @@
+import type { Selectable } from 'kysely';
 import type { Connector } from '../../connector';
 import type { Attachment, CinderClient } from '../../cinder/cinder-client';
 import type { RefreshFailed } from '../../errors';
@@ -5,7 +6,6 @@ import type { NovaDatabase } from '../../nova-db/connect';
 import { finishRefreshAction, startRefreshAction } from '../../nova-db/refresh-writes';
 import type { BdmRecord } from '../../nova-db/records';
 import type { CellDatabase, InstancesTable } from '../../nova-db/schema';
-import type { Selectable } from 'kysely';
 import type { AdminContext } from '../../rpc/request-context';
 import type { StepLog } from '../shared/step-log';
 
