@@ -121,7 +121,10 @@ test('found_dsc: "found" while a LightOS discovery client answers on localhost:6
   try {
     const result = resultOf(await execute({ action: 'get_connector', config_file: conf, host_root: root }), 'get_connector');
     assert.equal(result.connector.found_dsc, 'found');
-    assert.deepEqual(heads, ['HEAD /metrics']);
+    // Other tests running beside this one ask too, on a host with an NQN (/etc/nvme/hostnqn,
+    // which Debian's nvme-cli creates): every request is the one os-brick makes.
+    assert.ok(heads.length >= 1, 'asked');
+    assert.deepEqual([...new Set(heads)], ['HEAD /metrics']);
   } finally {
     await new Promise((resolve) => server.close(resolve));
   }
