@@ -82,30 +82,35 @@ export interface RefreshHold {
 }
 
 /**
- * The claim with the instance's lock, read in one transaction (one snapshot): a claim given
- * back takes the lock with it in one commit, so the two never disagree here, as they can between
- * an instance row read earlier and a claim read now.
+ * The claim with the instance's lock, read in one statement (one snapshot, one round trip as
+ * readClaim): a claim given back takes the lock with it in one commit, so the two never
+ * disagree here, as they can between an instance row read earlier and a claim read now.
  */
 export async function readRefreshHold(db: CellDb, instanceUuid: string): Promise<RefreshHold> {
-  return db.run((k) =>
-    k.transaction().execute(async (tx) => {
-      const claim = await selectClaim(tx, instanceUuid);
-      const instance = await tx
-        .selectFrom('instances')
-        .select('locked')
-        .where('uuid', '=', instanceUuid)
-        .where('deleted', '=', 0)
-        .executeTakeFirst();
-      const reason = await tx
-        .selectFrom('instance_system_metadata')
-        .select('value')
-        .where('instance_uuid', '=', instanceUuid)
-        .where('key', '=', 'locked_reason')
-        .where('deleted', '=', 0)
-        .executeTakeFirst();
-      return { claim, locked: Boolean(instance?.locked), lockedReason: reason?.value ?? null };
-    }),
+  const rows = await db.run((k) =>
+    k
+      .selectFrom('instances as i')
+      .leftJoin('instance_system_metadata as m', (j) =>
+        j.onRef('m.instance_uuid', '=', 'i.uuid').on('m.deleted', '=', 0).on('m.key', 'in', [CLAIM_KEY, 'locked_reason']),
+      )
+      .select([
+        'i.locked',
+        'm.id',
+        'm.key',
+        'm.value',
+        sql<number>`TIMESTAMPDIFF(SECOND, COALESCE(m.updated_at, m.created_at), UTC_TIMESTAMP())`.as('age'),
+      ])
+      .where('i.uuid', '=', instanceUuid)
+      .where('i.deleted', '=', 0)
+      .orderBy('m.id')
+      .execute(),
   );
+  const claim = rows.find((r) => r.key === CLAIM_KEY);
+  return {
+    claim: claim ? { id: claim.id!, value: parseClaim(claim.value), ageSeconds: Number(claim.age ?? 0) } : undefined,
+    locked: Boolean(rows[0]?.locked),
+    lockedReason: rows.find((r) => r.key === 'locked_reason')?.value ?? null,
+  };
 }
 
 async function selectClaim(tx: Tx, instanceUuid: string): Promise<HeldClaim | undefined> {
