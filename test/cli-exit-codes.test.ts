@@ -47,30 +47,14 @@ describe('wrong usage: 64, nothing run', () => {
 describe('bdm refresh', () => {
   test('0 refreshed; 0 not stale (and nothing changed); 2 connector path missing; 3 connector unreadable; 5 instance not stopped; 6 no such BDM', async () => {
     const s = await env.seed();
-    let r = await cli(
-      'bdm',
-      'refresh',
-      s.bdm.uuid,
-      '--connector-path',
-      connectorPath,
-      '--expect-json',
-      JSON.stringify(RefreshEnv.EXPECT_NEW_MONITORS),
-      '--json',
-    );
+    const refresh = ['bdm', 'refresh', s.bdm.uuid, '--connector-path', connectorPath];
+    const expectNew = ['--expect-json', JSON.stringify(RefreshEnv.EXPECT_NEW_MONITORS), '--json'];
+    let r = await cli(...refresh, ...expectNew);
     assert.equal(r.status, 0, r.stderr);
     const refreshed: Fields<SingleRefreshResult | FailureResult> = JSON.parse(r.stdout);
     assert.equal(refreshed.changed, true);
     const mutations = env.cloud.mutations().length;
-    r = await cli(
-      'bdm',
-      'refresh',
-      s.bdm.uuid,
-      '--connector-path',
-      connectorPath,
-      '--expect-json',
-      JSON.stringify(RefreshEnv.EXPECT_NEW_MONITORS),
-      '--json',
-    );
+    r = await cli(...refresh, ...expectNew);
     assert.equal(r.status, 0, r.stderr);
     const again: Fields<SingleRefreshResult | FailureResult> = JSON.parse(r.stdout);
     assert.equal(again.changed, false);

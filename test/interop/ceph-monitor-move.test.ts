@@ -229,16 +229,15 @@ describe('the Ceph monitor move on real Ceph, Cinder RBD and a libvirt compute',
     const connectorJson = JSON.parse(readFileSync(connector, 'utf8')) as Record<string, unknown>;
     assert.equal(connectorJson.host, 'compute2');
     // One fleet refresh over a and c (b is left for the real nova-manage).
-    const r = await timed('fleet refresh of a and c', () =>
-      runOurs<'fleet_refresh'>({
-        action: 'refresh',
-        config_file: lab.novaConf,
-        bdm_uuids: [a.bdm_uuid, c.bdm_uuid],
-        connectors: { compute2: connectorJson },
-        require_libvirt: true,
-        expect: EXPECT,
-      }),
-    );
+    const fleetArgs = {
+      action: 'refresh',
+      config_file: lab.novaConf,
+      bdm_uuids: [a.bdm_uuid, c.bdm_uuid],
+      connectors: { compute2: connectorJson },
+      require_libvirt: true,
+      expect: EXPECT,
+    };
+    const r = await timed('fleet refresh of a and c', () => runOurs<'fleet_refresh'>(fleetArgs));
     assert.equal(r.result.failed, undefined, `our fleet refresh failed: ${JSON.stringify(r.result, null, 2)}\n${r.stderr}`);
     assert.equal(r.status, 0);
     assert.equal(r.result.changed, true);
@@ -285,14 +284,7 @@ describe('the Ceph monitor move on real Ceph, Cinder RBD and a libvirt compute',
     });
     assert.equal(again.status, 0, again.stderr);
     assert.equal(again.result.changed, false, JSON.stringify(again.result));
-    const fleetAgain = await runOurs<'fleet_refresh'>({
-      action: 'refresh',
-      config_file: lab.novaConf,
-      bdm_uuids: [a.bdm_uuid, c.bdm_uuid],
-      connectors: { compute2: connectorJson },
-      require_libvirt: true,
-      expect: EXPECT,
-    });
+    const fleetAgain = await runOurs<'fleet_refresh'>(fleetArgs);
     assert.equal(fleetAgain.status, 0, fleetAgain.stderr);
     assert.equal(fleetAgain.result.changed, false, JSON.stringify(fleetAgain.result));
     assert.deepEqual(fleetAgain.result.counts, { refreshed: 0, skipped: 2, failed: 0 });
